@@ -1,0 +1,96 @@
+"""``wfctl defs``: workflow definitions (validate today; apply/list/show/delete with the engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .output import console, print_json
+
+app = typer.Typer(help="Validate and manage workflow definitions.", no_args_is_help=True)
+
+DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Files as given; directories expand to the definition files below them, sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in DEFINITION_SUFFIXES and p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+@app.command("validate")
+def validate_command(
+    files: List[Path] = typer.Argument(..., help="Definition files (.json/.yaml/.yml) or directories to search."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    stubs: Optional[Path] = typer.Option(
+        None, "--stubs", help="A stubs file: also warn about tale platform actions it does not cover."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors (exit 1 on any warning)."),
+) -> None:
+    """Check definitions: schema, step types, ports, targets, reachability, loops, templates.
+
+    Prints a table (or JSON with --json) and every error and warning on one line each, as
+    `file: step 'slug': field: message`. Exit code 0 when no file has errors, 1 otherwise.
+    """
+    from ..definitions import validate_file
+
+    stubbed = None
+    if stubs is not None:
+        from ..actions import StubSet
+
+        stubbed = StubSet.load(stubs).covered()
+    reports = [validate_file(path, stubbed=stubbed) for path in _expand(files)]
+    failed = any(r.errors or (strict and r.warnings) for r in reports)
+    if json_out:
+        print_json([_report_json(r) for r in reports])
+    else:
+        _render(reports)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _issue_json(issue) -> dict:
+    return {"step": issue.step, "field": issue.field, "message": issue.message, "text": str(issue)}
+
+
+def _report_json(report) -> dict:
+    return {
+        "file": str(report.source),
+        "definition_id": report.definition_id,
+        "valid": not report.errors,
+        "errors": [_issue_json(i) for i in report.errors],
+        "warnings": [_issue_json(i) for i in report.warnings],
+    }
+
+
+def _render(reports) -> None:
+    from rich.table import Table
+
+    out = console()
+    table = Table(title_justify="left")
+    for column in ("file", "definition", "steps", "result", "errors", "warnings"):
+        table.add_column(column, justify="right" if column in ("steps", "errors", "warnings") else "left")
+    for r in reports:
+        result = "[red]invalid[/red]" if r.errors else ("[yellow]ok (warnings)[/yellow]" if r.warnings else "[green]ok[/green]")
+        steps = str(len(r.definition.steps)) if r.definition is not None else "-"
+        table.add_row(str(r.source), r.definition_id or "-", steps, result, str(len(r.errors)), str(len(r.warnings)))
+    out.print(table)
+    for r in reports:
+        for issue in r.errors:
+            out.print("[red]error[/red]   " + _escape(str(issue)), soft_wrap=True)
+        for issue in r.warnings:
+            out.print("[yellow]warning[/yellow] " + _escape(str(issue)), soft_wrap=True)
+    invalid = sum(1 for r in reports if r.errors)
+    out.print(f"{len(reports)} file(s), {invalid} invalid, {sum(len(r.warnings) for r in reports)} warning(s)")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,36 @@
+"""Workflow definitions: the pydantic model, JSON/YAML loading, validation (errors and warnings)."""
+
+from .loader import SUFFIXES, load_definition, parse_definition, validate_data, validate_file
+from .model import (
+    DEFAULT_TIMEOUT_MS,
+    NOOP,
+    PORTS,
+    STEP_TYPES,
+    Definition,
+    RetryPolicy,
+    SecretRef,
+    Step,
+    WorkflowConfig,
+)
+from .validation import KNOWN_ROOTS, Issue, ValidationReport, validate_definition
+
+__all__ = [
+    "DEFAULT_TIMEOUT_MS",
+    "KNOWN_ROOTS",
+    "NOOP",
+    "PORTS",
+    "STEP_TYPES",
+    "SUFFIXES",
+    "Definition",
+    "Issue",
+    "RetryPolicy",
+    "SecretRef",
+    "Step",
+    "ValidationReport",
+    "WorkflowConfig",
+    "load_definition",
+    "parse_definition",
+    "validate_data",
+    "validate_definition",
+    "validate_file",
+]
