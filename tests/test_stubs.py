@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from wfctl.actions import ActionContext, StubSet, default_registry
 from wfctl.errors import ActionError, InputError
@@ -70,6 +71,16 @@ def test_cases_see_variables_and_fall_through_to_an_error():
         stubs.call("customer", {"operation": "filter", "limit": 0}, ctx(stubs))
 
 
+def test_error_cases_fail_the_call():
+    stubs = StubSet.load(SAMPLE)
+    with pytest.raises(ActionError) as err:
+        stubs.call("customer", {"operation": "query", "externalId": "locked"}, ctx(stubs))
+    assert str(err.value) == "customer locked is locked"
+    spec = default_registry(plugins=False).get("customer", stubs)
+    with pytest.raises(ActionError, match="^customer locked is locked$"):
+        spec.fn({"operation": "query", "externalId": "locked"}, ctx(stubs))
+
+
 def test_a_single_case_wraps_a_literal_that_looks_special():
     literal = {"sequence": [1, 2]}
     stubs = StubSet.from_dict({"document": {"create": [{"result": literal}]}})
@@ -98,6 +109,7 @@ def test_unresolved_template_in_a_stub_is_an_action_error():
     ("customer:\n  query:\n    sequence: []\n", "customer.query: sequence must be a non-empty list"),
     ("customer:\n  query:\n    - when: 5\n      result: 1\n", "case 1: when must be a JEXL expression"),
     ("customer:\n  query:\n    - when: 'a =='\n      result: 1\n", "customer.query: case 1"),
+    ("customer:\n  query:\n    - error: [1]\n", "case 1: error must be a message string"),
 ])
 def test_malformed_stub_files(tmp_path, content, message):
     path = tmp_path / "bad.yaml"
@@ -106,6 +118,14 @@ def test_malformed_stub_files(tmp_path, content, message):
         StubSet.load(path)
     assert str(err.value).startswith(str(path)) and message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_yaml_dates_stay_strings(tmp_path):
+    path = tmp_path / "dates.yaml"
+    path.write_text("document:\n  get: {modified: 2026-11-01T10:00:00Z, day: 2026-11-01}\n")
+    out = StubSet.load(path).call("document", {"operation": "get"}, ctx())
+    assert out == {"modified": "2026-11-01T10:00:00Z", "day": "2026-11-01"}
+    assert yaml.safe_load("d: 2026-11-01")["d"] != "2026-11-01"  # the default loader would not
 
 
 def test_json_stub_files_and_unreadable_files(tmp_path):

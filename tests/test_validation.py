@@ -266,8 +266,9 @@ def test_loop_item_and_index_variables_are_known_names():
                      log("a", {"success": "l"}, message="{{row.id}} {{i}}")]) == []
 
 
-def test_missing_condition_expression_is_a_warning():
-    assert warnings([step("c", "condition", {}, {"true": "noop", "false": "noop"})]) == [
+@pytest.mark.parametrize("config", [{}, {"expression": ""}])
+def test_missing_condition_expression_is_a_warning(config):
+    assert warnings([step("c", "condition", config, {"true": "noop", "false": "noop"})]) == [
         "orders.json: step 'c': config.expression: missing: the condition is always false"]
 
 

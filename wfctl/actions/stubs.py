@@ -10,6 +10,8 @@ Stub file format (YAML or JSON; ``--stubs FILE``)::
       query:                           # 2. cases: the first whose `when` (a JEXL expression over
         - when: "params.externalId == 'c-1'"   # the variables plus `params`) is truthy wins;
           result: {items: [{_id: cust_1}]}     # a case without `when` always matches.
+        - when: "params.externalId == 'boom'"  # a case with `error` (a template string)
+          error: "customer {{params.externalId}} is locked"  # fails the call instead
         - result: {items: []}
     integration:
       list_customers:                  # 3. a sequence: the next result on each call, counted per
@@ -18,11 +20,13 @@ Stub file format (YAML or JSON; ``--stubs FILE``)::
           - {data: [{id: 2}], pagination: {hasNextPage: false}}
       "*": {ok: true}                  # `*`: any other operation of this type
 
-A result is a *cases* list only when every element is a mapping with a ``result`` key and
-no keys other than ``when`` and ``result``, and a *sequence* only when it is a mapping whose
-single key is ``sequence`` (a non-empty list); anything else is a literal. Case results and
-sequence elements are literals (not nested cases or sequences); to return a literal that
-looks like cases or a sequence, wrap it as one case: ``[{result: <literal>}]``.
+A result is a *cases* list only when every element is a mapping with exactly one of
+``result`` or ``error`` and no keys other than ``when``, ``result`` and ``error``; it is a
+*sequence* only when it is a mapping whose single key is ``sequence`` (a non-empty list);
+anything else is a literal. Case results and sequence elements are literals (not nested
+cases or sequences); to return a literal that looks like cases or a sequence, wrap it as one
+case: ``[{result: <literal>}]``. A matching ``error`` case fails the call with that message
+(the step is then retried under its retry policy, like a real platform failure).
 
 A call with no ``operation`` parameter uses ``*``. A stubbed type with no matching operation
 fails the step, naming the type, the operation and the stub file. Sequence counters live in
@@ -38,15 +42,29 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import yaml
+
 from ..errors import ActionError, InputError, WfctlError
 from .registry import ActionContext, one_line
 
 ANY_OPERATION = "*"
+_CASE_KEYS = frozenset({"when", "result", "error"})
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` without YAML's timestamp type: dates stay strings, as in JSON."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _is_cases(value: Any) -> bool:
     return (isinstance(value, list) and bool(value)
-            and all(isinstance(c, dict) and "result" in c and set(c) <= {"when", "result"} for c in value))
+            and all(isinstance(c, dict) and ("result" in c) != ("error" in c) and set(c) <= _CASE_KEYS
+                    for c in value))
 
 
 def _is_sequence(value: Any) -> bool:
@@ -70,10 +88,8 @@ class StubSet:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: cannot read stub file: {one_line(str(exc))}") from None
-        import yaml
-
         try:
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.load(text, Loader=_Loader)
         except (ValueError, yaml.YAMLError) as exc:
             raise InputError(f"{path}: invalid stub file: {one_line(str(exc), 200)}") from None
         return cls.from_dict(data, source=str(path))
@@ -130,20 +146,23 @@ class StubSet:
                 self._positions[slot] = index + 1
             result = items[min(index, len(items) - 1)]
         elif _is_cases(spec):
-            result = self._match(spec, context, where, operation)
+            case = self._match(spec, context, where, operation)
+            if "error" in case:
+                raise ActionError(one_line(str(_render(case["error"], context, where))))
+            result = case["result"]
         else:
             result = spec
         return _render(result, context, where)
 
-    def _match(self, cases: list, context: dict, where: str, operation: Any) -> Any:
+    def _match(self, cases: list, context: dict, where: str, operation: Any) -> dict:
         from ..expressions import evaluate, truthy
 
         for index, case in enumerate(cases):
             if "when" not in case:
-                return case["result"]
+                return case
             try:
                 if truthy(evaluate(case["when"], context)):
-                    return case["result"]
+                    return case
             except WfctlError as exc:
                 raise ActionError(f"{where}: case {index + 1}: {one_line(str(exc))}") from exc
         raise ActionError(f"{where}: no case matches operation '{operation}'")
@@ -161,6 +180,8 @@ def _validate(result: Any, where: str) -> None:
             when = case.get("when")
             if "when" in case and not isinstance(when, str):
                 raise InputError(f"{where}: case {index + 1}: when must be a JEXL expression string")
+            if "error" in case and not isinstance(case["error"], str):
+                raise InputError(f"{where}: case {index + 1}: error must be a message string")
             if isinstance(when, str):
                 try:
                     compile_expression(when)

@@ -38,7 +38,7 @@ FALLBACK_PLATFORM_ACTIONS = frozenset({
     "approval", "onedrive", "crawler", "website",
 })
 
-# Ports people write expecting failure handling; tale only emits the ports in PORTS.
+# Ports people write expecting a fallback or failure handling; tale only emits the ports in PORTS.
 _FAILURE_PORTS = frozenset({"default", "failure", "error", "fail", "failed", "catch"})
 _ACTION_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*$")
@@ -331,7 +331,7 @@ class _Checker:
         from ..expressions import compile_expression
 
         expression = s.config.get("expression")
-        if expression is None:
+        if expression is None or expression == "":
             self.warn(s.slug, "config.expression", "missing: the condition is always false")
             return
         if not isinstance(expression, str) or "{{" in expression:
@@ -395,7 +395,8 @@ class _Checker:
             self.warn(s.slug, "config.outputMapping", "deprecated; use mapping")
         mapping = s.config.get("mapping")
         if "mapping" in s.config and not isinstance(mapping, dict):
-            self.error(s.slug, "config.mapping", f"must be an object whose values are templates, got {value_kind(mapping)}")
+            self.error(s.slug, "config.mapping",
+                       f"must be an object whose values are templates, got {value_kind(mapping)}")
 
     # the step graph
 

@@ -483,9 +483,9 @@ class _Compiler:
                 ta = type(a)
                 if ta is type(b):
                     if ta is int:
-                        s = a + b
-                        if -_M <= s <= _M:
-                            return s
+                        r = a + b
+                        if -_M <= r <= _M:
+                            return r
                     elif ta is str:
                         return a + b
                 return js_add(a, b)
@@ -495,9 +495,9 @@ class _Compiler:
                 a = _l(c)
                 b = _r(c)
                 if type(a) is int and type(b) is int:
-                    s = a - b
-                    if -_M <= s <= _M:
-                        return s
+                    r = a - b
+                    if -_M <= r <= _M:
+                        return r
                 return js_sub(a, b)
             return sub
         return lambda c, _l=left, _r=right, _f=slow: _f(_l(c), _r(c))

@@ -427,7 +427,7 @@ def js_ge(a: Any, b: Any) -> bool:
 
 
 def _int_result(r: int) -> Any:
-    return r if -MAX_SAFE <= r <= MAX_SAFE else int_to_float(r)
+    return r if -MAX_SAFE <= r <= MAX_SAFE else normalize_number(int_to_float(r))
 
 
 def num_add(x: Any, y: Any) -> Any:

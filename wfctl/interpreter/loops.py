@@ -84,7 +84,11 @@ def _advance(slug: str, config: Mapping, loop: Mapping) -> tuple[str, dict, dict
 
 
 def apply_loop_aliases(variables: dict, old_loop: Any, new_loop: Any) -> None:
-    """Point ``itemVariable``/``indexVariable`` aliases at ``new_loop`` (``variables`` is a fresh copy)."""
+    """Point ``itemVariable``/``indexVariable`` aliases at ``new_loop`` (``variables`` is a fresh copy).
+
+    Aliases of the loops in ``old_loop``'s chain are removed first, then set for every unfinished
+    loop of ``new_loop``'s chain.
+    """
     if isinstance(old_loop, Mapping):
         for frame in _chain(old_loop):
             for key in ("itemVariable", "indexVariable"):
@@ -92,8 +96,8 @@ def apply_loop_aliases(variables: dict, old_loop: Any, new_loop: Any) -> None:
                 if name:
                     variables.pop(name, None)
     if isinstance(new_loop, Mapping):
-        # Outer loops first so an inner alias of the same name wins.
-        for frame in reversed(list(_chain(new_loop))):
+        # Only unfinished loops have aliases; outer loops first so an inner alias of the same name wins.
+        for frame in reversed(list(enclosing_loops(new_loop))):
             if frame.get("itemVariable"):
                 variables[frame["itemVariable"]] = frame.get("item")
             if frame.get("indexVariable"):
