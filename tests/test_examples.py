@@ -34,7 +34,7 @@ def test_hello(clock, make_interpreter, name, path, length):
 
 
 def test_nested_loops_sum_every_line(clock, make_interpreter):
-    data = json.loads((EXAMPLES / "nested-loops.input.json").read_text())
+    data = json.loads((EXAMPLES / "inputs" / "nested-loops.json").read_text())
     result = run("nested-loops.json", data, clock, make_interpreter)
     assert result.state.status == "completed", result.state.error
     assert result.state.output == {"orders": 3, "lines": 6, "grandTotal": 24.5, "lastOrderId": "A-3"}

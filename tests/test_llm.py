@@ -25,7 +25,7 @@ STATUS_SCHEMA = {
 class ChatHandler(BaseHTTPRequestHandler):
     """A tiny chat-completions server. The last user message chooses the behaviour."""
 
-    requests: list = []
+    requests: list = []  # every request received, newest last
 
     def log_message(self, *args):
         pass
@@ -61,9 +61,8 @@ class ChatHandler(BaseHTTPRequestHandler):
                                       "finish_reason": "stop"}]})
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def chat_server():
-    ChatHandler.requests = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), ChatHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

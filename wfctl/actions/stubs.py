@@ -116,6 +116,10 @@ class StubSet:
         """The stubbed action types, sorted."""
         return sorted(self._stubs)
 
+    def covered(self) -> set[tuple[str, str]]:
+        """The (action type, operation) pairs this file answers; operation ``*`` covers all."""
+        return {(t, op) for t, ops in self._stubs.items() for op in ops}
+
     def action(self, action_type: str) -> Callable[[dict, ActionContext], Any]:
         """The action function that answers calls of ``action_type`` from this stub set."""
 

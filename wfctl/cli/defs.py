@@ -11,20 +11,6 @@ from .output import console, print_json
 
 app = typer.Typer(help="Validate and manage workflow definitions.", no_args_is_help=True)
 
-DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
-
-
-def _expand(paths: list[Path]) -> list[Path]:
-    """Files as given; directories expand to the definition files below them, sorted."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in DEFINITION_SUFFIXES and p.is_file()))
-        else:
-            files.append(path)
-    return files
-
-
 @app.command("validate")
 def validate_command(
     files: List[Path] = typer.Argument(..., help="Definition files (.json/.yaml/.yml) or directories to search."),
@@ -39,14 +25,14 @@ def validate_command(
     Prints a table (or JSON with --json) and every error and warning on one line each, as
     `file: step 'slug': field: message`. Exit code 0 when no file has errors, 1 otherwise.
     """
-    from ..definitions import validate_file
+    from ..definitions import find_definition_files, validate_file
 
     stubbed = None
     if stubs is not None:
         from ..actions import StubSet
 
         stubbed = StubSet.load(stubs).covered()
-    reports = [validate_file(path, stubbed=stubbed) for path in _expand(files)]
+    reports = [validate_file(path, stubbed=stubbed) for path in find_definition_files(files)]
     failed = any(r.errors or (strict and r.warnings) for r in reports)
     if json_out:
         print_json([_report_json(r) for r in reports])
@@ -56,7 +42,8 @@ def validate_command(
 
 
 def _issue_json(issue) -> dict:
-    return {"step": issue.step, "field": issue.field, "message": issue.message, "text": str(issue)}
+    return {"step": issue.step, "field": issue.field, "message": issue.message,
+            "text": issue.format(str(issue.source) if issue.source else None)}
 
 
 def _report_json(report) -> dict:
@@ -73,21 +60,34 @@ def _render(reports) -> None:
     from rich.table import Table
 
     out = console()
+    labels = _labels([r.source for r in reports])
     table = Table(title_justify="left")
     for column in ("file", "definition", "steps", "result", "errors", "warnings"):
-        table.add_column(column, justify="right" if column in ("steps", "errors", "warnings") else "left")
+        numeric = column in ("steps", "errors", "warnings")
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
     for r in reports:
         result = "[red]invalid[/red]" if r.errors else ("[yellow]ok (warnings)[/yellow]" if r.warnings else "[green]ok[/green]")
         steps = str(len(r.definition.steps)) if r.definition is not None else "-"
-        table.add_row(str(r.source), r.definition_id or "-", steps, result, str(len(r.errors)), str(len(r.warnings)))
+        table.add_row(labels[r.source], r.definition_id or "-", steps, result, str(len(r.errors)), str(len(r.warnings)))
     out.print(table)
     for r in reports:
         for issue in r.errors:
-            out.print("[red]error[/red]   " + _escape(str(issue)), soft_wrap=True)
+            out.print("[red]error[/red]   " + _escape(issue.format(labels[r.source])), soft_wrap=True)
         for issue in r.warnings:
-            out.print("[yellow]warning[/yellow] " + _escape(str(issue)), soft_wrap=True)
+            out.print("[yellow]warning[/yellow] " + _escape(issue.format(labels[r.source])), soft_wrap=True)
     invalid = sum(1 for r in reports if r.errors)
     out.print(f"{len(reports)} file(s), {invalid} invalid, {sum(len(r.warnings) for r in reports)} warning(s)")
+
+
+def _labels(sources) -> dict:
+    """Short, unambiguous names: paths relative to the folder all the files share."""
+    import os
+
+    paths = [os.path.abspath(str(s)) for s in sources]
+    if len(set(paths)) < 2:
+        return {s: os.path.basename(str(s)) for s in sources}
+    base = os.path.commonpath(paths)
+    return {s: os.path.relpath(p, base) for s, p in zip(sources, paths)}
 
 
 def _escape(text: str) -> str:

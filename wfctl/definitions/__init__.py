@@ -1,6 +1,6 @@
 """Workflow definitions: the pydantic model, JSON/YAML loading, validation (errors and warnings)."""
 
-from .loader import SUFFIXES, load_definition, parse_definition, validate_data, validate_file
+from .loader import SUFFIXES, find_definition_files, load_definition, parse_definition, validate_data, validate_file
 from .model import (
     DEFAULT_TIMEOUT_MS,
     NOOP,
@@ -28,6 +28,7 @@ __all__ = [
     "Step",
     "ValidationReport",
     "WorkflowConfig",
+    "find_definition_files",
     "load_definition",
     "parse_definition",
     "validate_data",

@@ -132,3 +132,26 @@ def load_definition(
     if report.errors:
         raise DefinitionError(str(report.errors[0]))
     return report.definition
+
+
+def find_definition_files(paths: Collection[str | Path]) -> list[Path]:
+    """Expand ``paths``: files stay as given; a directory gives the definition files below it.
+
+    In a directory, a JSON/YAML file that parses to an object without ``steps`` (a stubs file,
+    a run input) is not a definition and is left out; files that do not parse are kept so that
+    validation reports them.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for candidate in sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
+            try:
+                data = _read(candidate)
+            except _FileProblem:
+                found.append(candidate)
+                continue
+            if not isinstance(data, dict) or "steps" in data:
+                found.append(candidate)
+    return found

@@ -73,7 +73,11 @@ class Issue:
                 object.__setattr__(self, name, one_line(value))
 
     def __str__(self) -> str:
-        parts = [PurePath(self.source).name] if self.source else []
+        return self.format(PurePath(self.source).name if self.source else None)
+
+    def format(self, file_label: str | None) -> str:
+        """The one-line text with ``file_label`` naming the file (e.g. a path relative to a folder)."""
+        parts = [file_label] if file_label else []
         if self.step is not None:
             parts.append(f"step '{self.step}'")
         if self.field:

@@ -41,8 +41,6 @@ from .parser import quote_source
 
 __all__ = ["Template", "compile_template", "render_value"]
 
-_CLOSE_RE = re.compile(r"\s*\}\}")
-_CLOSE_TRIPLE_RE = re.compile(r"\s*\}\}\}")
 _WS_RE = re.compile(r"\s*")
 _TEMPLATE_SHOWN = 80
 
@@ -160,11 +158,14 @@ def _compile_cached(text: str) -> Template:
         if kind == "=":
             raise TemplateError(
                 f"invalid template {_q(text)}: changing Mustache delimiters is not supported")
-        m = (_CLOSE_TRIPLE_RE if kind == "{" else _CLOSE_RE).search(text, j)
-        if m is None:
+        # Mustache closes at the first `\s*}}` (`\s*}}}` for a triple-stache): the first
+        # closing braces, with the whitespace before them trimmed from the value
+        close = "}}}" if kind == "{" else "}}"
+        k = text.find(close, j)
+        if k < 0:
             raise TemplateError(f"invalid template {_q(text)}: unclosed tag at column {i + 1}")
-        value = text[j:m.start()]
-        pos = m.end()
+        value = text[j:k].rstrip()
+        pos = k + len(close)
         tokens += 1
         tags += 1
         if kind == "!":

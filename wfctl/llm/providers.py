@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 import os
-import threading
 import time
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
