@@ -22,6 +22,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"wfctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Run tale workflow definitions durably and stress-test workflow contention."""
+
+
 app.add_typer(defs.app, name="defs")
 app.command("eval")(evaluate.eval_command)
 app.command("run")(run.run_command)

@@ -22,8 +22,9 @@ def validate_command(
 ) -> None:
     """Check definitions: schema, step types, ports, targets, reachability, loops, templates.
 
-    Prints a table (or JSON with --json) and every error and warning on one line each, as
-    `file: step 'slug': field: message`. Exit code 0 when no file has errors, 1 otherwise.
+    Prints a table (or JSON with --json) and every error and warning on one line each, as `file: step 'slug': field: message`. A directory is searched for definition files (stubs and input files in it are skipped).
+
+    Exit codes: 0 no file has errors, 1 some file has errors (or warnings with --strict).
     """
     from ..definitions import find_definition_files, validate_file
 

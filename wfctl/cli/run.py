@@ -21,9 +21,9 @@ def run_command(
 ) -> None:
     """Run FILE to its end in this process and show every step it took.
 
-    Nothing is stored: use this to author and debug definitions. Retries wait their backoff
-    and sleep steps wait their time. Exit code 0 when the run completes, 1 when it fails,
-    2 for invalid input or definitions.
+    Nothing is stored: use this to author and debug definitions. Retries wait their backoff and sleep steps wait their time.
+
+    Exit codes: 0 the run completed, 1 it failed, 2 invalid input or definition.
     """
     from ..definitions import load_definition
     from ..errors import InputError

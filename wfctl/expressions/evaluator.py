@@ -169,7 +169,7 @@ def _describe_key(k: Any) -> str:
         return repr(k)
     if type(k) in (int, float):
         return format_number(k)
-    return js_string(k) if not isinstance(k, (dict, list)) else type(k).__name__
+    return repr(js_string(k))
 
 
 def _read_error(obj: Any, key: Any) -> _EvalError:

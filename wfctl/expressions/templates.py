@@ -103,7 +103,11 @@ class Template:
             elif t is bool:
                 out.append("true" if v else "false")
             else:
-                out.append(json_stringify(v))
+                try:
+                    out.append(json_stringify(v))
+                except RecursionError:
+                    raise TemplateError(f"cannot render template {_q(self.text)}: "
+                                        f"{quote_source(p.source, 60)} is nested too deeply") from None
         return "".join(out)
 
     def _eval(self, tag: _Tag, context: Any) -> Any:
@@ -132,7 +136,7 @@ def compile_template(text: str) -> Template:
 
 
 @functools.lru_cache(maxsize=16384)
-def _compile_cached(text: str) -> Template:
+def _compile_cached(text: str) -> Template:  # noqa: C901 - one tokenizer loop
     if "{{" not in text:
         return Template(text, [text] if text else [], None, 0)
     parts: list = []
@@ -188,6 +192,10 @@ def _compile_cached(text: str) -> Template:
         else:
             merged.append(p)
     return Template(text, merged, single if tokens == 1 else None, tags)
+
+
+compile_template.cache_clear = _compile_cached.cache_clear  # type: ignore[attr-defined]
+compile_template.cache_info = _compile_cached.cache_info  # type: ignore[attr-defined]
 
 
 def _render(value: Any, context: Any, allow_undefined: bool) -> Any:

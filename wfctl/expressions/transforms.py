@@ -641,4 +641,4 @@ def register_transform(name: str, fn: Transform) -> None:
     from . import evaluator, templates
 
     evaluator.compile_expression.cache_clear()
-    templates.compile_template.cache_clear()
+    templates.compile_template.cache_clear()  # type: ignore[attr-defined]
