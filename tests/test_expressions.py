@@ -61,6 +61,7 @@ def test_context_must_be_a_mapping():
     ("null == undefined || true", set()),
     ("[1, 'two', n]", {"n"}),
     ("(list|first || other|first).threadId", {"list", "other"}),
+    (".top + items[.inner > 1]|length", {"top", "items"}),
 ])
 def test_roots_are_the_top_level_names_read(src, roots):
     assert compile_expression(src).roots == frozenset(roots)

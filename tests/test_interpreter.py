@@ -326,3 +326,12 @@ def test_secure_set_variables_go_to_encrypted_secrets(make_interpreter):
     result = run(defn, make_interpreter(), {"pin": "4242-9"})
     assert result.state.output == {"pin": "***", "plain": "none"}
     assert "4242-9" not in json.dumps(result.state.variables["secrets"])
+
+
+def test_time_transforms_use_the_interpreter_clock(make_interpreter, clock):
+    day = 86_400
+    defn = definition([step("c", "condition", {"expression": "input.at|daysAgo == 3"}, {"true": "o", "false": "noop"}),
+                       step("o", "output", {"mapping": {"now": "{{nowMs}}", "h": "{{input.at|hoursAgo}}"}})])
+    result = run(defn, make_interpreter(), {"at": clock.now - 3 * day - 60})
+    assert result.path == ["c", "o"]
+    assert result.state.output == {"now": int(clock.now * 1000), "h": 72}

@@ -136,27 +136,33 @@ def evaluate(src: str, context: Mapping[str, Any] | None = None) -> Any:
 
 
 def _roots(node: Node) -> set[str]:
+    """Top-level names read: identifiers, plus relative names used outside any filter
+    (JEXL resolves those against the context)."""
     out: set[str] = set()
-    stack = [node]
+    stack: list[tuple[Any, bool]] = [(node, False)]
     while stack:
-        n = stack.pop()
-        if n is None:
+        n, in_filter = stack.pop()
+        if not isinstance(n, Node):
             continue
         kind = n.kind
         if kind == "ident":
             out.add(n.args[0])
-            continue
-        if kind in ("lit", "rel"):
-            continue
-        for a in n.args:
-            if isinstance(a, Node):
-                stack.append(a)
-            elif isinstance(a, tuple):
-                for x in a:
-                    if isinstance(x, Node):
-                        stack.append(x)
-                    elif isinstance(x, tuple):  # object pairs
-                        stack.extend(y for y in x if isinstance(y, Node))
+        elif kind == "rel":
+            if not in_filter:
+                out.add(n.args[0])
+        elif kind == "filter":
+            stack.append((n.args[0], in_filter))
+            stack.append((n.args[1], True))
+        elif kind != "lit":
+            for a in n.args:
+                if isinstance(a, Node):
+                    stack.append((a, in_filter))
+                elif isinstance(a, tuple):  # arrays, transform args, object (key, value) pairs
+                    for x in a:
+                        if isinstance(x, tuple):
+                            stack.extend((y, in_filter) for y in x)
+                        else:
+                            stack.append((x, in_filter))
     return out
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from ..errors import StepError, WfctlError
+from ..errors import WfctlError
+from ..expressions import use_clock
 from . import loops
 from .retry import effective_policy, retry_delay
 from .state import COMPLETED, FAILED, RUNNING, RunState
@@ -169,7 +170,8 @@ class Interpreter:
         variables, secret_values = self._reveal(state.variables)
         ctx = StepContext(self, slug, step.config, variables, attempt)
         try:
-            outcome = HANDLERS[step.step_type](ctx)
+            with use_clock(self.clock):  # daysAgo/hoursAgo/... read the interpreter's clock
+                outcome = HANDLERS[step.step_type](ctx)
         except WfctlError as exc:
             message = f"step '{slug}': {exc}"
         except Exception as exc:  # an interpreter or plugin bug must not kill the worker
