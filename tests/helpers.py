@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +39,16 @@ def step(slug, step_type, config=None, next_steps=None, **extra):
     """One tale step dict."""
     return {"stepSlug": slug, "name": slug, "stepType": step_type, "config": config or {},
             "nextSteps": next_steps or {}, **extra}
+
+
+@contextmanager
+def local_http_server(handler, server_cls=ThreadingHTTPServer):
+    """Serve ``handler`` on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    server = server_cls(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,11 +1,12 @@
 import json
 import socket
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from helpers import local_http_server
 
 from wfctl.actions import ActionContext, default_registry, http_request
 from wfctl.errors import ActionError
@@ -65,12 +66,8 @@ class QuietServer(ThreadingHTTPServer):
 
 @pytest.fixture(scope="module")
 def base_url():
-    server = QuietServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with local_http_server(Handler, QuietServer) as url:
+        yield url
 
 
 def test_get_with_query_and_headers(base_url):

@@ -1,8 +1,9 @@
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from helpers import local_http_server
 
 from wfctl.errors import LLMError
 from wfctl.llm import OfflineProvider, OpenAIProvider, provider_from_env, run_llm, sample_from_schema
@@ -63,12 +64,8 @@ class ChatHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def chat_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ChatHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with local_http_server(ChatHandler) as url:
+        yield f"{url}/v1"
 
 
 def test_openai_text_answer_and_auth_header(chat_server):

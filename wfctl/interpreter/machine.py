@@ -14,7 +14,7 @@ from ..errors import WfctlError
 from ..expressions import use_clock
 from . import loops
 from .retry import effective_policy, retry_delay
-from .state import COMPLETED, FAILED, RUNNING, RunState
+from .state import COMPLETED, FAILED, RunState
 from .steps import HANDLERS, PURE_STEP_TYPES, UNCHANGED, Outcome
 
 _log = logging.getLogger("wfctl.run")
