@@ -1,0 +1,146 @@
+"""The data directory: init, open, settings, missing files, newer schema, default path."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from wfctl.errors import InputError
+from wfctl.store import SCHEMA_VERSION, DataDir, resolve_data_dir
+from wfctl.store.errors import CorruptShardError
+
+
+def test_init_creates_files_and_settings(tmp_path):
+    path = tmp_path / "data"
+    datadir = DataDir.init(path, shards=3, route="execution", durability="full")
+    names = sorted(p.name for p in path.iterdir() if p.suffix in (".db", ".json"))
+    assert names == ["catalog.db", "shard-000.db", "shard-001.db", "shard-002.db", "wfctl.json"]
+    settings = json.loads((path / "wfctl.json").read_text())
+    assert settings["schema_version"] == SCHEMA_VERSION == 1
+    assert (settings["shards"], settings["route"], settings["durability"]) == (3, "execution", "full")
+    assert settings["created_at"].endswith("Z")
+    assert datadir.shard_count == 3
+    assert datadir.shard_path(2) == path / "shard-002.db"
+
+
+def test_files_are_wal_and_stamped(tmp_path):
+    datadir = DataDir.init(tmp_path, shards=1)
+    conn = sqlite3.connect(datadir.shard_path(0))
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"shard_status", "runs", "queue", "journal", "blobs"} <= tables
+
+
+def test_init_again_with_same_settings_is_accepted(tmp_path):
+    DataDir.init(tmp_path, shards=2)
+    assert DataDir.init(tmp_path, shards=2).shard_count == 2
+
+
+@pytest.mark.parametrize("change", [{"shards": 8}, {"route": "execution"}, {"durability": "full"}])
+def test_init_refuses_different_settings(tmp_path, change):
+    DataDir.init(tmp_path, shards=2)
+    with pytest.raises(InputError, match="refusing to re-initialize") as info:
+        DataDir.init(tmp_path, **{"shards": 2, **change})
+    assert str(tmp_path) in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"shards": 0}, "shards"), ({"shards": 1001}, "shards"), ({"route": "random"}, "route"),
+    ({"durability": "none"}, "durability"), ({"max_payload_bytes": 0}, "max_payload_bytes"),
+])
+def test_init_validates_settings(tmp_path, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        DataDir.init(tmp_path / "d", **kwargs)
+
+
+def test_open_creates_with_defaults(tmp_path):
+    datadir = DataDir.open(tmp_path / "new")
+    assert (datadir.settings.shards, datadir.settings.route, datadir.settings.durability) == \
+        (4, "definition", "normal")
+    assert (tmp_path / "new" / "shard-003.db").exists()
+
+
+def test_open_without_create_needs_an_existing_directory(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        DataDir.open(tmp_path / "missing", create=False)
+
+
+def test_open_existing_keeps_its_settings(tmp_path):
+    DataDir.init(tmp_path, shards=2, route="execution")
+    datadir = DataDir.open(tmp_path)
+    assert (datadir.settings.shards, datadir.settings.route) == (2, "execution")
+
+
+def test_newer_schema_is_refused(tmp_path):
+    DataDir.init(tmp_path, shards=1)
+    settings = json.loads((tmp_path / "wfctl.json").read_text())
+    settings["schema_version"] = SCHEMA_VERSION + 1
+    (tmp_path / "wfctl.json").write_text(json.dumps(settings))
+    with pytest.raises(InputError) as info:
+        DataDir.open(tmp_path)
+    assert str(info.value) == (f"data directory {tmp_path} was written by a newer wfctl "
+                               f"(schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION})")
+
+
+def test_newer_shard_file_is_refused(tmp_path):
+    datadir = DataDir.init(tmp_path, shards=1)
+    conn = sqlite3.connect(datadir.shard_path(0))
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(InputError, match=r"newer wfctl \(schema 99 > 1\)"):
+        datadir.open_shard(0)
+
+
+def test_missing_shard_file_is_named(tmp_path):
+    DataDir.init(tmp_path, shards=2)
+    (tmp_path / "shard-001.db").unlink()
+    with pytest.raises(InputError, match="shard-001.db is missing"):
+        DataDir.open(tmp_path)
+
+
+def test_bad_settings_file(tmp_path):
+    DataDir.init(tmp_path, shards=1)
+    (tmp_path / "wfctl.json").write_text("{not json")
+    with pytest.raises(InputError, match="wfctl.json"):
+        DataDir.open(tmp_path)
+
+
+def test_a_file_in_the_way(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="not a directory"):
+        DataDir.init(tmp_path / "f")
+
+
+def test_shard_file_swapped_for_another_is_detected(tmp_path):
+    datadir = DataDir.init(tmp_path, shards=2)
+    (tmp_path / "shard-000.db").replace(tmp_path / "keep.db")
+    (tmp_path / "shard-001.db").replace(tmp_path / "shard-000.db")
+    with pytest.raises(CorruptShardError, match="holds shard 1, not shard 0"):
+        datadir.open_shard(0)
+    (tmp_path / "catalog.db").replace(tmp_path / "shard-001.db")
+    with pytest.raises(CorruptShardError, match="not a wfctl shard file"):
+        datadir.open_shard(1)
+
+
+def test_shard_index_out_of_range(tmp_path):
+    datadir = DataDir.init(tmp_path, shards=2)
+    with pytest.raises(InputError, match="shards 0..1"):
+        datadir.open_shard(2)
+
+
+def test_routing_follows_the_route_setting(tmp_path):
+    by_definition = DataDir.init(tmp_path / "d", shards=4, route="definition")
+    assert {by_definition.shard_for("wf-1", f"e{i}") for i in range(50)} == {by_definition.shard_for("wf-1", "x")}
+    by_execution = DataDir.init(tmp_path / "e", shards=4, route="execution")
+    assert len({by_execution.shard_for("wf-1", f"e{i}") for i in range(50)}) == 4
+
+
+def test_resolve_data_dir():
+    assert resolve_data_dir("/x/y", env={"WFCTL_DATA_DIR": "/env"}) == Path("/x/y")
+    assert resolve_data_dir(None, env={"WFCTL_DATA_DIR": "/env"}) == Path("/env")
+    assert resolve_data_dir(None, env={}) == Path(".wfctl")
+    assert resolve_data_dir(None, env={"WFCTL_DATA_DIR": ""}) == Path(".wfctl")

@@ -1,0 +1,339 @@
+"""The storage interface the engine uses: records, one shard's store, the definition catalog.
+
+The engine never writes SQL: a backend (SQLite today, PostgreSQL later) implements
+:class:`ShardStore` and :class:`CatalogStore`. Times are epoch seconds (float) passed in by
+the caller (``now``), so the engine and tests control the clock. Values (inputs, outputs,
+states) are JSON-serializable and limited in size (:class:`~wfctl.store.errors.PayloadTooLargeError`,
+raised before anything is written).
+
+A shard holds runs, their journals and a ready queue, plus one status row: the worker lease
+(owner, expiry, fencing generation) and lock-contention counters. Exactly one worker holds a
+shard's lease; every write it makes carries the lease generation and is rejected with
+:class:`~wfctl.store.errors.FencingError` once another worker has acquired the lease.
+Clients (start, cancel, cleanup) write without a lease.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+"""The layout of a data directory and of its files; a newer one is refused."""
+
+PENDING = "pending"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELED = "canceled"
+UNFINISHED = (PENDING, RUNNING)
+FINISHED = (COMPLETED, FAILED, CANCELED)
+RUN_STATUSES = UNFINISHED + FINISHED
+
+STARTED = "started"
+RETRYING = "retrying"
+JOURNAL_STATUSES = (STARTED, COMPLETED, FAILED, RETRYING)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as stored on its shard.
+
+    ``status`` is one of :data:`RUN_STATUSES`. ``state`` is ``RunState.to_dict()`` (None in
+    :meth:`ShardStore.list_runs` results, which leave it unloaded). ``timeout_s`` is the
+    run's inactivity timeout (None: the engine's default). ``wake_at`` holds the run back
+    after a sleep step.
+    """
+
+    execution_id: str
+    definition_id: str
+    shard: int
+    status: str
+    input: Any
+    output: Any
+    error: str | None
+    state: dict[str, Any] | None
+    current_step: str | None
+    attempt: int
+    idempotency_key: str | None
+    timeout_s: float | None
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    updated_at: float
+    wake_at: float | None
+
+    @property
+    def finished(self) -> bool:
+        """True once the run completed, failed or was canceled."""
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to create (see :meth:`ShardStore.create_runs`)."""
+
+    execution_id: str
+    definition_id: str
+    input: Any
+    state: dict[str, Any] | None
+    idempotency_key: str | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """A journal row to append: one attempt of one step (``status`` in :data:`JOURNAL_STATUSES`)."""
+
+    step_slug: str
+    step_type: str | None
+    status: str
+    attempt: int = 1
+    port: str | None = None
+    output: Any = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """A stored journal row; ``seq`` counts from 1 within the run."""
+
+    execution_id: str
+    seq: int
+    step_slug: str
+    step_type: str | None
+    attempt: int
+    status: str
+    port: str | None
+    output: Any
+    error: str | None
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepCommit:
+    """One run's transition, applied by :meth:`ShardStore.commit_steps`.
+
+    ``status`` is ``running``, ``completed`` or ``failed``; ``output`` and ``error`` are the
+    run's result once finished. ``journal`` rows are appended in order. ``ready_at`` puts the
+    run back in the ready queue at that time; None removes it from the queue (finished, or
+    waiting for something else to re-queue it). ``started_at`` is set by the store on the
+    run's first commit and ``completed_at`` on its finishing one (both to ``now``).
+    """
+
+    execution_id: str
+    status: str
+    state: dict[str, Any] | None
+    current_step: str | None
+    attempt: int = 1
+    journal: Sequence[JournalRow] = ()
+    ready_at: float | None = None
+    output: Any = None
+    error: str | None = None
+    wake_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStats:
+    """A shard's counts, contention counters, lease and file sizes.
+
+    ``lock_retries`` / ``lock_wait_ms`` count the waits for the shard's write lock and
+    ``transactions`` the write transactions committed, summed over every process since the
+    shard was created (this process's not yet persisted share included).
+    """
+
+    shard: int
+    runs_by_status: dict[str, int]
+    queue_depth: int
+    lock_retries: int
+    lock_wait_ms: float
+    transactions: int
+    lease_owner: str | None
+    lease_expires_at: float | None
+    generation: int
+    heartbeat_at: float | None
+    file_bytes: int
+    wal_bytes: int
+
+
+class ShardStore(ABC):
+    """One shard: runs, journals, the ready queue, the worker lease, counters.
+
+    Every write is one transaction. Methods taking ``generation`` are the lease holder's:
+    they raise :class:`~wfctl.store.errors.FencingError` when the shard's generation moved on.
+    """
+
+    shard: int
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def create_run(self, execution_id: str, definition_id: str, input: Any,
+                   state: dict[str, Any] | None, *, idempotency_key: str | None = None,
+                   timeout_s: float | None = None, now: float) -> tuple[RunRecord, bool]:
+        """Create a pending run and its queue entry (ready at ``now``) in one transaction.
+
+        Returns ``(run, created)``. When a run with the same idempotency key (or the same
+        execution id) exists on this shard, returns it with ``created`` False: keys are
+        unique per shard, so the engine routes a keyed start by its key.
+        """
+        run = NewRun(execution_id, definition_id, input, state, idempotency_key, timeout_s)
+        return self.create_runs([run], now=now)[0]
+
+    @abstractmethod
+    def create_runs(self, runs: Sequence[NewRun], *, now: float) -> list[tuple[RunRecord, bool]]:
+        """:meth:`create_run` for many runs in one transaction (group commit), in order."""
+
+    @abstractmethod
+    def get_run(self, execution_id: str) -> RunRecord | None:
+        """The run with its input, state and output, or None."""
+
+    @abstractmethod
+    def journal(self, execution_id: str) -> list[JournalRecord]:
+        """The run's journal, oldest first (empty for an unknown run)."""
+
+    @abstractmethod
+    def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
+                  limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
+        """Runs newest first (by ``created_at``, then execution id), with ``state`` left None.
+
+        ``before`` is the ``(created_at, execution_id)`` of the last run of the previous page.
+        """
+
+    @abstractmethod
+    def count_runs(self, statuses: Collection[str] | None = None,
+                   definition_id: str | None = None) -> int:
+        """How many runs match."""
+
+    @abstractmethod
+    def cancel_runs(self, execution_ids: Collection[str], *, now: float) -> list[str]:
+        """Cancel the unfinished runs among ``execution_ids``; returns the ids canceled.
+
+        A canceled run leaves the queue; a worker's in-flight result for it is journaled
+        but not applied (see :meth:`commit_steps`).
+        """
+
+    @abstractmethod
+    def cancel_matching(self, definition_id: str | None, statuses: Collection[str] | None = None,
+                        *, now: float, batch: int = 100) -> int:
+        """Cancel the runs of ``definition_id`` (None: any) in ``statuses`` (default: every
+        unfinished status), ``batch`` per transaction; returns how many were canceled."""
+
+    @abstractmethod
+    def delete_runs(self, execution_ids: Collection[str]) -> int:
+        """Delete finished runs (with journal, blobs, queue entry), 100 per transaction.
+
+        Unfinished runs among ``execution_ids`` are left alone. Returns how many were deleted.
+        """
+
+    @abstractmethod
+    def delete_finished(self, older_than: float, statuses: Collection[str] | None = None,
+                        *, batch: int = 100) -> int:
+        """Delete runs finished before ``older_than`` in ``statuses`` (default: every finished
+        status), ``batch`` per transaction; returns how many were deleted."""
+
+    @abstractmethod
+    def inactive_runs(self, now: float, default_timeout_s: float, limit: int = 100) -> list[RunRecord]:
+        """Unfinished runs inactive for longer than their timeout, least recently active first.
+
+        A run is inactive when ``max(updated_at, wake_at) + timeout < now``, where timeout is
+        the run's ``timeout_s`` or ``default_timeout_s``. A sleeping run counts from its wake-up.
+        """
+
+    @abstractmethod
+    def stats(self) -> ShardStats:
+        """Counts, counters, lease and file sizes."""
+
+    # -- the lease holder ------------------------------------------------------------------
+
+    @abstractmethod
+    def acquire_lease(self, owner: str, ttl_s: float, *, now: float) -> int | None:
+        """Take the shard's lease when it is free or expired: the new fencing generation.
+
+        Every acquisition increments the generation (an owner re-acquiring its own live
+        lease gets a new one too). None when another owner holds a live lease.
+        """
+
+    @abstractmethod
+    def renew_lease(self, owner: str, generation: int, ttl_s: float, *, now: float) -> float:
+        """Extend the lease to ``now + ttl_s`` and return that expiry.
+
+        Raises FencingError when another owner acquired the lease meanwhile. A lease that
+        expired but was not taken over is still renewable.
+        """
+
+    @abstractmethod
+    def release_lease(self, owner: str, generation: int) -> bool:
+        """Give the lease up (it becomes free at once); False when it was already lost."""
+
+    @abstractmethod
+    def claim_ready(self, generation: int, *, now: float, limit: int) -> list[RunRecord]:
+        """Up to ``limit`` runs whose queue entry is ready (``ready_at <= now``), oldest first.
+
+        Entries stay queued but are marked claimed by ``generation``: the same lease holder
+        does not get them again until a commit re-queues them, while a worker that takes the
+        lease over (a new generation) gets them back at once.
+        """
+
+    @abstractmethod
+    def mark_step_started(self, generation: int, execution_id: str, row: JournalRow, *,
+                          now: float) -> bool:
+        """Journal a side-effecting step as started before it runs (the run turns running).
+
+        False (nothing written) when the run is canceled, finished or gone: do not run it.
+        """
+
+    @abstractmethod
+    def commit_steps(self, generation: int, updates: Sequence[StepCommit], *, now: float) -> list[str]:
+        """Apply many runs' transitions in one transaction (group commit).
+
+        Returns the ids not applied because the run was canceled, finished or deleted
+        meanwhile: their journal rows are still appended (when the run exists), but state,
+        status and queue are left as they are.
+        """
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Persist pending counters and close the shard."""
+
+    def __enter__(self) -> "ShardStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CatalogStore(ABC):
+    """Workflow definitions by id. Written rarely and never on the start path."""
+
+    @abstractmethod
+    def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float) -> bool:
+        """Store a definition (tale JSON); False when the stored body is already identical."""
+
+    @abstractmethod
+    def get_definition(self, definition_id: str) -> dict[str, Any] | None:
+        """The stored body, or None."""
+
+    @abstractmethod
+    def list_definitions(self) -> list[dict[str, Any]]:
+        """Summaries sorted by id: ``{id, name, version, updated_at, steps}`` (steps: a count)."""
+
+    @abstractmethod
+    def delete_definition(self, definition_id: str) -> bool:
+        """Delete a definition; False when there was none."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the catalog."""
+
+    def __enter__(self) -> "CatalogStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,234 @@
+"""The data directory: ``wfctl.json`` (settings), ``catalog.db`` and ``shard-NNN.db`` files.
+
+``wfctl.json`` is written last (atomically) when a directory is created, so a directory
+with settings is complete; creation is serialized between processes by a lock file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .base import SCHEMA_VERSION, CatalogStore, ShardStore
+from .payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES
+from .routing import shard_for
+from .sqlite.catalog import SQLiteCatalogStore, create_catalog_file
+from .sqlite.connection import DEFAULT_BUSY_DEADLINE_S
+from .sqlite.shard import SQLiteShardStore, create_shard_file
+
+__all__ = ["SCHEMA_VERSION", "DataDir", "Settings", "resolve_data_dir"]
+
+SETTINGS_FILE = "wfctl.json"
+CATALOG_FILE = "catalog.db"
+LOCK_FILE = ".wfctl.lock"
+DEFAULT_DIR = ".wfctl"
+ENV_VAR = "WFCTL_DATA_DIR"
+ROUTES = ("definition", "execution")
+DURABILITIES = ("normal", "full")
+MAX_SHARDS = 1000
+
+
+def resolve_data_dir(option: str | None, env: Mapping[str, str] = os.environ) -> Path:
+    """The data directory: the ``--data-dir`` option, else ``$WFCTL_DATA_DIR``, else ``./.wfctl``."""
+    return Path(option or env.get(ENV_VAR) or DEFAULT_DIR).expanduser()
+
+
+def shard_file_name(shard: int) -> str:
+    """``shard-000.db`` for shard 0."""
+    return f"shard-{shard:03d}.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``wfctl.json`` holds.
+
+    ``route`` picks the routing key: ``definition`` keeps a definition's runs on one shard,
+    ``execution`` spreads them. ``durability`` ``full`` syncs every commit (SQLite
+    ``synchronous=FULL``); ``normal`` may lose the last commits on power loss, never
+    consistency. ``created_at`` is ISO 8601 (UTC).
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    shards: int = 4
+    route: str = "definition"
+    durability: str = "normal"
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    spill_threshold_bytes: int = DEFAULT_SPILL_THRESHOLD_BYTES
+    created_at: str = ""
+
+    def validate(self, where: str) -> None:
+        """Raise InputError naming ``where`` on an invalid value."""
+        def positive_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+        if not positive_int(self.shards) or self.shards > MAX_SHARDS:
+            raise InputError(f"{where}: shards must be an integer from 1 to {MAX_SHARDS}, got {self.shards!r}")
+        if self.route not in ROUTES:
+            raise InputError(f"{where}: route must be one of {', '.join(ROUTES)}, got {self.route!r}")
+        if self.durability not in DURABILITIES:
+            raise InputError(f"{where}: durability must be one of {', '.join(DURABILITIES)}, "
+                             f"got {self.durability!r}")
+        for name in ("max_payload_bytes", "spill_threshold_bytes"):
+            if not positive_int(getattr(self, name)):
+                raise InputError(f"{where}: {name} must be a positive integer, got {getattr(self, name)!r}")
+
+    def differences(self, other: "Settings") -> list[str]:
+        """``name=ours`` for every setting (creation time aside) that differs from ``other``."""
+        return [f"{k}={v}" for k, v in asdict(self).items()
+                if k != "created_at" and v != getattr(other, k)]
+
+
+class DataDir:
+    """An initialized data directory: its settings, its files, and stores opened on them."""
+
+    def __init__(self, path: Path, settings: Settings):
+        self.path = path
+        self.settings = settings
+
+    @classmethod
+    def init(cls, path: str | Path, shards: int = 4, route: str = "definition",
+             durability: str = "normal", *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+             spill_threshold_bytes: int = DEFAULT_SPILL_THRESHOLD_BYTES) -> "DataDir":
+        """Create a data directory (or accept an existing one with the same settings).
+
+        An existing directory with different settings is refused with an InputError.
+        """
+        wanted = Settings(shards=shards, route=route, durability=durability,
+                          max_payload_bytes=max_payload_bytes, spill_threshold_bytes=spill_threshold_bytes)
+        return cls._create(Path(path), wanted, strict=True)
+
+    @classmethod
+    def open(cls, path: str | Path, create: bool = True) -> "DataDir":
+        """Open a data directory; create it with default settings when missing and ``create``.
+
+        Raises InputError when it is missing (and not ``create``), was written by a newer
+        wfctl, or lacks one of its files.
+        """
+        path = Path(path)
+        if not (path / SETTINGS_FILE).exists():
+            if not create:
+                raise InputError(f"data directory {path} does not exist (no {SETTINGS_FILE}); "
+                                 "create it with wfctl init")
+            return cls._create(path, Settings(), strict=False)
+        datadir = cls(path, _read_settings(path))
+        for name in [CATALOG_FILE, *map(shard_file_name, range(datadir.settings.shards))]:
+            if not (path / name).is_file():
+                raise InputError(f"data directory {path}: {name} is missing")
+        return datadir
+
+    @classmethod
+    def _create(cls, path: Path, wanted: Settings, *, strict: bool) -> "DataDir":
+        wanted.validate(str(path))
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        with _locked(path):
+            if (path / SETTINGS_FILE).exists():
+                existing = _read_settings(path)
+                diff = existing.differences(wanted)
+                if strict and diff:
+                    raise InputError(
+                        f"data directory {path} already exists with {', '.join(diff)}; refusing to "
+                        f"re-initialize it with {', '.join(wanted.differences(existing))}")
+            else:
+                now = time.time()
+                create_catalog_file(path / CATALOG_FILE, durability=wanted.durability)
+                for shard in range(wanted.shards):
+                    create_shard_file(path / shard_file_name(shard), shard, durability=wanted.durability, now=now)
+                created = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
+                _write_settings(path, Settings(**{**asdict(wanted), "created_at": created}))
+        return cls.open(path, create=False)
+
+    @property
+    def shard_count(self) -> int:
+        """How many shards the directory has."""
+        return self.settings.shards
+
+    @property
+    def catalog_path(self) -> Path:
+        """``catalog.db``."""
+        return self.path / CATALOG_FILE
+
+    def shard_path(self, shard: int) -> Path:
+        """The file of shard ``shard``."""
+        self._check_shard(shard)
+        return self.path / shard_file_name(shard)
+
+    def route_key(self, definition_id: str, execution_id: str) -> str:
+        """The key a new run is routed by, following the ``route`` setting."""
+        return definition_id if self.settings.route == "definition" else execution_id
+
+    def shard_for(self, definition_id: str, execution_id: str) -> int:
+        """The shard a new run goes to, following the ``route`` setting."""
+        return shard_for(self.route_key(definition_id, execution_id), self.settings.shards)
+
+    def open_shard(self, shard: int, *, busy_deadline_s: float = DEFAULT_BUSY_DEADLINE_S) -> ShardStore:
+        """Open one shard's store (CorruptShardError when its file is damaged)."""
+        return SQLiteShardStore(self.shard_path(shard), shard, durability=self.settings.durability,
+                                max_payload_bytes=self.settings.max_payload_bytes,
+                                spill_threshold_bytes=self.settings.spill_threshold_bytes,
+                                busy_deadline_s=busy_deadline_s)
+
+    def open_catalog(self, *, busy_deadline_s: float = DEFAULT_BUSY_DEADLINE_S) -> CatalogStore:
+        """Open the definition catalog."""
+        return SQLiteCatalogStore(self.catalog_path, durability=self.settings.durability,
+                                  max_payload_bytes=self.settings.max_payload_bytes,
+                                  busy_deadline_s=busy_deadline_s)
+
+    def _check_shard(self, shard: int) -> None:
+        if not (isinstance(shard, int) and 0 <= shard < self.settings.shards):
+            raise InputError(f"data directory {self.path} has shards 0..{self.settings.shards - 1}, not {shard!r}")
+
+    def __repr__(self) -> str:
+        return f"DataDir({str(self.path)!r}, {self.settings})"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialize creation between processes (an advisory lock on a file in the directory)."""
+    with open(path / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_settings(path: Path) -> Settings:
+    file = path / SETTINGS_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {file}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{file} must hold a JSON object")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{file}: schema_version must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise InputError(f"data directory {path} was written by a newer wfctl (schema {version} > {SCHEMA_VERSION})")
+    for key in ("shards", "route", "durability"):
+        if key not in data:
+            raise InputError(f"{file}: {key} is missing")
+    known = {k: v for k, v in data.items() if k in Settings.__dataclass_fields__}
+    settings = Settings(**known)
+    settings.validate(str(file))
+    return settings
+
+
+def _write_settings(path: Path, settings: Settings) -> None:
+    tmp = path / f".{SETTINGS_FILE}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(asdict(settings), indent=2) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path / SETTINGS_FILE)

@@ -1,0 +1,106 @@
+"""Tables and indexes of shard and catalog files (created with sqlite-utils), and their checks.
+
+A file is stamped with ``PRAGMA application_id`` (which kind of wfctl file it is) and
+``PRAGMA user_version`` (its schema version), both written in the creating transaction.
+
+Shard file::
+
+    shard_status  id=1 | shard, lease_owner, lease_expires_at, generation, heartbeat_at,
+                  lock_retries, lock_wait_ms, transactions, created_at
+    runs          execution_id PK | definition_id, status, current_step, attempt,
+                  idempotency_key (unique when set), timeout_s, created_at, started_at, completed_at,
+                  updated_at, wake_at, input_blob, state_blob, output_blob, error,
+                  output, input, state   (large JSON last; *_blob -> blobs.id when out of line)
+                  indexes: (created_at), (definition_id, created_at), (status, created_at)
+    queue         execution_id PK | ready_at (indexed), claimed (the lease generation that claimed it)
+    journal       (execution_id, seq) PK | step_slug, step_type, attempt, status, port, error,
+                  started_at, finished_at, output
+    blobs         id PK | execution_id (indexed), body
+
+Catalog file::
+
+    definitions   id PK | name, version, steps, updated_at, body
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from ...errors import InputError
+from ..base import SCHEMA_VERSION
+from ..errors import CorruptShardError
+
+SHARD_APP_ID = 0x77667368  # "wfsh"
+CATALOG_APP_ID = 0x77666361  # "wfca"
+_KINDS = {SHARD_APP_ID: "shard", CATALOG_APP_ID: "catalog"}
+
+
+def create_shard_schema(conn: sqlite3.Connection, shard: int, now: float) -> None:
+    """Create a shard file's tables, indexes and status row (inside the caller's transaction)."""
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)
+    db.create_table("shard_status", {
+        "id": int, "shard": int, "lease_owner": str, "lease_expires_at": float, "generation": int,
+        "heartbeat_at": float, "lock_retries": int, "lock_wait_ms": float, "transactions": int,
+        "created_at": float,
+    }, pk="id", not_null={"shard", "generation", "lock_retries", "lock_wait_ms", "transactions"},
+        defaults={"generation": 0, "lock_retries": 0, "lock_wait_ms": 0.0, "transactions": 0})
+    runs = db.create_table("runs", {
+        "execution_id": str, "definition_id": str, "status": str, "current_step": str,
+        "attempt": int, "idempotency_key": str, "timeout_s": float, "created_at": float,
+        "started_at": float, "completed_at": float, "updated_at": float, "wake_at": float,
+        "input_blob": int, "state_blob": int, "output_blob": int, "error": str,
+        "output": str, "input": str, "state": str,
+    }, pk="execution_id", not_null={"definition_id", "status", "attempt", "created_at", "updated_at"})
+    runs.create_index(["created_at"], index_name="ix_runs_created")
+    runs.create_index(["definition_id", "created_at"], index_name="ix_runs_definition")
+    runs.create_index(["status", "created_at"], index_name="ix_runs_status")
+    # Partial (create_index cannot say WHERE): most runs have no key, and a NULL entry per run
+    # would cost every start an index write.
+    db.execute("CREATE UNIQUE INDEX ux_runs_idempotency_key ON runs (idempotency_key)"
+               " WHERE idempotency_key IS NOT NULL")
+    queue = db.create_table("queue", {"execution_id": str, "ready_at": float, "claimed": int},
+                            pk="execution_id", not_null={"ready_at"})
+    queue.create_index(["ready_at"], index_name="ix_queue_ready")
+    db.create_table("journal", {
+        "execution_id": str, "seq": int, "step_slug": str, "step_type": str, "attempt": int,
+        "status": str, "port": str, "error": str, "started_at": float, "finished_at": float,
+        "output": str,
+    }, pk=("execution_id", "seq"), not_null={"step_slug", "attempt", "status"})
+    blobs = db.create_table("blobs", {"id": int, "execution_id": str, "body": str}, pk="id",
+                            not_null={"execution_id", "body"})
+    blobs.create_index(["execution_id"], index_name="ix_blobs_execution")
+    conn.execute("INSERT INTO shard_status (id, shard, created_at) VALUES (1, ?, ?)", (shard, now))
+    _stamp(conn, SHARD_APP_ID)
+
+
+def create_catalog_schema(conn: sqlite3.Connection) -> None:
+    """Create the catalog's table (inside the caller's transaction)."""
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)
+    db.create_table("definitions", {
+        "id": str, "name": str, "version": str, "steps": int, "updated_at": float, "body": str,
+    }, pk="id", not_null={"steps", "updated_at", "body"})
+    _stamp(conn, CATALOG_APP_ID)
+
+
+def _stamp(conn: sqlite3.Connection, app_id: int) -> None:
+    conn.execute(f"PRAGMA application_id={app_id}")
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def is_initialized(conn: sqlite3.Connection) -> bool:
+    """True once a schema was created in the file."""
+    return conn.execute("PRAGMA user_version").fetchone()[0] != 0
+
+
+def check_schema(conn: sqlite3.Connection, path: Path, app_id: int) -> None:
+    """Check that the file is a wfctl file of the expected kind that this wfctl can read."""
+    (found_app,) = conn.execute("PRAGMA application_id").fetchone()
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if found_app != app_id:
+        other = f" (it is a {_KINDS[found_app]} file)" if found_app in _KINDS else ""
+        raise CorruptShardError(f"{path} is not a wfctl {_KINDS[app_id]} file{other}")
+    if version > SCHEMA_VERSION:
+        raise InputError(f"{path} was written by a newer wfctl (schema {version} > {SCHEMA_VERSION})")

@@ -1,0 +1,432 @@
+"""The SQLite shard store: one file per shard (see :mod:`.schema` for its tables)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ...errors import InputError
+from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_STATUSES, RUNNING, UNFINISHED,
+                    JournalRecord, JournalRow, NewRun, RunRecord, ShardStats, ShardStore, StepCommit)
+from ..errors import CorruptShardError, FencingError
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES, decode, encode
+from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
+from .schema import SHARD_APP_ID, check_schema, create_shard_schema, is_initialized
+
+DELETE_BATCH = 100
+_IN_CHUNK = 500
+
+_COUNTERS_SQL = ("UPDATE shard_status SET lock_retries = lock_retries + ?, "
+                 "lock_wait_ms = lock_wait_ms + ?, transactions = transactions + ? WHERE id = 1")
+_RUN_FIELDS = ("r.execution_id, r.definition_id, r.status, COALESCE(r.input, bi.body), "
+               "COALESCE(r.output, bo.body), r.error, {state}, r.current_step, r.attempt, "
+               "r.idempotency_key, r.timeout_s, r.created_at, r.started_at, r.completed_at, "
+               "r.updated_at, r.wake_at")
+_SELECT_RUN = ("SELECT " + _RUN_FIELDS.format(state="COALESCE(r.state, bs.body)")
+               + " FROM runs r LEFT JOIN blobs bi ON bi.id = r.input_blob"
+               " LEFT JOIN blobs bs ON bs.id = r.state_blob LEFT JOIN blobs bo ON bo.id = r.output_blob")
+_SELECT_SUMMARY = ("SELECT " + _RUN_FIELDS.format(state="NULL")
+                   + " FROM runs r LEFT JOIN blobs bi ON bi.id = r.input_blob"
+                   " LEFT JOIN blobs bo ON bo.id = r.output_blob")
+_INSERT_RUN = (
+    "INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
+    " timeout_s, created_at, updated_at, input_blob, state_blob, input, state)"
+    " VALUES (?, ?, 'pending', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)")
+_UPDATE_RUN = (
+    "UPDATE runs SET status = ?, current_step = ?, attempt = ?, state = ?, state_blob = ?,"
+    " output = ?, output_blob = ?, error = ?, wake_at = ?, updated_at = ?,"
+    " started_at = COALESCE(started_at, ?), completed_at = ? WHERE execution_id = ?")
+_REQUEUE = ("INSERT INTO queue (execution_id, ready_at) VALUES (?, ?) ON CONFLICT (execution_id)"
+            " DO UPDATE SET ready_at = excluded.ready_at, claimed = NULL")
+_INSERT_JOURNAL = (
+    "INSERT INTO journal (execution_id, seq, step_slug, step_type, attempt, status, port, error,"
+    " started_at, finished_at, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def create_shard_file(path: Path, shard: int, *, durability: str, now: float) -> None:
+    """Create (or complete) shard file ``path`` for shard number ``shard``."""
+    db = Connection(path, durability=durability, create=True)
+    try:
+        with db.write() as conn:
+            if not is_initialized(conn):
+                create_shard_schema(conn, shard, now)
+    finally:
+        db.close()
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _statuses(statuses: Collection[str] | None, allowed: tuple[str, ...], action: str) -> tuple[str, ...]:
+    if statuses is None:
+        return allowed
+    for status in statuses:
+        if status not in allowed:
+            raise InputError(f"cannot {action} runs with status {status!r} "
+                             f"(expected one of {', '.join(allowed)})")
+    return tuple(statuses)
+
+
+class SQLiteShardStore(ShardStore):
+    """:class:`~wfctl.store.base.ShardStore` on one SQLite file (see :mod:`wfctl.store.base`).
+
+    Inputs, states and outputs larger than ``spill_threshold_bytes`` live in the ``blobs``
+    table; a run whose state went out of line keeps it there. Values over
+    ``max_payload_bytes`` are refused before any write.
+    """
+
+    def __init__(self, path: Path, shard: int, *, durability: str = "normal",
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 spill_threshold_bytes: int = DEFAULT_SPILL_THRESHOLD_BYTES,
+                 busy_deadline_s: float = DEFAULT_BUSY_DEADLINE_S):
+        self.shard = shard
+        self.path = Path(path)
+        self.max_payload_bytes = max_payload_bytes
+        self.spill_threshold_bytes = spill_threshold_bytes
+        self._db = Connection(self.path, durability=durability, busy_deadline_s=busy_deadline_s,
+                              counters_sql=_COUNTERS_SQL)
+        try:
+            with self._db.read() as conn:
+                check_schema(conn, self.path, SHARD_APP_ID)
+                (stored,) = conn.execute("SELECT shard FROM shard_status WHERE id = 1").fetchone()
+            if stored != shard:
+                raise CorruptShardError(f"{self.path} holds shard {stored}, not shard {shard}")
+        except BaseException:
+            self._db.conn.close()
+            raise
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _record(self, row: tuple) -> RunRecord:
+        return RunRecord(row[0], row[1], self.shard, row[2], decode(row[3]), decode(row[4]), row[5],
+                         decode(row[6]), *row[7:])
+
+    def _encode(self, value: Any, what: str) -> tuple[str | None, int]:
+        return encode(value, what, self.max_payload_bytes)
+
+    def _place(self, conn: sqlite3.Connection, execution_id: str, text: str | None, size: int,
+               blob: int | None) -> tuple[str | None, int | None]:
+        """Where a value goes: ``(inline text, blob id)``; once out of line, it stays there."""
+        if blob is not None:
+            if text is None:
+                conn.execute("DELETE FROM blobs WHERE id = ?", (blob,))
+                return None, None
+            conn.execute("UPDATE blobs SET body = ? WHERE id = ?", (text, blob))
+            return None, blob
+        if size > self.spill_threshold_bytes:
+            cur = conn.execute("INSERT INTO blobs (execution_id, body) VALUES (?, ?)", (execution_id, text))
+            return None, cur.lastrowid
+        return text, None
+
+    def _journal_params(self, execution_id: str, rows: Sequence[JournalRow]) -> list[tuple]:
+        """Validate and encode journal rows (``seq`` filled in at write time)."""
+        params = []
+        for row in rows:
+            if row.status not in JOURNAL_STATUSES:
+                raise ValueError(f"journal status must be one of {JOURNAL_STATUSES}, got {row.status!r}")
+            output, _ = self._encode(row.output, f"output of step {row.step_slug!r} of run {execution_id}")
+            params.append((row.step_slug, row.step_type, row.attempt, row.status, row.port, row.error,
+                           row.started_at, row.finished_at, output))
+        return params
+
+    @staticmethod
+    def _append_journal(conn: sqlite3.Connection, execution_id: str, params: list[tuple]) -> None:
+        if not params:
+            return
+        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal WHERE execution_id = ?",
+                               (execution_id,)).fetchone()
+        conn.executemany(_INSERT_JOURNAL, [(execution_id, last + i, *p) for i, p in enumerate(params, 1)])
+
+    @contextmanager
+    def _fenced(self, generation: int) -> Iterator[sqlite3.Connection]:
+        """A write transaction that first checks the lease generation is still current."""
+        with self._db.write() as conn:
+            self._check_generation(conn, generation)
+            yield conn
+
+    def _check_generation(self, conn: sqlite3.Connection, generation: int) -> None:
+        owner, current = conn.execute(
+            "SELECT lease_owner, generation FROM shard_status WHERE id = 1").fetchone()
+        if current != generation or owner is None:
+            state = f"generation is now {current}" if current != generation else "the lease was released"
+            raise FencingError(f"shard {self.shard} ({self.path}): lease generation {generation} "
+                               f"is no longer valid ({state})")
+
+    def _load(self, conn: sqlite3.Connection, execution_ids: Sequence[str]) -> list[RunRecord]:
+        """Full records of ``execution_ids`` (missing ones left out), in that order."""
+        found: dict[str, RunRecord] = {}
+        for chunk in _chunks(execution_ids, _IN_CHUNK):
+            for row in conn.execute(f"{_SELECT_RUN} WHERE r.execution_id IN ({_marks(len(chunk))})", chunk):
+                found[row[0]] = self._record(row)
+        return [found[i] for i in execution_ids if i in found]
+
+    @staticmethod
+    def _where(statuses: Sequence[str] | None, definition_id: str | None) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if statuses is not None:
+            clauses.append(f"r.status IN ({_marks(len(statuses))})")
+            params.extend(statuses)
+        if definition_id is not None:
+            clauses.append("r.definition_id = ?")
+            params.append(definition_id)
+        return clauses, params
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def create_runs(self, runs: Sequence[NewRun], *, now: float) -> list[tuple[RunRecord, bool]]:
+        prepared = [(run, self._encode(run.input, f"input of run {run.execution_id}"),
+                     self._encode(run.state, f"state of run {run.execution_id}")) for run in runs]
+        results: list[tuple[RunRecord, bool]] = []
+        if not prepared:
+            return results
+        with self._db.write() as conn:
+            for run, (input_text, input_size), (state_text, state_size) in prepared:
+                if run.idempotency_key is None:
+                    existing = conn.execute("SELECT execution_id FROM runs WHERE execution_id = ?",
+                                            (run.execution_id,)).fetchone()
+                else:
+                    existing = conn.execute(
+                        "SELECT execution_id FROM runs WHERE execution_id = ? OR idempotency_key = ?",
+                        (run.execution_id, run.idempotency_key)).fetchone()
+                if existing:
+                    results.append((self._load(conn, existing)[0], False))
+                    continue
+                input_text, input_blob = self._place(conn, run.execution_id, input_text, input_size, None)
+                state_text, state_blob = self._place(conn, run.execution_id, state_text, state_size, None)
+                current = run.state.get("current") if run.state else None
+                conn.execute(_INSERT_RUN, (run.execution_id, run.definition_id, current, run.idempotency_key,
+                                           run.timeout_s, now, now, input_blob, state_blob, input_text,
+                                           state_text))
+                conn.execute("INSERT INTO queue (execution_id, ready_at) VALUES (?, ?)", (run.execution_id, now))
+                results.append((RunRecord(run.execution_id, run.definition_id, self.shard, PENDING, run.input,
+                                          None, None, run.state, current, 1, run.idempotency_key, run.timeout_s,
+                                          now, None, None, now, None), True))
+        return results
+
+    def get_run(self, execution_id: str) -> RunRecord | None:
+        with self._db.read() as conn:
+            row = conn.execute(f"{_SELECT_RUN} WHERE r.execution_id = ?", (execution_id,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def journal(self, execution_id: str) -> list[JournalRecord]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
+                " started_at, finished_at FROM journal WHERE execution_id = ? ORDER BY seq",
+                (execution_id,)).fetchall()
+        return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
+
+    def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
+                  limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
+        wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "list")
+        clauses, params = self._where(wanted, definition_id)
+        if before is not None:
+            clauses.append("(r.created_at, r.execution_id) < (?, ?)")
+            params.extend(before)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._db.read() as conn:
+            rows = conn.execute(f"{_SELECT_SUMMARY}{where} ORDER BY r.created_at DESC, r.execution_id DESC"
+                                " LIMIT ?", (*params, limit)).fetchall()
+        return [self._record(row) for row in rows]
+
+    def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None) -> int:
+        wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "count")
+        clauses, params = self._where(wanted, definition_id)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._db.read() as conn:
+            return conn.execute(f"SELECT COUNT(*) FROM runs r{where}", params).fetchone()[0]
+
+    @staticmethod
+    def _cancel(conn: sqlite3.Connection, execution_ids: Sequence[str], now: float) -> list[str]:
+        canceled = [r[0] for r in conn.execute(
+            f"UPDATE runs SET status = 'canceled', completed_at = ?, updated_at = ?"
+            f" WHERE execution_id IN ({_marks(len(execution_ids))}) AND status IN ('pending', 'running')"
+            " RETURNING execution_id", (now, now, *execution_ids)).fetchall()]
+        if canceled:
+            conn.execute(f"DELETE FROM queue WHERE execution_id IN ({_marks(len(canceled))})", canceled)
+        return canceled
+
+    def cancel_runs(self, execution_ids: Collection[str], *, now: float) -> list[str]:
+        canceled: list[str] = []
+        for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
+            with self._db.write() as conn:
+                canceled.extend(self._cancel(conn, chunk, now))
+        return canceled
+
+    def cancel_matching(self, definition_id: str | None, statuses: Collection[str] | None = None,
+                        *, now: float, batch: int = DELETE_BATCH) -> int:
+        clauses, params = self._where(_statuses(statuses, UNFINISHED, "cancel"), definition_id)
+        select = f"SELECT execution_id FROM runs r WHERE {' AND '.join(clauses)} LIMIT ?"
+        total = 0
+        while True:
+            with self._db.write() as conn:
+                ids = [r[0] for r in conn.execute(select, (*params, batch))]
+                if ids:
+                    total += len(self._cancel(conn, ids, now))
+            if len(ids) < batch:
+                return total
+
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, execution_ids: Sequence[str]) -> int:
+        marks = _marks(len(execution_ids))
+        deleted = conn.execute(f"DELETE FROM runs WHERE execution_id IN ({marks})", execution_ids).rowcount
+        for table in ("journal", "blobs", "queue"):
+            conn.execute(f"DELETE FROM {table} WHERE execution_id IN ({marks})", execution_ids)
+        return deleted
+
+    def delete_runs(self, execution_ids: Collection[str]) -> int:
+        total = 0
+        finished = f"status IN ({_marks(len(FINISHED))})"
+        for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
+            with self._db.write() as conn:
+                ids = [r[0] for r in conn.execute(
+                    f"SELECT execution_id FROM runs WHERE execution_id IN ({_marks(len(chunk))}) AND {finished}",
+                    (*chunk, *FINISHED))]
+                if ids:
+                    total += self._delete(conn, ids)
+        return total
+
+    def delete_finished(self, older_than: float, statuses: Collection[str] | None = None,
+                        *, batch: int = DELETE_BATCH) -> int:
+        wanted = _statuses(statuses, FINISHED, "delete")
+        select = (f"SELECT execution_id FROM runs WHERE status IN ({_marks(len(wanted))})"
+                  " AND completed_at < ? LIMIT ?")
+        total = 0
+        while True:
+            with self._db.write() as conn:
+                ids = [r[0] for r in conn.execute(select, (*wanted, older_than, batch))]
+                if ids:
+                    total += self._delete(conn, ids)
+            if len(ids) < batch:
+                return total
+
+    def inactive_runs(self, now: float, default_timeout_s: float, limit: int = 100) -> list[RunRecord]:
+        active = "MAX(r.updated_at, COALESCE(r.wake_at, 0))"
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"{_SELECT_RUN} WHERE r.status IN ('pending', 'running')"
+                f" AND {active} + COALESCE(r.timeout_s, ?) < ? ORDER BY {active} LIMIT ?",
+                (default_timeout_s, now, limit)).fetchall()
+        return [self._record(row) for row in rows]
+
+    def stats(self) -> ShardStats:
+        with self._db.read() as conn:
+            by_status = dict(conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+            (depth,) = conn.execute("SELECT COUNT(*) FROM queue").fetchone()
+            row = conn.execute(
+                "SELECT lock_retries, lock_wait_ms, transactions, lease_owner, lease_expires_at,"
+                " generation, heartbeat_at FROM shard_status WHERE id = 1").fetchone()
+        wal = Path(f"{self.path}-wal")
+        return ShardStats(
+            shard=self.shard, runs_by_status=by_status, queue_depth=depth,
+            lock_retries=row[0] + self._db.lock_retries, lock_wait_ms=row[1] + self._db.lock_wait_s * 1000.0,
+            transactions=row[2] + self._db.transactions, lease_owner=row[3], lease_expires_at=row[4], generation=row[5],
+            heartbeat_at=row[6], file_bytes=os.path.getsize(self.path),
+            wal_bytes=wal.stat().st_size if wal.exists() else 0)
+
+    # -- the lease holder ------------------------------------------------------------------
+
+    def acquire_lease(self, owner: str, ttl_s: float, *, now: float) -> int | None:
+        lease = "SELECT lease_owner, lease_expires_at, generation FROM shard_status WHERE id = 1"
+
+        def held(row: tuple) -> bool:
+            return row[0] is not None and row[0] != owner and row[1] > now
+
+        with self._db.read() as conn:  # a held lease needs no write transaction
+            if held(conn.execute(lease).fetchone()):
+                return None
+        with self._db.write() as conn:
+            row = conn.execute(lease).fetchone()
+            if held(row):
+                return None
+            generation = row[2] + 1
+            conn.execute("UPDATE shard_status SET lease_owner = ?, lease_expires_at = ?, generation = ?,"
+                         " heartbeat_at = ? WHERE id = 1", (owner, now + ttl_s, generation, now))
+        return generation
+
+    def renew_lease(self, owner: str, generation: int, ttl_s: float, *, now: float) -> float:
+        with self._fenced(generation) as conn:
+            cur = conn.execute("UPDATE shard_status SET lease_expires_at = ?, heartbeat_at = ?"
+                               " WHERE id = 1 AND lease_owner = ?", (now + ttl_s, now, owner))
+            if cur.rowcount != 1:
+                raise FencingError(f"shard {self.shard} ({self.path}): the lease of generation "
+                                   f"{generation} is not held by {owner!r}")
+        return now + ttl_s
+
+    def release_lease(self, owner: str, generation: int) -> bool:
+        with self._db.write() as conn:
+            cur = conn.execute("UPDATE shard_status SET lease_owner = NULL, lease_expires_at = NULL"
+                               " WHERE id = 1 AND generation = ? AND lease_owner = ?", (generation, owner))
+        return cur.rowcount == 1
+
+    def claim_ready(self, generation: int, *, now: float, limit: int) -> list[RunRecord]:
+        ready = ("SELECT execution_id FROM queue WHERE ready_at <= ? AND claimed IS NOT ?"
+                 " ORDER BY ready_at LIMIT ?")
+        with self._db.read() as conn:  # an empty queue needs no write transaction
+            self._check_generation(conn, generation)
+            if conn.execute(ready, (now, generation, 1)).fetchone() is None:
+                return []
+        with self._fenced(generation) as conn:
+            ids = [r[0] for r in conn.execute(ready, (now, generation, limit))]
+            conn.executemany("UPDATE queue SET claimed = ? WHERE execution_id = ?", [(generation, i) for i in ids])
+            return self._load(conn, ids)
+
+    def mark_step_started(self, generation: int, execution_id: str, row: JournalRow, *, now: float) -> bool:
+        params = self._journal_params(execution_id, [row])
+        with self._fenced(generation) as conn:
+            found = conn.execute("SELECT status FROM runs WHERE execution_id = ?", (execution_id,)).fetchone()
+            if found is None or found[0] in FINISHED:
+                return False
+            self._append_journal(conn, execution_id, params)
+            conn.execute("UPDATE runs SET status = 'running', current_step = ?, attempt = ?, updated_at = ?,"
+                         " started_at = COALESCE(started_at, ?) WHERE execution_id = ?",
+                         (row.step_slug, row.attempt, now, now, execution_id))
+        return True
+
+    def commit_steps(self, generation: int, updates: Sequence[StepCommit], *, now: float) -> list[str]:
+        prepared = []
+        for u in updates:
+            if u.status not in (RUNNING, COMPLETED, FAILED):
+                raise ValueError(f"a step commit's status must be running, completed or failed, got {u.status!r}")
+            if u.status != RUNNING and u.ready_at is not None:
+                raise ValueError(f"run {u.execution_id} is {u.status}: it cannot be re-queued")
+            prepared.append((u, self._encode(u.state, f"state of run {u.execution_id}"),
+                             self._encode(u.output, f"output of run {u.execution_id}"),
+                             self._journal_params(u.execution_id, u.journal)))
+        skipped: list[str] = []
+        with self._fenced(generation) as conn:
+            for u, (state_text, state_size), (output_text, output_size), journal in prepared:
+                eid = u.execution_id
+                found = conn.execute("SELECT status, state_blob, output_blob FROM runs WHERE execution_id = ?",
+                                     (eid,)).fetchone()
+                if found is None:
+                    skipped.append(eid)
+                    continue
+                self._append_journal(conn, eid, journal)
+                if found[0] in FINISHED:
+                    skipped.append(eid)
+                    continue
+                state_text, state_blob = self._place(conn, eid, state_text, state_size, found[1])
+                output_text, output_blob = self._place(conn, eid, output_text, output_size, found[2])
+                finished = now if u.status != RUNNING else None
+                conn.execute(_UPDATE_RUN, (u.status, u.current_step, u.attempt, state_text, state_blob,
+                                           output_text, output_blob, u.error, u.wake_at, now, now, finished, eid))
+                if u.ready_at is None:
+                    conn.execute("DELETE FROM queue WHERE execution_id = ?", (eid,))
+                else:
+                    conn.execute(_REQUEUE, (eid, u.ready_at))
+        return skipped
+
+    def close(self) -> None:
+        self._db.close()
