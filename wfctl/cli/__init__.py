@@ -7,12 +7,14 @@ stderr and its exit code; no traceback reaches the user.
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Optional
 
 import typer
 
 from ..errors import WfctlError
-from . import defs, evaluate, run
+from . import defs, evaluate, init, run, runs, shards, worker
 
 app = typer.Typer(
     name="wfctl",
@@ -34,18 +36,33 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
+    data_dir: Optional[str] = typer.Option(
+        None, "--data-dir", help="The data directory (default: $WFCTL_DATA_DIR, else ./.wfctl).", show_default=False),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Run tale workflow definitions durably and stress-test workflow contention."""
+    ctx.obj = {"data_dir": data_dir}
 
 
+app.command("init")(init.init_command)
+app.command("start")(runs.start_command)
+app.command("status")(runs.status_command)
+app.command("list")(runs.list_command)
+app.command("cancel")(runs.cancel_command)
+app.command("cleanup")(runs.cleanup_command)
+app.command("worker")(worker.worker_command)
 app.add_typer(defs.app, name="defs")
-app.command("eval")(evaluate.eval_command)
+app.add_typer(shards.app, name="shards")
 app.command("run")(run.run_command)
+app.command("eval")(evaluate.eval_command)
 
 
 def main() -> None:
     """Entry point of the ``wfctl`` console script."""
+    import logging
+
+    logging.basicConfig(format="wfctl: warning: %(message)s", level=logging.WARNING)
     try:
         app()
     except WfctlError as exc:
@@ -54,3 +71,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("wfctl: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # a bug in wfctl: still one line, the traceback on request
+        if os.environ.get("WFCTL_DEBUG"):
+            raise
+        print(f"wfctl: internal error: {type(exc).__name__}: {exc} (set WFCTL_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        sys.exit(70)

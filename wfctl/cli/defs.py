@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .output import console, print_json
+from .output import confirm, console, engine, print_json
 
 app = typer.Typer(help="Validate and manage workflow definitions.", no_args_is_help=True)
 
@@ -95,3 +95,68 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+@app.command("apply")
+def apply_command(
+    ctx: typer.Context,
+    files: List[Path] = typer.Argument(..., help="Definition files or directories to register."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Validate and register definitions in the data directory's catalog (all or nothing)."""
+    applied = engine(ctx).apply(files)
+    if json_out:
+        print_json([{"id": definition_id, "changed": changed} for definition_id, changed in applied])
+        return
+    out = console()
+    for definition_id, changed in applied:
+        out.print(f"{definition_id}: {'applied' if changed else 'unchanged'}", markup=False)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the definitions as JSON."),
+) -> None:
+    """List the registered definitions."""
+    rows = engine(ctx).definitions()
+    if json_out:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    for column in ("id", "name", "version", "steps", "updated"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["id"], row.get("name") or "", row.get("version") or "", str(row.get("steps", "")),
+                      str(row.get("updated_at") or ""))
+    console().print(table)
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    definition_id: str = typer.Argument(..., help="A registered definition id."),
+) -> None:
+    """Print a registered definition as tale JSON."""
+    print_json(engine(ctx).definition(definition_id).to_tale())
+
+
+@app.command("delete")
+def delete_command(
+    ctx: typer.Context,
+    definition_id: str = typer.Argument(..., help="A registered definition id."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Delete a definition: cancel its unfinished runs and delete all its runs (in batches of 100)."""
+    eng = engine(ctx)
+    eng.definition(definition_id)  # unknown id: a clear error before asking
+    count = eng.count(None, definition_id)
+    confirm(f"Delete definition '{definition_id}' and its {count} run(s)?", yes)
+    canceled, deleted = eng.delete_definition(definition_id)
+    if json_out:
+        print_json({"id": definition_id, "canceled": canceled, "deleted": deleted})
+    else:
+        console().print(f"deleted '{definition_id}': {canceled} run(s) canceled, {deleted} deleted", markup=False)

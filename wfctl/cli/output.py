@@ -1,10 +1,12 @@
-"""Rendering helpers shared by the commands: JSON to stdout, Rich consoles."""
+"""Helpers shared by the commands: the engine of this invocation, JSON output, Rich tables."""
 
 from __future__ import annotations
 
 import json
 import sys
 from typing import Any
+
+import typer
 
 
 def print_json(data: Any) -> None:
@@ -17,3 +19,50 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
+
+
+def engine(ctx: typer.Context):
+    """The Engine over this invocation's data directory (``--data-dir``, ``$WFCTL_DATA_DIR``, ``./.wfctl``)."""
+    from ..engine import Engine
+
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    if obj.get("engine") is None:
+        obj["engine"] = Engine(obj.get("data_dir"))
+        root.obj = obj
+        root.call_on_close(obj["engine"].close)
+    return obj["engine"]
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask ``question`` unless ``yes``; without a terminal to ask on, refuse with a clear error."""
+    from ..errors import InputError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InputError(f"{question} (refusing without --yes: no terminal to confirm on)")
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+def escape(text: str) -> str:
+    """Escape Rich markup in ``text``."""
+    from rich.markup import escape as _escape
+
+    return _escape(text)
+
+
+STATUS_COLOURS = {"completed": "green", "failed": "red", "canceled": "yellow", "running": "cyan", "pending": "white"}
+
+
+def status_markup(status: str) -> str:
+    """A run status coloured for people."""
+    colour = STATUS_COLOURS.get(status, "white")
+    return f"[{colour}]{status}[/{colour}]"
+
+
+def short_json(value: Any, width: int = 60) -> str:
+    """Compact JSON, cut to ``width`` characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"

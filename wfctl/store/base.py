@@ -206,8 +206,8 @@ class ShardStore(ABC):
 
     @abstractmethod
     def count_runs(self, statuses: Collection[str] | None = None,
-                   definition_id: str | None = None) -> int:
-        """How many runs match."""
+                   definition_id: str | None = None, finished_before: float | None = None) -> int:
+        """How many runs match (``finished_before``: only runs finished before that time)."""
 
     @abstractmethod
     def cancel_runs(self, execution_ids: Collection[str], *, now: float) -> list[str]:

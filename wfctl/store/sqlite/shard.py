@@ -240,9 +240,13 @@ class SQLiteShardStore(ShardStore):
                                 " LIMIT ?", (*params, limit)).fetchall()
         return [self._record(row) for row in rows]
 
-    def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None) -> int:
+    def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
+                   finished_before: float | None = None) -> int:
         wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "count")
         clauses, params = self._where(wanted, definition_id)
+        if finished_before is not None:
+            clauses.append("r.completed_at < ?")
+            params.append(finished_before)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._db.read() as conn:
             return conn.execute(f"SELECT COUNT(*) FROM runs r{where}", params).fetchone()[0]

@@ -1,0 +1,197 @@
+"""Run commands over the durable engine: start, status, list, cancel, cleanup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .output import confirm, console, engine, escape, print_json, short_json, status_markup
+
+EXIT_BY_STATUS = {"completed": 0, "failed": 1, "canceled": 3}
+EXIT_TIMEOUT = 4
+STATUSES = ("pending", "running", "completed", "failed", "canceled")
+
+
+def _statuses(values: Optional[List[str]]) -> list[str] | None:
+    from ..errors import InputError
+
+    for value in values or ():
+        if value not in STATUSES:
+            raise InputError(f"--status: unknown status '{value}' (expected one of {', '.join(STATUSES)})")
+    return list(values) if values else None
+
+
+def start_command(
+    ctx: typer.Context,
+    definition: str = typer.Argument(..., help="A registered definition id, or a definition file (applied on the fly)."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help="Run input as inline JSON (an object), or @path."),
+    input_file: Optional[Path] = typer.Option(None, "--input-file", help="Read the run input from a JSON file."),
+    idempotency_key: Optional[str] = typer.Option(
+        None, "--idempotency-key", help="Start at most one run per key: a repeated key returns the existing run."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the run to its end (runs the work here if no worker holds its shard)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="With --wait: give up after this many seconds (exit 4)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Start a run of DEFINITION: one transaction on one shard.
+
+    Prints the execution id (and, with --wait, the run's status and steps). Exit codes: 0 started (or, with --wait, completed), 1 failed, 3 canceled, 4 timed out, 2 bad input.
+    """
+    from ..errors import InputError
+    from ..jsoninput import json_argument, load_json_file
+
+    if input is not None and input_file is not None:
+        raise InputError("give either --input or --input-file, not both")
+    if timeout is not None and not wait:
+        raise InputError("--timeout goes with --wait")
+    payload = load_json_file(input_file, f"--input-file {input_file}") if input_file else json_argument(input, "--input")
+    eng = engine(ctx)
+    started = eng.start(definition, payload, idempotency_key)
+    result = {"execution_id": started.execution_id, "shard": started.shard, "created": started.created}
+    if not wait:
+        if json_out:
+            print_json(result)
+        else:
+            note = "" if started.created else " (existing run for this idempotency key)"
+            console().print(f"{started.execution_id}{note}", markup=False)
+        return
+    status = {**eng.wait(started.execution_id, timeout), "created": started.created}
+    if json_out:
+        print_json(status)
+    else:
+        _render_status(status)
+    raise typer.Exit(EXIT_BY_STATUS.get(status["status"], EXIT_TIMEOUT))
+
+
+def status_command(
+    ctx: typer.Context,
+    execution_id: str = typer.Argument(..., help="The execution id `wfctl start` printed."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run and its steps as JSON."),
+) -> None:
+    """Show a run and its journal: every step's slug, type, status, attempts, port, output, error and timings."""
+    status = engine(ctx).status(execution_id)
+    if json_out:
+        print_json(status)
+    else:
+        _render_status(status)
+
+
+def list_command(
+    ctx: typer.Context,
+    status: Optional[List[str]] = typer.Option(None, "--status", "-s", help="Only runs with this status (repeatable)."),
+    definition: Optional[str] = typer.Option(None, "--definition", "-d", help="Only runs of this definition."),
+    shard: Optional[int] = typer.Option(None, "--shard", help="Only runs on this shard."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many runs."),
+    json_out: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+) -> None:
+    """List runs, newest first, across all shards."""
+    runs = engine(ctx).list(_statuses(status), definition, shard, limit)
+    if json_out:
+        print_json(runs)
+        return
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    for column in ("execution id", "definition", "shard", "status", "created", "completed", "output / error"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        detail = run["error"] if run["status"] == "failed" else short_json(run["output"], 40)
+        table.add_row(run["execution_id"], run["definition_id"], str(run["shard"]), status_markup(run["status"]),
+                      run["created_at"] or "", run["completed_at"] or "", escape(detail or ""))
+    out = console()
+    out.print(table)
+    out.print(f"{len(runs)} run(s)")
+
+
+def cancel_command(
+    ctx: typer.Context,
+    execution_ids: Optional[List[str]] = typer.Argument(None, help="Runs to cancel."),
+    definition: Optional[str] = typer.Option(None, "--definition", "-d", help="Cancel the unfinished runs of this definition."),
+    status: Optional[List[str]] = typer.Option(None, "--status", "-s", help="With --definition: only these statuses (pending, running)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation of a bulk cancel."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Cancel runs: a canceled run starts no new step; a step in flight is recorded but not followed.
+
+    Give execution ids, or --definition (with --status) for a bulk cancel, which shows the count and asks first unless --yes.
+    """
+    from ..errors import InputError
+
+    eng = engine(ctx)
+    if execution_ids and definition:
+        raise InputError("give execution ids or --definition, not both")
+    if execution_ids:
+        canceled = eng.cancel(execution_ids)
+        result = {"canceled": canceled, "count": len(canceled)}
+    elif definition:
+        statuses = _statuses(status) or ["pending", "running"]
+        count = eng.count(statuses, definition)
+        if count:
+            confirm(f"Cancel {count} run(s) of '{definition}'?", yes)
+        result = {"count": eng.cancel_matching(definition, statuses) if count else 0}
+    else:
+        raise InputError("give execution ids to cancel, or --definition")
+    if json_out:
+        print_json(result)
+    else:
+        console().print(f"canceled {result['count']} run(s)")
+
+
+def cleanup_command(
+    ctx: typer.Context,
+    execution_ids: Optional[List[str]] = typer.Argument(None, help="Finished runs to delete."),
+    older_than: Optional[str] = typer.Option(None, "--older-than", help="Delete runs finished longer ago than this (e.g. 7d, 12h)."),
+    status: Optional[List[str]] = typer.Option(None, "--status", "-s", help="With --older-than: only these statuses (completed, failed, canceled)."),
+    force: bool = typer.Option(False, "--force", help="Cancel unfinished runs first instead of refusing them."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation of a bulk cleanup."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Delete finished runs and their journals, in batches.
+
+    Give execution ids (an unfinished run is refused unless --force), or --older-than for a bulk cleanup, which shows the count and asks first unless --yes.
+    """
+    from ..durations import parse_duration
+    from ..errors import InputError
+
+    eng = engine(ctx)
+    if execution_ids and older_than:
+        raise InputError("give execution ids or --older-than, not both")
+    if execution_ids:
+        deleted = eng.cleanup(execution_ids, force=force)
+    elif older_than:
+        seconds = parse_duration(older_than, "--older-than")
+        statuses = _statuses(status)
+        count = eng.count_finished_before(seconds, statuses)
+        if count:
+            confirm(f"Delete {count} finished run(s) older than {older_than}?", yes)
+        deleted = eng.cleanup_older_than(seconds, statuses) if count else 0
+    else:
+        raise InputError("give execution ids to delete, or --older-than")
+    if json_out:
+        print_json({"deleted": deleted})
+    else:
+        console().print(f"deleted {deleted} run(s)")
+
+
+def _render_status(status: dict) -> None:
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]{status['execution_id']}[/bold]  {status['definition_id']}  shard {status['shard']}  "
+              f"{status_markup(status['status'])}")
+    out.print(f"created {status['created_at']}  started {status['started_at'] or '-'}  "
+              f"completed {status['completed_at'] or '-'}", markup=False)
+    table = Table(title_justify="left")
+    for column in ("#", "step", "type", "status", "attempt", "port", "output / error"):
+        table.add_column(column, overflow="fold")
+    for n, row in enumerate(status["steps"], 1):
+        output = row.get("output")
+        data = output.get("data") if isinstance(output, dict) and "data" in output else output
+        detail = row["error"] if row.get("error") else short_json(data, 50)
+        table.add_row(str(n), row["slug"], row["type"] or "", row["status"], str(row["attempt"]), row["port"] or "",
+                      escape(detail or ""))
+    out.print(table)
+    if status.get("error"):
+        out.print("error: " + status["error"], markup=False)
+    out.print("output: " + short_json(status.get("output"), 400), markup=False)

@@ -1,0 +1,66 @@
+"""``wfctl shards``: per-shard activity and contention, and where a key routes."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .output import console, engine, print_json
+
+app = typer.Typer(help="Show shards and routing.", invoke_without_command=True)
+
+
+@app.callback()
+def shards_command(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+) -> None:
+    """Per-shard runs by status (pending, running, completed, failed, canceled), queue depth, lock retries and lock wait time, lease holder, file size (with WAL).
+
+    --json adds the transaction count, lease expiry, fencing generation and heartbeat.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = engine(ctx).shards()
+    if json_out:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    from rich import box
+
+    table = Table(title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("shard", "runs", "pend", "run", "done", "fail", "canc", "queue",
+                   "lock retries", "wait ms", "lease", "MiB"):
+        lease = column == "lease"
+        table.add_column(column, justify="left" if lease else "right", overflow="fold", no_wrap=not lease)
+    for row in rows:
+        if "error" in row:
+            table.add_row(str(row["shard"]), f"[red]{row['error']}[/red]", *[""] * 10)
+            continue
+        by = row.get("runs_by_status", {})
+        size = ((row.get("file_bytes") or 0) + (row.get("wal_bytes") or 0)) / 2**20
+        table.add_row(str(row["shard"]), str(sum(by.values())), *(str(by.get(s, 0)) for s in
+                      ("pending", "running", "completed", "failed", "canceled")),
+                      str(row.get("queue_depth", 0)), str(row.get("lock_retries", 0)),
+                      f"{row.get('lock_wait_ms', 0):.1f}", row.get("lease_owner") or "-", f"{size:.1f}")
+    console().print(table)
+
+
+@app.command("route")
+def route_command(
+    ctx: typer.Context,
+    key: str = typer.Argument(..., help="A definition id or execution id (whatever the data directory routes by)."),
+    shards: Optional[int] = typer.Option(None, "--shards", min=1, help="The shard count (default: the data directory's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Print the shard KEY maps to: 32-bit FNV-1a over UTF-16 code units, mod the shard count (tale's getShardIndex)."""
+    from ..store import fnv1a_32, shard_for
+
+    count = shards if shards is not None else engine(ctx).shard_count
+    result = {"key": key, "shards": count, "shard": shard_for(key, count), "fnv1a_32": fnv1a_32(key)}
+    if json_out:
+        print_json(result)
+    else:
+        typer.echo(result["shard"])

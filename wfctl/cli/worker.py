@@ -1,0 +1,47 @@
+"""``wfctl worker``: run the work of the data directory's shards."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def _shard_list(text: Optional[str]) -> list[int] | None:
+    from ..errors import InputError
+
+    if text is None:
+        return None
+    try:
+        shards = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise InputError(f"--shards: expected a comma-separated list of shard numbers, got '{text}'") from None
+    if not shards or shards[0] < 0:
+        raise InputError(f"--shards: expected shard numbers >= 0, got '{text}'")
+    return shards
+
+
+def worker_command(
+    ctx: typer.Context,
+    processes: int = typer.Option(1, "--processes", "-p", min=1, help="Worker processes; the shards are split between them."),
+    shards: Optional[str] = typer.Option(None, "--shards", help="Only these shards, e.g. 0,2 (default: all)."),
+    max_parallel: int = typer.Option(8, "--max-parallel", min=1, help="Side-effecting steps run at once per process."),
+    drain: bool = typer.Option(False, "--drain", help="Exit once no pending, running or retrying work remains."),
+) -> None:
+    """Execute runs: hold each shard's lease (one worker per shard at a time), advance runs step by step, journal every step.
+
+    A dead worker's shards are taken over when its lease expires. Ctrl-C or SIGTERM stops cleanly and releases the leases.
+    """
+    import signal
+    import threading
+
+    from ..engine.processes import run_workers
+    from ..store import resolve_data_dir
+
+    root = ctx.find_root()
+    path = resolve_data_dir((root.obj or {}).get("data_dir"))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # Ctrl-C is handled by run_workers (exit 130)
+    code = run_workers(path, processes=processes, shards=_shard_list(shards), drain=drain,
+                       max_parallel=max_parallel, stop_event=stop)
+    raise typer.Exit(code)

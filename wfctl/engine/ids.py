@@ -1,0 +1,50 @@
+"""Execution ids: ``<shard in hex, 2+ digits>-<32 hex digits>``, e.g. ``03-0193a4f2c1d87e5b9a0c4d2e6f718293``.
+
+The prefix is the run's shard, so ``status``/``cancel``/``cleanup`` open one shard file
+without scanning the others. The 32-digit body is chosen first:
+
+- without an idempotency key, a time-ordered random value (48-bit millisecond timestamp then
+  80 random bits, the UUIDv7 layout);
+- with a key, the first 128 bits of ``sha256(definition id NUL key)``: a repeated start with
+  the same key computes the same id, so the shard's insert finds the existing run (keys are
+  scoped to their definition).
+
+The shard is then ``fnv1a_32(body) % shards`` when the data directory routes by execution,
+and ``fnv1a_32(definition id) % shards`` when it routes by definition (tale's ``getShardIndex``).
+An id without a hex prefix (written before sharding) or with an out-of-range one is looked up
+on shard 0, with a warning, as tale's ``safeShardIndex`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from ..store import safe_shard_index
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def new_body(definition_id: str, idempotency_key: str | None = None) -> str:
+    """The 32-hex-digit random (or, with a key, derived) part of a new execution id."""
+    if idempotency_key is not None:
+        digest = hashlib.sha256(f"{definition_id}\0{idempotency_key}".encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()[:32]
+    return f"{int(time.time() * 1000) & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
+
+
+def execution_id(shard: int, body: str) -> str:
+    """The id of a run on ``shard`` with ``body``."""
+    return f"{shard:02x}-{body}"
+
+
+def shard_of(execution_id: str, shard_count: int) -> tuple[int, str | None]:
+    """``(shard, warning or None)``: the shard an id names; shard 0 for a legacy or bad prefix."""
+    prefix, sep, _ = execution_id.partition("-")
+    if not sep or not prefix:
+        return 0, f"execution id {execution_id!r} has no shard prefix; using shard 0"
+    if not set(prefix) <= _HEX:
+        return 0, f"execution id {execution_id!r}: shard prefix {prefix!r} is not hexadecimal; using shard 0"
+    shard, warning = safe_shard_index(int(prefix, 16), shard_count)
+    return shard, warning and f"execution id {execution_id!r}: {warning}"

@@ -1,0 +1,77 @@
+"""Worker processes: the shards split between N processes (spawned), each running a :class:`Worker`."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from ..store import DataDir, resolve_data_dir
+
+
+def split_shards(shards: list[int], processes: int) -> list[list[int]]:
+    """Round-robin ``shards`` over at most ``processes`` non-empty groups."""
+    n = max(1, min(processes, len(shards)))
+    return [shards[i::n] for i in range(n)]
+
+
+def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[str, Any]) -> None:
+    """A worker process: SIGTERM/SIGINT stop it cleanly (in-flight steps commit, leases released)."""
+    import logging
+    import sys
+
+    from .client import Engine
+    from .worker import Worker
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None))
+    sys.exit(Worker(engine, shards, **options).run(drain=drain, stop_event=stop))
+
+
+def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: list[int] | None = None,
+                drain: bool = False, *, stop_event: threading.Event | None = None,
+                interpreter_factory: Callable[..., Any] | None = None, owner: str | None = None,
+                **worker_options: Any) -> int:
+    """Run ``processes`` worker processes over ``shards`` (default: all) and wait for them.
+
+    Setting ``stop_event`` (or Ctrl-C, which returns 130) sends them SIGTERM and waits for
+    them. ``interpreter_factory`` must be picklable (a module-level function); ``owner``
+    names the leases (``<owner>-<n>`` per process); ``worker_options`` go to :class:`Worker`
+    (max_parallel, lease_ttl, batch, ...).
+    Returns 0 when every process exited with 0, else the first non-zero exit code
+    (128 + signal number for a process killed by a signal).
+    """
+    datadir = DataDir.open(resolve_data_dir(None if data_dir is None else str(data_dir)), create=False)
+    chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
+    for shard in chosen:
+        datadir.shard_path(shard)  # InputError for a shard the directory does not have
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for n, group in enumerate(split_shards(chosen, processes)):
+        options = dict(worker_options, interpreter_factory=interpreter_factory,
+                       owner=f"{owner}-{n}" if owner else None)
+        procs.append(ctx.Process(target=_worker_main, args=(str(datadir.path), group, drain, options),
+                                 name=f"wfctl-worker-{n}"))
+    for proc in procs:
+        proc.start()
+    interrupted = False
+    try:
+        while any(proc.is_alive() for proc in procs) and not (stop_event is not None and stop_event.is_set()):
+            for proc in procs:
+                proc.join(0.1)
+    except KeyboardInterrupt:  # Ctrl-C reached the children too: they stop cleanly
+        interrupted = True
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()  # SIGTERM: in-flight steps commit, leases are released
+    for proc in procs:
+        proc.join()
+    if interrupted:
+        return 130
+    codes = [proc.exitcode for proc in procs]
+    return next((128 - code if code < 0 else code for code in codes if code), 0)

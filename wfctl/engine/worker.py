@@ -1,0 +1,361 @@
+"""The worker: holds shard leases and drives runs through the interpreter, every transition journaled.
+
+One loop per worker (a thread, usually a process's main thread):
+
+1. Every ``lease_ttl / 3`` seconds, renew the leases it holds and try to take the others of
+   its shards (a shard held by a live worker is skipped and retried; a dead worker's lease
+   is taken over once it expires, with a new fencing generation).
+2. Per held shard, ``claim_ready`` a batch, advance each run and commit all their
+   transitions in one ``commit_steps`` (group commit), fenced by the lease generation.
+
+Advancing a run: pure steps run in memory, up to ``max_pure_steps`` in a row. A
+side-effecting step is never run after uncommitted steps: the run is committed and
+re-queued, and the claim that picks it up next marks the step started (``mark_step_started``,
+committed before the step runs) and runs it in a thread pool of ``max_parallel`` threads; its
+result is committed (group commit) and the run re-queued. So after a crash no completed step
+runs again, and an in-flight side-effecting step runs again with its attempt counted.
+
+The ``attempt`` column of a run counts the attempts of its current step already started
+(0 once a step is reached; a new run is ``pending``): the next attempt is that plus one.
+A failed attempt that the retry policy retries re-queues the run at ``now + retry_in``; a
+sleep re-queues it at its ``wake_at``. Runs whose definition's ``config.timeout`` passed
+since their last update are given up on (``Interpreter.fail_step``) by a periodic sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..definitions import DEFAULT_TIMEOUT_MS, Definition
+from ..errors import InputError, WfctlError
+from ..interpreter import RunState, Transition
+from ..store import (COMPLETED, FAILED, PENDING, RUNNING, UNFINISHED, CorruptShardError, DataDir, FencingError,
+                     JournalRow,
+                     PayloadTooLargeError, RunRecord, ShardStore, StepCommit, StoreError)
+from ..store.base import RETRYING, STARTED
+from .client import Engine
+
+_log = logging.getLogger("wfctl.worker")
+
+#: How long a run whose side-effecting step could not be marked started waits before it is retried.
+REQUEUE_AFTER_ERROR_S = 1.0
+
+
+def default_owner() -> str:
+    """A lease owner name unique to this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(slots=True)
+class _Run:
+    """A claimed run being advanced: where it is and the attempt its current step runs with."""
+
+    shard: int
+    generation: int
+    execution_id: str
+    definition: Definition
+    state: RunState
+    attempt: int
+
+
+class Worker:
+    """Runs the work of ``shards`` (default: all) of a data directory; see the module docstring."""
+
+    def __init__(self, engine_or_datadir: Engine | str | Path | DataDir, shards: list[int] | None = None,
+                 owner: str | None = None, max_parallel: int = 8, lease_ttl: float = 5.0, batch: int = 64, *,
+                 max_pure_steps: int = 64, poll_interval: float = 0.01, sweep_interval: float = 1.0):
+        self._own_engine = not isinstance(engine_or_datadir, Engine)
+        self.engine = Engine(engine_or_datadir) if self._own_engine else engine_or_datadir
+        count = self.engine.shard_count
+        self.shards = list(range(count)) if shards is None else list(dict.fromkeys(shards))
+        for shard in self.shards:
+            if not (isinstance(shard, int) and 0 <= shard < count):
+                raise InputError(f"shard {shard!r} is out of range 0..{count - 1}")
+        if max_parallel < 1 or batch < 1 or lease_ttl <= 0:
+            raise InputError("max_parallel and batch must be at least 1 and lease_ttl positive")
+        self.owner = owner or default_owner()
+        self.max_parallel = max_parallel
+        self.lease_ttl = lease_ttl
+        self.batch = batch
+        self.max_pure_steps = max_pure_steps
+        self.poll_interval = poll_interval
+        self.sweep_interval = sweep_interval
+        self.clock = self.engine.clock
+        self.interpreter = self.engine.interpreter
+        self.leases: dict[int, int] = {}  # shard -> fencing generation
+        self.broken: dict[int, str] = {}  # shard -> why it cannot be used
+        self._inflight: set[str] = set()
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._wakeup = threading.Event()
+        self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="wfctl-step")
+        self._next_heartbeat = 0.0
+        self._next_sweep = 0.0
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self, drain: bool = False, stop_event: threading.Event | None = None) -> int:
+        """Work until ``stop_event`` is set (or, with ``drain``, until no unfinished run is left
+        on its shards). In-flight steps finish and are committed, then the leases are released.
+
+        Returns 0, or 1 when a shard could not be used (its error is logged).
+        """
+        stop_event = stop_event or threading.Event()
+        try:
+            while True:
+                stopping = stop_event.is_set()
+                busy = self.tick(claim=not stopping)
+                if not self._inflight and (stopping or (drain and not busy and self._drained())):
+                    break
+                if not busy:
+                    self._wakeup.wait(self.poll_interval)
+                    self._wakeup.clear()
+        finally:
+            self.close()
+        return 1 if self.broken else 0
+
+    def close(self) -> None:
+        """Wait for the steps in flight (their results are not committed), release the leases."""
+        self._pool.shutdown(wait=True)
+        self.release()
+        if self._own_engine:
+            self.engine.close()
+
+    def tick(self, claim: bool = True) -> bool:
+        """One pass: leases, finished side-effecting steps, claims, sweep, commits. True when
+        something was done (a commit or a step started)."""
+        now = self.clock()
+        if now >= self._next_heartbeat:
+            self.heartbeat(now)
+            self._next_heartbeat = now + self.lease_ttl / 3
+        sweep = now >= self._next_sweep
+        if sweep:
+            self._next_sweep = now + self.sweep_interval
+        finished: dict[int, list[tuple[_Run, Any]]] = {}
+        while True:
+            try:
+                item, outcome = self._results.get_nowait()
+            except queue.Empty:
+                break
+            self._inflight.discard(item.execution_id)
+            finished.setdefault(item.shard, []).append((item, outcome))
+        busy = False
+        for shard, generation in list(self.leases.items()):
+            store = self.engine.shard_store(shard)
+            commits: list[StepCommit] = []
+            effects: list[_Run] = []
+            try:
+                for item, outcome in finished.get(shard, ()):
+                    if item.generation == generation:
+                        self._finish_effect(item, outcome, now, commits, effects)
+                if claim and len(self._inflight) < 2 * self.max_parallel:
+                    for record in store.claim_ready(generation, now=now, limit=self.batch):
+                        self._claimed(shard, generation, record, now, commits, effects)
+                if sweep:
+                    self._sweep(shard, generation, store, now, commits, effects)
+                if commits:
+                    self._commit(store, generation, commits, self.clock())
+            except FencingError as exc:
+                _log.warning("lost the lease of shard %d: %s", shard, exc)
+                self.leases.pop(shard, None)
+                continue
+            except StoreError as exc:
+                # The runs claimed in this pass stay claimed by this generation: take the lease
+                # again (a new generation) so that they are claimed anew.
+                _log.error("shard %d: %s; taking its lease again", shard, exc)
+                self.leases.pop(shard, None)
+                self._next_heartbeat = now
+                continue
+            for item in effects:
+                self._inflight.add(item.execution_id)
+                self._pool.submit(self._run_effect, store, item)
+            busy = busy or bool(commits or effects)
+        return busy
+
+    def heartbeat(self, now: float) -> None:
+        """Renew the held leases; try to acquire the others (skipping held ones)."""
+        for shard in self.shards:
+            if shard in self.broken:
+                continue
+            try:
+                store = self.engine.shard_store(shard)
+                if shard in self.leases:
+                    store.renew_lease(self.owner, self.leases[shard], self.lease_ttl, now=now)
+                else:
+                    generation = store.acquire_lease(self.owner, self.lease_ttl, now=now)
+                    if generation is not None:
+                        self.leases[shard] = generation
+                        _log.info("%s holds shard %d (generation %d)", self.owner, shard, generation)
+            except FencingError as exc:
+                _log.warning("lost the lease of shard %d: %s", shard, exc)
+                self.leases.pop(shard, None)
+            except (CorruptShardError, InputError) as exc:  # a damaged or missing file
+                self._break(shard, exc)
+            except StoreError as exc:
+                _log.error("shard %d: %s", shard, exc)
+
+    def release(self) -> None:
+        """Give up every held lease."""
+        for shard, generation in list(self.leases.items()):
+            try:
+                self.engine.shard_store(shard).release_lease(self.owner, generation)
+            except StoreError as exc:
+                _log.warning("shard %d: cannot release the lease: %s", shard, exc)
+            del self.leases[shard]
+
+    def _break(self, shard: int, exc: Exception) -> None:
+        self.broken[shard] = str(exc)
+        self.leases.pop(shard, None)
+        _log.error("shard %d is unusable, skipping it: %s", shard, exc)
+
+    def _drained(self) -> bool:
+        return all(self.engine.shard_store(s).count_runs(UNFINISHED) == 0 for s in self.shards if s not in self.broken)
+
+    # -- advancing runs --------------------------------------------------------------------
+
+    def _claimed(self, shard: int, generation: int, record: RunRecord, now: float,
+                 commits: list[StepCommit], effects: list[_Run]) -> None:
+        item = self._load(shard, generation, record, now, commits)
+        if item is not None:
+            self._advance(item, None, now, commits, effects)
+
+    def _load(self, shard: int, generation: int, record: RunRecord, now: float,
+              commits: list[StepCommit]) -> _Run | None:
+        """The run to advance, or None after committing its failure (no definition, no state)."""
+        attempt = 1 if record.status == PENDING else record.attempt + 1
+        try:
+            definition = self.engine.definition(record.definition_id)
+            if record.state is None:
+                raise InputError(f"run {record.execution_id} has no stored state")
+            state = RunState.from_dict(record.state)
+        except WfctlError as exc:
+            commits.append(StepCommit(record.execution_id, FAILED, record.state, record.current_step,
+                                      max(attempt - 1, 0), error=str(exc)))
+            return None
+        return _Run(shard, generation, record.execution_id, definition, state, attempt)
+
+    def _step(self, item: _Run) -> tuple[Transition, float, float]:
+        started = self.clock()
+        try:
+            t = self.interpreter.step(item.definition, item.state, item.attempt)
+        except WfctlError as exc:  # e.g. a secret that cannot be decrypted
+            t = self.interpreter.fail_step(item.definition, item.state, str(exc), item.attempt)
+        return t, started, self.clock()
+
+    def _advance(self, item: _Run, first: tuple[Transition, float, float] | None, now: float,
+                 commits: list[StepCommit], effects: list[_Run]) -> None:
+        """Run pure steps in memory; append the run's commit to ``commits``, or the run to
+        ``effects`` to start its side-effecting step.
+
+        A transition handed in as ``first`` (a side effect's result, a timeout) is committed
+        alone: a run canceled meanwhile journals that result and nothing computed after it.
+        """
+        rows: list[JournalRow] = []
+        pending = first
+        steps = 0 if first is None else self.max_pure_steps
+        while True:
+            if pending is not None:
+                t, started, ended = pending
+                rows.append(_row(t, started, ended))
+                if t.retry_in is not None:
+                    commits.append(self._requeue(item, rows, now + t.retry_in, made=item.attempt))
+                    return
+                item.state, item.attempt = t.state, 1
+                state = item.state
+                if state.finished:
+                    commits.append(StepCommit(item.execution_id, state.status, state.to_dict(), None, 0, rows,
+                                              output=state.output, error=state.error))
+                    return
+                if state.wake_at is not None and state.wake_at > now:
+                    commits.append(self._requeue(item, rows, state.wake_at))
+                    return
+            if not self.interpreter.is_pure(item.definition, item.state.current):
+                if rows:  # commit what was done before starting a side effect
+                    commits.append(self._requeue(item, rows, now))
+                else:
+                    effects.append(item)
+                return
+            if steps == self.max_pure_steps:
+                commits.append(self._requeue(item, rows, now))
+                return
+            pending = self._step(item)
+            steps += 1
+
+    @staticmethod
+    def _requeue(item: _Run, rows: list[JournalRow], ready_at: float, made: int | None = None) -> StepCommit:
+        """The commit of a still-running run, queued at ``ready_at``; ``made`` attempts of its step started."""
+        return StepCommit(item.execution_id, RUNNING, item.state.to_dict(), item.state.current,
+                          item.attempt - 1 if made is None else made, rows, ready_at=ready_at,
+                          wake_at=item.state.wake_at)
+
+    def _run_effect(self, store: ShardStore, item: _Run) -> None:
+        """In a pool thread: journal the step as started, run it, hand the result to the loop."""
+        outcome: Any
+        try:
+            step = item.definition.step(item.state.current)
+            row = JournalRow(item.state.current, step.step_type if step else None, STARTED, item.attempt,
+                             started_at=self.clock())
+            if store.mark_step_started(item.generation, item.execution_id, row, now=row.started_at):
+                outcome = self._step(item)
+            else:
+                outcome = None  # canceled, finished or deleted meanwhile: do not run it
+        except Exception as exc:  # handed to the loop, which decides
+            outcome = exc
+        self._results.put((item, outcome))
+        self._wakeup.set()
+
+    def _finish_effect(self, item: _Run, outcome: Any, now: float, commits: list[StepCommit],
+                       effects: list[_Run]) -> None:
+        if outcome is None:
+            return
+        if isinstance(outcome, FencingError):
+            raise outcome
+        if isinstance(outcome, Exception):
+            _log.error("run %s: cannot start step %r: %s", item.execution_id, item.state.current, outcome)
+            commits.append(self._requeue(item, [], now + REQUEUE_AFTER_ERROR_S, made=item.attempt - 1))
+            return
+        self._advance(item, outcome, now, commits, effects)
+
+    def _sweep(self, shard: int, generation: int, store: ShardStore, now: float,
+               commits: list[StepCommit], effects: list[_Run]) -> None:
+        """Give up on the runs inactive for longer than their timeout (not those advanced this pass)."""
+        busy = self._inflight.union(c.execution_id for c in commits).union(e.execution_id for e in effects)
+        for record in store.inactive_runs(now, DEFAULT_TIMEOUT_MS / 1000.0, limit=self.batch):
+            if record.execution_id in busy:
+                continue
+            item = self._load(shard, generation, record, now, commits)
+            if item is None:
+                continue
+            timeout = record.timeout_s if record.timeout_s is not None else DEFAULT_TIMEOUT_MS / 1000.0
+            error = f"run timed out: no progress for {timeout:g} s (config.timeout)"
+            started = self.clock()
+            t = self.interpreter.fail_step(item.definition, item.state, error, item.attempt)
+            self._advance(item, (t, started, started), now, commits, effects)
+
+    def _commit(self, store: ShardStore, generation: int, commits: list[StepCommit], now: float) -> None:
+        """Group-commit ``commits``; a run whose state or output is over the size limit fails alone."""
+        try:
+            store.commit_steps(generation, commits, now=now)
+            return
+        except PayloadTooLargeError:
+            pass
+        for commit in commits:
+            try:
+                store.commit_steps(generation, [commit], now=now)
+            except PayloadTooLargeError as exc:
+                rows = [replace(r, output=None) for r in commit.journal]
+                store.commit_steps(generation, [StepCommit(commit.execution_id, FAILED, None, commit.current_step,
+                                                           commit.attempt, rows, error=str(exc))], now=now)
+
+
+def _row(t: Transition, started: float, finished: float) -> JournalRow:
+    status = RETRYING if t.retry_in is not None else FAILED if t.error else COMPLETED
+    return JournalRow(t.slug or "", t.step_type, status, t.attempt, t.port, t.output, t.error, started, finished)
