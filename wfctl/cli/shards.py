@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .output import console, engine, print_json
+from .output import console, engine, escape, print_json
 
 app = typer.Typer(help="Show shards and routing.", invoke_without_command=True)
 
@@ -31,20 +31,20 @@ def shards_command(
     from rich import box
 
     table = Table(title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("shard", "runs", "pend", "run", "done", "fail", "canc", "queue",
-                   "lock retries", "wait ms", "lease", "MiB"):
-        lease = column == "lease"
-        table.add_column(column, justify="left" if lease else "right", overflow="fold", no_wrap=not lease)
+    for column in ("shard", "runs", "by status", "queue", "retries", "waited", "lease", "size"):
+        wrap = column in ("by status", "lease")
+        table.add_column(column, justify="left" if wrap else "right", overflow="fold", no_wrap=not wrap,
+                         min_width=12 if wrap else None)
     for row in rows:
         if "error" in row:
-            table.add_row(str(row["shard"]), f"[red]{row['error']}[/red]", *[""] * 10)
+            table.add_row(str(row["shard"]), "", f"[red]{escape(row['error'])}[/red]", *[""] * 5)
             continue
         by = row.get("runs_by_status", {})
+        statuses = ", ".join(f"{count} {status}" for status, count in by.items() if count) or "-"
         size = ((row.get("file_bytes") or 0) + (row.get("wal_bytes") or 0)) / 2**20
-        table.add_row(str(row["shard"]), str(sum(by.values())), *(str(by.get(s, 0)) for s in
-                      ("pending", "running", "completed", "failed", "canceled")),
-                      str(row.get("queue_depth", 0)), str(row.get("lock_retries", 0)),
-                      f"{row.get('lock_wait_ms', 0):.1f}", row.get("lease_owner") or "-", f"{size:.1f}")
+        table.add_row(str(row["shard"]), str(sum(by.values())), statuses, str(row.get("queue_depth", 0)),
+                      str(row.get("lock_retries", 0)), f"{row.get('lock_wait_ms', 0):.0f} ms",
+                      row.get("lease_owner") or "-", f"{size:.1f} MiB")
     console().print(table)
 
 
