@@ -34,7 +34,7 @@ def shards_command(
     for column in ("shard", "runs", "by status", "queue", "retries", "waited", "lease", "size"):
         wrap = column in ("by status", "lease")
         table.add_column(column, justify="left" if wrap else "right", overflow="fold", no_wrap=not wrap,
-                         min_width=12 if wrap else None, max_width=18 if column == "lease" else None)
+                         min_width=12 if column == "by status" else None)
     for row in rows:
         if "error" in row:
             table.add_row(str(row["shard"]), "", f"[red]{escape(row['error'])}[/red]", *[""] * 5)
