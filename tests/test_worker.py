@@ -41,14 +41,18 @@ def _starts(path, n, count, barrier, results):
         results.put((n, [], repr(exc)))
 
 
+CLIENTS, PER_CLIENT = 8, 1000
+
+
 @pytest.mark.parametrize("shards", [1, 4])
-def test_four_client_processes_then_a_drain(tmp_path, shards):
+def test_eight_client_processes_start_1000_runs_each_then_a_drain(tmp_path, shards):
     DataDir.init(tmp_path, shards=shards, route="execution")
     with Engine(tmp_path) as engine:
         engine.apply([EXAMPLES / "hello.json"])
     results = CTX.Queue()
-    barrier = CTX.Barrier(4)
-    procs = [CTX.Process(target=_starts, args=(str(tmp_path), n, 250, barrier, results)) for n in range(4)]
+    barrier = CTX.Barrier(CLIENTS)
+    procs = [CTX.Process(target=_starts, args=(str(tmp_path), n, PER_CLIENT, barrier, results))
+             for n in range(CLIENTS)]
     for proc in procs:
         proc.start()
     out = [results.get(timeout=60) for _ in procs]
@@ -57,13 +61,14 @@ def test_four_client_processes_then_a_drain(tmp_path, shards):
         assert proc.exitcode == 0
     assert [error for *_, error in out if error] == []
     started = [s for _, runs, _ in out for s in runs]
-    assert len(started) == 1000 and all(created for *_, created in started)
+    total = CLIENTS * PER_CLIENT
+    assert len(started) == total and all(created for *_, created in started)
     for eid, shard, _ in started:
         assert shard == shard_of(eid, shards)[0] == fnv1a_32(eid.split("-", 1)[1]) % shards
     assert run_workers(tmp_path, processes=2, drain=True) == 0
     with Engine(tmp_path) as engine:
-        listed = engine.list(limit=5000)
-        assert len(listed) == 1004 and len({r["execution_id"] for r in listed}) == 1004
+        listed = engine.list(limit=total + 100)
+        assert len(listed) == total + CLIENTS and len({r["execution_id"] for r in listed}) == total + CLIENTS
         assert {r["status"] for r in listed} == {"completed"}
         stored_on = {r["execution_id"]: r["shard"] for r in listed}
         assert all(stored_on[eid] == shard for eid, shard, _ in started)  # each on the shard routing chose
