@@ -277,7 +277,7 @@ class _Checker:
             self.check_retry_policy(s)
         self.check_templates(s)
         check = {"condition": self.check_condition, "loop": self.check_loop, "action": self.check_action,
-                 "output": self.check_output}.get(s.step_type)
+                 "output": self.check_output, "trigger": self.check_trigger}.get(s.step_type)
         if check is not None:
             check(s)
 
@@ -311,9 +311,10 @@ class _Checker:
     def check_templates(self, s: Step) -> None:
         from ..expressions import compile_template
 
+        scheduled = s.step_type == "trigger" and s.config.get("type") == "scheduled"
         for path, text in _strings(s.config, ("config",)):
-            if "{{" not in text:
-                continue
+            if "{{" not in text or (scheduled and path[1:2] == ("input",)):
+                continue  # a schedule's input templates read slot variables: check_trigger checks them
             try:
                 roots = compile_template(text).roots
             except ExpressionError as exc:
@@ -393,6 +394,23 @@ class _Checker:
             return
         what = f"'{kind}' operation '{operation}'" if operation else f"'{kind}'"
         self.warn(s.slug, "config.type", f"tale platform action {what} has no stub; the step fails when it runs")
+
+    def check_trigger(self, s: Step) -> None:
+        from ..schedules.spec import ScheduleSpec, ScheduleSpecError, is_scheduled_trigger, trigger_warnings
+
+        if not is_scheduled_trigger(s.step_type, s.config):
+            return
+        try:
+            ScheduleSpec.from_trigger(self.definition.id, s.config)
+        except ScheduleSpecError as exc:
+            for field, message in exc.issues:
+                self.error(s.slug, field, message)
+        for field, message in trigger_warnings(s.config):
+            self.warn(s.slug, field, message)
+        first = next(x for x in self.definition.steps if is_scheduled_trigger(x.step_type, x.config))
+        if first is not s:
+            self.warn(s.slug, "config.type", f"only the first scheduled trigger ('{first.slug}') sets the "
+                                             "definition's schedule; this one is ignored")
 
     def check_output(self, s: Step) -> None:
         if "outputMapping" in s.config:
