@@ -64,7 +64,10 @@ def main() -> None:
 
     logging.basicConfig(format="wfctl: warning: %(message)s", level=logging.WARNING)
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors are raised here, to be printed on one line
+    except typer.Abort:  # e.g. end of input at a confirmation prompt
+        print("wfctl: aborted", file=sys.stderr)
+        sys.exit(1)
     except WfctlError as exc:
         print(f"wfctl: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -72,8 +75,26 @@ def main() -> None:
         print("wfctl: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:  # a bug in wfctl: still one line, the traceback on request
+        if _is_click_error(exc, "NoArgsIsHelpError"):
+            sys.exit(2)  # the help has been printed
+        if _is_click_error(exc, "ClickException"):  # a usage error: unknown option, bad value, ...
+            print(f"wfctl: error: {_usage_message(exc)}", file=sys.stderr)
+            sys.exit(exc.exit_code)
         if os.environ.get("WFCTL_DEBUG"):
             raise
         print(f"wfctl: internal error: {type(exc).__name__}: {exc} (set WFCTL_DEBUG=1 for the traceback)",
               file=sys.stderr)
         sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_click_error(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is a Click ``name`` (by class name: Typer ships its own copy of Click)."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def _usage_message(exc) -> str:
+    """A Click error as one line, with where to find the command's help."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    return message if ctx is None else f"{message} (see '{ctx.command_path} --help')"

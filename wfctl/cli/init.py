@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from .output import console, print_json
@@ -9,20 +11,31 @@ from .output import console, print_json
 
 def init_command(
     ctx: typer.Context,
-    shards: int = typer.Option(4, "--shards", min=1, max=1000, help="How many shard files (independent writers)."),
-    route: str = typer.Option("definition", "--route", help="Route runs by 'definition' id (tale #401) or 'execution' id (tale #425)."),
-    durability: str = typer.Option("normal", "--durability", help="'normal' (WAL, synchronous=NORMAL) or 'full' (survives power loss)."),
+    shards: Optional[int] = typer.Option(
+        None, "--shards", min=1, max=1000, help="How many shard files (independent writers). Default: 4.",
+        show_default=False),
+    route: Optional[str] = typer.Option(
+        None, "--route", help="Route runs by 'definition' id (tale #401) or 'execution' id (tale #425). "
+        "Default: definition.", show_default=False),
+    durability: Optional[str] = typer.Option(
+        None, "--durability", help="'normal' (WAL, synchronous=NORMAL) or 'full' (survives power loss). "
+        "Default: normal.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print the settings as JSON."),
 ) -> None:
     """Create the data directory (--data-dir, $WFCTL_DATA_DIR or ./.wfctl) with N shards.
 
-    Settings are fixed for the directory's life; other commands create it with the defaults (4 shards, definition routing, normal durability) on first use.
+    Settings are fixed for the directory's life: on an existing directory, init succeeds (and prints its settings) when the options given match, and refuses otherwise. Other commands create the directory with the defaults (4 shards, definition routing, normal durability) on first use.
     """
-    from ..store import DataDir, resolve_data_dir
+    from ..store import DataDir, Settings, resolve_data_dir
+    from ..store.datadir import SETTINGS_FILE
 
     root = ctx.find_root()
     path = resolve_data_dir((root.obj or {}).get("data_dir"))
-    datadir = DataDir.init(path, shards=shards, route=route, durability=durability)
+    # An option not given means "as it is": the existing directory's setting, else the default.
+    base = DataDir.open(path, create=False).settings if (path / SETTINGS_FILE).exists() else Settings()
+    datadir = DataDir.init(path, shards=base.shards if shards is None else shards,
+                           route=base.route if route is None else route,
+                           durability=base.durability if durability is None else durability)
     settings = {"path": str(datadir.path), "shards": datadir.shard_count, "route": datadir.settings.route,
                 "durability": datadir.settings.durability}
     if json_out:

@@ -12,15 +12,19 @@ from .output import confirm, console, engine, escape, print_json, short_json, st
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "canceled": 3}
 EXIT_TIMEOUT = 4
 STATUSES = ("pending", "running", "completed", "failed", "canceled")
+UNFINISHED_STATUSES = ("pending", "running")
+FINISHED_STATUSES = ("completed", "failed", "canceled")
+JSON_TYPES = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
 
 
-def _statuses(values: Optional[List[str]]) -> list[str] | None:
+def _statuses(values: Optional[List[str]], allowed: tuple[str, ...] = STATUSES, why: str = "") -> list[str] | None:
     from ..errors import InputError
 
     for value in values or ():
-        if value not in STATUSES:
-            raise InputError(f"--status: unknown status '{value}' (expected one of {', '.join(STATUSES)})")
-    return list(values) if values else None
+        if value not in allowed:
+            problem = f"'{value}'{why}" if value in STATUSES else f"unknown status '{value}'"
+            raise InputError(f"--status: {problem} (expected one of {', '.join(allowed)})")
+    return list(dict.fromkeys(values)) if values else None
 
 
 def start_command(
@@ -45,7 +49,10 @@ def start_command(
         raise InputError("give either --input or --input-file, not both")
     if timeout is not None and not wait:
         raise InputError("--timeout goes with --wait")
-    payload = load_json_file(input_file, f"--input-file {input_file}") if input_file else json_argument(input, "--input")
+    what = f"--input-file {input_file}" if input_file else "--input"
+    payload = load_json_file(input_file, what) if input_file else json_argument(input, what)
+    if payload is not None and not isinstance(payload, dict):
+        raise InputError(f"{what}: the run input must be a JSON object, got {JSON_TYPES.get(type(payload), 'null')}")
     eng = engine(ctx)
     started = eng.start(definition, payload, idempotency_key)
     result = {"execution_id": started.execution_id, "shard": started.shard, "created": started.created}
@@ -125,7 +132,8 @@ def cancel_command(
         canceled = eng.cancel(execution_ids)
         result = {"canceled": canceled, "count": len(canceled)}
     elif definition:
-        statuses = _statuses(status) or ["pending", "running"]
+        statuses = _statuses(status, UNFINISHED_STATUSES, ": only unfinished runs can be canceled") or list(
+            UNFINISHED_STATUSES)
         count = eng.count(statuses, definition)
         if count:
             confirm(f"Cancel {count} run(s) of '{definition}'?", yes)
@@ -158,10 +166,17 @@ def cleanup_command(
     if execution_ids and older_than:
         raise InputError("give execution ids or --older-than, not both")
     if execution_ids:
-        deleted = eng.cleanup(execution_ids, force=force)
+        wanted = list(dict.fromkeys(execution_ids))
+        deleted = eng.cleanup(wanted, force=force)
+        if deleted < len(wanted) and not force:  # Engine.cleanup leaves unfinished runs alone
+            if len(wanted) == 1:
+                raise InputError(f"run {wanted[0]} is not finished: not deleted (cancel it first, or give --force)")
+            raise InputError(f"{len(wanted) - deleted} of the {len(wanted)} runs are not finished: not deleted "
+                             f"(cancel them first, or give --force); {deleted} run(s) deleted")
     elif older_than:
         seconds = parse_duration(older_than, "--older-than")
-        statuses = _statuses(status)
+        statuses = _statuses(status, FINISHED_STATUSES, ": only finished runs are cleaned up") or list(
+            FINISHED_STATUSES)
         count = eng.count_finished_before(seconds, statuses)
         if count:
             confirm(f"Delete {count} finished run(s) older than {older_than}?", yes)
