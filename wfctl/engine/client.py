@@ -9,21 +9,30 @@ carries the shard (see :mod:`wfctl.engine.ids`).
 from __future__ import annotations
 
 import heapq
+import json
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..definitions import SUFFIXES, Definition, find_definition_files, load_definition, parse_definition
 from ..errors import DefinitionError, InputError
-from ..store import DataDir, JournalRecord, RunRecord, ShardStore, StoreError, resolve_data_dir
+from ..store import FINISHED, DataDir, JournalRecord, RunRecord, ShardStore, StoreError, resolve_data_dir
 from ..store.base import STARTED
+from ..store.payload import encode
 from . import ids
-from .keys import secret_box
+
+if TYPE_CHECKING:  # the definition model (pydantic) is imported on first use: status/list never need it
+    from ..definitions import Definition
+
+#: Definition file suffixes (:data:`wfctl.definitions.SUFFIXES`, kept here so that the start
+#: path and ``status``/``list`` do not import the definition model).
+SUFFIXES = (".json", ".yaml", ".yml")
 
 _log = logging.getLogger("wfctl.engine")
 
@@ -78,6 +87,68 @@ def steps_list(journal: list[JournalRecord]) -> list[dict[str, Any]]:
     return steps
 
 
+#: With execution routing, a client that found its shard's write lock held stays on the shard
+#: it moved to for this many starts (instead of moving on at every start).
+STAY_AFTER_CONFLICT = 64
+
+_INPUT_MARK = {"\x00wfctl-input\x00": 0}
+_ID_MARK = "\x00wfctl-execution-id\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class _StartPlan:
+    """What every start of a definition shares, computed once per definition.
+
+    ``parts``: the initial state's JSON split around the input and the execution id
+    (``parts[0] + input + parts[1] + id + parts[2]``), built from the interpreter's own
+    ``new_run`` and checked against it, with ``current`` its first step and ``size`` the
+    parts' UTF-8 bytes; None when a start's state must be built by ``new_run`` each time (the
+    definition declares secrets, which are resolved and encrypted per run).
+    """
+
+    definition: Definition
+    timeout_s: float
+    parts: tuple[str, str, str] | None = None
+    current: str | None = None
+    size: int = 0
+
+    @classmethod
+    def build(cls, d: Definition, interpreter: Any) -> "_StartPlan":
+        plan = cls(d, d.config.timeout / 1000.0)
+        if getattr(d.config, "secrets", None):
+            return plan
+        marked = interpreter.new_run(d, dict(_INPUT_MARK), _ID_MARK).to_dict()
+        text, _ = encode(marked, "state", sys.maxsize)
+        input_mark = encode(_INPUT_MARK, "mark", sys.maxsize)[0]
+        id_mark = encode(_ID_MARK, "mark", sys.maxsize)[0]
+        head, sep1, rest = text.partition(input_mark)
+        middle, sep2, tail = rest.partition(id_mark)
+        if not (sep1 and sep2) or input_mark in head + middle + tail or id_mark in head + middle + tail:
+            return plan
+        parts = (head, middle + '"', '"' + tail)
+        size = sum(len(p.encode("utf-8", "surrogatepass")) for p in parts)
+        templated = cls(d, plan.timeout_s, parts, marked.get("current"), size)
+        sample, sample_id = {"a": [1, "é"]}, "00-" + "0" * 32  # the template must give new_run's state
+        expected = interpreter.new_run(d, sample, sample_id).to_dict()
+        built, _ = templated.initial(None, sample, encode(sample, "sample", sys.maxsize), sample_id)
+        if (json.loads(built[0]) != json.loads(encode(expected, "state", sys.maxsize)[0])
+                or interpreter.new_run(d, sample, sample_id).to_dict() != expected):
+            return plan  # not a pure function of (input, id): build it per start
+        return templated
+
+    def initial(self, engine: "Engine | None", input: Any, input_json: tuple[str | None, int],
+                execution_id: str) -> tuple[tuple[str | None, int], str | None]:
+        """The initial state of run ``execution_id`` as ``(JSON text, UTF-8 size)``, and its first step."""
+        if self.parts is None:
+            state = engine.interpreter.new_run(self.definition, input, execution_id).to_dict()
+            return encode(state, f"state of run {execution_id}", sys.maxsize), state.get("current")
+        text, size = input_json
+        if text is None:
+            text, size = "{}", 2
+        head, middle, tail = self.parts
+        return (f"{head}{text}{middle}{execution_id}{tail}", self.size + size + len(execution_id)), self.current
+
+
 class Engine:
     """A data directory's runs and definitions.
 
@@ -100,6 +171,10 @@ class Engine:
         self._files: dict[Path, tuple[int, int, str]] = {}
         self._interpreter = None
         self._lock = threading.RLock()
+        self._plans: dict[str, _StartPlan] = {}
+        self._max_payload = self.datadir.settings.max_payload_bytes
+        self._home = int.from_bytes(os.urandom(4), "big") % self.datadir.shard_count  # this client's current shard
+        self._stay = 0
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -113,6 +188,8 @@ class Engine:
         """The interpreter (built on first use with the data directory's secret key)."""
         with self._lock:
             if self._interpreter is None:
+                from .keys import secret_box
+
                 box = secret_box(self.datadir.path)
                 if self.interpreter_factory is not None:
                     self._interpreter = self.interpreter_factory(box)
@@ -197,6 +274,8 @@ class Engine:
         Every file is checked before anything is stored; DefinitionError on the first error.
         Returns ``(id, changed)`` per definition.
         """
+        from ..definitions import find_definition_files, load_definition
+
         loaded: dict[str, Definition] = {}
         for path in find_definition_files(list(paths)):
             definition = load_definition(path)
@@ -224,6 +303,8 @@ class Engine:
             body = self.catalog.get_definition(definition_id)
             if body is None:
                 raise InputError(f"unknown definition '{definition_id}'")
+            from ..definitions import parse_definition
+
             definition = parse_definition(body, default_id=definition_id)
             with self._lock:
                 self._definitions[definition_id] = definition
@@ -273,19 +354,76 @@ class Engine:
 
     def start(self, definition: str | Path, input: Any = None, idempotency_key: str | None = None) -> StartResult:
         """Start a run of ``definition`` (a registered id or a definition file) with ``input``
-        (a JSON object or None): one transaction on one shard."""
-        d = self._resolve(definition)
+        (a JSON object or None): one transaction on one shard.
+
+        The input is encoded once and checked against the payload limit, and so is the run's
+        initial state (built from a per-definition template, see :class:`_StartPlan`), before
+        anything is written.
+
+        With execution routing and no idempotency key, the engine picks the shard and draws an
+        id that hashes to it (:func:`ids.new_body_for_shard`): the next shard in turn (so one
+        client spreads its runs over every shard), written only if its write lock is free at
+        once, else the next shard whose lock is free; when every lock is held it waits for the
+        first. After such a conflict it stays on the shard it found free for
+        :data:`STAY_AFTER_CONFLICT` starts: clients writing at the same time settle on different
+        shards instead of queueing on one lock (and re-reading each other's pages).
+        """
+        plan = (self._plans.get(definition)
+                if isinstance(definition, str) and not definition.lower().endswith(SUFFIXES) else None)
+        if plan is None or self._definitions.get(plan.definition.id) is not plan.definition:
+            plan = self._plan(self._resolve(definition))
         if input is not None and not isinstance(input, dict):
             raise InputError(f"input must be a JSON object, got {type(input).__name__}")
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
             raise InputError(f"idempotency key must be a non-empty string, got {idempotency_key!r}")
-        body = ids.new_body(d.id, idempotency_key)
-        shard = self.datadir.shard_for(d.id, body)
+        d = plan.definition
+        count = self.shard_count
+        choose = (idempotency_key is None and plan.parts is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
+                  and self.datadir.settings.route == "execution")
+        if choose:
+            if self._stay > 0:
+                self._stay -= 1
+            else:
+                self._home = (self._home + 1) % count
+            shard = self._home
+            body = ids.new_body_for_shard(shard, count)
+        else:
+            body = ids.new_body(d.id, idempotency_key)
+            shard = self.datadir.shard_for(d.id, body)
         eid = ids.execution_id(shard, body)
-        state = self.interpreter.new_run(d, input, eid).to_dict()
-        run, created = self.shard_store(shard).create_run(
-            eid, d.id, input, state, timeout_s=d.config.timeout / 1000.0, now=self.clock())
-        return StartResult(run.execution_id, shard, created)
+        input_json = encode(input, f"input of run {eid}", self._max_payload)
+        state_json, current = plan.initial(self, input, input_json, eid)
+        now = self.clock()
+        if choose:
+            first = (shard, eid, state_json)
+            for i in range(count):  # the current shard first, then the others whose lock is free
+                if i:
+                    shard = (self._home + i) % count
+                    eid = ids.execution_id(shard, ids.new_body_for_shard(shard, count))
+                    state_json, current = plan.initial(self, input, input_json, eid)
+                started = self.shard_store(shard).start_run(
+                    eid, d.id, input_json, state_json, current_step=current, timeout_s=plan.timeout_s,
+                    now=now, wait=False)
+                if started is not None:
+                    if i:  # contention: stay on the shard found free
+                        self._home, self._stay = shard, STAY_AFTER_CONFLICT
+                    return StartResult(started[0], shard, started[1])
+            shard, eid, state_json = first  # every lock held: wait for the current shard's
+            current = plan.current
+            self._stay = STAY_AFTER_CONFLICT
+        started = self.shard_store(shard).start_run(
+            eid, d.id, input_json, state_json, current_step=current, idempotency_key=idempotency_key,
+            timeout_s=plan.timeout_s, now=now)
+        return StartResult(started[0], shard, started[1])
+
+    def _plan(self, d: Definition) -> "_StartPlan":
+        """The start plan of ``d`` (built once per definition object, see :class:`_StartPlan`)."""
+        plan = self._plans.get(d.id)
+        if plan is None or plan.definition is not d:
+            plan = _StartPlan.build(d, self.interpreter)
+            with self._lock:
+                self._plans[d.id] = plan
+        return plan
 
     def status(self, execution_id: str) -> dict[str, Any]:
         """The run and its steps (see :func:`run_dict` and :func:`steps_list`)."""

@@ -13,6 +13,12 @@ The shard is then ``fnv1a_32(body) % shards`` when the data directory routes by 
 and ``fnv1a_32(definition id) % shards`` when it routes by definition (tale's ``getShardIndex``).
 An id without a hex prefix (written before sharding) or with an out-of-range one is looked up
 on shard 0, with a warning, as tale's ``safeShardIndex`` does.
+
+With execution routing, a run without a key may live on any shard, so the engine may pick
+the shard first (one whose write lock is free, see :meth:`Engine.start`) and draw a body
+that hashes to it (:func:`new_body_for_shard`): the last two hex digits are chosen among the
+256 values so that ``fnv1a_32(body) % shards`` is that shard, the rest stays random. The
+routing rule holds for every id; only the draw is conditioned (about 8 of the 80 random bits).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import hashlib
 import os
 import time
 
-from ..store import safe_shard_index
+from ..store import fnv1a_32, safe_shard_index
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -32,6 +38,34 @@ def new_body(definition_id: str, idempotency_key: str | None = None) -> str:
         digest = hashlib.sha256(f"{definition_id}\0{idempotency_key}".encode("utf-8", "surrogatepass"))
         return digest.hexdigest()[:32]
     return f"{int(time.time() * 1000) & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
+
+
+#: Up to this many shards, :func:`new_body_for_shard` finds a body in a few cheap steps.
+MAX_CHOSEN_SHARDS = 64
+_DIGITS = [(c, ord(c)) for c in "0123456789abcdef"]
+_FNV_PRIME = 16777619
+_MASK = 0xFFFFFFFF
+
+
+def new_body_for_shard(shard: int, shards: int) -> str:
+    """A random time-ordered body (as :func:`new_body`) with ``fnv1a_32(body) % shards == shard``.
+
+    FNV-1a is computed once over the first 30 digits; the last two are then tried from a
+    random start among their 256 values (on average ``shards`` multiply-xors).
+    """
+    if shards <= 1:
+        return new_body("")
+    while True:
+        rand = os.urandom(10)
+        head = f"{int(time.time() * 1000) & 0xFFFFFFFFFFFF:012x}{rand[:9].hex()}"
+        h = fnv1a_32(head)
+        first = rand[9]
+        for i in range(256):
+            j = (first + i) & 0xFF
+            c1, u1 = _DIGITS[j >> 4]
+            c2, u2 = _DIGITS[j & 0xF]
+            if (((((h ^ u1) * _FNV_PRIME) & _MASK) ^ u2) * _FNV_PRIME & _MASK) % shards == shard:
+                return f"{head}{c1}{c2}"
 
 
 def execution_id(shard: int, body: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 RUNNING = "running"
@@ -59,5 +59,8 @@ class RunState:
         )
 
     def evolve(self, **changes: Any) -> "RunState":
-        """A copy with ``changes`` applied."""
-        return replace(self, **changes)
+        """A copy with ``changes`` applied (``dataclasses.replace`` without its per-call field scan)."""
+        fields = {"variables": self.variables, "current": self.current, "status": self.status,
+                  "output": self.output, "error": self.error, "wake_at": self.wake_at, "steps_run": self.steps_run}
+        fields.update(changes)
+        return RunState(**fields)

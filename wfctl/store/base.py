@@ -188,6 +188,27 @@ class ShardStore(ABC):
     def create_runs(self, runs: Sequence[NewRun], *, now: float) -> list[tuple[RunRecord, bool]]:
         """:meth:`create_run` for many runs in one transaction (group commit), in order."""
 
+    def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+                  state_json: tuple[str | None, int], *, current_step: str | None,
+                  idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
+                  wait: bool = True) -> tuple[str, bool] | None:
+        """:meth:`create_run` for a caller that encoded the input and the state itself (the
+        engine's start path): ``input_json`` and ``state_json`` are ``(JSON text or None, size
+        in UTF-8 bytes)`` as :func:`wfctl.store.payload.encode` returns them, and
+        ``current_step`` is the state's first step. The size limit is checked before anything
+        is written.
+
+        Returns ``(execution id, created)``: the id of the existing run, and False, when the
+        id or the idempotency key is taken. With ``wait`` False, returns None at once, writing
+        nothing, when the shard's write lock is held elsewhere (counted as a lock retry).
+        """
+        from .payload import decode
+
+        run = NewRun(execution_id, definition_id, decode(input_json[0]), decode(state_json[0]),
+                     idempotency_key, timeout_s)
+        record, created = self.create_runs([run], now=now)[0]
+        return record.execution_id, created
+
     @abstractmethod
     def get_run(self, execution_id: str) -> RunRecord | None:
         """The run with its input, state and output, or None."""

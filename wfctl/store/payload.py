@@ -34,10 +34,15 @@ def encode(value: Any, what: str, limit: int) -> tuple[str | None, int]:
         except UnicodeEncodeError:  # lone surrogates: keep them as JSON escapes
             text = json.dumps(value, separators=(",", ":"))
             size = len(text)
+    check_size(size, what, limit)
+    return text, size
+
+
+def check_size(size: int, what: str, limit: int) -> None:
+    """Raise :class:`PayloadTooLargeError` when ``size`` bytes of ``what`` are over ``limit``."""
     if size > limit:
         raise PayloadTooLargeError(f"{what} is {_human(size)} ({size} bytes), over the limit of "
                                    f"{_human(limit)} ({limit} bytes)")
-    return text, size
 
 
 def _human(size: int) -> str:

@@ -72,6 +72,7 @@ class Connection:
         self._sleep = sleep
         self._clock = clock
         self._flushed_at = clock()
+        self._pending: tuple[int, tuple | None] = (0, None)
         self._lock = threading.RLock()
         uri = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
         try:
@@ -137,41 +138,87 @@ class Connection:
             self.lock_retries += retries
             self.lock_wait_s += self._clock() - start
 
+    def begin(self, *, wait: bool = True, persist_only: bool = False) -> bool:
+        """Start a ``BEGIN IMMEDIATE`` transaction, holding this connection's thread lock until
+        :meth:`commit` or :meth:`rollback` (the hot paths' form of :meth:`write`).
+
+        With ``wait`` False, a write lock held elsewhere is not waited for: the attempt is
+        counted as one lock retry and False is returned (no transaction, thread lock released).
+        ``persist_only``: a transaction that only persists the counters (not counted itself).
+        """
+        self._lock.acquire()
+        conn = self.conn
+        try:
+            if wait:
+                self._retry(conn.execute, "BEGIN IMMEDIATE")
+            else:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if _code(exc) not in _BUSY:
+                        raise
+                    self.lock_retries += 1
+                    self._lock.release()
+                    return False
+            counted = 0 if persist_only else 1
+            flushed = (self.lock_retries, self.lock_wait_s, self.transactions + counted)
+            flush = self._counters_sql is not None and (
+                persist_only or flushed[2] >= FLUSH_EVERY_TX or self._clock() - self._flushed_at >= FLUSH_EVERY_S)
+            if flush:
+                conn.execute(self._counters_sql, (flushed[0], flushed[1] * 1000.0, flushed[2]))
+        except sqlite3.Error as exc:
+            self._rollback()
+            self._lock.release()
+            raise self.error(exc) from exc
+        except BaseException:
+            self._rollback()
+            self._lock.release()
+            raise
+        self._pending = (counted, flushed if flush else None)
+        return True
+
+    def commit(self) -> None:
+        """Commit the transaction :meth:`begin` started (rolled back, and mapped, on an error)."""
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            self._lock.release()
+            raise self.error(exc) from exc
+        except BaseException:
+            self._rollback()
+            self._lock.release()
+            raise
+        counted, flushed = self._pending
+        self.transactions += counted
+        if flushed is not None:
+            self.lock_retries -= flushed[0]
+            self.lock_wait_s -= flushed[1]
+            self.transactions -= flushed[2]
+            self._flushed_at = self._clock()
+        self._lock.release()
+
+    def rollback(self) -> None:
+        """Roll back the transaction :meth:`begin` started."""
+        self._rollback()
+        self._lock.release()
+
     @contextmanager
     def write(self, *, persist_only: bool = False) -> Iterator[sqlite3.Connection]:
         """A ``BEGIN IMMEDIATE`` transaction, committed when the block ends without error.
 
         ``persist_only``: a transaction that only persists the counters (not counted itself).
         """
-        with self._lock:
-            conn = self.conn
-            try:
-                self._retry(conn.execute, "BEGIN IMMEDIATE")
-                counted = 0 if persist_only else 1
-                flushed = (self.lock_retries, self.lock_wait_s, self.transactions + counted)
-                flush = self._counters_sql is not None and (
-                    persist_only or flushed[2] >= FLUSH_EVERY_TX
-                    or self._clock() - self._flushed_at >= FLUSH_EVERY_S)
-                if flush:
-                    conn.execute(self._counters_sql, (flushed[0], flushed[1] * 1000.0, flushed[2]))
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise self.error(exc) from exc
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise self.error(exc) from exc
-            except BaseException:
-                self._rollback()
-                raise
-            self.transactions += counted
-            if flush:
-                self.lock_retries -= flushed[0]
-                self.lock_wait_s -= flushed[1]
-                self.transactions -= flushed[2]
-                self._flushed_at = self._clock()
+        self.begin(persist_only=persist_only)
+        try:
+            yield self.conn
+        except sqlite3.Error as exc:
+            self.rollback()
+            raise self.error(exc) from exc
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

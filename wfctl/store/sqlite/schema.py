@@ -11,8 +11,15 @@ Shard file::
                   idempotency_key (unique when set), timeout_s, created_at, started_at, completed_at,
                   updated_at, wake_at, input_blob, state_blob, output_blob, error,
                   output, input, state   (large JSON last; *_blob -> blobs.id when out of line)
-                  indexes: (created_at), (definition_id, created_at), (status, created_at)
+                  indexes: (definition_id, created_at), (status, created_at)
     queue         execution_id PK | ready_at (indexed), claimed (the lease generation that claimed it)
+                  (WITHOUT ROWID: its rows are small, and the primary key is then the table itself)
+
+Every b-tree a start writes costs it a page in the write-ahead log, so a start writes the
+fewest: the runs row, its primary key, two indexes, and the queue entry with its index.
+Runs newest first without a filter are merged from the status index, one range per status.
+Files created before this layout (with an ``ix_runs_created`` index and a rowid queue) work
+unchanged: every query reads both.
     journal       (execution_id, seq) PK | step_slug, step_type, attempt, status, port, error,
                   started_at, finished_at, output
     blobs         id PK | execution_id (indexed), body
@@ -27,8 +34,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from ...errors import InputError
 from ..base import SCHEMA_VERSION
 from ..errors import CorruptShardError
@@ -40,6 +45,8 @@ _KINDS = {SHARD_APP_ID: "shard", CATALOG_APP_ID: "catalog"}
 
 def create_shard_schema(conn: sqlite3.Connection, shard: int, now: float) -> None:
     """Create a shard file's tables, indexes and status row (inside the caller's transaction)."""
+    from sqlite_utils import Database  # only when a file is created: opening one must stay cheap
+
     db = Database(conn, recursive_triggers=False, execute_plugins=False)
     db.create_table("shard_status", {
         "id": int, "shard": int, "lease_owner": str, "lease_expires_at": float, "generation": int,
@@ -54,16 +61,15 @@ def create_shard_schema(conn: sqlite3.Connection, shard: int, now: float) -> Non
         "input_blob": int, "state_blob": int, "output_blob": int, "error": str,
         "output": str, "input": str, "state": str,
     }, pk="execution_id", not_null={"definition_id", "status", "attempt", "created_at", "updated_at"})
-    runs.create_index(["created_at"], index_name="ix_runs_created")
     runs.create_index(["definition_id", "created_at"], index_name="ix_runs_definition")
     runs.create_index(["status", "created_at"], index_name="ix_runs_status")
     # Partial (create_index cannot say WHERE): most runs have no key, and a NULL entry per run
     # would cost every start an index write.
     db.execute("CREATE UNIQUE INDEX ux_runs_idempotency_key ON runs (idempotency_key)"
                " WHERE idempotency_key IS NOT NULL")
-    queue = db.create_table("queue", {"execution_id": str, "ready_at": float, "claimed": int},
-                            pk="execution_id", not_null={"ready_at"})
-    queue.create_index(["ready_at"], index_name="ix_queue_ready")
+    db.execute('CREATE TABLE "queue" (\n   "execution_id" TEXT PRIMARY KEY,\n   "ready_at" REAL NOT NULL,'
+               '\n   "claimed" INTEGER\n) WITHOUT ROWID')
+    db["queue"].create_index(["ready_at"], index_name="ix_queue_ready")
     db.create_table("journal", {
         "execution_id": str, "seq": int, "step_slug": str, "step_type": str, "attempt": int,
         "status": str, "port": str, "error": str, "started_at": float, "finished_at": float,
@@ -78,6 +84,8 @@ def create_shard_schema(conn: sqlite3.Connection, shard: int, now: float) -> Non
 
 def create_catalog_schema(conn: sqlite3.Connection) -> None:
     """Create the catalog's table (inside the caller's transaction)."""
+    from sqlite_utils import Database
+
     db = Database(conn, recursive_triggers=False, execute_plugins=False)
     db.create_table("definitions", {
         "id": str, "name": str, "version": str, "steps": int, "updated_at": float, "body": str,

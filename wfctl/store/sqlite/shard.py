@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
@@ -13,7 +15,7 @@ from ...errors import InputError
 from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_STATUSES, RUNNING, UNFINISHED,
                     JournalRecord, JournalRow, NewRun, RunRecord, ShardStats, ShardStore, StepCommit)
 from ..errors import CorruptShardError, FencingError
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES, decode, encode
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES, check_size, decode, encode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
 from .schema import SHARD_APP_ID, check_schema, create_shard_schema, is_initialized
 
@@ -35,7 +37,8 @@ _SELECT_SUMMARY = ("SELECT " + _RUN_FIELDS.format(state="NULL")
 _INSERT_RUN = (
     "INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
     " timeout_s, created_at, updated_at, input_blob, state_blob, input, state)"
-    " VALUES (?, ?, 'pending', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)")
+    " VALUES (?, ?, 'pending', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+_INSERT_QUEUE = "INSERT INTO queue (execution_id, ready_at) VALUES (?, ?)"
 _UPDATE_RUN = (
     "UPDATE runs SET status = ?, current_step = ?, attempt = ?, state = ?, state_blob = ?,"
     " output = ?, output_blob = ?, error = ?, wake_at = ?, updated_at = ?,"
@@ -56,6 +59,10 @@ def create_shard_file(path: Path, shard: int, *, durability: str, now: float) ->
                 create_shard_schema(conn, shard, now)
     finally:
         db.close()
+
+
+def _newest_first(row: tuple) -> tuple:
+    return row[11], row[0]  # (created_at, execution_id) of a _SELECT_SUMMARY row
 
 
 def _marks(n: int) -> str:
@@ -184,6 +191,36 @@ class SQLiteShardStore(ShardStore):
 
     # -- clients ---------------------------------------------------------------------------
 
+    def _existing(self, conn: sqlite3.Connection, execution_id: str, idempotency_key: str | None) -> str | None:
+        """The id of the run that has ``execution_id`` or ``idempotency_key``, if any."""
+        if idempotency_key is None:
+            row = conn.execute("SELECT execution_id FROM runs WHERE execution_id = ?", (execution_id,)).fetchone()
+        else:
+            row = conn.execute("SELECT execution_id FROM runs WHERE execution_id = ? OR idempotency_key = ?",
+                               (execution_id, idempotency_key)).fetchone()
+        return None if row is None else row[0]
+
+    def _insert(self, conn: sqlite3.Connection, execution_id: str, definition_id: str, current: str | None,
+                idempotency_key: str | None, timeout_s: float | None, input_json: tuple[str | None, int],
+                state_json: tuple[str | None, int], now: float) -> str | None:
+        """Insert a pending run and its queue entry; the existing run's id (nothing written)
+        when the id or the key is taken. Three statements: the conflict check is the insert's."""
+        input_text, input_size = input_json
+        state_text, state_size = state_json
+        input_blob = state_blob = None
+        if input_size > self.spill_threshold_bytes or state_size > self.spill_threshold_bytes:
+            existing = self._existing(conn, execution_id, idempotency_key)  # before writing any blob
+            if existing is not None:
+                return existing
+            input_text, input_blob = self._place(conn, execution_id, input_text, input_size, None)
+            state_text, state_blob = self._place(conn, execution_id, state_text, state_size, None)
+        cur = conn.execute(_INSERT_RUN, (execution_id, definition_id, current, idempotency_key, timeout_s, now, now,
+                                         input_blob, state_blob, input_text, state_text))
+        if cur.rowcount == 0:
+            return self._existing(conn, execution_id, idempotency_key)
+        conn.execute(_INSERT_QUEUE, (execution_id, now))
+        return None
+
     def create_runs(self, runs: Sequence[NewRun], *, now: float) -> list[tuple[RunRecord, bool]]:
         prepared = [(run, self._encode(run.input, f"input of run {run.execution_id}"),
                      self._encode(run.state, f"state of run {run.execution_id}")) for run in runs]
@@ -191,28 +228,39 @@ class SQLiteShardStore(ShardStore):
         if not prepared:
             return results
         with self._db.write() as conn:
-            for run, (input_text, input_size), (state_text, state_size) in prepared:
-                if run.idempotency_key is None:
-                    existing = conn.execute("SELECT execution_id FROM runs WHERE execution_id = ?",
-                                            (run.execution_id,)).fetchone()
-                else:
-                    existing = conn.execute(
-                        "SELECT execution_id FROM runs WHERE execution_id = ? OR idempotency_key = ?",
-                        (run.execution_id, run.idempotency_key)).fetchone()
-                if existing:
-                    results.append((self._load(conn, existing)[0], False))
-                    continue
-                input_text, input_blob = self._place(conn, run.execution_id, input_text, input_size, None)
-                state_text, state_blob = self._place(conn, run.execution_id, state_text, state_size, None)
+            for run, input_json, state_json in prepared:
                 current = run.state.get("current") if run.state else None
-                conn.execute(_INSERT_RUN, (run.execution_id, run.definition_id, current, run.idempotency_key,
-                                           run.timeout_s, now, now, input_blob, state_blob, input_text,
-                                           state_text))
-                conn.execute("INSERT INTO queue (execution_id, ready_at) VALUES (?, ?)", (run.execution_id, now))
+                existing = self._insert(conn, run.execution_id, run.definition_id, current, run.idempotency_key,
+                                        run.timeout_s, input_json, state_json, now)
+                if existing is not None:
+                    results.append((self._load(conn, [existing])[0], False))
+                    continue
                 results.append((RunRecord(run.execution_id, run.definition_id, self.shard, PENDING, run.input,
                                           None, None, run.state, current, 1, run.idempotency_key, run.timeout_s,
                                           now, None, None, now, None), True))
         return results
+
+    def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+                  state_json: tuple[str | None, int], *, current_step: str | None,
+                  idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
+                  wait: bool = True) -> tuple[str, bool] | None:
+        limit = self.max_payload_bytes
+        check_size(input_json[1], f"input of run {execution_id}", limit)
+        check_size(state_json[1], f"state of run {execution_id}", limit)
+        db = self._db
+        if not db.begin(wait=wait):
+            return None
+        try:
+            existing = self._insert(db.conn, execution_id, definition_id, current_step, idempotency_key, timeout_s,
+                                    input_json, state_json, now)
+        except sqlite3.Error as exc:
+            db.rollback()
+            raise db.error(exc) from exc
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+        return (execution_id, True) if existing is None else (existing, False)
 
     def get_run(self, execution_id: str) -> RunRecord | None:
         with self._db.read() as conn:
@@ -230,14 +278,20 @@ class SQLiteShardStore(ShardStore):
     def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
                   limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
         wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "list")
+        order = " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT ?"
+        after = " AND (r.created_at, r.execution_id) < (?, ?)" if before is not None else ""
+        if definition_id is None:  # one range of the status index per status, merged newest first
+            pages = []
+            with self._db.read() as conn:
+                for status in dict.fromkeys(RUN_STATUSES if wanted is None else wanted):
+                    params = (status, *(before or ()), limit)
+                    pages.append(conn.execute(f"{_SELECT_SUMMARY} WHERE r.status = ?{after}{order}", params).fetchall())
+            merged = heapq.merge(*pages, key=_newest_first, reverse=True)
+            return [self._record(row) for row in itertools.islice(merged, limit)]
         clauses, params = self._where(wanted, definition_id)
-        if before is not None:
-            clauses.append("(r.created_at, r.execution_id) < (?, ?)")
-            params.extend(before)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._db.read() as conn:
-            rows = conn.execute(f"{_SELECT_SUMMARY}{where} ORDER BY r.created_at DESC, r.execution_id DESC"
-                                " LIMIT ?", (*params, limit)).fetchall()
+            rows = conn.execute(f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)}{after}{order}",
+                                (*params, *(before or ()), limit)).fetchall()
         return [self._record(row) for row in rows]
 
     def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
