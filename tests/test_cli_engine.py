@@ -486,8 +486,6 @@ def test_sigterm_stops_a_worker_promptly_and_releases_its_leases(tmp_path):
     assert ok_json(wfctl("status", eid, "--json", data=data))["status"] == "completed"
 
 
-@pytest.mark.xfail(strict=False, reason="run_workers terminates worker processes that are already stopping; "
-                   "a second SIGTERM during interpreter shutdown (default handlers restored) kills them: exit 143")
 def test_sigterm_to_the_whole_process_group_exits_0(tmp_path):
     """What `kill %1` or a service manager does: every process of the group gets SIGTERM."""
     data = init(tmp_path, shards=2)

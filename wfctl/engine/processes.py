@@ -30,7 +30,12 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None))
-    sys.exit(Worker(engine, shards, **options).run(drain=drain, stop_event=stop))
+    code = Worker(engine, shards, **options).run(drain=drain, stop_event=stop)
+    # Stopped and leases released: a second SIGTERM (the parent's, or the whole process group's)
+    # must not kill the interpreter while it shuts down.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: list[int] | None = None,
