@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from ..errors import WfctlError
-from . import defs, evaluate, init, run, runs, shards, worker
+from . import defs, evaluate, init, run, runs, schedules, shards, worker
 
 app = typer.Typer(
     name="wfctl",
@@ -52,6 +52,8 @@ app.command("list")(runs.list_command)
 app.command("cancel")(runs.cancel_command)
 app.command("cleanup")(runs.cleanup_command)
 app.command("worker")(worker.worker_command)
+app.command("scheduler")(schedules.scheduler_command)
+app.add_typer(schedules.app, name="schedules")
 app.add_typer(defs.app, name="defs")
 app.add_typer(shards.app, name="shards")
 app.command("run")(run.run_command)

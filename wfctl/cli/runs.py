@@ -100,12 +100,20 @@ def list_command(
     from rich.table import Table
 
     table = Table(title_justify="left")
-    for column in ("execution id", "definition", "shard", "status", "created", "completed", "output / error"):
+    slots = any(run.get("slot_time") for run in runs)  # slot columns only when a scheduled run is listed
+    columns = ["execution id", "definition", "shard", "status", "created", "completed", "output / error"]
+    if slots:
+        columns[5:5] = ["slot", "fire lag"]
+    for column in columns:
         table.add_column(column, overflow="fold")
     for run in runs:
         detail = run["error"] if run["status"] == "failed" else short_json(run["output"], 40)
-        table.add_row(run["execution_id"], run["definition_id"], str(run["shard"]), status_markup(run["status"]),
-                      run["created_at"] or "", run["completed_at"] or "", escape(detail or ""))
+        cells = [run["execution_id"], run["definition_id"], str(run["shard"]), status_markup(run["status"]),
+                 run["created_at"] or "", run["completed_at"] or "", escape(detail or "")]
+        if slots:
+            lag = run.get("fire_lag_ms")
+            cells[5:5] = [run.get("slot_time") or "", "" if lag is None else f"{lag:.0f} ms"]
+        table.add_row(*cells)
     out = console()
     out.print(table)
     out.print(f"{len(runs)} run(s)")
@@ -197,6 +205,8 @@ def _render_status(status: dict) -> None:
               f"{status_markup(status['status'])}")
     out.print(f"created {status['created_at']}  started {status['started_at'] or '-'}  "
               f"completed {status['completed_at'] or '-'}", markup=False)
+    if status.get("slot_time"):
+        out.print(f"schedule slot {status['slot_time']}  fire lag {status['fire_lag_ms']:.0f} ms", markup=False)
     table = Table(title_justify="left")
     for column in ("#", "step", "type", "status", "attempt", "port", "output / error"):
         table.add_column(column, overflow="fold")

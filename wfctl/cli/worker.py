@@ -27,6 +27,8 @@ def worker_command(
     shards: Optional[str] = typer.Option(None, "--shards", help="Only these shards, e.g. 0,2 (default: all)."),
     max_parallel: int = typer.Option(8, "--max-parallel", min=1, help="Side-effecting steps run at once per process."),
     drain: bool = typer.Option(False, "--drain", help="Exit once no pending, running or retrying work remains."),
+    scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler",
+                                   help="Also run the scheduler (a thread in this process) that starts scheduled definitions."),
 ) -> None:
     """Execute runs: hold each shard's lease (one worker per shard at a time), advance runs step by step, journal every step.
 
@@ -42,6 +44,30 @@ def worker_command(
     path = resolve_data_dir((root.obj or {}).get("data_dir"))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # Ctrl-C is handled by run_workers (exit 130)
-    code = run_workers(path, processes=processes, shards=_shard_list(shards), drain=drain,
-                       max_parallel=max_parallel, stop_event=stop)
+    chosen = _shard_list(shards)
+    sched_stop = threading.Event()
+    thread = None
+    if scheduler and not drain:  # a draining worker exits when its work is done: no new slots
+        thread = threading.Thread(target=_run_scheduler, args=(path, sched_stop), daemon=True, name="wfctl-scheduler")
+        thread.start()
+    try:
+        code = run_workers(path, processes=processes, shards=chosen, drain=drain,
+                           max_parallel=max_parallel, stop_event=stop)
+    finally:
+        sched_stop.set()
+        if thread is not None:
+            thread.join(10)
     raise typer.Exit(code)
+
+
+def _run_scheduler(path, stop) -> None:
+    import logging
+
+    from ..engine import Engine
+    from ..schedules.scheduler import Scheduler
+
+    try:
+        with Engine(path) as eng:
+            Scheduler(eng).run(stop_event=stop)
+    except Exception as exc:  # the workers go on; the scheduler's failure is reported
+        logging.getLogger("wfctl.scheduler").error("scheduler stopped: %s", exc)

@@ -54,13 +54,19 @@ def iso(ts: float | None) -> str | None:
 
 
 def run_dict(run: RunRecord) -> dict[str, Any]:
-    """A run as JSON (without its journal)."""
-    return {
+    """A run as JSON (without its journal). A run started for a schedule slot also has
+    ``slot_time`` (ISO 8601 UTC) and ``fire_lag_ms`` (``created_at - slot_time`` in ms); the
+    keys are left out for runs started by hand (the JSON of those is unchanged)."""
+    out = {
         "execution_id": run.execution_id, "definition_id": run.definition_id, "shard": run.shard,
         "status": run.status, "current_step": run.current_step, "input": run.input, "output": run.output,
         "error": run.error, "created_at": iso(run.created_at), "started_at": iso(run.started_at),
         "completed_at": iso(run.completed_at),
     }
+    if run.slot_time is not None:
+        out["slot_time"] = iso(run.slot_time)
+        out["fire_lag_ms"] = round((run.created_at - run.slot_time) * 1000.0, 3)
+    return out
 
 
 def steps_list(journal: list[JournalRecord]) -> list[dict[str, Any]]:
@@ -296,9 +302,10 @@ class Engine:
         """Summaries of the stored definitions: ``{id, name, version, updated_at, steps}``."""
         return [{**d, "updated_at": iso(d["updated_at"])} for d in self.catalog.list_definitions()]
 
-    def definition(self, definition_id: str) -> Definition:
-        """A stored definition (read from the catalog once, then cached); InputError when unknown."""
-        definition = self._definitions.get(definition_id)
+    def definition(self, definition_id: str, reload: bool = False) -> Definition:
+        """A stored definition (read from the catalog once, then cached; ``reload`` reads it
+        again, e.g. after another process applied a new version); InputError when unknown."""
+        definition = None if reload else self._definitions.get(definition_id)
         if definition is None:
             body = self.catalog.get_definition(definition_id)
             if body is None:
@@ -352,7 +359,8 @@ class Engine:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def start(self, definition: str | Path, input: Any = None, idempotency_key: str | None = None) -> StartResult:
+    def start(self, definition: str | Path, input: Any = None, idempotency_key: str | None = None,
+              slot_time: float | None = None) -> StartResult:
         """Start a run of ``definition`` (a registered id or a definition file) with ``input``
         (a JSON object or None): one transaction on one shard.
 
@@ -378,7 +386,7 @@ class Engine:
             raise InputError(f"idempotency key must be a non-empty string, got {idempotency_key!r}")
         d = plan.definition
         count = self.shard_count
-        choose = (idempotency_key is None and plan.parts is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
+        choose = (idempotency_key is None and slot_time is None and plan.parts is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
                   and self.datadir.settings.route == "execution")
         if choose:
             if self._stay > 0:
@@ -413,8 +421,40 @@ class Engine:
             self._stay = STAY_AFTER_CONFLICT
         started = self.shard_store(shard).start_run(
             eid, d.id, input_json, state_json, current_step=current, idempotency_key=idempotency_key,
-            timeout_s=plan.timeout_s, now=now)
+            timeout_s=plan.timeout_s, now=now, slot_time=slot_time)
         return StartResult(started[0], shard, started[1])
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def schedule_state(self, definition_id: str) -> dict[str, Any] | None:
+        """The stored schedule state of ``definition_id`` (None before the scheduler's first write)."""
+        return self.catalog.get_schedule_state(definition_id)
+
+    def put_schedule_state(self, definition_id: str, expected_version: int, state: dict[str, Any]) -> bool:
+        """Compare-and-set a schedule state (see :meth:`CatalogStore.put_schedule_state`)."""
+        return self.catalog.put_schedule_state(definition_id, expected_version, state, now=self.clock())
+
+    def key_run(self, definition_id: str, key: str) -> RunRecord | None:
+        """The run started for ``definition_id`` with idempotency key ``key``, or None.
+
+        Its id is derived from (definition id, key), so this reads one row on one shard.
+        """
+        body = ids.new_body(definition_id, key)
+        shard = self.datadir.shard_for(definition_id, body)
+        run = self.shard_store(shard).get_run(ids.execution_id(shard, body))
+        return run if run is not None and run.idempotency_key == key else None
+
+    def key_unfinished(self, definition_id: str, key: str) -> bool:
+        """Whether the run started with idempotency key ``key`` exists and is pending or running."""
+        run = self.key_run(definition_id, key)
+        return run is not None and not run.finished
+
+    def cancel_key(self, definition_id: str, key: str) -> bool:
+        """Cancel the run started with idempotency key ``key`` if it is unfinished; whether it was."""
+        run = self.key_run(definition_id, key)
+        if run is None or run.finished:
+            return False
+        return bool(self.shard_store(run.shard).cancel_runs([run.execution_id], now=self.clock()))
 
     def _plan(self, d: Definition) -> "_StartPlan":
         """The start plan of ``d`` (built once per definition object, see :class:`_StartPlan`)."""

@@ -44,7 +44,8 @@ class RunRecord:
     ``status`` is one of :data:`RUN_STATUSES`. ``state`` is ``RunState.to_dict()`` (None in
     :meth:`ShardStore.list_runs` results, which leave it unloaded). ``timeout_s`` is the
     run's inactivity timeout (None: the engine's default). ``wake_at`` holds the run back
-    after a sleep step.
+    after a sleep step. ``slot_time`` is the schedule slot the run was started for (None
+    for a run started by hand).
     """
 
     execution_id: str
@@ -64,6 +65,7 @@ class RunRecord:
     completed_at: float | None
     updated_at: float
     wake_at: float | None
+    slot_time: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -81,6 +83,7 @@ class NewRun:
     state: dict[str, Any] | None
     idempotency_key: str | None = None
     timeout_s: float | None = None
+    slot_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,14 +177,16 @@ class ShardStore(ABC):
 
     def create_run(self, execution_id: str, definition_id: str, input: Any,
                    state: dict[str, Any] | None, *, idempotency_key: str | None = None,
-                   timeout_s: float | None = None, now: float) -> tuple[RunRecord, bool]:
+                   timeout_s: float | None = None, now: float,
+                   slot_time: float | None = None) -> tuple[RunRecord, bool]:
         """Create a pending run and its queue entry (ready at ``now``) in one transaction.
 
         Returns ``(run, created)``. When a run with the same idempotency key (or the same
         execution id) exists on this shard, returns it with ``created`` False: keys are
-        unique per shard, so the engine routes a keyed start by its key.
+        unique per shard, so the engine routes a keyed start by its key. ``slot_time``: the
+        schedule slot the run is started for (None for a start by hand).
         """
-        run = NewRun(execution_id, definition_id, input, state, idempotency_key, timeout_s)
+        run = NewRun(execution_id, definition_id, input, state, idempotency_key, timeout_s, slot_time)
         return self.create_runs([run], now=now)[0]
 
     @abstractmethod
@@ -191,7 +196,7 @@ class ShardStore(ABC):
     def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
-                  wait: bool = True) -> tuple[str, bool] | None:
+                  wait: bool = True, slot_time: float | None = None) -> tuple[str, bool] | None:
         """:meth:`create_run` for a caller that encoded the input and the state itself (the
         engine's start path): ``input_json`` and ``state_json`` are ``(JSON text or None, size
         in UTF-8 bytes)`` as :func:`wfctl.store.payload.encode` returns them, and
@@ -205,7 +210,7 @@ class ShardStore(ABC):
         from .payload import decode
 
         run = NewRun(execution_id, definition_id, decode(input_json[0]), decode(state_json[0]),
-                     idempotency_key, timeout_s)
+                     idempotency_key, timeout_s, slot_time)
         record, created = self.create_runs([run], now=now)[0]
         return record.execution_id, created
 
@@ -348,6 +353,21 @@ class CatalogStore(ABC):
     @abstractmethod
     def delete_definition(self, definition_id: str) -> bool:
         """Delete a definition; False when there was none."""
+
+    @abstractmethod
+    def get_schedule_state(self, definition_id: str) -> dict[str, Any] | None:
+        """The schedule state of ``definition_id`` (the scheduler's JSON), or None before its first write."""
+
+    @abstractmethod
+    def put_schedule_state(self, definition_id: str, expected_version: int, state: dict[str, Any], *,
+                           now: float) -> bool:
+        """Compare-and-set the schedule state, in one write transaction.
+
+        ``expected_version`` 0 means "no state yet": the row is inserted only if absent.
+        Otherwise the row is replaced only while its version is ``expected_version``. The
+        stored version becomes ``expected_version + 1`` (as ``state["version"]`` says). False,
+        writing nothing, when another writer got there first.
+        """
 
     @abstractmethod
     def close(self) -> None:

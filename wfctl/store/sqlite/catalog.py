@@ -8,7 +8,8 @@ from typing import Any
 from ..base import CatalogStore
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode, encode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
-from .schema import CATALOG_APP_ID, check_schema, create_catalog_schema, is_initialized
+from .schema import (CATALOG_APP_ID, add_catalog_tables, check_schema, create_catalog_schema, is_initialized,
+                     upgrade_catalog)
 
 
 def create_catalog_file(path: Path, *, durability: str) -> None:
@@ -34,6 +35,10 @@ class SQLiteCatalogStore(CatalogStore):
         try:
             with self._db.read() as conn:
                 check_schema(conn, self.path, CATALOG_APP_ID)
+                missing = upgrade_catalog(conn)
+            if missing:
+                with self._db.write() as conn:
+                    add_catalog_tables(conn)
         except BaseException:
             self._db.conn.close()
             raise
@@ -68,6 +73,26 @@ class SQLiteCatalogStore(CatalogStore):
         with self._db.write() as conn:
             deleted = conn.execute("DELETE FROM definitions WHERE id = ?", (definition_id,)).rowcount
         return deleted == 1
+
+    def get_schedule_state(self, definition_id: str) -> dict[str, Any] | None:
+        with self._db.read() as conn:
+            row = conn.execute("SELECT state FROM schedules WHERE definition_id = ?", (definition_id,)).fetchone()
+        return None if row is None else decode(row[0])
+
+    def put_schedule_state(self, definition_id: str, expected_version: int, state: dict[str, Any], *,
+                           now: float) -> bool:
+        text, _ = encode(state, f"schedule state of {definition_id}", self.max_payload_bytes)
+        version = expected_version + 1
+        with self._db.write() as conn:
+            if expected_version == 0:
+                cur = conn.execute("INSERT INTO schedules (definition_id, state, version, updated_at)"
+                                   " VALUES (?, ?, ?, ?) ON CONFLICT (definition_id) DO NOTHING",
+                                   (definition_id, text, version, now))
+            else:
+                cur = conn.execute("UPDATE schedules SET state = ?, version = ?, updated_at = ?"
+                                   " WHERE definition_id = ? AND version = ?",
+                                   (text, version, now, definition_id, expected_version))
+        return cur.rowcount == 1
 
     def close(self) -> None:
         self._db.close()

@@ -10,7 +10,9 @@ Shard file::
     runs          execution_id PK | definition_id, status, current_step, attempt,
                   idempotency_key (unique when set), timeout_s, created_at, started_at, completed_at,
                   updated_at, wake_at, input_blob, state_blob, output_blob, error,
-                  output, input, state   (large JSON last; *_blob -> blobs.id when out of line)
+                  output, input, state,  (large JSON last; *_blob -> blobs.id when out of line)
+                  slot_time              (the schedule slot a run was started for; NULL by hand;
+                                          added by ALTER TABLE to older files when opened)
                   indexes: (definition_id, created_at), (status, created_at)
     queue         execution_id PK | ready_at (indexed), claimed (the lease generation that claimed it)
                   (WITHOUT ROWID: its rows are small, and the primary key is then the table itself)
@@ -27,6 +29,8 @@ unchanged: every query reads both.
 Catalog file::
 
     definitions   id PK | name, version, steps, updated_at, body
+    schedules     definition_id PK | state (JSON), version, updated_at
+                  (created when a catalog without it is opened: additive, same schema version)
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def create_shard_schema(conn: sqlite3.Connection, shard: int, now: float) -> Non
         "attempt": int, "idempotency_key": str, "timeout_s": float, "created_at": float,
         "started_at": float, "completed_at": float, "updated_at": float, "wake_at": float,
         "input_blob": int, "state_blob": int, "output_blob": int, "error": str,
-        "output": str, "input": str, "state": str,
+        "output": str, "input": str, "state": str, "slot_time": float,
     }, pk="execution_id", not_null={"definition_id", "status", "attempt", "created_at", "updated_at"})
     runs.create_index(["definition_id", "created_at"], index_name="ix_runs_definition")
     runs.create_index(["status", "created_at"], index_name="ix_runs_status")
@@ -90,7 +94,33 @@ def create_catalog_schema(conn: sqlite3.Connection) -> None:
     db.create_table("definitions", {
         "id": str, "name": str, "version": str, "steps": int, "updated_at": float, "body": str,
     }, pk="id", not_null={"steps", "updated_at", "body"})
+    conn.execute(_CREATE_SCHEDULES)
     _stamp(conn, CATALOG_APP_ID)
+
+
+_CREATE_SCHEDULES = ('CREATE TABLE IF NOT EXISTS "schedules" (\n   "definition_id" TEXT PRIMARY KEY,'
+                     '\n   "state" TEXT NOT NULL,\n   "version" INTEGER NOT NULL,\n   "updated_at" REAL NOT NULL\n)')
+
+
+def upgrade_catalog(conn: sqlite3.Connection) -> bool:
+    """Whether the catalog lacks a table this wfctl adds (``schedules``); see :func:`add_catalog_tables`."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schedules'").fetchone() is None
+
+
+def add_catalog_tables(conn: sqlite3.Connection) -> None:
+    """Create the tables added since the catalog was written (inside the caller's write transaction)."""
+    conn.execute(_CREATE_SCHEDULES)
+
+
+def shard_lacks_slot_time(conn: sqlite3.Connection) -> bool:
+    """Whether a shard file was written before the ``runs.slot_time`` column."""
+    return not any(row[1] == "slot_time" for row in conn.execute("PRAGMA table_info(runs)"))
+
+
+def add_slot_time(conn: sqlite3.Connection) -> None:
+    """Add ``runs.slot_time`` (inside the caller's write transaction; idempotent)."""
+    if shard_lacks_slot_time(conn):
+        conn.execute("ALTER TABLE runs ADD COLUMN slot_time REAL")
 
 
 def _stamp(conn: sqlite3.Connection, app_id: int) -> None:

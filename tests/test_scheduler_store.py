@@ -1,0 +1,101 @@
+"""Storage and engine API of schedules: compare-and-set state, slot_time, key lookups, upgrades."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from wfctl.engine import Engine
+from wfctl.store import DataDir
+
+from helpers import FakeClock
+
+
+def _definition(tmp_path, sleep=True):
+    steps = [{"stepSlug": "t", "name": "t", "stepType": "trigger",
+              "config": {"type": "scheduled", "schedule": "* * * * *"}, "nextSteps": {"success": "w"}},
+             {"stepSlug": "w", "name": "w", "stepType": "action",
+              "config": {"type": "sleep", "parameters": {"seconds": 60}}, "nextSteps": {}}]
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"id": "d", "name": "d", "steps": steps}))
+    return path
+
+
+def test_schedule_state_compare_and_set(tmp_path):
+    with Engine(DataDir.init(tmp_path / "data", shards=2).path, clock=FakeClock()) as eng:
+        assert eng.schedule_state("d") is None
+        assert eng.put_schedule_state("d", 0, {"version": 1, "last_slot": 60.0})
+        assert not eng.put_schedule_state("d", 0, {"version": 1, "last_slot": 0.0})  # insert only when absent
+        assert not eng.put_schedule_state("d", 5, {"version": 6})  # stale version: nothing written
+        assert eng.schedule_state("d") == {"version": 1, "last_slot": 60.0}
+        assert eng.put_schedule_state("d", 1, {"version": 2, "last_slot": 120.0})
+        assert eng.schedule_state("d")["last_slot"] == 120.0
+        assert not eng.put_schedule_state("d", 1, {"version": 2})
+
+
+def test_slot_time_key_lookup_and_cancel(tmp_path):
+    clock = FakeClock(1_000_000.0)
+    with Engine(DataDir.init(tmp_path / "data", shards=4).path, clock=clock) as eng:
+        eng.apply([_definition(tmp_path)])
+        plain = eng.start("d")
+        assert "slot_time" not in eng.status(plain.execution_id)  # by hand: no slot keys
+        started = eng.start("d", {}, idempotency_key="k1", slot_time=clock.now - 1.5)
+        status = eng.status(started.execution_id)
+        assert status["slot_time"] == "1970-01-12T13:46:38.500Z" and status["fire_lag_ms"] == 1500.0
+        assert eng.key_unfinished("d", "k1") and not eng.key_unfinished("d", "other")
+        assert not eng.key_unfinished("nope", "k1")
+        assert eng.cancel_key("d", "k1") and not eng.cancel_key("d", "k1")
+        assert not eng.key_unfinished("d", "k1")
+        assert eng.status(started.execution_id)["status"] == "canceled"
+        listed = {r["execution_id"]: r for r in eng.list()}
+        assert listed[started.execution_id]["fire_lag_ms"] == 1500.0
+
+
+def test_existing_files_are_upgraded_additively(tmp_path):
+    data = DataDir.init(tmp_path / "data", shards=1)
+    with Engine(data.path) as eng:
+        eng.apply([_definition(tmp_path)])
+        old = eng.start("d").execution_id
+    # make the files look like ones written before schedules
+    conn = sqlite3.connect(data.shard_path(0))
+    conn.execute("ALTER TABLE runs DROP COLUMN slot_time")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(data.catalog_path)
+    conn.execute("DROP TABLE schedules")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.commit()
+    conn.close()
+    with Engine(data.path) as eng:
+        assert eng.status(old)["status"] == "pending"
+        run = eng.start("d", idempotency_key="s", slot_time=1.0)
+        assert eng.status(run.execution_id)["slot_time"] == "1970-01-01T00:00:01.000Z"
+        assert eng.put_schedule_state("d", 0, {"version": 1})
+    conn = sqlite3.connect(data.catalog_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == version  # schema version kept
+    conn.close()
+
+
+def test_scheduler_follows_a_reapplied_definition(tmp_path):
+    from wfctl.schedules.scheduler import Scheduler
+
+    clock = FakeClock(1_767_225_600.0 + 1)  # 2026-01-01T00:00:01Z
+    with Engine(DataDir.init(tmp_path / "data", shards=2).path, clock=clock) as eng:
+        def write(definition_id, cron, template="{{slot}}"):
+            steps = [{"stepSlug": "t", "name": "t", "stepType": "trigger", "nextSteps": {},
+                      "config": {"type": "scheduled", "schedule": cron, "input": {"s": template}}}]
+            path = tmp_path / f"{definition_id}.json"
+            path.write_text(json.dumps({"id": definition_id, "name": definition_id, "steps": steps}))
+            return path
+
+        eng.apply([write("a", "0 * * * *")])
+        other = Engine(eng.datadir.path, clock=clock)
+        scheduler = Scheduler(other)
+        scheduler.tick()
+        clock.now += 120
+        assert scheduler.tick().started == []  # hourly: nothing due
+        eng.apply([write("a", "* * * * *")])  # applied again elsewhere: minutely now
+        clock.now += 60
+        report = scheduler.tick()
+        assert len(report.started) == 1 and eng.count(None, "a") == 1
+        other.close()

@@ -1,0 +1,166 @@
+"""``wfctl scheduler`` and ``wfctl schedules``: fire scheduled definitions, inspect and steer their schedules."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .output import console, engine, escape, print_json
+
+app = typer.Typer(help="Inspect and steer schedules (definitions with a 'scheduled' trigger).", no_args_is_help=True)
+
+
+def scheduler_command(ctx: typer.Context) -> None:
+    """Run the scheduler loop alone: start the due slots of every scheduled definition.
+
+    Any number of schedulers (and workers, which run one by default) may run at once: a slot starts at most one run. Ctrl-C or SIGTERM stops it.
+    """
+    import signal
+    import threading
+
+    from ..schedules.scheduler import Scheduler
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Scheduler(engine(ctx)).run(stop_event=stop)
+
+
+def _spec(eng, definition_id: str):
+    from ..errors import InputError
+    from ..schedules import schedule_of
+
+    spec = schedule_of(eng.definition(definition_id))
+    if spec is None:
+        raise InputError(f"definition '{definition_id}' has no scheduled trigger")
+    return spec
+
+
+def _time(text: str, what: str) -> float:
+    from datetime import datetime, timezone
+
+    from ..errors import InputError
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{what}: expected an ISO 8601 time, got '{text}'") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def schedule_rows(eng, now: float) -> list[dict]:
+    """Every schedule as JSON: spec, next three fire times, last slot, paused, counters."""
+    from ..errors import WfctlError
+    from ..schedules import ScheduleState, next_slots, schedule_of, utc_iso
+
+    rows = []
+    for d in eng.definitions():
+        try:
+            spec = schedule_of(eng.definition(d["id"]))
+        except WfctlError as exc:
+            rows.append({"definition_id": d["id"], "error": str(exc)})
+            continue
+        if spec is None:
+            continue
+        raw = eng.schedule_state(spec.definition_id)
+        state = ScheduleState.from_dict(raw) if raw is not None else ScheduleState()
+        after = max(now, state.last_slot or now)
+        rows.append({
+            "definition_id": spec.definition_id, "schedule": spec.cron, "timezone": spec.timezone,
+            "overlap": str(spec.overlap.value if hasattr(spec.overlap, "value") else spec.overlap),
+            "next": [utc_iso(s) for s in next_slots(spec, after, 3)],
+            "last_slot": None if state.last_slot is None else utc_iso(state.last_slot),
+            "last_started": None if state.last_started is None else utc_iso(state.last_started),
+            "paused": state.paused, "buffered": len(state.buffered),
+            "counters": {"started": state.started, "skipped_overlap": state.skipped_overlap,
+                         "skipped_catchup": state.skipped_catchup, "skipped_paused": state.skipped_paused,
+                         "canceled": state.canceled},
+        })
+    return rows
+
+
+@app.command("list")
+def list_command(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the schedules: expression, time zone, overlap, next 3 fire times, last fired slot, paused, counters."""
+    eng = engine(ctx)
+    rows = schedule_rows(eng, eng.clock())
+    if json_out:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("definition", "schedule", "tz", "overlap", "next", "last slot", "paused", "started/skipped/canceled")
+    for r in rows:
+        if "error" in r:
+            table.add_row(escape(r["definition_id"]), f"[red]{escape(r['error'])}[/red]", "", "", "", "", "", "")
+            continue
+        c = r["counters"]
+        skipped = c["skipped_overlap"] + c["skipped_catchup"] + c["skipped_paused"]
+        table.add_row(escape(r["definition_id"]), escape(r["schedule"]), r["timezone"], r["overlap"],
+                      "\n".join(r["next"]), r["last_slot"] or "-", "yes" if r["paused"] else "no",
+                      f"{c['started']}/{skipped}/{c['canceled']}")
+    console().print(table)
+
+
+def _set_paused(ctx: typer.Context, definition_id: str, paused: bool) -> None:
+    from ..schedules.scheduler import Scheduler
+
+    eng = engine(ctx)
+    _spec(eng, definition_id)
+    Scheduler(eng).set_paused(definition_id, paused)
+    typer.echo(f"{definition_id}: {'paused' if paused else 'resumed'}")
+
+
+@app.command("pause")
+def pause_command(ctx: typer.Context, definition: str = typer.Argument(..., help="The definition id.")) -> None:
+    """Pause a schedule: due slots are skipped (counted) until it is resumed."""
+    _set_paused(ctx, definition, True)
+
+
+@app.command("resume")
+def resume_command(ctx: typer.Context, definition: str = typer.Argument(..., help="The definition id.")) -> None:
+    """Resume a paused schedule."""
+    _set_paused(ctx, definition, False)
+
+
+@app.command("trigger")
+def trigger_command(ctx: typer.Context, definition: str = typer.Argument(..., help="The definition id."),
+                    json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Start a run now, as a slot at the current time (its own idempotency key; the overlap policy is not applied)."""
+    from ..schedules.scheduler import Scheduler
+
+    eng = engine(ctx)
+    result = Scheduler(eng).trigger(_spec(eng, definition))
+    out = {"execution_id": result.execution_id, "shard": result.shard, "created": result.created}
+    if json_out:
+        print_json(out)
+    else:
+        typer.echo(result.execution_id)
+
+
+@app.command("backfill")
+def backfill_command(
+    ctx: typer.Context,
+    definition: str = typer.Argument(..., help="The definition id."),
+    start: str = typer.Option(..., "--from", help="First time (ISO 8601; UTC when no offset is given)."),
+    end: str = typer.Option(..., "--to", help="Last time (ISO 8601), included."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Start the slots between --from and --to, at most once each (a slot that already ran is not doubled)."""
+    from ..errors import InputError
+    from ..schedules.scheduler import Scheduler
+
+    a, b = _time(start, "--from"), _time(end, "--to")
+    if b < a:
+        raise InputError("--to is before --from")
+    eng = engine(ctx)
+    results = Scheduler(eng).backfill(_spec(eng, definition), a, b)
+    out = [{"execution_id": r.execution_id, "shard": r.shard, "created": r.created} for r in results]
+    if json_out:
+        print_json(out)
+    else:
+        created = sum(r.created for r in results)
+        typer.echo(f"{definition}: {len(results)} slots, {created} started, {len(results) - created} already ran")

@@ -1,0 +1,154 @@
+"""The scheduler loop: fires the due slots of every scheduled definition through the engine.
+
+Any number of schedulers may run at once (inside ``wfctl worker`` or as ``wfctl scheduler``).
+Correctness does not depend on there being one: each schedule's state is written with a
+compare-and-set on its version (a scheduler that loses the race plans again from the new
+state), and each slot's run is started with a deterministic idempotency key, so a slot
+starts at most one run; a slot started from a state that won the compare-and-set is
+re-issued by the next plan until acknowledged, so it starts at least once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import WfctlError
+from .planner import ScheduleState, acknowledge, backfill_slots, plan, render_input, slot_key
+from .spec import ScheduleSpec, schedule_of
+
+_log = logging.getLogger("wfctl.scheduler")
+
+IDLE_POLL_S = 1.0      # how often definitions are re-read when nothing is due sooner
+BUFFERED_POLL_S = 0.2  # how often a schedule with buffered slots checks whether its previous run ended
+
+
+@dataclass
+class TickReport:
+    """What one pass did: runs started, slots skipped (by reason), when to look again."""
+
+    started: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    conflicts: int = 0
+    next_wake: float | None = None
+
+
+class Scheduler:
+    """Fires scheduled definitions' slots. ``clock`` gives epoch seconds (a simulated clock in tests)."""
+
+    def __init__(self, engine, *, clock: Callable[[], float] | None = None):
+        self.engine = engine
+        self.clock = clock or engine.clock
+        self._specs: dict[str, tuple[object, ScheduleSpec | None]] = {}  # id -> (updated_at, spec)
+
+    # -- one pass -------------------------------------------------------------------------
+    def specs(self) -> list[ScheduleSpec]:
+        """The schedules of every registered definition (invalid ones are logged and left out).
+
+        A definition applied again (by any process) is read again: its catalog ``updated_at``
+        changed."""
+        specs = []
+        seen = {}
+        for row in self.engine.definitions():
+            cached = self._specs.get(row["id"])
+            if cached is not None and cached[0] == row["updated_at"]:
+                spec = cached[1]
+            else:
+                try:
+                    spec = schedule_of(self.engine.definition(row["id"], reload=cached is not None))
+                except WfctlError as exc:
+                    _log.warning("definition '%s': schedule ignored: %s", row["id"], exc)
+                    spec = None
+            seen[row["id"]] = (row["updated_at"], spec)
+            if spec is not None:
+                specs.append(spec)
+        self._specs = seen
+        return specs
+
+    def tick(self, now: float | None = None) -> TickReport:
+        """Plan and fire every schedule once at ``now`` (default: the clock)."""
+        now = self.clock() if now is None else now
+        report = TickReport()
+        for spec in self.specs():
+            try:
+                self._fire(spec, now, report)
+            except WfctlError as exc:  # one schedule's failure (a bad input template, ...) must not stop the others
+                _log.warning("schedule of '%s': %s", spec.definition_id, exc)
+        return report
+
+    def _fire(self, spec: ScheduleSpec, now: float, report: TickReport) -> None:
+        while True:
+            state = self.state(spec.definition_id)
+            previous = state.last_started
+            unfinished = previous is not None and self.engine.key_unfinished(
+                spec.definition_id, slot_key(spec.definition_id, previous))
+            p = plan(spec, state, now, unfinished)
+            if p.changed and not self.engine.put_schedule_state(spec.definition_id, state.version, p.state.to_dict()):
+                report.conflicts += 1
+                continue  # another scheduler moved the schedule on: plan again from its state
+            if p.cancel_key:
+                self.engine.cancel_key(spec.definition_id, p.cancel_key)
+            for start in p.starts:
+                result = self.engine.start(spec.definition_id, render_input(spec, start.slot),
+                                           idempotency_key=start.key, slot_time=start.slot)
+                if result.created:
+                    report.started.append(result.execution_id)
+            for skip in p.skipped:
+                report.skipped[str(skip.reason)] = report.skipped.get(str(skip.reason), 0) + 1
+            acked = acknowledge(p.state)
+            if acked is not p.state and not self.engine.put_schedule_state(
+                    spec.definition_id, p.state.version, acked.to_dict()):
+                report.conflicts += 1  # someone else acknowledged (or moved on): their state wins
+            if p.more:
+                continue
+            wake = p.next_due
+            if p.state.buffered:
+                wake = min(wake, now + BUFFERED_POLL_S) if wake is not None else now + BUFFERED_POLL_S
+            if wake is not None:
+                report.next_wake = wake if report.next_wake is None else min(report.next_wake, wake)
+            return
+
+    # -- state ----------------------------------------------------------------------------
+    def state(self, definition_id: str) -> ScheduleState:
+        """The schedule's persisted state (a fresh one before its first plan)."""
+        raw = self.engine.schedule_state(definition_id)
+        return ScheduleState.from_dict(raw) if raw is not None else ScheduleState()
+
+    def set_paused(self, definition_id: str, paused: bool) -> ScheduleState:
+        """Pause or resume a schedule (compare-and-set, retried on conflict)."""
+        while True:
+            state = self.state(definition_id)
+            new = state.with_paused(paused)
+            if self.engine.put_schedule_state(definition_id, state.version, new.to_dict()):
+                return new
+
+    def trigger(self, spec: ScheduleSpec, now: float | None = None):
+        """Start a run now, as an extra slot at ``now`` (its own idempotency key)."""
+        now = self.clock() if now is None else now
+        return self.engine.start(spec.definition_id, render_input(spec, now),
+                                 idempotency_key=slot_key(spec.definition_id, now), slot_time=now)
+
+    def backfill(self, spec: ScheduleSpec, start: float, end: float) -> list:
+        """Start the slots in ``[start, end]``, at most once each (slots that already ran are not doubled)."""
+        return [self.engine.start(spec.definition_id, render_input(spec, slot),
+                                  idempotency_key=slot_key(spec.definition_id, slot), slot_time=slot)
+                for slot in backfill_slots(spec, start, end)]
+
+    # -- loop -----------------------------------------------------------------------------
+    def run(self, stop_event: threading.Event | None = None, sleep: Callable[[float], None] | None = None) -> None:
+        """Tick until ``stop_event`` is set, sleeping until the next slot is due (at most IDLE_POLL_S)."""
+        stop_event = stop_event or threading.Event()
+        while not stop_event.is_set():
+            try:
+                report = self.tick()
+            except WfctlError as exc:  # a damaged shard or a busy store must not stop the scheduler
+                _log.warning("scheduler pass failed: %s", exc)
+                report = TickReport()
+            now = self.clock()
+            delay = IDLE_POLL_S if report.next_wake is None else min(max(report.next_wake - now, 0.0), IDLE_POLL_S)
+            if sleep is not None:
+                sleep(delay)
+            else:
+                stop_event.wait(delay)
