@@ -30,7 +30,10 @@ def test_schedules_commands(tmp_path):
     assert wfctl(data, "schedules", "resume", "scheduled").returncode == 0
     assert json.loads(wfctl(data, "schedules", "list", "--json").stdout)[0]["paused"] is False
     trig = json.loads(wfctl(data, "schedules", "trigger", "scheduled", "--json").stdout)
-    assert trig["created"]
+    assert trig["action"] == "start" and trig["created"]
+    # no worker ran it, so it is unfinished: a second trigger is skipped under the 'skip' policy
+    again = json.loads(wfctl(data, "schedules", "trigger", "scheduled", "--json").stdout)
+    assert again["action"] == "skip" and again["execution_id"] is None and "unfinished" in again["reason"]
     status = json.loads(wfctl(data, "status", trig["execution_id"], "--json").stdout)
     assert status["slot_time"] and status["fire_lag_ms"] is not None
     window = ("--from", "2026-01-01T10:00:00Z", "--to", "2026-01-01T10:04:30Z")

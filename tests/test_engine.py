@@ -175,8 +175,10 @@ def test_cancel_and_cleanup(engine):
     assert engine.status(a)["status"] == "canceled" and engine.status(a)["steps"] == []
     assert engine.status(b)["status"] == "completed"
     pending = engine.start("hello").execution_id
-    assert engine.cleanup([b, pending]) == 1
-    assert engine.status(pending)["status"] == "pending"
+    with pytest.raises(InputError, match=f"run {pending} is not finished: not deleted"):
+        engine.cleanup([b, pending])  # refused before anything is deleted
+    assert engine.status(b)["status"] == "completed" and engine.status(pending)["status"] == "pending"
+    assert engine.cleanup([b]) == 1
     assert engine.cleanup([pending], force=True) == 1
     with pytest.raises(InputError, match="unknown execution id"):
         engine.status(pending)

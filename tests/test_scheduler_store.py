@@ -38,7 +38,8 @@ def test_slot_time_key_lookup_and_cancel(tmp_path):
     with Engine(DataDir.init(tmp_path / "data", shards=4).path, clock=clock) as eng:
         eng.apply([_definition(tmp_path)])
         plain = eng.start("d")
-        assert "slot_time" not in eng.status(plain.execution_id)  # by hand: no slot keys
+        by_hand = eng.status(plain.execution_id)
+        assert by_hand["slot_time"] is None and by_hand["fire_lag_ms"] is None  # started by hand
         started = eng.start("d", {}, idempotency_key="k1", slot_time=clock.now - 1.5)
         status = eng.status(started.execution_id)
         assert status["slot_time"] == "1970-01-12T13:46:38.500Z" and status["fire_lag_ms"] == 1500.0
@@ -99,3 +100,36 @@ def test_scheduler_follows_a_reapplied_definition(tmp_path):
         report = scheduler.tick()
         assert len(report.started) == 1 and eng.count(None, "a") == 1
         other.close()
+
+
+def _overlap_definition(tmp_path, overlap):
+    steps = [{"stepSlug": "t", "name": "t", "stepType": "trigger",
+              "config": {"type": "scheduled", "schedule": "0 0 1 1 *", "overlap": overlap}, "nextSteps": {}}]
+    path = tmp_path / f"{overlap}.json"
+    path.write_text(json.dumps({"id": overlap.replace("_", "-"), "name": overlap, "steps": steps}))
+    return path
+
+
+def test_trigger_follows_the_overlap_policy(tmp_path):
+    from wfctl.schedules import schedule_of
+    from wfctl.schedules.scheduler import Scheduler
+
+    clock = FakeClock(2_000_000.0)
+    with Engine(DataDir.init(tmp_path / "data", shards=2).path, clock=clock) as eng:
+        outcomes = {}
+        for overlap in ("skip", "buffer_one", "cancel_other", "allow_all"):
+            eng.apply([_overlap_definition(tmp_path, overlap)])
+            spec = schedule_of(eng.definition(overlap.replace("_", "-")))
+            scheduler = Scheduler(eng)
+            first = scheduler.trigger(spec)          # no previous run: starts
+            clock.now += 1
+            second = scheduler.trigger(spec)         # the first run is unfinished (no worker ran it)
+            clock.now += 1
+            outcomes[overlap] = (first.action, second.action)
+            if overlap == "cancel_other":
+                assert eng.status(first.started.execution_id)["status"] == "canceled"
+                assert eng.status(second.started.execution_id)["status"] == "pending"
+            if overlap == "buffer_one":
+                assert second.started is None and len(scheduler.state(spec.definition_id).buffered) == 1
+        assert outcomes == {"skip": ("start", "skip"), "buffer_one": ("start", "buffer"),
+                            "cancel_other": ("start", "cancel_previous_and_start"), "allow_all": ("start", "start")}

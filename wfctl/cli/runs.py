@@ -174,13 +174,7 @@ def cleanup_command(
     if execution_ids and older_than:
         raise InputError("give execution ids or --older-than, not both")
     if execution_ids:
-        wanted = list(dict.fromkeys(execution_ids))
-        deleted = eng.cleanup(wanted, force=force)
-        if deleted < len(wanted) and not force:  # Engine.cleanup leaves unfinished runs alone
-            if len(wanted) == 1:
-                raise InputError(f"run {wanted[0]} is not finished: not deleted (cancel it first, or give --force)")
-            raise InputError(f"{len(wanted) - deleted} of the {len(wanted)} runs are not finished: not deleted "
-                             f"(cancel them first, or give --force); {deleted} run(s) deleted")
+        deleted = eng.cleanup(execution_ids, force=force)
     elif older_than:
         seconds = parse_duration(older_than, "--older-than")
         statuses = _statuses(status, FINISHED_STATUSES, ": only finished runs are cleaned up") or list(

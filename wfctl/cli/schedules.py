@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from .output import console, engine, escape, print_json
@@ -129,16 +127,24 @@ def resume_command(ctx: typer.Context, definition: str = typer.Argument(..., hel
 @app.command("trigger")
 def trigger_command(ctx: typer.Context, definition: str = typer.Argument(..., help="The definition id."),
                     json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Start a run now, as a slot at the current time (its own idempotency key; the overlap policy is not applied)."""
+    """Fire a slot now under the schedule's overlap policy: start, skip (previous run unfinished), buffer, or cancel the previous run and start.
+
+    Prints the execution id when a run started, else what happened and why.
+    """
     from ..schedules.scheduler import Scheduler
 
     eng = engine(ctx)
     result = Scheduler(eng).trigger(_spec(eng, definition))
-    out = {"execution_id": result.execution_id, "shard": result.shard, "created": result.created}
+    started = result.started
+    out = {"action": result.action, "reason": result.reason,
+           "execution_id": started.execution_id if started else None,
+           "shard": started.shard if started else None, "created": bool(started and started.created)}
     if json_out:
         print_json(out)
+    elif started:
+        typer.echo(started.execution_id)
     else:
-        typer.echo(result.execution_id)
+        typer.echo(f"{result.action}: {result.reason}")
 
 
 @app.command("backfill")

@@ -54,19 +54,17 @@ def iso(ts: float | None) -> str | None:
 
 
 def run_dict(run: RunRecord) -> dict[str, Any]:
-    """A run as JSON (without its journal). A run started for a schedule slot also has
-    ``slot_time`` (ISO 8601 UTC) and ``fire_lag_ms`` (``created_at - slot_time`` in ms); the
-    keys are left out for runs started by hand (the JSON of those is unchanged)."""
-    out = {
+    """A run as JSON (without its journal). ``slot_time`` (ISO 8601 UTC) and ``fire_lag_ms``
+    (``created_at - slot_time`` in ms) are set for a run started for a schedule slot, null for
+    a run started by hand."""
+    scheduled = run.slot_time is not None
+    return {
         "execution_id": run.execution_id, "definition_id": run.definition_id, "shard": run.shard,
         "status": run.status, "current_step": run.current_step, "input": run.input, "output": run.output,
         "error": run.error, "created_at": iso(run.created_at), "started_at": iso(run.started_at),
-        "completed_at": iso(run.completed_at),
+        "completed_at": iso(run.completed_at), "slot_time": iso(run.slot_time) if scheduled else None,
+        "fire_lag_ms": round((run.created_at - run.slot_time) * 1000.0, 3) if scheduled else None,
     }
-    if run.slot_time is not None:
-        out["slot_time"] = iso(run.slot_time)
-        out["fire_lag_ms"] = round((run.created_at - run.slot_time) * 1000.0, 3)
-    return out
 
 
 def steps_list(journal: list[JournalRecord]) -> list[dict[str, Any]]:
@@ -512,10 +510,20 @@ class Engine:
     def cleanup(self, execution_ids: Iterable[str], force: bool = False) -> int:
         """Delete finished runs (``force``: cancel unfinished ones first); returns how many were deleted.
 
-        InputError, before anything is deleted, when an id is unknown.
+        InputError, before anything is deleted, when an id is unknown or (without ``force``)
+        a run is not finished.
         """
         groups = self._by_shard(execution_ids)
         self._check_known(groups)
+        if not force:
+            unfinished = [eid for shard, group in groups.items() for eid in group
+                          if not self.shard_store(shard).get_run(eid).finished]
+            if len(unfinished) == 1:
+                raise InputError(f"run {unfinished[0]} is not finished: not deleted (cancel it first, or give --force)")
+            if unfinished:
+                more = " ..." if len(unfinished) > 5 else ""
+                raise InputError(f"{len(unfinished)} runs are not finished: nothing deleted (cancel them first, "
+                                 f"or give --force): {', '.join(unfinished[:5])}{more}")
         deleted = 0
         for shard, group in groups.items():
             store = self.shard_store(shard)

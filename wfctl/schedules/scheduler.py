@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import WfctlError
+from .policy import Action, decide
 from .planner import ScheduleState, acknowledge, backfill_slots, plan, render_input, slot_key
 from .spec import ScheduleSpec, schedule_of
 
@@ -33,6 +35,16 @@ class TickReport:
     skipped: dict[str, int] = field(default_factory=dict)
     conflicts: int = 0
     next_wake: float | None = None
+
+
+@dataclass
+class TriggerResult:
+    """What ``schedules trigger`` did: ``action`` (start, skip, buffer, cancel_previous_and_start),
+    why when it did not start, and the start (execution id, shard, created) when it did."""
+
+    action: str
+    reason: str | None = None
+    started: Any = None
 
 
 class Scheduler:
@@ -124,11 +136,34 @@ class Scheduler:
             if self.engine.put_schedule_state(definition_id, state.version, new.to_dict()):
                 return new
 
-    def trigger(self, spec: ScheduleSpec, now: float | None = None):
-        """Start a run now, as an extra slot at ``now`` (its own idempotency key)."""
+    def trigger(self, spec: ScheduleSpec, now: float | None = None) -> TriggerResult:
+        """Fire an extra slot at ``now`` under the schedule's overlap policy, as Temporal's
+        "trigger immediately" does: it starts, is skipped, is buffered behind the previous run,
+        or cancels the previous run and starts. The slot has its own idempotency key."""
         now = self.clock() if now is None else now
-        return self.engine.start(spec.definition_id, render_input(spec, now),
-                                 idempotency_key=slot_key(spec.definition_id, now), slot_time=now)
+        definition_id = spec.definition_id
+        while True:
+            state = self.state(definition_id)
+            previous = state.last_started
+            unfinished = previous is not None and self.engine.key_unfinished(
+                definition_id, slot_key(definition_id, previous))
+            decision = decide(spec.overlap, previous_unfinished=unfinished, buffered=len(state.buffered))
+            if decision.action is Action.SKIP:
+                return TriggerResult(str(decision.action), decision.reason)
+            if decision.action is Action.BUFFER:
+                new = dataclasses.replace(state, buffered=state.buffered + (now,), version=state.version + 1)
+            else:
+                new = dataclasses.replace(state, last_started=now, started=state.started + 1,
+                                          version=state.version + 1)
+            if not self.engine.put_schedule_state(definition_id, state.version, new.to_dict()):
+                continue  # a scheduler moved the schedule on meanwhile: decide again
+            if decision.action is Action.BUFFER:
+                return TriggerResult(str(decision.action), "the previous run is unfinished: starts when it ends")
+            if decision.action is Action.CANCEL_PREVIOUS_AND_START:
+                self.engine.cancel_key(definition_id, slot_key(definition_id, previous))
+            started = self.engine.start(definition_id, render_input(spec, now),
+                                        idempotency_key=slot_key(definition_id, now), slot_time=now)
+            return TriggerResult(str(decision.action), None, started)
 
     def backfill(self, spec: ScheduleSpec, start: float, end: float) -> list:
         """Start the slots in ``[start, end]``, at most once each (slots that already ran are not doubled)."""
