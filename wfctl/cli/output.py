@@ -21,14 +21,20 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
-def engine(ctx: typer.Context):
-    """The Engine over this invocation's data directory (``--data-dir``, ``$WFCTL_DATA_DIR``, ``./.wfctl``)."""
+def engine(ctx: typer.Context, stubs=None):
+    """The Engine over this invocation's data directory (``--data-dir``, ``$WFCTL_DATA_DIR``, ``./.wfctl``);
+    ``stubs``: a stubs file answering tale platform actions in steps this process runs."""
     from ..engine import Engine
 
     root = ctx.find_root()
     obj = root.obj if isinstance(root.obj, dict) else {}
     if obj.get("engine") is None:
-        obj["engine"] = Engine(obj.get("data_dir"))
+        factory = None
+        if stubs is not None:
+            from ..engine.factories import with_stubs
+
+            factory = with_stubs(stubs)
+        obj["engine"] = Engine(obj.get("data_dir"), interpreter_factory=factory)
         root.obj = obj
         root.call_on_close(obj["engine"].close)
     return obj["engine"]

@@ -36,6 +36,8 @@ def start_command(
         None, "--idempotency-key", help="Start at most one run per key: a repeated key returns the existing run."),
     wait: bool = typer.Option(False, "--wait", help="Follow the run to its end (runs the work here if no worker holds its shard)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="With --wait: give up after this many seconds (exit 4)."),
+    stubs: Optional[Path] = typer.Option(
+        None, "--stubs", help="With --wait: a stubs file answering tale platform actions (rag, customer, ...)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Start a run of DEFINITION: one transaction on one shard.
@@ -53,7 +55,9 @@ def start_command(
     payload = load_json_file(input_file, what) if input_file else json_argument(input, what)
     if payload is not None and not isinstance(payload, dict):
         raise InputError(f"{what}: the run input must be a JSON object, got {JSON_TYPES.get(type(payload), 'null')}")
-    eng = engine(ctx)
+    if stubs is not None and not wait:
+        raise InputError("--stubs goes with --wait (workers take their own --stubs)")
+    eng = engine(ctx, stubs)
     started = eng.start(definition, payload, idempotency_key)
     result = {"execution_id": started.execution_id, "shard": started.shard, "created": started.created}
     if not wait:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -29,6 +30,8 @@ def worker_command(
     drain: bool = typer.Option(False, "--drain", help="Exit once no pending, running or retrying work remains."),
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler",
                                    help="Also run the scheduler (a thread in this process) that starts scheduled definitions."),
+    stubs: Optional[Path] = typer.Option(
+        None, "--stubs", help="A stubs file answering tale platform actions (rag, customer, ...) in every worker process."),
 ) -> None:
     """Execute runs: hold each shard's lease (one worker per shard at a time), advance runs step by step, journal every step.
 
@@ -42,6 +45,11 @@ def worker_command(
 
     root = ctx.find_root()
     path = resolve_data_dir((root.obj or {}).get("data_dir"))
+    factory = None
+    if stubs is not None:
+        from ..engine.factories import with_stubs
+
+        factory = with_stubs(stubs)  # a malformed file stops here, before any process starts
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # Ctrl-C is handled by run_workers (exit 130)
     chosen = _shard_list(shards)
@@ -52,7 +60,7 @@ def worker_command(
         thread.start()
     try:
         code = run_workers(path, processes=processes, shards=chosen, drain=drain,
-                           max_parallel=max_parallel, stop_event=stop)
+                           max_parallel=max_parallel, stop_event=stop, interpreter_factory=factory)
     finally:
         sched_stop.set()
         if thread is not None:
