@@ -167,12 +167,10 @@ class Connection:
             if flush:
                 conn.execute(self._counters_sql, (flushed[0], flushed[1] * 1000.0, flushed[2]))
         except sqlite3.Error as exc:
-            self._rollback()
-            self._lock.release()
+            self.rollback()
             raise self.error(exc) from exc
         except BaseException:
-            self._rollback()
-            self._lock.release()
+            self.rollback()
             raise
         self._pending = (counted, flushed if flush else None)
         return True
@@ -182,12 +180,10 @@ class Connection:
         try:
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._rollback()
-            self._lock.release()
+            self.rollback()
             raise self.error(exc) from exc
         except BaseException:
-            self._rollback()
-            self._lock.release()
+            self.rollback()
             raise
         counted, flushed = self._pending
         self.transactions += counted
