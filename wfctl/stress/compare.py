@@ -1,0 +1,112 @@
+"""Compare a stress run's flat metrics against a baseline run's.
+
+``change_pct`` is ``(current - baseline) / |baseline| * 100`` and ``None`` when the
+baseline is 0 or either side is missing (divide-by-zero guarded). Each metric knows its
+direction: latencies, failures, stuck runs, drops, errors and lock retries are better
+lower; rates, counts of completions and success are better higher; other metrics
+(sample counts, ``started``, ``duration_s``) are informational and never regress.
+
+A metric regresses when it moves the wrong way by more than ``tolerance_pct``. With a
+zero baseline, a lower-is-better metric regresses on any increase (``failed`` 0 -> 1);
+a higher-is-better metric cannot. :func:`regression_exit_code` gives the exit decision
+for ``--fail-on-regression PCT``: :data:`REGRESSION_EXIT_CODE` (98, distinct from the
+threshold breach code 99) if any metric regressed beyond ``PCT``, else 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from wfctl.errors import InputError
+
+REGRESSION_EXIT_CODE = 98
+
+_LOWER_IS_BETTER = {
+    "failed",
+    "canceled",
+    "stuck",
+    "dropped",
+    "late",
+    "errors.count",
+    "lock_retries",
+    "lock_retries_per_1000",
+}
+_HIGHER_IS_BETTER = {
+    "completed",
+    "completions.count",
+    "completions.rate",
+    "completions.peak_rate",
+    "starts.rate",
+    "success_rate",
+}
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True / False for a metric with a direction, None for an informational one."""
+    if metric.startswith(("start_latency.", "e2e_latency.", "step_latency.")):
+        return None if metric.endswith(".count") else False
+    if metric in _LOWER_IS_BETTER:
+        return False
+    if metric in _HIGHER_IS_BETTER:
+        return True
+    return None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    baseline: float | int | None
+    current: float | int | None
+    change_pct: float | None
+    regression: bool
+    higher_is_better: bool | None = None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def _compare_one(metric: str, base: object, cur: object, tolerance_pct: float) -> Comparison:
+    direction = higher_is_better(metric)
+    b, c = _number(base), _number(cur)
+    change = None
+    if b is not None and c is not None and b != 0:
+        change = (c - b) / abs(b) * 100.0
+    regression = False
+    if direction is not None and b is not None and c is not None:
+        if change is None:  # baseline 0
+            regression = direction is False and c > 0
+        elif direction is False:
+            regression = change > tolerance_pct
+        else:
+            regression = change < -tolerance_pct
+    return Comparison(metric, base, cur, change, regression, direction)  # type: ignore[arg-type]
+
+
+def compare(
+    baseline: Mapping[str, object], current: Mapping[str, object], tolerance_pct: float = 0.0
+) -> list[Comparison]:
+    """One :class:`Comparison` per metric in either run, baseline order first."""
+    if tolerance_pct < 0 or not math.isfinite(tolerance_pct):
+        raise InputError(f"regression tolerance must be a non-negative percentage, got {tolerance_pct}")
+    metrics = list(baseline) + [m for m in current if m not in baseline]
+    return [_compare_one(m, baseline.get(m), current.get(m), tolerance_pct) for m in metrics]
+
+
+def regressions(
+    baseline: Mapping[str, object], current: Mapping[str, object], tolerance_pct: float = 0.0
+) -> list[Comparison]:
+    return [c for c in compare(baseline, current, tolerance_pct) if c.regression]
+
+
+def regression_exit_code(
+    baseline: Mapping[str, object], current: Mapping[str, object], fail_on_regression_pct: float | None
+) -> int:
+    """Exit code for ``--fail-on-regression PCT`` (None: the option was not given -> 0)."""
+    if fail_on_regression_pct is None:
+        return 0
+    return REGRESSION_EXIT_CODE if regressions(baseline, current, fail_on_regression_pct) else 0
