@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from ..errors import WfctlError
-from . import defs, evaluate, init, run, runs, schedules, shards, worker
+from . import defs, evaluate, init, run, runs, schedules, shards, stress, worker
 
 app = typer.Typer(
     name="wfctl",
@@ -56,6 +56,7 @@ app.command("scheduler")(schedules.scheduler_command)
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(defs.app, name="defs")
 app.add_typer(shards.app, name="shards")
+app.add_typer(stress.app, name="stress")
 app.command("run")(run.run_command)
 app.command("eval")(evaluate.eval_command)
 
