@@ -33,13 +33,15 @@ NAMES = ["concurrent-starts", "loop-contention", "payload-pressure", "scheduler-
 def test_six_packaged_scenarios():
     assert scenario_names() == NAMES
     assert [s.name for s in list_scenarios()] == NAMES
-    assert scenarios_dir() == ROOT / "scenarios"
+    # the checkout's scenarios/ (editable install) or the installed copy of it (pip install .)
+    packaged = scenarios_dir()
+    assert sorted(p.name for p in packaged.glob("*.toml")) == sorted(p.name for p in (ROOT / "scenarios").glob("*.toml"))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_scenario_loads_and_validates(name):
     s = load_scenario(name)
-    assert s.name == name and s.source == ROOT / "scenarios" / f"{name}.toml"
+    assert s.name == name and s.source == scenarios_dir() / f"{name}.toml"
     assert s.description and s.shows and s.stuck_after > 0
     assert s.thresholds.defaults
     for text in s.thresholds.defaults:
@@ -147,7 +149,7 @@ def test_user_copy_loads_by_path(tmp_path):
     s = load_scenario(str(copy))
     assert s.name == "my-loops" and s.input.iterations == 7 and s.source == copy
     # the packaged relative definition path still resolves from a copy elsewhere
-    assert s.definition_paths() == [ROOT / "scenarios" / "definitions" / "loops.json"]
+    assert s.definition_paths() == [scenarios_dir() / "definitions" / "loops.json"]
     assert load_scenario(copy).name == "my-loops"  # a Path works too
     # a definition next to the copy wins
     (tmp_path / "definitions").mkdir()
@@ -212,7 +214,7 @@ def test_builtin_and_inline_definitions(tmp_path):
     path.write_text(text)
     s = load_scenario(path)
     assert s.definition_count() == 5
-    assert s.definition_paths() == [ROOT / "scenarios" / "definitions" / "greet.json"]
+    assert s.definition_paths() == [scenarios_dir() / "definitions" / "greet.json"]
 
 
 def test_packaged_files_parse_as_plain_toml():
