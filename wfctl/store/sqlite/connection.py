@@ -166,12 +166,8 @@ class Connection:
                 persist_only or flushed[2] >= FLUSH_EVERY_TX or self._clock() - self._flushed_at >= FLUSH_EVERY_S)
             if flush:
                 conn.execute(self._counters_sql, (flushed[0], flushed[1] * 1000.0, flushed[2]))
-        except sqlite3.Error as exc:
-            self.rollback()
-            raise self.error(exc) from exc
-        except BaseException:
-            self.rollback()
-            raise
+        except BaseException as exc:
+            raise self.abandon(exc)
         self._pending = (counted, flushed if flush else None)
         return True
 
@@ -179,12 +175,8 @@ class Connection:
         """Commit the transaction :meth:`begin` started (rolled back, and mapped, on an error)."""
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.rollback()
-            raise self.error(exc) from exc
-        except BaseException:
-            self.rollback()
-            raise
+        except BaseException as exc:
+            raise self.abandon(exc)
         counted, flushed = self._pending
         self.transactions += counted
         if flushed is not None:
@@ -199,6 +191,16 @@ class Connection:
         self._rollback()
         self._lock.release()
 
+    def abandon(self, exc: BaseException) -> BaseException:
+        """Roll back after ``exc`` broke a transaction; returns the exception to raise (an
+        SQLite error mapped to a wfctl error, chained to it; anything else unchanged)."""
+        self.rollback()
+        if not isinstance(exc, sqlite3.Error):
+            return exc
+        mapped = self.error(exc)
+        mapped.__cause__ = exc
+        return mapped
+
     @contextmanager
     def write(self, *, persist_only: bool = False) -> Iterator[sqlite3.Connection]:
         """A ``BEGIN IMMEDIATE`` transaction, committed when the block ends without error.
@@ -208,12 +210,8 @@ class Connection:
         self.begin(persist_only=persist_only)
         try:
             yield self.conn
-        except sqlite3.Error as exc:
-            self.rollback()
-            raise self.error(exc) from exc
-        except BaseException:
-            self.rollback()
-            raise
+        except BaseException as exc:
+            raise self.abandon(exc)
         self.commit()
 
     @contextmanager

@@ -257,12 +257,8 @@ class SQLiteShardStore(ShardStore):
         try:
             existing = self._insert(db.conn, execution_id, definition_id, current_step, idempotency_key, timeout_s,
                                     input_json, state_json, now, slot_time)
-        except sqlite3.Error as exc:
-            db.rollback()
-            raise db.error(exc) from exc
-        except BaseException:
-            db.rollback()
-            raise
+        except BaseException as exc:
+            raise db.abandon(exc)
         db.commit()
         return (execution_id, True) if existing is None else (existing, False)
 
