@@ -93,10 +93,7 @@ class Scheduler:
     def _fire(self, spec: ScheduleSpec, now: float, report: TickReport) -> None:
         while True:
             state = self.state(spec.definition_id)
-            previous = state.last_started
-            unfinished = previous is not None and self.engine.key_unfinished(
-                spec.definition_id, slot_key(spec.definition_id, previous))
-            p = plan(spec, state, now, unfinished)
+            p = plan(spec, state, now, self._previous_unfinished(spec.definition_id, state))
             if p.changed and not self.engine.put_schedule_state(spec.definition_id, state.version, p.state.to_dict()):
                 report.conflicts += 1
                 continue  # another scheduler moved the schedule on: plan again from its state
@@ -128,6 +125,11 @@ class Scheduler:
         raw = self.engine.schedule_state(definition_id)
         return ScheduleState.from_dict(raw) if raw is not None else ScheduleState()
 
+    def _previous_unfinished(self, definition_id: str, state: ScheduleState) -> bool:
+        """Whether the run of the schedule's most recent start is still pending or running."""
+        previous = state.last_started
+        return previous is not None and self.engine.key_unfinished(definition_id, slot_key(definition_id, previous))
+
     def set_paused(self, definition_id: str, paused: bool) -> ScheduleState:
         """Pause or resume a schedule (compare-and-set, retried on conflict)."""
         while True:
@@ -145,9 +147,8 @@ class Scheduler:
         while True:
             state = self.state(definition_id)
             previous = state.last_started
-            unfinished = previous is not None and self.engine.key_unfinished(
-                definition_id, slot_key(definition_id, previous))
-            decision = decide(spec.overlap, previous_unfinished=unfinished, buffered=len(state.buffered))
+            decision = decide(spec.overlap, previous_unfinished=self._previous_unfinished(definition_id, state),
+                              buffered=len(state.buffered))
             if decision.action is Action.SKIP:
                 return TriggerResult(str(decision.action), decision.reason)
             if decision.action is Action.BUFFER:
