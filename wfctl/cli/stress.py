@@ -1,6 +1,10 @@
-"""``wfctl stress``: the packaged stress scenarios (``list`` today; ``run`` comes with the harness)."""
+"""``wfctl stress``: list, run and compare stress scenarios (the harness is :mod:`wfctl.stress`)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -52,3 +56,136 @@ def _scenario_json(scenario) -> dict:
         "thresholds": list(scenario.thresholds.defaults),
         "file": str(scenario.source),
     }
+
+
+@app.command("run")
+def run_command(
+    target: str = typer.Argument(..., metavar="NAME|FILE|all",
+                                 help="A packaged scenario (see 'wfctl stress list'), a scenario file, or 'all'."),
+    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small [smoke] preset (about 20 s or less)."),
+    scale: Optional[float] = typer.Option(None, "--scale", help="Multiply the totals, rates, stage targets and slots."),
+    shards: Optional[int] = typer.Option(None, "--shards", min=1, max=1000,
+                                         help="Shards (a comparison runs 1 and this many)."),
+    route: Optional[str] = typer.Option(None, "--route", help="Routing: definition or execution."),
+    clients: Optional[int] = typer.Option(None, "--clients", min=1,
+                                          help="Closed model: virtual users; open model: client processes."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Open model: starts per second after the ramp."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="Open model: length of the arrivals, e.g. 30s, 2m."),
+    total: Optional[int] = typer.Option(None, "--total", min=1, help="Closed model: starts in all."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the input generator."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON here (docs/stress.md)."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report with charts here."),
+    thresholds: Optional[List[str]] = typer.Option(
+        None, "--threshold", "-t", help="A pass/fail check, e.g. 'start_latency.p99 < 50ms' (repeatable; replaces "
+                                        "the scenario's threshold on the same metric). A breach exits 99."),
+    baseline: Optional[Path] = typer.Option(None, "--compare", help="A baseline result (--json) to compare against."),
+    fail_on_regression: Optional[float] = typer.Option(
+        None, "--fail-on-regression", min=0, metavar="PCT",
+        help="With --compare: exit 98 when a metric is worse than the baseline by more than PCT percent."),
+    keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (paths are in the report)."),
+    live: bool = typer.Option(True, "--live/--no-live", help="Show live progress while running."),
+) -> None:
+    """Run stress scenarios on fresh data directories with real worker, client and scheduler processes.
+
+    Prints an end report (counts, latency percentiles, throughput, per-shard contention, cross-check against the
+    shard files, thresholds). Exit codes: 0 all thresholds passed, 99 a threshold breached, 98 a regression beyond
+    --fail-on-regression, 2 bad usage or scenario, 130 interrupted.
+    """
+    from ..stress.compare import compare_results, load_result
+    from ..stress.harness import run_stress
+    from ..stress.live import LiveView
+    from ..stress.report import render_report
+    from ..stress.scenarios import load_scenarios
+    from ..stress.thresholds import parse_thresholds
+
+    checks = parse_thresholds(thresholds or [])  # an unknown metric stops here, before anything runs
+    base = load_result(str(baseline)) if baseline is not None else None
+    if fail_on_regression is not None and base is None:
+        from ..errors import InputError
+
+        raise InputError("--fail-on-regression needs --compare BASELINE.json")
+    overrides = dict(shards=shards, route=route, clients=clients, rate=rate, duration=duration, total=total,
+                     seed=seed, scale=scale)
+    scenarios = load_scenarios(target, overrides, smoke=smoke)
+    out = console()
+    keep_dir = _keep_dir() if keep else None
+    with LiveView(out, enabled=live) as view:
+        result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]])
+    render_report(out, result)
+    code = result["exit_code"]
+    if base is not None:
+        code = code or _show_comparison(out, compare_results(base, result, fail_on_regression or 0.0), baseline,
+                                        fail_on_regression)
+    _write_outputs(result, json_path, html_path, out)
+    if keep_dir is not None:
+        out.print(f"data directories kept under {keep_dir}")
+    raise typer.Exit(code)
+
+
+@app.command("compare")
+def compare_command(
+    baseline: Path = typer.Argument(..., help="The baseline result (wfctl stress run --json)."),
+    current: Path = typer.Argument(..., help="The result to compare with it."),
+    fail_on_regression: Optional[float] = typer.Option(
+        None, "--fail-on-regression", min=0, metavar="PCT",
+        help="Exit 98 when a metric is worse than the baseline by more than PCT percent."),
+    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Compare two stress results metric by metric, per scenario and variant; flag regressions.
+
+    Latencies, failures, stuck runs and lock retries are better lower; throughput and success better higher;
+    the rest is informational. Exit 98 with --fail-on-regression when any metric regressed beyond PCT.
+    """
+    from ..stress.compare import compare_results, load_result
+
+    comparisons = compare_results(load_result(str(baseline)), load_result(str(current)), fail_on_regression or 0.0)
+    if json_out:
+        print_json([{"scenario": c.scenario, "variant": c.variant,
+                     "metrics": [vars(row) for row in c.rows]} for c in comparisons])
+        code = 98 if fail_on_regression is not None and any(c.regressions for c in comparisons) else 0
+    else:
+        code = _show_comparison(console(), comparisons, baseline, fail_on_regression, current)
+    raise typer.Exit(code)
+
+
+def _show_comparison(out, comparisons, baseline: Path, fail_on_regression: Optional[float],
+                     current: Optional[Path] = None) -> int:
+    from ..errors import InputError
+    from ..stress.compare import REGRESSION_EXIT_CODE
+    from ..stress.report import render_comparison
+
+    if not comparisons:
+        raise InputError(f"{baseline}: no scenario and variant in common with the current result")
+    for c in comparisons:
+        out.print(f"[bold]{escape(c.scenario)}[/bold] / {escape(c.variant)}")
+        render_comparison(out, c.rows, str(baseline), str(current or "this run"), fail_on_regression)
+    regressed = fail_on_regression is not None and any(c.regressions for c in comparisons)
+    return REGRESSION_EXIT_CODE if regressed else 0
+
+
+def _write_outputs(result: dict, json_path: Optional[Path], html_path: Optional[Path], out) -> None:
+    import json
+
+    from ..errors import InputError
+
+    for path, render in ((json_path, lambda: json.dumps(result, indent=2)), (html_path, lambda: _html(result))):
+        if path is None:
+            continue
+        try:
+            path.write_text(render(), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
+        out.print(f"wrote {escape(str(path))}")
+
+
+def _html(result: dict) -> str:
+    from ..stress.html import render_html
+
+    return render_html(result)
+
+
+def _keep_dir() -> Path:
+    import tempfile
+    import time
+
+    return Path(tempfile.gettempdir()) / time.strftime("wfctl-stress-%Y%m%d-%H%M%S")

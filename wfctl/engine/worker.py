@@ -32,6 +32,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,17 @@ class _Run:
 
 
 class Worker:
-    """Runs the work of ``shards`` (default: all) of a data directory; see the module docstring."""
+    """Runs the work of ``shards`` (default: all) of a data directory; see the module docstring.
+
+    ``observer(commits, now)``, if given, is called in the worker loop with every batch of
+    :class:`StepCommit` once it is committed (the stress harness counts outcomes and step
+    latencies with it); it must be quick and must not raise.
+    """
 
     def __init__(self, engine_or_datadir: Engine | str | Path | DataDir, shards: list[int] | None = None,
                  owner: str | None = None, max_parallel: int = 8, lease_ttl: float = 5.0, batch: int = 64, *,
-                 max_pure_steps: int = 64, poll_interval: float = 0.01, sweep_interval: float = 1.0):
+                 max_pure_steps: int = 64, poll_interval: float = 0.01, sweep_interval: float = 1.0,
+                 observer: Callable[[Sequence[StepCommit], float], None] | None = None):
         self._own_engine = not isinstance(engine_or_datadir, Engine)
         self.engine = Engine(engine_or_datadir) if self._own_engine else engine_or_datadir
         count = self.engine.shard_count
@@ -89,6 +96,7 @@ class Worker:
         self.max_pure_steps = max_pure_steps
         self.poll_interval = poll_interval
         self.sweep_interval = sweep_interval
+        self.observer = observer
         self.clock = self.engine.clock
         self.interpreter = self.engine.interpreter
         self.leases: dict[int, int] = {}  # shard -> fencing generation
@@ -341,19 +349,26 @@ class Worker:
             self._advance(item, (t, started, started), now, commits, effects)
 
     def _commit(self, store: ShardStore, generation: int, commits: list[StepCommit], now: float) -> None:
-        """Group-commit ``commits``; a run whose state or output is over the size limit fails alone."""
+        """Group-commit ``commits``; a run whose state or output is over the size limit fails alone.
+
+        The ``observer`` (if any) is handed each committed batch once it is durable.
+        """
         try:
             store.commit_steps(generation, commits, now=now)
-            return
+            committed = commits
         except PayloadTooLargeError:
-            pass
-        for commit in commits:
-            try:
-                store.commit_steps(generation, [commit], now=now)
-            except PayloadTooLargeError as exc:
-                rows = [replace(r, output=None) for r in commit.journal]
-                store.commit_steps(generation, [StepCommit(commit.execution_id, FAILED, None, commit.current_step,
-                                                           commit.attempt, rows, error=str(exc))], now=now)
+            committed = []
+            for commit in commits:
+                try:
+                    store.commit_steps(generation, [commit], now=now)
+                except PayloadTooLargeError as exc:
+                    rows = [replace(r, output=None) for r in commit.journal]
+                    commit = StepCommit(commit.execution_id, FAILED, None, commit.current_step, commit.attempt, rows,
+                                        error=str(exc))
+                    store.commit_steps(generation, [commit], now=now)
+                committed.append(commit)
+        if self.observer is not None:
+            self.observer(committed, now)
 
 
 def _row(t: Transition, started: float, finished: float) -> JournalRow:

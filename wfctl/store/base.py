@@ -16,7 +16,7 @@ Clients (start, cancel, cleanup) write without a lease.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +164,35 @@ class ShardStats:
     wal_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class ShardProgress:
+    """What a shard holds now, cheap enough to sample several times a second under load.
+
+    ``runs`` is how many runs were ever created on the shard (deleted runs included);
+    ``unfinished`` how many are pending or running; the counters are those of :class:`ShardStats`.
+    """
+
+    shard: int
+    runs: int
+    unfinished: int
+    queue_depth: int
+    lock_retries: int
+    lock_wait_ms: float
+    transactions: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunTimes:
+    """The timestamps and outcome of one run, as :meth:`ShardStore.scan_runs` yields them."""
+
+    definition_id: str
+    status: str
+    created_at: float
+    completed_at: float | None
+    slot_time: float | None
+    error: str | None
+
+
 class ShardStore(ABC):
     """One shard: runs, journals, the ready queue, the worker lease, counters.
 
@@ -273,6 +302,18 @@ class ShardStore(ABC):
     @abstractmethod
     def stats(self) -> ShardStats:
         """Counts, counters, lease and file sizes."""
+
+    @abstractmethod
+    def progress(self) -> ShardProgress:
+        """Runs created and unfinished, queue depth and contention counters (cheap; see :class:`ShardProgress`)."""
+
+    @abstractmethod
+    def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
+        """Every run's timestamps and outcome, streamed in batches (memory does not grow with the runs)."""
+
+    @abstractmethod
+    def stored_bytes(self) -> int:
+        """Bytes of run inputs, states, outputs and out-of-line payloads held by the shard."""
 
     # -- the lease holder ------------------------------------------------------------------
 

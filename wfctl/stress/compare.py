@@ -32,6 +32,11 @@ _LOWER_IS_BETTER = {
     "errors.count",
     "lock_retries",
     "lock_retries_per_1000",
+    "lock_wait_ms",
+    "rejected",
+    "slots.duplicates",
+    "slots.missed",
+    "crosscheck.differences",
 }
 _HIGHER_IS_BETTER = {
     "completed",
@@ -45,7 +50,7 @@ _HIGHER_IS_BETTER = {
 
 def higher_is_better(metric: str) -> bool | None:
     """True / False for a metric with a direction, None for an informational one."""
-    if metric.startswith(("start_latency.", "e2e_latency.", "step_latency.")):
+    if metric.startswith(("start_latency.", "e2e_latency.", "fire_lag.", "step_latency.")):
         return None if metric.endswith(".count") else False
     if metric in _LOWER_IS_BETTER:
         return False
@@ -110,3 +115,48 @@ def regression_exit_code(
     if fail_on_regression_pct is None:
         return 0
     return REGRESSION_EXIT_CODE if regressions(baseline, current, fail_on_regression_pct) else 0
+
+
+RESULT_SCHEMA = "wfctl.stress.result/1"
+
+
+@dataclass(frozen=True)
+class VariantComparison:
+    """One variant of one scenario present in both runs, metric by metric."""
+
+    scenario: str
+    variant: str
+    rows: list[Comparison]
+
+    @property
+    def regressions(self) -> list[Comparison]:
+        return [row for row in self.rows if row.regression]
+
+
+def load_result(path: str) -> dict:
+    """A result written by ``wfctl stress run --json``; one-line InputError otherwise."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the result: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
+        raise InputError(f"{path}: not a wfctl stress result (expected \"schema\": \"{RESULT_SCHEMA}\")")
+    return data
+
+
+def compare_results(baseline: Mapping, current: Mapping, tolerance_pct: float = 0.0) -> list[VariantComparison]:
+    """Every (scenario, variant) of ``current`` that ``baseline`` also has, compared metric by metric."""
+    base = {(s["name"], v["name"]): v["metrics"] for s in baseline.get("scenarios", []) for v in s.get("variants", [])}
+    out = []
+    for scenario in current.get("scenarios", []):
+        for variant in scenario.get("variants", []):
+            metrics = base.get((scenario["name"], variant["name"]))
+            if metrics is not None:
+                out.append(VariantComparison(scenario["name"], variant["name"],
+                                             compare(metrics, variant["metrics"], tolerance_pct)))
+    return out

@@ -40,8 +40,17 @@ SIGNIFICANT_DIGITS = 3
 LATENCY_STATS = ("count", "min", "mean", "p50", "p90", "p95", "p99", "p99_9", "max")
 _PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9))
 
-COUNTER_NAMES = ("started", "completed", "failed", "canceled", "stuck", "dropped", "late")
-LATENCY_METRICS = ("start_latency", "e2e_latency")
+COUNTER_NAMES = ("started", "completed", "failed", "canceled", "stuck", "dropped", "late", "rejected")
+LATENCY_METRICS = ("start_latency", "e2e_latency", "fire_lag")
+#: Figures the harness measures outside RunMetrics (shard files, schedules, cross-check); counts unless noted.
+EXTRA_METRICS = (
+    "starts.target_rate",  # open model: the arrival rate asked for (per second)
+    "lock_wait_ms",  # total time spent waiting for shard write locks (ms)
+    "stored_bytes",  # bytes of run inputs, states, outputs and spilled blobs in the shard files
+    "file_growth_bytes",  # growth of the shard files and their WALs during the run
+    "slots.expected", "slots.fired", "slots.duplicates", "slots.missed",
+    "crosscheck.differences",  # disagreements between the harness's counts and the shard files
+)
 
 ERROR_MESSAGE_CHARS = 100
 DEFAULT_MAX_ERROR_GROUPS = 100
@@ -329,6 +338,7 @@ def known_metric_names(step_types: Iterable[str] = ()) -> list[str]:
         "lock_retries_per_1000",
         "duration_s",
     ]
+    names += list(EXTRA_METRICS)
     return names
 
 
@@ -356,6 +366,7 @@ class RunMetrics:
     ) -> None:
         self.start_latency = LatencyRecorder()
         self.e2e_latency = LatencyRecorder()
+        self.fire_lag = LatencyRecorder()
         self.step_latency: dict[str, LatencyRecorder] = {}
         self.counters = Counters()
         self.errors = ErrorGroups(max_error_groups)
@@ -418,8 +429,8 @@ class RunMetrics:
     # -- combining -----------------------------------------------------------------
 
     def merge(self, other: RunMetrics) -> RunMetrics:
-        self.start_latency.merge(other.start_latency)
-        self.e2e_latency.merge(other.e2e_latency)
+        for base in LATENCY_METRICS:
+            getattr(self, base).merge(getattr(other, base))
         for step_type, recorder in other.step_latency.items():
             self.step_recorder(step_type).merge(recorder)
         self.counters.merge(other.counters)
@@ -435,8 +446,7 @@ class RunMetrics:
         """JSON-safe form for sending to the parent process."""
         return {
             "v": 1,
-            "start_latency": self.start_latency.encode(),
-            "e2e_latency": self.e2e_latency.encode(),
+            **{base: getattr(self, base).encode() for base in LATENCY_METRICS},
             "step_latency": {k: r.encode() for k, r in self.step_latency.items()},
             "counters": self.counters.to_dict(),
             "errors": self.errors.to_dict(),
@@ -451,8 +461,9 @@ class RunMetrics:
         if not isinstance(data, Mapping) or data.get("v") != 1:
             raise InputError("unsupported stress metrics payload")
         m = cls(**kwargs)
-        m.start_latency = LatencyRecorder.decode(data["start_latency"])
-        m.e2e_latency = LatencyRecorder.decode(data["e2e_latency"])
+        for base in LATENCY_METRICS:
+            if base in data:
+                setattr(m, base, LatencyRecorder.decode(data[base]))
         for step_type, text in data.get("step_latency", {}).items():
             m.step_recorder(step_type).merge(LatencyRecorder.decode(text))
         m.counters = Counters.from_dict(data.get("counters", {}))
@@ -492,4 +503,124 @@ class RunMetrics:
         out["lock_retries"] = self.lock_retries
         out["lock_retries_per_1000"] = _safe_div(self.lock_retries * 1000.0, c.started)
         out["duration_s"] = duration
+        return out
+
+
+TIMELINE_POINTS = 300
+TIMELINE_DIGITS = 1  # ~6% resolution: enough for a chart, ~4 KB per interval and series
+
+
+class Timeline:
+    """Counts and coarse latency percentiles per interval since ``origin`` (for charts).
+
+    At most ``max_points`` intervals are kept: when a later event would need more, the
+    interval doubles and neighbouring intervals merge, so memory is bounded whatever the
+    run's length or number of events. Processes given the same ``origin`` merge exactly.
+    """
+
+    __slots__ = ("origin", "interval_s", "max_points", "counts", "latencies")
+
+    def __init__(self, origin: float, interval_s: float = 1.0, max_points: int = TIMELINE_POINTS) -> None:
+        if interval_s <= 0 or max_points < 2:
+            raise InputError("a timeline needs a positive interval and at least 2 points")
+        self.origin = origin
+        self.interval_s = interval_s
+        self.max_points = max_points
+        self.counts: dict[str, dict[int, int]] = {}
+        self.latencies: dict[str, dict[int, HdrHistogram]] = {}
+
+    def _index(self, at: float) -> int:
+        index = max(0, int((at - self.origin) // self.interval_s))
+        while index >= self.max_points:
+            self._coarsen()
+            index = max(0, int((at - self.origin) // self.interval_s))
+        return index
+
+    def _coarsen(self) -> None:
+        self.interval_s *= 2
+        for series in self.counts.values():
+            merged: dict[int, int] = {}
+            for index, n in series.items():
+                merged[index // 2] = merged.get(index // 2, 0) + n
+            series.clear()
+            series.update(merged)
+        for series in self.latencies.values():
+            merged_h: dict[int, HdrHistogram] = {}
+            for index, hist in sorted(series.items()):
+                if index // 2 in merged_h:
+                    merged_h[index // 2].add(hist)
+                else:
+                    merged_h[index // 2] = hist
+            series.clear()
+            series.update(merged_h)
+
+    def count(self, name: str, at: float, n: int = 1) -> None:
+        """Add ``n`` events of series ``name`` at time ``at``."""
+        series = self.counts.setdefault(name, {})
+        index = self._index(at)
+        series[index] = series.get(index, 0) + n
+
+    def latency(self, name: str, at: float, seconds: float) -> None:
+        """Record a latency of series ``name`` observed at time ``at``."""
+        series = self.latencies.setdefault(name, {})
+        index = self._index(at)
+        hist = series.get(index)
+        if hist is None:
+            hist = series[index] = HdrHistogram(LOWEST_US, HIGHEST_US, TIMELINE_DIGITS)
+        hist.record_value(min(max(round(seconds * 1_000_000), 0), HIGHEST_US))
+
+    def merge(self, other: Timeline) -> Timeline:
+        """Add ``other``'s events (same origin; the coarser interval wins)."""
+        if abs(other.origin - self.origin) > 1e-6:
+            raise InputError("timelines with different origins cannot be merged")
+        while self.interval_s < other.interval_s - 1e-12:
+            self._coarsen()
+        factor = max(1, round(self.interval_s / other.interval_s))
+        for name, series in other.counts.items():
+            mine = self.counts.setdefault(name, {})
+            for index, n in series.items():
+                mine[index // factor] = mine.get(index // factor, 0) + n
+        for name, series in other.latencies.items():
+            mine_h = self.latencies.setdefault(name, {})
+            for index, hist in series.items():
+                target = mine_h.get(index // factor)
+                if target is None:
+                    target = mine_h[index // factor] = HdrHistogram(LOWEST_US, HIGHEST_US, TIMELINE_DIGITS)
+                target.add(hist)
+        return self
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin, "interval_s": self.interval_s, "max_points": self.max_points,
+            "counts": {name: {str(i): n for i, n in s.items()} for name, s in self.counts.items()},
+            "latencies": {name: {str(i): h.encode().decode("ascii") for i, h in s.items()}
+                          for name, s in self.latencies.items()},
+        }
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Timeline:
+        timeline = cls(float(data["origin"]), float(data["interval_s"]), int(data["max_points"]))
+        timeline.counts = {name: {int(i): int(n) for i, n in s.items()} for name, s in data["counts"].items()}
+        try:
+            timeline.latencies = {name: {int(i): HdrHistogram.decode(text) for i, text in s.items()}
+                                  for name, s in data["latencies"].items()}
+        except Exception as exc:
+            raise InputError(f"cannot decode timeline histogram: {exc}") from None
+        return timeline
+
+    def points(self) -> list[dict[str, Any]]:
+        """One dict per interval from 0 to the last with data: ``t`` (seconds from the origin),
+        each count series, and ``<latency series>_p50`` / ``_p99`` in ms (None when empty)."""
+        last = max((i for s in (*self.counts.values(), *self.latencies.values()) for i in s), default=-1)
+        out = []
+        for index in range(last + 1):
+            point: dict[str, Any] = {"t": round(index * self.interval_s, 6)}
+            for name, series in sorted(self.counts.items()):
+                point[name] = series.get(index, 0)
+            for name, series in sorted(self.latencies.items()):
+                hist = series.get(index)
+                for label, pct in (("p50", 50.0), ("p99", 99.0)):
+                    point[f"{name}_{label}"] = (None if hist is None or not hist.get_total_count()
+                                                else hist.get_value_at_percentile(pct) / 1000.0)
+            out.append(point)
         return out

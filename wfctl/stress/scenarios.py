@@ -25,12 +25,14 @@ File format (every table rejects unknown keys; durations are strings such as ``"
 
     [workload]
     model = "closed"              # "closed" | "open" | "scheduled"
-    clients = 50                  # closed: virtual users ...
+    clients = 50                  # closed: virtual users ... (open: client processes, default 2)
     total = 50                    # ... sharing this many starts
     rate = 2.5                    # open: starts per second after the stages
     duration = "60s"              # open: length of the arrival schedule (default: sum of stages)
     max_in_flight = 500           # open: arrivals beyond this many unfinished runs are dropped
     slots = 2                     # scheduled: due instants to wait for
+    late_after = "1s"             # open/scheduled: a start committed later than this after its
+                                  # planned instant counts as late
     [[workload.stages]]           # open: ramp linearly to `target` starts/s over `duration`
     duration = "20s"
     target = 2.5
@@ -84,6 +86,7 @@ __all__ = [
     "apply_overrides",
     "list_scenarios",
     "load_scenario",
+    "load_scenarios",
     "scenario_names",
     "scenarios_dir",
     "OVERRIDE_KEYS",
@@ -138,6 +141,7 @@ class Workload(_Model):
     stages: list[Stage] = Field(default_factory=list)
     max_in_flight: Optional[int] = Field(None, ge=1)
     slots: Optional[int] = Field(None, ge=1)
+    late_after: Duration = 1.0
 
     @model_validator(mode="after")
     def _check_model(self) -> "Workload":
@@ -452,6 +456,13 @@ def load_scenario(name_or_path: str | Path, overrides: Optional[Mapping[str, Any
     if smoke:
         scenario = scenario.apply_smoke()
     return apply_overrides(scenario, overrides)
+
+
+def load_scenarios(target: str, overrides: Optional[Mapping[str, Any]] = None, *,
+                   smoke: bool = False) -> list[Scenario]:
+    """``all`` (every packaged scenario, by name), a packaged scenario's name or a file path."""
+    names = scenario_names() if target == "all" else [target]
+    return [load_scenario(name, overrides, smoke=smoke) for name in names]
 
 
 def list_scenarios() -> list[Scenario]:

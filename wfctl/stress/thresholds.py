@@ -72,8 +72,10 @@ _UNIT_LABEL = {"ms": "ms", "rate": "/s", "fraction": "", "seconds": "s", "count"
 def metric_unit_kind(metric: str) -> str:
     """``ms``, ``rate``, ``fraction``, ``seconds`` or ``count``."""
     last = metric.rsplit(".", 1)[-1]
-    if metric.startswith(("start_latency.", "e2e_latency.", "step_latency.")):
+    if metric.startswith(("start_latency.", "e2e_latency.", "fire_lag.", "step_latency.")):
         return "count" if last == "count" else "ms"
+    if metric == "lock_wait_ms":
+        return "ms"
     if metric == "success_rate":
         return "fraction"
     if metric == "duration_s":

@@ -13,7 +13,8 @@ from typing import Any
 
 from ...errors import InputError
 from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_STATUSES, RUNNING, UNFINISHED,
-                    JournalRecord, JournalRow, NewRun, RunRecord, ShardStats, ShardStore, StepCommit)
+                    JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats, ShardStore,
+                    StepCommit)
 from ..errors import CorruptShardError, FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES, check_size, decode, encode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
@@ -392,6 +393,33 @@ class SQLiteShardStore(ShardStore):
             transactions=row[2] + self._db.transactions, lease_owner=row[3], lease_expires_at=row[4], generation=row[5],
             heartbeat_at=row[6], file_bytes=os.path.getsize(self.path),
             wal_bytes=wal.stat().st_size if wal.exists() else 0)
+
+    def progress(self) -> ShardProgress:
+        with self._db.read() as conn:
+            # MAX(rowid) is a b-tree lookup (runs are never re-inserted); the unfinished are a
+            # short range of the status index; neither grows with the finished runs.
+            (runs,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs").fetchone()
+            (unfinished,) = conn.execute(
+                "SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running')").fetchone()
+            (depth,) = conn.execute("SELECT COUNT(*) FROM queue").fetchone()
+            row = conn.execute("SELECT lock_retries, lock_wait_ms, transactions FROM shard_status WHERE id = 1").fetchone()
+        db = self._db
+        return ShardProgress(self.shard, runs, unfinished, depth, row[0] + db.lock_retries,
+                             row[1] + db.lock_wait_s * 1000.0, row[2] + db.transactions)
+
+    def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
+        with self._db.read() as conn:
+            cursor = conn.execute("SELECT definition_id, status, created_at, completed_at, slot_time, error FROM runs")
+            while rows := cursor.fetchmany(batch):
+                for row in rows:
+                    yield RunTimes(*row)
+
+    def stored_bytes(self) -> int:
+        with self._db.read() as conn:
+            (runs,) = conn.execute("SELECT COALESCE(SUM(COALESCE(LENGTH(input), 0) + COALESCE(LENGTH(state), 0)"
+                                   " + COALESCE(LENGTH(output), 0)), 0) FROM runs").fetchone()
+            (blobs,) = conn.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM blobs").fetchone()
+        return runs + blobs
 
     # -- the lease holder ------------------------------------------------------------------
 

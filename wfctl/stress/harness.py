@@ -1,0 +1,585 @@
+"""Run stress scenarios against real shard files, with real worker, client and scheduler processes.
+
+One *variant* is one measured run: a fresh data directory (``init`` with the variant's
+shard count and routing), the scenario's definitions applied, worker processes (and
+scheduler processes) started, then client processes that send the workload from a
+common start instant. The harness samples the shard files while it runs (for the live
+view and for the open model's in-flight bound), waits until every run finished or the
+stuck limit passed, stops the processes, and then:
+
+* merges the metrics each process recorded (HDR histograms, timelines);
+* reads every shard file once, streaming: the runs and their statuses (the *cross-check*
+  against the clients' and workers' own counts), end-to-end latency from each run's
+  planned start (``slot_time``) to its completion, fire lag and slot coverage for
+  scheduled runs, and the contention counters and file sizes per shard;
+* evaluates the thresholds.
+
+A comparison scenario runs one variant per shard count, routing mode and definition
+spread (see :func:`variants`) and adds a side-by-side table of ratios to the first.
+Memory depends on durations and shard counts, never on the number of runs.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..engine.processes import split_shards
+from ..errors import WfctlError
+from .agents import ClientPlan, Sync, client_main, read_payload, scheduler_main, worker_main
+from .metrics import RunMetrics, Timeline
+from .scenarios import Scenario
+from .thresholds import Threshold, combine_thresholds, evaluate_thresholds, parse_thresholds
+from .workload import planned_arrivals, target_rate
+
+from .compare import RESULT_SCHEMA
+#: Client processes at most; more virtual users share them as threads.
+MAX_CLIENT_PROCESSES = 64
+#: How often the harness samples the shard files while a variant runs.
+SAMPLE_EVERY_S = 0.25
+#: How long the processes may take to start before the run is abandoned.
+READY_TIMEOUT_S = 120.0
+#: Delay between the go signal and the start instant, so every process sleeps to the same instant.
+GO_DELAY_S = 0.05
+#: Time a scheduled variant waits after its last due slot for the schedulers to fire it.
+SLOT_GRACE_S = 2.0
+
+#: Checked on every variant whatever the scenario says (source "harness").
+HARNESS_THRESHOLDS = ("crosscheck.differences == 0",)
+SCHEDULED_THRESHOLDS = ("slots.missed == 0", "slots.duplicates == 0")
+
+COMPARISON_ROWS = (
+    ("duration_s", "total time (s)"),
+    ("completions.rate", "throughput (completions/s)"),
+    ("starts.rate", "starts/s"),
+    ("start_latency.mean", "start latency mean (ms)"),
+    ("start_latency.p50", "start latency p50 (ms)"),
+    ("start_latency.p99", "start latency p99 (ms)"),
+    ("e2e_latency.p50", "completion p50 (ms)"),
+    ("e2e_latency.p95", "completion p95 (ms)"),
+    ("lock_retries_per_1000", "lock retries per 1,000 starts"),
+    ("success_rate", "success rate"),
+    ("failed", "failed"),
+    ("stuck", "stuck"),
+)
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class StressAborted(WfctlError):
+    """A variant could not run (a process failed to start or died)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One measured configuration of a scenario."""
+
+    name: str
+    shards: int
+    route: str
+    hot_definition: bool = False
+
+
+def variants(scenario: Scenario) -> list[Variant]:
+    """The variants a scenario runs: one, or for a comparison every shard count x routing mode
+    (one mode for 1 shard, where routing changes nothing) x spread / hot definition."""
+    engine, comparison = scenario.engine, scenario.comparison
+    if comparison is None:
+        return [Variant("main", engine.shards, engine.route)]
+    out = []
+    for shards in comparison.shards:
+        routes = comparison.routes if shards > 1 else comparison.routes[:1]
+        for route in routes:
+            for hot in ((False, True) if comparison.hot_definition else (False,)):
+                label = f"{shards} shard" if shards == 1 else f"{shards} shards, route {route}"
+                out.append(Variant(f"{label}, {'hot definition' if hot else 'spread'}", shards, route, hot))
+    return out
+
+
+def harness_thresholds(scenario: Scenario) -> list[str]:
+    """The thresholds every variant of ``scenario`` must pass whatever its file says."""
+    extra = SCHEDULED_THRESHOLDS if scenario.workload.model == "scheduled" else ()
+    return [*HARNESS_THRESHOLDS, *extra]
+
+
+# -- one variant ---------------------------------------------------------------------------
+
+
+class _VariantRun:
+    """The processes and files of one variant while it runs."""
+
+    def __init__(self, scenario: Scenario, variant: Variant, root: Path, progress: Progress | None) -> None:
+        self.scenario = scenario
+        self.variant = variant
+        self.root = root
+        self.data = root / "data"
+        self.metrics_dir = root / "metrics"
+        self.progress = progress
+        self.ctx = multiprocessing.get_context("spawn")
+        self.sync = Sync(self.ctx.Semaphore(0), self.ctx.Event(), self.ctx.Value("d", 0.0),
+                         self.ctx.Value("q", 0), self.ctx.Event())
+        self.workers: list[Any] = []
+        self.schedulers: list[Any] = []
+        self.clients: list[Any] = []
+        self.client_files: list[Path] = []
+        self.worker_files: list[Path] = []
+        self.phase = "starting"
+        self.origin = 0.0
+        self._last_sample: tuple[float, int, int] | None = None
+        self.armed_at: float | None = None
+
+    # set-up
+
+    def prepare(self) -> list[tuple[str, float]]:
+        from ..engine import Engine
+        from ..store import DataDir
+
+        engine_cfg = self.scenario.engine
+        DataDir.init(self.data, shards=self.variant.shards, route=self.variant.route,
+                     durability=engine_cfg.durability)
+        self.metrics_dir.mkdir()
+        files, weighted = self._definition_files()
+        with Engine(self.data) as engine:
+            engine.apply(files)
+            self.initial_bytes = {s["shard"]: s["file_bytes"] + s["wal_bytes"] for s in engine.shards()}
+            if self.scenario.workload.model == "scheduled":
+                from ..schedules.scheduler import Scheduler
+
+                Scheduler(engine).tick()  # the first plan: slots count from now
+                self.armed_at = engine.clock()
+        return weighted
+
+    def _definition_files(self) -> tuple[list[Path], list[tuple[str, float]]]:
+        from .scenarios import _definition_path
+
+        folder = self.root / "definitions"
+        folder.mkdir()
+        files, weighted = [], []
+        for ref in self.scenario.definitions:
+            path = _definition_path(ref, self.scenario.source)
+            body = ref.inline if path is None else json.loads(path.read_text(encoding="utf-8"))
+            base = str(body.get("id") or (path.stem if path is not None else "stress"))
+            copies = 1 if self.variant.hot_definition else ref.copies
+            for k in range(1, copies + 1):
+                definition_id = base if copies == 1 else f"{base}-{k}"
+                target = folder / f"{definition_id}.json"
+                target.write_text(json.dumps({**body, "id": definition_id}), encoding="utf-8")
+                files.append(target)
+                weighted.append((definition_id, ref.weight))
+            if self.variant.hot_definition:
+                break  # one hot definition takes every start
+        return files, weighted
+
+    def spawn(self, weighted: list[tuple[str, float]]) -> None:
+        scenario, sync = self.scenario, self.sync
+        for n, group in enumerate(split_shards(list(range(self.variant.shards)), scenario.engine.workers)):
+            path = self.metrics_dir / f"worker-{n}.json"
+            self.worker_files.append(path)
+            self.workers.append(self.ctx.Process(target=worker_main, args=(str(self.data), group, sync, str(path)),
+                                                 name=f"wfctl-stress-worker-{n}", daemon=True))
+        for n in range(scenario.engine.schedulers):
+            self.schedulers.append(self.ctx.Process(target=scheduler_main, args=(str(self.data), sync),
+                                                    name=f"wfctl-stress-scheduler-{n}", daemon=True))
+        for plan in self._client_plans(weighted):
+            self.client_files.append(Path(plan.metrics_path))
+            self.clients.append(self.ctx.Process(target=client_main, args=(plan, sync),
+                                                 name=f"wfctl-stress-client-{plan.index}", daemon=True))
+        for proc in self.all_processes():
+            proc.start()
+
+    def _client_plans(self, weighted: list[tuple[str, float]]) -> list[ClientPlan]:
+        workload = self.scenario.workload
+        if workload.model == "scheduled":
+            return []
+        common = dict(data_dir=str(self.data), model=workload.model, definitions=weighted,
+                      input=self.scenario.input.model_dump(mode="json"), late_after=workload.late_after)
+        if workload.model == "closed":
+            clients = min(workload.clients, workload.total)
+            processes = min(clients, MAX_CLIENT_PROCESSES)
+            return [ClientPlan(index=i, processes=processes, users=list(range(i, clients, processes)), clients=clients,
+                               total=workload.total, metrics_path=str(self.metrics_dir / f"client-{i}.json"), **common)
+                    for i in range(processes)]
+        processes = workload.clients or 2
+        return [ClientPlan(index=i, processes=processes, workload=workload.model_dump(mode="json"),
+                           max_in_flight=workload.max_in_flight,
+                           metrics_path=str(self.metrics_dir / f"client-{i}.json"), **common)
+                for i in range(processes)]
+
+    def all_processes(self) -> list[Any]:
+        return [*self.workers, *self.schedulers, *self.clients]
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for _ in self.all_processes():
+            while not self.sync.ready.acquire(timeout=0.2):
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise StressAborted(f"the stress processes did not start within {READY_TIMEOUT_S:g} s")
+
+    def _check_alive(self) -> None:
+        for proc in [*self.workers, *self.schedulers]:
+            if proc.exitcode is not None:
+                raise StressAborted(f"{proc.name} exited with code {proc.exitcode} (see its log above)")
+        for proc in self.clients:
+            if proc.exitcode not in (None, 0):
+                raise StressAborted(f"{proc.name} exited with code {proc.exitcode} (see its log above)")
+
+    # the run
+
+    def go(self) -> float:
+        self.origin = time.time() + GO_DELAY_S
+        self.sync.origin.value = self.origin
+        self.sync.go.set()
+        self.phase = "running"
+        return self.origin
+
+    def sample(self, target: int | None) -> tuple[int, int]:
+        """Sample the shard files: (runs created, unfinished); report a live snapshot."""
+        from ..engine import Engine
+
+        shards = []
+        with Engine(self.data) as engine:
+            for n in range(self.variant.shards):
+                p = engine.shard_store(n).progress()
+                shards.append({"shard": n, "runs": p.runs, "unfinished": p.unfinished, "queue_depth": p.queue_depth,
+                               "lock_retries": p.lock_retries, "lock_wait_ms": p.lock_wait_ms})
+        runs = sum(s["runs"] for s in shards)
+        unfinished = sum(s["unfinished"] for s in shards)
+        self.sync.unfinished.value = unfinished
+        now = time.time()
+        starts_rate = completions_rate = 0.0
+        if self._last_sample is not None:
+            then, runs0, finished0 = self._last_sample
+            span = max(now - then, 1e-6)
+            starts_rate = (runs - runs0) / span
+            completions_rate = ((runs - unfinished) - finished0) / span
+        self._last_sample = (now, runs, runs - unfinished)
+        if self.progress is not None:
+            self.progress({
+                "scenario": self.scenario.name, "variant": self.variant.name, "phase": self.phase,
+                "elapsed_s": max(now - self.origin, 0.0), "target": target, "started": runs,
+                "finished": runs - unfinished, "unfinished": unfinished, "starts_per_s": starts_rate,
+                "completions_per_s": completions_rate, "dropped": 0, "rejected": 0, "shards": shards,
+            })
+        return runs, unfinished
+
+    def run_until_done(self, target: int | None, deadline_slot: float | None) -> float:
+        """Sample until the workload is sent and every run finished (or the stuck limit passed).
+        Returns the instant the wait ended."""
+        stuck_after = self.scenario.stuck_after
+        sent_at: float | None = None
+        while True:
+            runs, unfinished = self.sample(target)
+            now = time.time()
+            if sent_at is None:
+                self._check_alive()
+                if deadline_slot is not None:
+                    sent = now >= deadline_slot + SLOT_GRACE_S
+                else:
+                    sent = all(proc.exitcode is not None for proc in self.clients)
+                if sent:
+                    sent_at = now
+                    self.phase = "draining"
+                    continue
+            elif unfinished == 0 or now - sent_at >= stuck_after:
+                return now
+            time.sleep(SAMPLE_EVERY_S)
+
+    def stop(self) -> None:
+        self.phase = "collecting"
+        self.sync.stop.set()
+        for proc in [*self.schedulers, *self.workers]:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: in-flight steps commit, leases released, metrics written
+        for proc in self.all_processes():
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def _scheduled_window(data: Path, armed_at: float, slots: int) -> tuple[float, dict[str, list[float]]]:
+    """The last due instant of the first ``slots`` slots after ``armed_at``, and every definition's
+    due slots up to it."""
+    from ..engine import Engine
+    from ..schedules.cron import next_slots, slots_between
+    from ..schedules.spec import schedule_of
+
+    with Engine(data) as engine:
+        specs = [spec for row in engine.definitions() if (spec := schedule_of(engine.definition(row["id"])))]
+    if not specs:
+        raise StressAborted("a scheduled scenario needs at least one definition with a scheduled trigger")
+    deadline = max(next_slots(spec, armed_at, slots)[-1] + spec.jitter_s for spec in specs)
+    return deadline, {spec.definition_id: slots_between(spec, armed_at, deadline) for spec in specs}
+
+
+def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = None,
+                progress: Progress | None = None) -> dict[str, Any]:
+    """Run one variant and return its result (the ``variants[]`` entry of the JSON result).
+
+    ``keep``: a folder under which the variant's data directory is kept (else it is deleted).
+    """
+    parent = keep if keep is not None else None
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in variant.name).strip("-")
+    root = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-{slug}-", dir=parent))
+    run = _VariantRun(scenario, variant, root, progress)
+    started_at = time.time()
+    try:
+        weighted = run.prepare()
+        run.spawn(weighted)
+        run.wait_ready()
+        workload = scenario.workload
+        deadline_slot, expected_slots = None, None
+        if workload.model == "scheduled":
+            deadline_slot, expected_slots = _scheduled_window(run.data, run.armed_at, workload.slots)
+        target = (workload.total if workload.model == "closed"
+                  else planned_arrivals(workload) if workload.model == "open"
+                  else sum(len(v) for v in expected_slots.values()))
+        origin = run.go()
+        ended = run.run_until_done(target, deadline_slot)
+        run.stop()
+        result = _collect(run, origin, ended, expected_slots)
+        result.update(started_at=_iso(started_at), data_dir=str(run.data) if keep is not None else None)
+        return result
+    finally:
+        for proc in run.all_processes():
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+# -- collecting ----------------------------------------------------------------------------
+
+
+def _collect(run: _VariantRun, origin: float, ended: float,
+             expected_slots: dict[str, list[float]] | None) -> dict[str, Any]:
+    from ..engine import Engine
+
+    scenario, variant = run.scenario, run.variant
+    clients, workers = RunMetrics(), RunMetrics()
+    timeline = Timeline(origin)
+    missing = []
+    for files, into in ((run.client_files, clients), (run.worker_files, workers)):
+        for path in files:
+            try:
+                metrics, tl = read_payload(path)
+            except (OSError, ValueError, KeyError) as exc:
+                missing.append(f"{path.name}: no metrics ({exc.__class__.__name__})")
+                continue
+            into.merge(metrics)
+            if tl is not None:
+                timeline.merge(tl)
+
+    late_after = scenario.workload.late_after
+    scan = _scan(run.data, variant.shards, origin, timeline, late_after, expected_slots is not None)
+    merged = RunMetrics().merge(clients).merge(workers)
+    merged.e2e_latency = scan.e2e
+    merged.fire_lag = scan.fire_lag
+    counts = merged.counters
+    by_status = scan.by_status
+    scheduled = scenario.workload.model == "scheduled"
+    counts.started = scan.runs if scheduled else clients.counters.started
+    counts.completed = workers.counters.completed
+    counts.failed = workers.counters.failed
+    counts.canceled = by_status.get("canceled", 0)
+    counts.stuck = by_status.get("pending", 0) + by_status.get("running", 0)
+    if scheduled:
+        counts.late = scan.late
+
+    differences = list(missing)
+    if not scheduled and scan.runs != clients.counters.started:
+        differences.append(f"the shard files hold {scan.runs} runs; the clients started {clients.counters.started}")
+    for status in ("completed", "failed"):
+        mine, files = getattr(workers.counters, status), by_status.get(status, 0)
+        if mine != files:
+            differences.append(f"the shard files hold {files} {status} runs; the workers reported {mine}")
+
+    with Engine(run.data) as engine:
+        shard_stats = engine.shards()
+    shards = []
+    for s in shard_stats:
+        growth = s["file_bytes"] + s["wal_bytes"] - run.initial_bytes.get(s["shard"], 0)
+        shards.append({"shard": s["shard"], "runs": sum(s["runs_by_status"].values()), "by_status": s["runs_by_status"],
+                       "queue_depth": s["queue_depth"], "lock_retries": s["lock_retries"],
+                       "lock_wait_ms": round(s["lock_wait_ms"], 3), "transactions": s["transactions"],
+                       "file_bytes": s["file_bytes"], "wal_bytes": s["wal_bytes"], "file_growth_bytes": growth})
+    merged.lock_retries = sum(s["lock_retries"] for s in shards)
+    last = scan.last_completed if counts.stuck == 0 and scan.last_completed else ended
+    merged.duration_s = max(last - origin, 1e-3)
+
+    metrics = merged.to_dict()
+    slots = None
+    if expected_slots is not None:
+        expected = sum(len(v) for v in expected_slots.values())
+        fired = sum(1 for d, times in expected_slots.items() for t in times if scan.slot_runs.get((d, t), 0) >= 1)
+        duplicates = sum(1 for n in scan.slot_runs.values() if n > 1)
+        slots = {"expected": expected, "fired": fired, "duplicates": duplicates, "missed": expected - fired}
+    metrics.update({
+        "starts.target_rate": target_rate(scenario.workload),
+        "lock_wait_ms": round(sum(s["lock_wait_ms"] for s in shards), 3),
+        "stored_bytes": scan.stored_bytes,
+        "file_growth_bytes": sum(s["file_growth_bytes"] for s in shards),
+        "slots.expected": slots["expected"] if slots else 0,
+        "slots.fired": slots["fired"] if slots else 0,
+        "slots.duplicates": slots["duplicates"] if slots else 0,
+        "slots.missed": slots["missed"] if slots else 0,
+        "crosscheck.differences": len(differences),
+    })
+    return {
+        "name": variant.name, "shard_count": variant.shards, "route": variant.route,
+        "hot_definition": variant.hot_definition, "duration_s": round(merged.duration_s, 3),
+        "metrics": metrics,
+        "errors": [{"message": m, "count": n} for m, n in merged.errors.most_common()],
+        "timeline": {"interval_s": timeline.interval_s, "points": timeline.points()},
+        "shards": shards,
+        "crosscheck": {"ok": not differences, "differences": differences},
+        "slots": slots,
+    }
+
+
+@dataclass
+class _Scan:
+    runs: int
+    by_status: dict[str, int]
+    e2e: Any
+    fire_lag: Any
+    late: int
+    last_completed: float | None
+    slot_runs: dict[tuple[str, float], int]
+    stored_bytes: int
+
+
+def _scan(data: Path, shard_count: int, origin: float, timeline: Timeline, late_after: float,
+          scheduled: bool) -> _Scan:
+    """Read every run of every shard file once (streaming)."""
+    from ..engine import Engine
+    from .metrics import LatencyRecorder
+
+    e2e, fire_lag = LatencyRecorder(), LatencyRecorder()
+    by_status: dict[str, int] = {}
+    slot_runs: dict[tuple[str, float], int] = {}
+    runs = late = stored = 0
+    last: float | None = None
+    with Engine(data) as engine:
+        for n in range(shard_count):
+            store = engine.shard_store(n)
+            stored += store.stored_bytes()
+            for r in store.scan_runs():
+                runs += 1
+                by_status[r.status] = by_status.get(r.status, 0) + 1
+                if r.status == "completed" and r.completed_at is not None:
+                    last = r.completed_at if last is None else max(last, r.completed_at)
+                    if r.slot_time is not None:
+                        e2e.record(r.completed_at - r.slot_time)
+                        timeline.latency("e2e_latency", r.completed_at, r.completed_at - r.slot_time)
+                if scheduled and r.slot_time is not None:
+                    lag = r.created_at - r.slot_time
+                    fire_lag.record(lag)
+                    late += lag > late_after
+                    key = (r.definition_id, r.slot_time)
+                    slot_runs[key] = slot_runs.get(key, 0) + 1
+    return _Scan(runs, by_status, e2e, fire_lag, late, last, slot_runs, stored)
+
+
+# -- scenarios and the whole run -------------------------------------------------------------
+
+
+def comparison_table(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each comparison metric per variant, with its ratio to the first variant (None when
+    either value is missing or the baseline is 0)."""
+    from .compare import higher_is_better
+
+    baseline = results[0]
+    rows = []
+    for metric, label in COMPARISON_ROWS:
+        base = baseline["metrics"].get(metric)
+        values, ratios = {}, {}
+        for result in results:
+            value = result["metrics"].get(metric)
+            values[result["name"]] = value
+            ratios[result["name"]] = (value / base if isinstance(value, (int, float)) and isinstance(base, (int, float))
+                                      and base else None)
+        rows.append({"metric": metric, "label": label, "higher_is_better": higher_is_better(metric),
+                     "values": values, "ratios": ratios})
+    return {"baseline": baseline["name"], "rows": rows}
+
+
+def scenario_thresholds(scenario: Scenario, extra: Iterable[Threshold]) -> list[tuple[Threshold, str]]:
+    """The thresholds of a scenario with their source: the file's defaults, replaced per metric
+    by the command line's, plus the harness's own."""
+    defaults = parse_thresholds(scenario.thresholds.defaults)
+    extra = list(extra)
+    combined = combine_thresholds(defaults, extra)
+    from_cli = {id(t) for t in extra}
+    out = [(t, "command line" if id(t) in from_cli else "scenario") for t in combined]
+    return out + [(t, "harness") for t in parse_thresholds(harness_thresholds(scenario))]
+
+
+def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, keep: Path | None = None,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """Run every variant of ``scenario``; the ``scenarios[]`` entry of the JSON result."""
+    checks = scenario_thresholds(scenario, thresholds)
+    began = time.time()
+    results = [run_variant(scenario, v, keep=keep, progress=progress) for v in variants(scenario)]
+    evaluated = []
+    for result in results:
+        outcomes, _ = evaluate_thresholds([t for t, _ in checks], result["metrics"])
+        for (threshold, source), outcome in zip(checks, outcomes):
+            evaluated.append({"expression": threshold.text, "metric": threshold.metric, "variant": result["name"],
+                              "value": outcome.actual, "passed": outcome.passed, "source": source})
+    return {
+        "name": scenario.name, "description": scenario.description, "shows": scenario.shows,
+        "source": str(scenario.source) if scenario.source else None, "smoke": scenario.smoked,
+        "settings": {
+            "stuck_after_s": scenario.stuck_after,
+            "engine": scenario.engine.model_dump(mode="json"),
+            "workload": scenario.workload.model_dump(mode="json"),
+            "input": scenario.input.model_dump(mode="json", exclude_defaults=True) | {"generator": scenario.input.generator},
+            "definitions": scenario.definition_count(),
+        },
+        "duration_s": round(time.time() - began, 3),
+        "passed": all(t["passed"] for t in evaluated),
+        "variants": results,
+        "comparison": comparison_table(results) if scenario.comparison is not None else None,
+        "thresholds": evaluated,
+    }
+
+
+def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = (), *, keep: Path | None = None,
+               progress: Progress | None = None, command: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run ``scenarios`` in order; the whole JSON result (``docs/stress.md`` documents it)."""
+    from .. import __version__
+
+    thresholds = list(thresholds)
+    results = [run_scenario(s, thresholds, keep=keep, progress=progress) for s in scenarios]
+    passed = all(r["passed"] for r in results)
+    return {
+        "schema": RESULT_SCHEMA,
+        "wfctl_version": __version__,
+        "created_at": _iso(time.time()),
+        "command": list(command) if command is not None else None,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+                    "platform": platform.platform()},
+        "passed": passed,
+        "exit_code": 0 if passed else 99,
+        "scenarios": results,
+    }
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,523 @@
+"""Rich end reports for stress runs and for ``wfctl stress compare``.
+
+:func:`render_report` prints a whole run result (the ``wfctl.stress.result/1`` document)
+as tables: per scenario the run counts, throughput, latencies, shards, errors,
+cross-check, slots, the variant comparison and the thresholds, then one overall line.
+:func:`render_comparison` prints a baseline comparison (:func:`wfctl.stress.compare.compare`).
+
+Every piece of text that comes from a user or a run (scenario and variant names, error
+messages, threshold expressions, cross-check differences) is escaped before it reaches
+Rich markup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from wfctl.stress.compare import Comparison
+from wfctl.stress.thresholds import BREACH_EXIT_CODE, metric_unit_kind
+
+MISSING = "-"
+NOT_AVAILABLE = "n/a"
+
+LATENCY_COLUMNS = (("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p99_9", "p99.9"), ("max", "max"))
+COUNT_ROWS = ("started", "completed", "failed", "canceled", "stuck", "dropped", "late", "rejected")
+_BAD_WHEN_NONZERO = {"failed", "stuck", "dropped", "late", "rejected"}
+
+
+# -- formatting ------------------------------------------------------------------------
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _decimal(value: float) -> str:
+    """A float with precision that shrinks as it grows: 0.042, 4.20, 42.0, 4,200."""
+    size = abs(value)
+    if value == 0:
+        return "0"
+    if size < 1:
+        return f"{value:.3f}"
+    if size < 10:
+        return f"{value:.2f}"
+    if size < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def format_ms(value: object) -> str:
+    """Milliseconds without the unit: ``0.042`` -> "0.042", ``1234.5`` -> "1,234"; None -> "-"."""
+    number = _number(value)
+    return MISSING if number is None else _decimal(number)
+
+
+def format_count(value: object) -> str:
+    """A count with thousands separators; fractional values keep two decimals."""
+    number = _number(value)
+    if number is None:
+        return MISSING
+    if number.is_integer():
+        return f"{int(number):,}"
+    return f"{number:,.2f}"
+
+
+def format_rate(value: object) -> str:
+    """Events per second without the unit (a whole-number peak stays whole: 5 -> "5")."""
+    number = _number(value)
+    if number is None:
+        return MISSING
+    if isinstance(value, int):
+        return f"{value:,}"
+    return _decimal(number)
+
+
+def format_percent(fraction: object) -> str:
+    """A fraction 0..1 as a percentage: 1.0 -> "100%", 0.995 -> "99.5%"."""
+    number = _number(fraction)
+    if number is None:
+        return MISSING
+    text = f"{number * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def format_bytes(value: object) -> str:
+    """Bytes in decimal units: 1_200_000 -> "1.2 MB", 512 -> "512 B"; negatives keep the sign."""
+    number = _number(value)
+    if number is None:
+        return MISSING
+    sign = "-" if number < 0 else ""
+    size = abs(number)
+    if size < 1000:
+        return f"{sign}{int(size)} B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000.0
+        if size < 1000 or unit == "TB":
+            return f"{sign}{size:.1f} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def format_duration(seconds: object) -> str:
+    """``12.3`` -> "12.3 s", ``125`` -> "2m 05s"."""
+    number = _number(seconds)
+    if number is None:
+        return MISSING
+    if number < 60:
+        return f"{number:.1f} s"
+    minutes, secs = divmod(int(round(number)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s"
+
+
+def format_value(metric: str, value: object) -> str:
+    """``value`` of ``metric`` in the metric's unit (see :func:`metric_unit_kind`); None -> "n/a"."""
+    if _number(value) is None:
+        return NOT_AVAILABLE
+    kind = metric_unit_kind(metric)
+    if kind == "ms":
+        return f"{format_ms(value)} ms"
+    if kind == "rate":
+        return f"{format_rate(value)}/s"
+    if kind == "fraction":
+        return format_percent(value)
+    if kind == "seconds":
+        return format_duration(value)
+    if metric.endswith("_bytes"):
+        return format_bytes(value)
+    if metric.endswith("_ms"):
+        return f"{format_ms(value)} ms"
+    return format_count(value)
+
+
+def format_ratio(ratio: object) -> str:
+    number = _number(ratio)
+    return NOT_AVAILABLE if number is None else f"×{number:.2f}"
+
+
+def _pass_fail(passed: object) -> str:
+    return "[green]PASS[/green]" if passed else "[red]FAIL[/red]"
+
+
+# -- the run report --------------------------------------------------------------------
+
+
+def _variant_name(variant: Mapping[str, Any], index: int) -> str:
+    name = variant.get("name")
+    return str(name) if name not in (None, "") else f"variant {index + 1}"
+
+
+def _metrics(variant: Mapping[str, Any]) -> Mapping[str, Any]:
+    metrics = variant.get("metrics")
+    return metrics if isinstance(metrics, Mapping) else {}
+
+
+def _variant_table(title: str, names: Sequence[str], first_header: str) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=True)
+    table.add_column(first_header, style="bold")
+    for name in names:
+        table.add_column(escape(name) if len(names) > 1 else "value", justify="right")
+    return table
+
+
+def _counts_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table:
+    table = _variant_table("runs", names, "count")
+    for key in COUNT_ROWS:
+        cells = []
+        for variant in variants:
+            value = _metrics(variant).get(key)
+            text = format_count(value)
+            if key in _BAD_WHEN_NONZERO and (_number(value) or 0) > 0:
+                text = f"[red]{text}[/red]"
+            cells.append(text)
+        table.add_row(key, *cells)
+    table.add_row("success rate", *(format_percent(_metrics(v).get("success_rate")) for v in variants))
+    return table
+
+
+def _throughput_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table:
+    table = _variant_table("throughput", names, "rate")
+    rows = [
+        ("completions/s", "completions.rate"),
+        ("peak completions/s", "completions.peak_rate"),
+        ("starts/s", "starts.rate"),
+    ]
+    if any(_number(_metrics(v).get("starts.target_rate")) is not None for v in variants):
+        rows.append(("target starts/s", "starts.target_rate"))
+    for label, key in rows:
+        table.add_row(label, *(format_rate(_metrics(v).get(key)) for v in variants))
+    return table
+
+
+def _step_types(variants: Iterable[Mapping[str, Any]]) -> list[str]:
+    types: set[str] = set()
+    for variant in variants:
+        for key in _metrics(variant):
+            parts = key.split(".")
+            if len(parts) == 3 and parts[0] == "step_latency":
+                types.add(parts[1])
+    return sorted(types)
+
+
+def _latency_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table:
+    several = len(variants) > 1
+    table = Table(title="latency (ms)", title_justify="left")
+    table.add_column("metric", style="bold")
+    if several:
+        table.add_column("variant")
+    table.add_column("count", justify="right")
+    for _, header in LATENCY_COLUMNS:
+        table.add_column(header, justify="right")
+    bases = ["start_latency", "e2e_latency"]
+    if any((_number(_metrics(v).get("fire_lag.count")) or 0) > 0 for v in variants):
+        bases.append("fire_lag")
+    bases += [f"step_latency.{t}" for t in _step_types(variants)]
+    for base in bases:
+        for i, (variant, name) in enumerate(zip(variants, names)):
+            metrics = _metrics(variant)
+            cells = [format_count(metrics.get(f"{base}.count"))]
+            cells += [format_ms(metrics.get(f"{base}.{stat}")) for stat, _ in LATENCY_COLUMNS]
+            label = escape(base) if i == 0 or not several else ""
+            if several:
+                table.add_row(label, escape(name), *cells, end_section=i == len(variants) - 1)
+            else:
+                table.add_row(label, *cells)
+    return table
+
+
+def _status_summary(by_status: object) -> str:
+    if not isinstance(by_status, Mapping) or not by_status:
+        return MISSING
+    return ", ".join(f"{escape(str(status))} {format_count(n)}" for status, n in by_status.items())
+
+
+def _shards_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
+    several = len(variants) > 1
+    rows = []
+    for variant, name in zip(variants, names):
+        shards = variant.get("shards")  # the example result also uses "shards" for the shard count
+        for shard in shards if isinstance(shards, list) else []:
+            if isinstance(shard, Mapping):
+                rows.append((name, shard))
+    if not rows:
+        return None
+    table = Table(title="shards", title_justify="left")
+    if several:
+        table.add_column("variant")
+    for header in ("shard", "runs", "by status", "queue", "lock retries", "lock wait ms", "transactions",
+                   "file+wal", "growth"):
+        table.add_column(header, justify="left" if header == "by status" else "right")
+    for name, shard in rows:
+        file_bytes = _number(shard.get("file_bytes"))
+        wal_bytes = _number(shard.get("wal_bytes"))
+        stored = None if file_bytes is None and wal_bytes is None else (file_bytes or 0) + (wal_bytes or 0)
+        cells = [
+            escape(str(shard.get("shard", MISSING))),
+            format_count(shard.get("runs")),
+            _status_summary(shard.get("by_status")),
+            format_count(shard.get("queue_depth")),
+            format_count(shard.get("lock_retries")),
+            format_ms(shard.get("lock_wait_ms")),
+            format_count(shard.get("transactions")),
+            format_bytes(stored),
+            format_bytes(shard.get("file_growth_bytes")),
+        ]
+        table.add_row(*([escape(name)] if several else []), *cells)
+    return table
+
+
+def _errors_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
+    several = len(variants) > 1
+    rows = []
+    for variant, name in zip(variants, names):
+        for error in variant.get("errors") or []:
+            if isinstance(error, Mapping):
+                rows.append((name, str(error.get("message", "")), error.get("count")))
+    if not rows:
+        return None
+    table = Table(title="errors", title_justify="left")
+    if several:
+        table.add_column("variant")
+    table.add_column("message", style="red", overflow="fold")
+    table.add_column("count", justify="right")
+    for name, message, count in rows:
+        table.add_row(*([escape(name)] if several else []), escape(message), format_count(count))
+    return table
+
+
+def _difference_text(difference: object) -> str:
+    if isinstance(difference, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in difference.items())
+    return str(difference)
+
+
+def _render_crosscheck(console: Any, variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
+    several = len(variants) > 1
+    for variant, name in zip(variants, names):
+        check = variant.get("crosscheck")
+        if not isinstance(check, Mapping):
+            continue
+        prefix = f"{escape(name)}: " if several else ""
+        differences = check.get("differences") or []
+        if check.get("ok", not differences) and not differences:
+            console.print(f"{prefix}[green]cross-check OK: shard files agree[/green]")
+            continue
+        console.print(f"{prefix}[red]cross-check FAILED: {len(differences)} difference(s)[/red]")
+        for difference in differences:
+            console.print(f"  [red]{escape(_difference_text(difference))}[/red]")
+
+
+def _slots_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
+    with_slots = [(v, n) for v, n in zip(variants, names) if v.get("slots") is not None]
+    if not with_slots:
+        return None
+    table = Table(title="schedule slots", title_justify="left")
+    several = len(variants) > 1
+    if several:
+        table.add_column("variant")
+    for header in ("expected", "fired", "duplicates", "missed"):
+        table.add_column(header, justify="right")
+    for variant, name in with_slots:
+        slots = variant["slots"] if isinstance(variant["slots"], Mapping) else {}
+        metrics = _metrics(variant)
+        cells = []
+        for key in ("expected", "fired", "duplicates", "missed"):
+            value = slots.get(key, metrics.get(f"slots.{key}"))
+            text = format_count(value)
+            if key in ("duplicates", "missed") and (_number(value) or 0) > 0:
+                text = f"[red]{text}[/red]"
+            cells.append(text)
+        table.add_row(*([escape(name)] if several else []), *cells)
+    return table
+
+
+def _comparison_table(scenario: Mapping[str, Any], names: Sequence[str]) -> Table | None:
+    comparison = scenario.get("comparison")
+    if not isinstance(comparison, Mapping) or not comparison.get("rows"):
+        return None
+    baseline = str(comparison.get("baseline") or "")
+    columns = list(names)
+    for row in comparison["rows"]:
+        for name in (row.get("values") or {}):
+            if name not in columns:
+                columns.append(name)
+    table = Table(title=f"comparison (ratio vs baseline: {escape(baseline)})", title_justify="left")
+    table.add_column("metric", style="bold")
+    for name in columns:
+        header = escape(name) + (" [dim](baseline)[/dim]" if name == baseline else "")
+        table.add_column(header, justify="right")
+    for row in comparison["rows"]:
+        metric = str(row.get("metric", ""))
+        values = row.get("values") or {}
+        ratios = row.get("ratios") or {}
+        better = row.get("higher_is_better")
+        cells = []
+        for name in columns:
+            if name not in values and name not in ratios:
+                cells.append(MISSING)
+                continue
+            ratio = _number(ratios.get(name))
+            ratio_text = format_ratio(ratio)
+            if name != baseline and ratio is not None and better is not None and ratio != 1.0:
+                good = (ratio > 1.0) == bool(better)
+                colour = "green" if good else "red"
+                ratio_text = f"[{colour}]{ratio_text}[/{colour}]"
+            cells.append(f"{format_value(metric, values.get(name))}  {ratio_text}")
+        table.add_row(escape(str(row.get("label") or metric)), *cells)
+    return table
+
+
+def _thresholds_table(scenario: Mapping[str, Any]) -> Table | None:
+    thresholds = scenario.get("thresholds") or []
+    if not thresholds:
+        return None
+    table = Table(title="thresholds", title_justify="left")
+    table.add_column("threshold")
+    table.add_column("variant")
+    table.add_column("actual", justify="right")
+    table.add_column("result")
+    for item in thresholds:
+        metric = str(item.get("metric", ""))
+        table.add_row(
+            escape(str(item.get("expression", metric))),
+            escape(str(item.get("variant") or MISSING)),
+            format_value(metric, item.get("value")),
+            _pass_fail(item.get("passed")),
+        )
+    return table
+
+
+def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
+    name = str(scenario.get("name", "scenario"))
+    mode = "smoke" if scenario.get("smoke") else "full"
+    console.print()
+    console.rule(
+        f"[bold]{escape(name)}[/bold]  {mode}  {format_duration(scenario.get('duration_s'))}  "
+        f"{_pass_fail(scenario.get('passed'))}",
+        align="left",
+    )
+    variants = [v for v in scenario.get("variants") or [] if isinstance(v, Mapping)]
+    names = [_variant_name(v, i) for i, v in enumerate(variants)]
+    if len(variants) == 1:
+        console.print(f"variant: [bold]{escape(names[0])}[/bold]")
+    if variants:
+        console.print(_counts_table(variants, names))
+        console.print(_throughput_table(variants, names))
+        console.print(_latency_table(variants, names))
+        for table in (_shards_table(variants, names), _errors_table(variants, names)):
+            if table is not None:
+                console.print(table)
+        _render_crosscheck(console, variants, names)
+        slots = _slots_table(variants, names)
+        if slots is not None:
+            console.print(slots)
+    for table in (_comparison_table(scenario, names), _thresholds_table(scenario)):
+        if table is not None:
+            console.print(table)
+
+
+def render_report(console: Any, result: Mapping[str, Any]) -> None:
+    """Print the end report of a stress run ``result`` (a ``wfctl.stress.result/1`` dict)."""
+    scenarios = [s for s in result.get("scenarios") or [] if isinstance(s, Mapping)]
+    checked = breached = 0
+    for scenario in scenarios:
+        _render_scenario(console, scenario)
+        for item in scenario.get("thresholds") or []:
+            checked += 1
+            breached += not item.get("passed")
+    console.print()
+    if breached:
+        noun = "threshold" if breached == 1 else "thresholds"
+        console.print(f"[bold red]FAIL: {breached} {noun} breached (exit {BREACH_EXIT_CODE})[/bold red]")
+    elif result.get("passed") is False:
+        console.print(f"[bold red]FAIL: run failed (exit {escape(str(result.get('exit_code', 1)))})[/bold red]")
+    else:
+        console.print(f"[bold green]PASS: all thresholds passed ({checked} checked)[/bold green]")
+
+
+# -- wfctl stress compare ------------------------------------------------------------
+
+
+def _improved(row: Comparison, tolerance_pct: float) -> bool:
+    if row.regression or row.higher_is_better is None:
+        return False
+    b, c = _number(row.baseline), _number(row.current)
+    if b is None or c is None:
+        return False
+    if row.change_pct is None:  # baseline 0
+        return row.higher_is_better and c > 0
+    if row.higher_is_better:
+        return row.change_pct > tolerance_pct
+    return row.change_pct < -tolerance_pct
+
+
+def render_comparison(
+    console: Any,
+    rows: Sequence[Comparison],
+    baseline_label: str,
+    current_label: str,
+    tolerance_pct: float | None,
+) -> None:
+    """Print ``wfctl stress compare``: metric, baseline, current, change % and regressions."""
+    tolerance = tolerance_pct or 0.0
+    title = "comparison"
+    if tolerance_pct is not None:
+        title += f" (regression tolerance {tolerance_pct:g}%)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column(f"baseline\n[dim]{escape(baseline_label)}[/dim]", justify="right")
+    table.add_column(f"current\n[dim]{escape(current_label)}[/dim]", justify="right")
+    table.add_column("change", justify="right")
+    table.add_column("")
+    regressed = 0
+    for row in rows:
+        if row.baseline is None and row.current is None:
+            continue
+        change = NOT_AVAILABLE if row.change_pct is None else f"{row.change_pct:+.1f}%"
+        marker = ""
+        if row.regression:
+            regressed += 1
+            change = f"[red]{change}[/red]"
+            marker = "[bold red]REGRESSION[/bold red]"
+        elif _improved(row, tolerance):
+            change = f"[green]{change}[/green]"
+            marker = "[green]improved[/green]"
+        elif row.higher_is_better is None:
+            change = f"[dim]{change}[/dim]"
+        table.add_row(
+            escape(row.metric),
+            format_value(row.metric, row.baseline),
+            format_value(row.metric, row.current),
+            change,
+            marker,
+        )
+    console.print(table)
+    if regressed:
+        noun = "metric" if regressed == 1 else "metrics"
+        console.print(f"[bold red]{regressed} {noun} regressed[/bold red]")
+    else:
+        console.print("[green]no regressions[/green]")
+
+
+__all__ = [
+    "format_bytes",
+    "format_count",
+    "format_duration",
+    "format_ms",
+    "format_percent",
+    "format_rate",
+    "format_ratio",
+    "format_value",
+    "render_comparison",
+    "render_report",
+]
