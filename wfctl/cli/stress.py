@@ -111,12 +111,12 @@ def run_command(
     keep_dir = _keep_dir() if keep else None
     with LiveView(out, enabled=live) as view:
         result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]])
+    _write_outputs(result, json_path, html_path, out)  # first: a broken pipe must not lose the result
     render_report(out, result)
     code = result["exit_code"]
     if base is not None:
         code = code or _show_comparison(out, compare_results(base, result, fail_on_regression or 0.0), baseline,
                                         fail_on_regression)
-    _write_outputs(result, json_path, html_path, out)
     if keep_dir is not None:
         out.print(f"data directories kept under {keep_dir}")
     raise typer.Exit(code)

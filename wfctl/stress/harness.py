@@ -91,9 +91,14 @@ class Variant:
     hot_definition: bool = False
 
 
+_ROUTE_LABELS = {"definition": "def", "execution": "exec"}
+
+
 def variants(scenario: Scenario) -> list[Variant]:
     """The variants a scenario runs: one, or for a comparison every shard count x routing mode
-    (one mode for 1 shard, where routing changes nothing) x spread / hot definition."""
+    (one mode for 1 shard, where routing changes nothing) x spread / hot definition, named
+    ``<shards>sh[/def|/exec]/spread|hot`` (``4sh/exec/hot``: 4 shards, execution routing, every
+    start on one definition)."""
     engine, comparison = scenario.engine, scenario.comparison
     if comparison is None:
         return [Variant("main", engine.shards, engine.route)]
@@ -102,8 +107,8 @@ def variants(scenario: Scenario) -> list[Variant]:
         routes = comparison.routes if shards > 1 else comparison.routes[:1]
         for route in routes:
             for hot in ((False, True) if comparison.hot_definition else (False,)):
-                label = f"{shards} shard" if shards == 1 else f"{shards} shards, route {route}"
-                out.append(Variant(f"{label}, {'hot definition' if hot else 'spread'}", shards, route, hot))
+                label = "1sh" if shards == 1 else f"{shards}sh/{_ROUTE_LABELS[route]}"
+                out.append(Variant(f"{label}/{'hot' if hot else 'spread'}", shards, route, hot))
     return out
 
 
