@@ -406,13 +406,7 @@ def _collect(run: _VariantRun, origin: float, ended: float,
     if scheduled:
         counts.late = scan.late
 
-    differences = list(missing)
-    if not scheduled and scan.runs != clients.counters.started:
-        differences.append(f"the shard files hold {scan.runs} runs; the clients started {clients.counters.started}")
-    for status in ("completed", "failed"):
-        mine, files = getattr(workers.counters, status), by_status.get(status, 0)
-        if mine != files:
-            differences.append(f"the shard files hold {files} {status} runs; the workers reported {mine}")
+    differences = missing + crosscheck(by_status, None if scheduled else clients.counters.started, workers.counters)
 
     with Engine(run.data) as engine:
         shard_stats = engine.shards()
@@ -455,6 +449,20 @@ def _collect(run: _VariantRun, origin: float, ended: float,
         "crosscheck": {"ok": not differences, "differences": differences},
         "slots": slots,
     }
+
+
+def crosscheck(by_status: dict[str, int], started: int | None, workers: Any) -> list[str]:
+    """Where the shard files disagree with the harness's own counts: runs the clients started
+    (None when schedulers started them) and runs the workers reported completed or failed."""
+    differences = []
+    runs = sum(by_status.values())
+    if started is not None and runs != started:
+        differences.append(f"the shard files hold {runs} runs; the clients started {started}")
+    for status in ("completed", "failed"):
+        mine, files = getattr(workers, status), by_status.get(status, 0)
+        if mine != files:
+            differences.append(f"the shard files hold {files} {status} runs; the workers reported {mine}")
+    return differences
 
 
 @dataclass
