@@ -241,3 +241,22 @@ def test_step_types_bounded():
         m.record_step(f"type{i}", 0.001)
     m.record_step("bad type!", 0.001)
     assert len(m.step_latency) <= 5 and m.step_latency["other"].count == 47
+
+
+def test_timeline_bounds_its_points_and_merges_across_processes():
+    from wfctl.stress.metrics import Timeline
+
+    a = Timeline(origin=100.0, max_points=10)
+    for i in range(100):  # 50 s of events at 2/s: the interval doubles until 10 points cover them
+        a.count("starts", 100 + i * 0.5)
+        a.latency("start_latency", 100 + i * 0.5, 0.010)
+    assert a.interval_s == 8.0 and len(a.points()) <= 10
+    assert sum(p["starts"] for p in a.points()) == 100
+    assert a.points()[0]["start_latency_p50"] == pytest.approx(10.0, rel=0.07)  # coarse: ~6 % resolution
+    b = Timeline(origin=100.0, max_points=10)
+    b.count("completions", 101.0, 5)
+    merged = Timeline.from_payload(b.to_payload()).merge(Timeline.from_payload(a.to_payload()))
+    assert merged.interval_s == 8.0
+    assert merged.points()[0]["completions"] == 5 and sum(p["starts"] for p in merged.points()) == 100
+    with pytest.raises(InputError):
+        merged.merge(Timeline(origin=1.0))

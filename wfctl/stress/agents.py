@@ -35,6 +35,13 @@ class Sync:
     origin: Any  # Value('d'): the start instant (epoch seconds), written before ``go``
     unfinished: Any  # Value('q'): unfinished runs, as the harness last sampled them
     stop: Any  # Event: clients stop sending (Ctrl-C)
+    dropped: Any  # Value('q'): arrivals dropped so far, for the live view
+    rejected: Any  # Value('q'): starts refused so far, for the live view
+
+
+def _bump(counter: Any) -> None:
+    with counter.get_lock():
+        counter.value += 1
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,8 @@ def _wait_for_go(sync: Sync) -> float:
 class _Recorder:
     """A client's metrics: starts, refusals, lateness (thread-safe for its virtual users)."""
 
-    def __init__(self, origin: float, late_after: float) -> None:
+    def __init__(self, origin: float, late_after: float, sync: Sync) -> None:
+        self.sync = sync
         self.metrics = RunMetrics()
         self.timeline = Timeline(origin)
         self.late_after = late_after
@@ -105,6 +113,7 @@ class _Recorder:
             with self.lock:
                 self.metrics.counters.rejected += 1
                 self.metrics.errors.add(str(exc))
+            _bump(self.sync.rejected)
             return
         done = time.time()
         latency = done - measure_from
@@ -126,13 +135,13 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
     from .scenarios import InputSpec, Workload
     from .workload import DefinitionMix, InputMaker, arrival_offsets
 
-    mix = DefinitionMix(plan.definitions)
+    mix = DefinitionMix(plan.definitions, plan.input.get("seed"))
     engines = [Engine(plan.data_dir) for _ in (plan.users or [0])]
     for engine in engines:
         engine.prepare(d for d, _ in plan.definitions)
     maker = InputMaker(InputSpec.model_validate(plan.input), engines[0].datadir.settings.max_payload_bytes)
     origin = _wait_for_go(sync)
-    recorder = _Recorder(origin, plan.late_after)
+    recorder = _Recorder(origin, plan.late_after, sync)
     if plan.model == "closed":
         def user(vu: int, engine: Any) -> None:
             for i in range(vu, plan.total, plan.clients):
@@ -165,6 +174,7 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
                     in_flight, refreshed = sync.unfinished.value, now
                 if in_flight >= plan.max_in_flight:
                     recorder.metrics.counters.dropped += 1
+                    _bump(sync.dropped)
                     continue
             # Open model: latency counts from the planned instant (no coordinated omission).
             recorder.start(engine, mix.pick(k), maker.make(k), planned, planned)

@@ -133,7 +133,7 @@ class _VariantRun:
         self.progress = progress
         self.ctx = multiprocessing.get_context("spawn")
         self.sync = Sync(self.ctx.Semaphore(0), self.ctx.Event(), self.ctx.Value("d", 0.0),
-                         self.ctx.Value("q", 0), self.ctx.Event())
+                         self.ctx.Value("q", 0), self.ctx.Event(), self.ctx.Value("q", 0), self.ctx.Value("q", 0))
         self.workers: list[Any] = []
         self.schedulers: list[Any] = []
         self.clients: list[Any] = []
@@ -275,7 +275,7 @@ class _VariantRun:
                 "scenario": self.scenario.name, "variant": self.variant.name, "phase": self.phase,
                 "elapsed_s": max(now - self.origin, 0.0), "target": target, "started": runs,
                 "finished": runs - unfinished, "unfinished": unfinished, "starts_per_s": starts_rate,
-                "completions_per_s": completions_rate, "dropped": 0, "rejected": 0, "shards": shards,
+                "completions_per_s": completions_rate, "dropped": self.sync.dropped.value, "rejected": self.sync.rejected.value, "shards": shards,
             })
         return runs, unfinished
 

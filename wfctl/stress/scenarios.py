@@ -52,7 +52,8 @@ File format (every table rejects unknown keys; durations are strings such as ``"
     oversize_every = 0            # sized: every k-th input exceeds the input limit (0 = never)
     iterations = 50               # loops: iterations of the loop and each nested loop
     rows = 2                      # loops: outer iterations of the nested loop
-    seed = 1                      # optional: for generators that draw random data
+    seed = 1                      # optional: the sized payloads' random text and the order in which
+                                  # starts pick definitions (default 0)
 
     [comparison]                  # optional: run the workload once per variant
     shards = [1, 4]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -74,11 +75,13 @@ def target_rate(workload: Workload) -> float | None:
 
 
 class DefinitionMix:
-    """Picks the definition of start ``i`` by weight, deterministically and evenly spread."""
+    """Picks the definition of start ``i`` by weight, deterministically and evenly spread;
+    ``seed`` (None: 0) shifts the sequence."""
 
-    def __init__(self, weighted: Sequence[tuple[str, float]]) -> None:
+    def __init__(self, weighted: Sequence[tuple[str, float]], seed: int | None = None) -> None:
         if not weighted:
             raise ValueError("a definition mix needs at least one definition")
+        self._offset = random.Random(seed or 0).random() if seed else 0.0
         self.ids = [d for d, _ in weighted]
         total = sum(w for _, w in weighted)
         acc, self._bounds = 0.0, []
@@ -87,13 +90,14 @@ class DefinitionMix:
             self._bounds.append(acc)
 
     def pick(self, i: int) -> str:
-        u = (i * _GOLDEN) % 1.0
+        u = (self._offset + i * _GOLDEN) % 1.0
         return self.ids[min(bisect.bisect_right(self._bounds, u), len(self.ids) - 1)]
 
 
 class InputMaker:
     """Builds the input of start ``i`` from an ``[input]`` table; ``limit`` is the engine's
-    payload limit, which an oversized input (``oversize_every``) exceeds."""
+    payload limit, which an oversized input (``oversize_every``) exceeds. Sized payloads are
+    random hex text drawn from ``seed`` (so they do not compress to nothing)."""
 
     def __init__(self, spec: InputSpec, limit: int) -> None:
         self.spec = spec
@@ -104,10 +108,10 @@ class InputMaker:
             self._loops = {"items": items, "rows": [items] * spec.rows}
 
     def _payload(self, size: int) -> str:
+        """``size`` characters of hex text drawn from the seed (one per size and process)."""
         text = self._text.get(size)
         if text is None:
-            pattern = "wfctl stress payload 0123456789 "
-            text = self._text[size] = (pattern * (size // len(pattern) + 1))[:size]
+            text = self._text[size] = random.Random(self.spec.seed or 0).randbytes(size // 2 + 1).hex()[:size]
         return text
 
     def oversized(self, i: int) -> bool:
