@@ -5,7 +5,7 @@ samples, once a second, the resident memory (RSS, from /proc) of the harness pro
 of its worker and client processes. Prints the peak per process kind and the RSS of the
 harness at 10 %, 50 % and 100 % of the runs, so growth with the run count shows.
 
-    python bench/bench_stress_memory.py                      # 1,000,000 runs: 4000/s for 250 s
+    python bench/bench_stress_memory.py                      # 1,000,000 runs: a 20 s ramp to 4000/s, then 4000/s to 260 s
     python bench/bench_stress_memory.py --rate 2000 --duration 30s
 """
 
@@ -52,7 +52,7 @@ def kind(pid: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=4000)
-    parser.add_argument("--duration", default="250s")
+    parser.add_argument("--duration", default="260s")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="wfctl-bench-mem-")) / "result.json"
     cmd = [sys.executable, "-m", "wfctl", "stress", "run", "sustained-load", "--rate", str(args.rate),
@@ -74,8 +74,13 @@ def main() -> None:
     result = json.loads(out.read_text())
     metrics = result["scenarios"][0]["variants"][0]["metrics"]
     span = samples[-1][0] if samples else 0
+    variant = result["scenarios"][0]["variants"][0]
     print(f"runs started {metrics['started']:,}, completed {metrics['completed']:,}, dropped {metrics['dropped']:,},"
-          f" stuck {metrics['stuck']:,}; {time.time() - began:.0f} s in all")
+          f" rejected {metrics['rejected']:,}, late {metrics['late']:,}, stuck {metrics['stuck']:,};"
+          f" achieved {metrics['starts.rate']:,.0f} starts/s of {metrics['starts.target_rate']:,.0f} planned;"
+          f" e2e p99 {metrics['e2e_latency.p99']} ms; {time.time() - began:.0f} s in all")
+    for error in variant["errors"][:3]:
+        print(f"  error x{error['count']}: {error['message']}")
     for fraction in (0.1, 0.5, 1.0):
         at = next((rss for t, rss in samples if t >= span * fraction), samples[-1][1] if samples else 0)
         print(f"harness RSS at {fraction:>4.0%} of the run: {at / 1024:.1f} MB")

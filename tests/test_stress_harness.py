@@ -213,9 +213,10 @@ def test_run_compare_against_a_better_baseline_exits_98(result, tmp_path):
     metrics["start_latency.p50"] = metrics["start_latency.p50"] / 100
     (tmp_path / "base.json").write_text(json.dumps(better))
     proc = wfctl("stress", "run", "concurrent-starts", "--smoke", "--no-live", "--compare", "base.json",
-                 "--fail-on-regression", "50", tmp=tmp_path)
+                 "--fail-on-regression", "50", "--json", "r.json", tmp=tmp_path)
     assert proc.returncode == 98, proc.stdout[-2000:] + proc.stderr
     assert "REGRESSION" in proc.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["exit_code"] == 98
 
 
 def test_bad_baseline_is_one_line(tmp_path):

@@ -68,7 +68,7 @@ def test_smoke_presets_are_small(name):
     assert _smoke_seconds(smoke) <= 15
     w = smoke.workload
     if w.model == "closed":
-        assert w.total <= 10 and w.total <= full.workload.total and w.clients <= 10
+        assert w.total <= 1000 and w.total <= full.workload.total and w.clients <= 10
     if w.model == "open":
         assert w.rate * w.duration <= 60
     if smoke.input.generator == "sized":
@@ -118,6 +118,8 @@ def test_duration_and_rate_overrides_on_open_model():
     assert s.workload.duration == 5 and s.workload.rate == 1.5 and s.workload.stages == []
     s = load_scenario("sustained-load", {"duration": "2m"})
     assert s.workload.duration == 120 and len(s.workload.stages) == 2
+    s = load_scenario("sustained-load", {"rate": 4000, "duration": "260s"})  # the ramp keeps its shape
+    assert [(st.duration, st.target) for st in s.workload.stages] == [(20, 4000), (40, 4000)]
 
 
 def test_comparison_overrides():

@@ -62,7 +62,7 @@ def _scenario_json(scenario) -> dict:
 def run_command(
     target: str = typer.Argument(..., metavar="NAME|FILE|all",
                                  help="A packaged scenario (see 'wfctl stress list'), a scenario file, or 'all'."),
-    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small [smoke] preset (about 20 s or less)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small smoke preset (its file's smoke table; about 20 s or less)."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Multiply the totals, rates, stage targets and slots."),
     shards: Optional[int] = typer.Option(None, "--shards", min=1, max=1000,
                                          help="Shards (a comparison runs 1 and this many)."),
@@ -89,9 +89,10 @@ def run_command(
 
     Prints an end report (counts, latency percentiles, throughput, per-shard contention, cross-check against the
     shard files, thresholds). Exit codes: 0 all thresholds passed, 99 a threshold breached, 98 a regression beyond
-    --fail-on-regression, 2 bad usage or scenario, 130 interrupted.
+    --fail-on-regression, 1 a variant could not run (a process failed to start or died), 2 bad usage, scenario or
+    baseline, 130 interrupted.
     """
-    from ..stress.compare import compare_results, load_result
+    from ..stress.compare import REGRESSION_EXIT_CODE, compare_results, load_result
     from ..stress.harness import run_stress
     from ..stress.live import LiveView
     from ..stress.report import render_report
@@ -111,15 +112,16 @@ def run_command(
     keep_dir = _keep_dir() if keep else None
     with LiveView(out, enabled=live) as view:
         result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]])
+    comparisons = compare_results(base, result, fail_on_regression or 0.0) if base is not None else None
+    if comparisons is not None and fail_on_regression is not None and any(c.regressions for c in comparisons):
+        result["exit_code"] = result["exit_code"] or REGRESSION_EXIT_CODE  # a breach (99) wins
     _write_outputs(result, json_path, html_path, out)  # first: a broken pipe must not lose the result
     render_report(out, result)
-    code = result["exit_code"]
-    if base is not None:
-        code = code or _show_comparison(out, compare_results(base, result, fail_on_regression or 0.0), baseline,
-                                        fail_on_regression)
+    if comparisons is not None:
+        _show_comparison(out, comparisons, baseline, fail_on_regression)
     if keep_dir is not None:
         out.print(f"data directories kept under {keep_dir}")
-    raise typer.Exit(code)
+    raise typer.Exit(result["exit_code"])
 
 
 @app.command("compare")

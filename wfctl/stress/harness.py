@@ -80,6 +80,8 @@ Progress = Callable[[dict[str, Any]], None]
 class StressAborted(WfctlError):
     """A variant could not run (a process failed to start or died)."""
 
+    exit_code = 1
+
 
 @dataclass(frozen=True)
 class Variant:

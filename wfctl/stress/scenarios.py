@@ -9,7 +9,8 @@ file's ``[smoke]`` table first (:meth:`Scenario.apply_smoke`).
 File format (every table rejects unknown keys; durations are strings such as ``"30s"``,
 ``"2m"``, ``"1h30m"`` or plain seconds)::
 
-    stuck_after = "5m"            # top-level: a run unfinished this long after its start is stuck
+    stuck_after = "5m"            # top-level: the harness waits this long after the last start; a run
+                                  # still unfinished then (at least this long after its start) is stuck
 
     [scenario]
     name = "concurrent-starts"    # the name `wfctl stress list` shows
@@ -31,8 +32,8 @@ File format (every table rejects unknown keys; durations are strings such as ``"
     duration = "60s"              # open: length of the arrival schedule (default: sum of stages)
     max_in_flight = 500           # open: arrivals beyond this many unfinished runs are dropped
     slots = 2                     # scheduled: due instants to wait for
-    late_after = "1s"             # open/scheduled: a start committed later than this after its
-                                  # planned instant counts as late
+    late_after = "1s"             # a start committed later than this after its planned instant
+                                  # (closed: the call; open: the arrival; scheduled: the slot) is late
     [[workload.stages]]           # open: ramp linearly to `target` starts/s over `duration`
     duration = "20s"
     target = 2.5
@@ -318,7 +319,8 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
 
     Keys: shards, route, durability, workers, clients, total, rate, duration, stuck_after, seed
     and scale (a factor multiplying the totals, rates, stage targets and slots of the file;
-    explicit values given alongside it win). On a comparison scenario ``shards`` N makes
+    explicit values given alongside it win). ``rate`` also scales the stage targets by the new
+    rate over the file's, so a ramp keeps its shape. On a comparison scenario ``shards`` N makes
     the variants [1, N] and ``route`` keeps only that routing mode.
     """
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -350,6 +352,10 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
             comparison["shards"] = sorted({1, given["shards"]})
         if "route" in given:
             comparison["routes"] = [given["route"]]
+    if "rate" in given and workload.get("rate") and workload.get("stages"):
+        factor = given["rate"] / workload["rate"]  # the ramp keeps its shape towards the new rate
+        for stage in workload["stages"]:
+            stage["target"] = stage["target"] * factor
     for key in ("clients", "total", "rate"):
         if key in given:
             workload[key] = given[key]
