@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
 from wfctl.stress.harness import crosscheck, variants
 from wfctl.stress.html import chart_titles
 from wfctl.stress.metrics import Counters

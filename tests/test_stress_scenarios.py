@@ -17,7 +17,6 @@ from wfctl.definitions import load_definition
 from wfctl.errors import InputError
 from wfctl.stress.metrics import known_metric_names
 from wfctl.stress.scenarios import (
-    apply_overrides,
     list_scenarios,
     load_scenario,
     scenario_names,

@@ -104,9 +104,12 @@ class _Recorder:
         self.late_after = late_after
         self.lock = threading.Lock()
 
-    def start(self, engine: Any, definition: str, input: dict[str, Any], planned: float, measure_from: float) -> None:
+    def start(self, engine: Any, definition: str, input: dict[str, Any], planned: float | None = None) -> None:
+        """Start one run; its latency counts from ``planned`` (None: now, the closed model's call)."""
         from ..errors import WfctlError
 
+        if planned is None:
+            planned = time.time()
         try:
             engine.start(definition, input, slot_time=planned)
         except WfctlError as exc:
@@ -116,12 +119,12 @@ class _Recorder:
             _bump(self.sync.rejected)
             return
         done = time.time()
-        latency = done - measure_from
+        latency = done - planned
         with self.lock:
             self.metrics.record_start(latency, done)
             self.timeline.count("starts", done)
             self.timeline.latency("start_latency", done, latency)
-            if done - planned > self.late_after:
+            if latency > self.late_after:
                 self.metrics.counters.late += 1
 
     def payload(self) -> dict[str, Any]:
@@ -147,8 +150,7 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
             for i in range(vu, plan.total, plan.clients):
                 if sync.stop.is_set():
                     return
-                now = time.time()  # closed model: the intended start is the call
-                recorder.start(engine, mix.pick(i), maker.make(i), now, now)
+                recorder.start(engine, mix.pick(i), maker.make(i))  # closed model: planned = the call
 
         threads = [threading.Thread(target=user, args=(vu, eng), daemon=True) for vu, eng in zip(plan.users, engines)]
         for thread in threads:
@@ -177,7 +179,7 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
                     _bump(sync.dropped)
                     continue
             # Open model: latency counts from the planned instant (no coordinated omission).
-            recorder.start(engine, mix.pick(k), maker.make(k), planned, planned)
+            recorder.start(engine, mix.pick(k), maker.make(k), planned)
     for engine in engines:
         engine.close()  # flushes this process's lock counters to the shard files
     write_payload(plan.metrics_path, recorder.payload())

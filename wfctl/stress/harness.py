@@ -48,6 +48,8 @@ from .compare import RESULT_SCHEMA
 MAX_CLIENT_PROCESSES = 64
 #: How often the harness samples the shard files while a variant runs.
 SAMPLE_EVERY_S = 0.25
+#: The live view's rates are averaged over at least this long.
+RATE_WINDOW_S = 1.0
 #: How long the processes may take to start before the run is abandoned.
 READY_TIMEOUT_S = 120.0
 #: Delay between the go signal and the start instant, so every process sleeps to the same instant.
@@ -144,6 +146,8 @@ class _VariantRun:
         self.phase = "starting"
         self.origin = 0.0
         self._last_sample: tuple[float, int, int] | None = None
+        self._rates = (0.0, 0.0)
+        self.probe: Any = None
         self.armed_at: float | None = None
 
     # set-up
@@ -255,29 +259,31 @@ class _VariantRun:
         """Sample the shard files: (runs created, unfinished); report a live snapshot."""
         from ..engine import Engine
 
+        if self.probe is None:
+            self.probe = Engine(self.data)  # read-only: kept open while the variant runs
         shards = []
-        with Engine(self.data) as engine:
-            for n in range(self.variant.shards):
-                p = engine.shard_store(n).progress()
-                shards.append({"shard": n, "runs": p.runs, "unfinished": p.unfinished, "queue_depth": p.queue_depth,
-                               "lock_retries": p.lock_retries, "lock_wait_ms": p.lock_wait_ms})
+        for n in range(self.variant.shards):
+            p = self.probe.shard_store(n).progress()
+            shards.append({"shard": n, "runs": p.runs, "unfinished": p.unfinished, "queue_depth": p.queue_depth,
+                           "lock_retries": p.lock_retries, "lock_wait_ms": p.lock_wait_ms})
         runs = sum(s["runs"] for s in shards)
         unfinished = sum(s["unfinished"] for s in shards)
         self.sync.unfinished.value = unfinished
         now = time.time()
-        starts_rate = completions_rate = 0.0
-        if self._last_sample is not None:
-            then, runs0, finished0 = self._last_sample
-            span = max(now - then, 1e-6)
-            starts_rate = (runs - runs0) / span
-            completions_rate = ((runs - unfinished) - finished0) / span
-        self._last_sample = (now, runs, runs - unfinished)
+        if self._last_sample is None:
+            self._last_sample = (now, runs, runs - unfinished)
+        then, runs0, finished0 = self._last_sample
+        if now - then >= RATE_WINDOW_S:  # rates over at least a second, not over the last sample
+            self._rates = ((runs - runs0) / (now - then), ((runs - unfinished) - finished0) / (now - then))
+            self._last_sample = (now, runs, runs - unfinished)
+        starts_rate, completions_rate = self._rates
         if self.progress is not None:
             self.progress({
                 "scenario": self.scenario.name, "variant": self.variant.name, "phase": self.phase,
                 "elapsed_s": max(now - self.origin, 0.0), "target": target, "started": runs,
                 "finished": runs - unfinished, "unfinished": unfinished, "starts_per_s": starts_rate,
-                "completions_per_s": completions_rate, "dropped": self.sync.dropped.value, "rejected": self.sync.rejected.value, "shards": shards,
+                "completions_per_s": completions_rate, "dropped": self.sync.dropped.value,
+                "rejected": self.sync.rejected.value, "shards": shards,
             })
         return runs, unfinished
 
@@ -306,6 +312,9 @@ class _VariantRun:
     def stop(self) -> None:
         self.phase = "collecting"
         self.sync.stop.set()
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
         for proc in [*self.schedulers, *self.workers]:
             if proc.is_alive():
                 proc.terminate()  # SIGTERM: in-flight steps commit, leases released, metrics written
