@@ -223,3 +223,33 @@ def test_bad_baseline_is_one_line(tmp_path):
     proc = wfctl("stress", "compare", "bad.json", "bad.json", tmp=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("wfctl: error: bad.json: not valid JSON")
     assert proc.stderr.count("\n") == 1
+
+
+def test_sigterm_stops_every_process_and_removes_the_data_directory(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "wfctl", "stress", "run", "sustained-load", "--no-live"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("sustained-load-*/metrics")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # the variant is running: workers and clients are up
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert list(tmp_path.glob("sustained-load-*")) == []  # the variant's data directory is gone
+    # No worker, client or scheduler process is left (multiprocessing's resource tracker, which
+    # watches its parent's pipe, may take a moment to notice the parent is gone).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        left = subprocess.run(["ps", "-o", "pid,args", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+        pytest.fail(f"processes left in the group:\n{left}")

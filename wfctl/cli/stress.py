@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -110,6 +111,7 @@ def run_command(
     scenarios = load_scenarios(target, overrides, smoke=smoke)
     out = console()
     keep_dir = _keep_dir() if keep else None
+    signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: stop the processes, remove the data directories
     with LiveView(out, enabled=live) as view:
         result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]])
     comparisons = compare_results(base, result, fail_on_regression or 0.0) if base is not None else None
@@ -184,6 +186,10 @@ def _html(result: dict) -> str:
     from ..stress.html import render_html
 
     return render_html(result)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _keep_dir() -> Path:
