@@ -153,10 +153,12 @@ def test_report_shows_variants_side_by_side_and_the_breach():
     assert "success rate" in text and "100%" in text and "80%" in text
     # latencies in ms, formatted
     assert "0.042" in text and "1,234" in text
-    assert "step_latency.start" in text
-    assert "fire_lag" in text  # one variant has fire-lag samples
-    # shards: human-readable sizes and a status summary
-    assert "1.2 MB" in text and "completed 4, failed 1" in text
+    assert "step start" in text
+    assert "fire lag" in text  # one variant has fire-lag samples
+    # shards (160 columns: the wide table): human-readable sizes, unfinished and failed runs
+    shard_rows = _lines_with(text, "MB")
+    assert "1.2 MB" in text and any(" 5 " in line and " 1 " in line for line in shard_rows)
+    assert "transactions" in text
     # errors, escaped markup comes out literally
     assert "input too large [/red] for run 0-abc" in text
     # cross-check
@@ -197,7 +199,7 @@ def test_report_single_variant_all_passed():
     text = con.export_text()
     assert "variant: 1 shard, spread" in text
     assert "value" in text  # the single value column
-    assert "fire_lag" not in text  # no fire-lag samples
+    assert "fire lag" not in text  # no fire-lag samples
     assert "errors" not in text
     assert "ratio vs baseline" not in text
     assert "PASS: all thresholds passed (1 checked)" in text

@@ -62,15 +62,15 @@ HARNESS_THRESHOLDS = ("crosscheck.differences == 0",)
 SCHEDULED_THRESHOLDS = ("slots.missed == 0", "slots.duplicates == 0")
 
 COMPARISON_ROWS = (
-    ("duration_s", "total time (s)"),
-    ("completions.rate", "throughput (completions/s)"),
+    ("duration_s", "total time"),
+    ("completions.rate", "completions/s"),
     ("starts.rate", "starts/s"),
-    ("start_latency.mean", "start latency mean (ms)"),
-    ("start_latency.p50", "start latency p50 (ms)"),
-    ("start_latency.p99", "start latency p99 (ms)"),
-    ("e2e_latency.p50", "completion p50 (ms)"),
-    ("e2e_latency.p95", "completion p95 (ms)"),
-    ("lock_retries_per_1000", "lock retries per 1,000 starts"),
+    ("start_latency.mean", "start mean"),
+    ("start_latency.p50", "start p50"),
+    ("start_latency.p99", "start p99"),
+    ("e2e_latency.p50", "completion p50"),
+    ("e2e_latency.p95", "completion p95"),
+    ("lock_retries_per_1000", "lock retries per 1k starts"),
     ("success_rate", "success rate"),
     ("failed", "failed"),
     ("stuck", "stuck"),

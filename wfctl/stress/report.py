@@ -162,11 +162,17 @@ def _metrics(variant: Mapping[str, Any]) -> Mapping[str, Any]:
     return metrics if isinstance(metrics, Mapping) else {}
 
 
+def _header(name: str) -> str:
+    """A variant name as a column header, broken after its last ``/`` (``4sh/exec/`` over ``hot``)."""
+    head, sep, tail = name.rpartition("/")
+    return escape(f"{head}{sep}\n{tail}" if sep else name)
+
+
 def _variant_table(title: str, names: Sequence[str], first_header: str) -> Table:
     table = Table(title=title, title_justify="left", show_edge=True)
-    table.add_column(first_header, style="bold")
+    table.add_column(first_header, style="bold", overflow="fold")
     for name in names:
-        table.add_column(escape(name) if len(names) > 1 else "value", justify="right")
+        table.add_column(_header(name) if len(names) > 1 else "value", justify="right", overflow="fold")
     return table
 
 
@@ -209,15 +215,29 @@ def _step_types(variants: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted(types)
 
 
-def _latency_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table:
+def _latency_label(base: str) -> str:
+    """``start``, ``e2e``, ``fire lag``, ``step <type>``: short enough for 80 columns."""
+    if base.startswith("step_latency."):
+        return "step " + base.split(".", 1)[1]
+    return {"start_latency": "start", "e2e_latency": "e2e", "fire_lag": "fire lag"}.get(base, base)
+
+
+#: Below this console width the long tables keep only their main columns (CI logs are 80 wide).
+WIDE_CONSOLE = 110
+_NARROW_LATENCY = ("p50", "p95", "p99", "max")
+
+
+def _latency_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str], wide: bool = True) -> Table:
     several = len(variants) > 1
     table = Table(title="latency (ms)", title_justify="left")
-    table.add_column("metric", style="bold")
+    table.add_column("metric", style="bold", no_wrap=True)
     if several:
-        table.add_column("variant")
-    table.add_column("count", justify="right")
-    for _, header in LATENCY_COLUMNS:
-        table.add_column(header, justify="right")
+        table.add_column("variant", no_wrap=True)
+    if wide:
+        table.add_column("count", justify="right", no_wrap=True)
+    columns = [(stat, header) for stat, header in LATENCY_COLUMNS if wide or stat in _NARROW_LATENCY]
+    for _, header in columns:
+        table.add_column(header, justify="right", no_wrap=True)
     bases = ["start_latency", "e2e_latency"]
     if any((_number(_metrics(v).get("fire_lag.count")) or 0) > 0 for v in variants):
         bases.append("fire_lag")
@@ -225,9 +245,9 @@ def _latency_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) 
     for base in bases:
         for i, (variant, name) in enumerate(zip(variants, names)):
             metrics = _metrics(variant)
-            cells = [format_count(metrics.get(f"{base}.count"))]
-            cells += [format_ms(metrics.get(f"{base}.{stat}")) for stat, _ in LATENCY_COLUMNS]
-            label = escape(base) if i == 0 or not several else ""
+            cells = [format_count(metrics.get(f"{base}.count"))] if wide else []
+            cells += [format_ms(metrics.get(f"{base}.{stat}")) for stat, _ in columns]
+            label = escape(_latency_label(base)) if i == 0 or not several else ""
             if several:
                 table.add_row(label, escape(name), *cells, end_section=i == len(variants) - 1)
             else:
@@ -235,17 +255,17 @@ def _latency_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) 
     return table
 
 
-def _status_summary(by_status: object) -> str:
-    if not isinstance(by_status, Mapping) or not by_status:
-        return MISSING
-    return ", ".join(f"{escape(str(status))} {format_count(n)}" for status, n in by_status.items())
+def _unfinished(by_status: object) -> int | None:
+    if not isinstance(by_status, Mapping):
+        return None
+    return sum(int(by_status.get(status) or 0) for status in ("pending", "running"))
 
 
-def _shards_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
+def _shards_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str], wide: bool = True) -> Table | None:
     several = len(variants) > 1
     rows = []
     for variant, name in zip(variants, names):
-        shards = variant.get("shards")  # the example result also uses "shards" for the shard count
+        shards = variant.get("shards")
         for shard in shards if isinstance(shards, list) else []:
             if isinstance(shard, Mapping):
                 rows.append((name, shard))
@@ -253,26 +273,31 @@ def _shards_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -
         return None
     table = Table(title="shards", title_justify="left")
     if several:
-        table.add_column("variant")
-    for header in ("shard", "runs", "by status", "queue", "lock retries", "lock wait ms", "transactions",
-                   "file+wal", "growth"):
-        table.add_column(header, justify="left" if header == "by status" else "right")
+        table.add_column("variant", no_wrap=True)
+    headers = ["shard", "runs", "unfinished", "failed", "queue", "lock retries", "lock wait ms", "transactions",
+               "file+wal", "growth"] if wide else ["shard", "runs", "retries", "wait ms", "file+wal", "growth"]
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
     for name, shard in rows:
         file_bytes = _number(shard.get("file_bytes"))
         wal_bytes = _number(shard.get("wal_bytes"))
         stored = None if file_bytes is None and wal_bytes is None else (file_bytes or 0) + (wal_bytes or 0)
-        cells = [
-            escape(str(shard.get("shard", MISSING))),
-            format_count(shard.get("runs")),
-            _status_summary(shard.get("by_status")),
-            format_count(shard.get("queue_depth")),
-            format_count(shard.get("lock_retries")),
-            format_ms(shard.get("lock_wait_ms")),
-            format_count(shard.get("transactions")),
-            format_bytes(stored),
-            format_bytes(shard.get("file_growth_bytes")),
-        ]
-        table.add_row(*([escape(name)] if several else []), *cells)
+        by_status = shard.get("by_status")
+        cells = {
+            "shard": escape(str(shard.get("shard", MISSING))),
+            "runs": format_count(shard.get("runs")),
+            "unfinished": format_count(_unfinished(by_status)),
+            "failed": format_count(by_status.get("failed", 0) if isinstance(by_status, Mapping) else None),
+            "queue": format_count(shard.get("queue_depth")),
+            "lock retries": format_count(shard.get("lock_retries")),
+            "retries": format_count(shard.get("lock_retries")),
+            "lock wait ms": format_ms(shard.get("lock_wait_ms")),
+            "wait ms": format_ms(shard.get("lock_wait_ms")),
+            "transactions": format_count(shard.get("transactions")),
+            "file+wal": format_bytes(stored),
+            "growth": format_bytes(shard.get("file_growth_bytes")),
+        }
+        table.add_row(*([escape(name)] if several else []), *(cells[h] for h in headers))
     return table
 
 
@@ -287,9 +312,9 @@ def _errors_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -
         return None
     table = Table(title="errors", title_justify="left")
     if several:
-        table.add_column("variant")
+        table.add_column("variant", overflow="fold")
     table.add_column("message", style="red", overflow="fold")
-    table.add_column("count", justify="right")
+    table.add_column("count", justify="right", overflow="fold")
     for name, message, count in rows:
         table.add_row(*([escape(name)] if several else []), escape(message), format_count(count))
     return table
@@ -324,9 +349,9 @@ def _slots_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) ->
     table = Table(title="schedule slots", title_justify="left")
     several = len(variants) > 1
     if several:
-        table.add_column("variant")
+        table.add_column("variant", overflow="fold")
     for header in ("expected", "fired", "duplicates", "missed"):
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", overflow="fold")
     for variant, name in with_slots:
         slots = variant["slots"] if isinstance(variant["slots"], Mapping) else {}
         metrics = _metrics(variant)
@@ -352,10 +377,10 @@ def _comparison_table(scenario: Mapping[str, Any], names: Sequence[str]) -> Tabl
             if name not in columns:
                 columns.append(name)
     table = Table(title=f"comparison (ratio vs baseline: {escape(baseline)})", title_justify="left")
-    table.add_column("metric", style="bold")
+    table.add_column("metric", style="bold", overflow="fold")
     for name in columns:
-        header = escape(name) + (" [dim](baseline)[/dim]" if name == baseline else "")
-        table.add_column(header, justify="right")
+        header = _header(name) + (" [dim]=1[/dim]" if name == baseline else "")
+        table.add_column(header, justify="right", overflow="fold")
     for row in comparison["rows"]:
         metric = str(row.get("metric", ""))
         values = row.get("values") or {}
@@ -382,10 +407,10 @@ def _thresholds_table(scenario: Mapping[str, Any]) -> Table | None:
     if not thresholds:
         return None
     table = Table(title="thresholds", title_justify="left")
-    table.add_column("threshold")
-    table.add_column("variant")
-    table.add_column("actual", justify="right")
-    table.add_column("result")
+    table.add_column("threshold", overflow="fold")
+    table.add_column("variant", overflow="fold")
+    table.add_column("actual", justify="right", overflow="fold")
+    table.add_column("result", overflow="fold")
     for item in thresholds:
         metric = str(item.get("metric", ""))
         table.add_row(
@@ -413,8 +438,9 @@ def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
     if variants:
         console.print(_counts_table(variants, names))
         console.print(_throughput_table(variants, names))
-        console.print(_latency_table(variants, names))
-        for table in (_shards_table(variants, names), _errors_table(variants, names)):
+        wide = getattr(console, "width", WIDE_CONSOLE) >= WIDE_CONSOLE
+        console.print(_latency_table(variants, names, wide))
+        for table in (_shards_table(variants, names, wide), _errors_table(variants, names)):
             if table is not None:
                 console.print(table)
         _render_crosscheck(console, variants, names)
@@ -474,11 +500,11 @@ def render_comparison(
     if tolerance_pct is not None:
         title += f" (regression tolerance {tolerance_pct:g}%)"
     table = Table(title=title, title_justify="left")
-    table.add_column("metric", style="bold")
-    table.add_column(f"baseline\n[dim]{escape(baseline_label)}[/dim]", justify="right")
-    table.add_column(f"current\n[dim]{escape(current_label)}[/dim]", justify="right")
-    table.add_column("change", justify="right")
-    table.add_column("")
+    table.add_column("metric", style="bold", overflow="fold")
+    table.add_column(f"baseline\n[dim]{escape(baseline_label)}[/dim]", justify="right", overflow="fold")
+    table.add_column(f"current\n[dim]{escape(current_label)}[/dim]", justify="right", overflow="fold")
+    table.add_column("change", justify="right", overflow="fold")
+    table.add_column("", overflow="fold")
     regressed = 0
     for row in rows:
         if row.baseline is None and row.current is None:
