@@ -39,7 +39,7 @@ from ..engine.processes import split_shards
 from ..errors import WfctlError
 from .agents import ClientPlan, Sync, client_main, read_payload, scheduler_main, worker_main
 from .metrics import RunMetrics, Timeline
-from .scenarios import Scenario
+from .scenarios import Scenario, definition_path
 from .thresholds import Threshold, combine_thresholds, evaluate_thresholds, parse_thresholds
 from .workload import planned_arrivals, target_rate
 
@@ -172,13 +172,11 @@ class _VariantRun:
         return weighted
 
     def _definition_files(self) -> tuple[list[Path], list[tuple[str, float]]]:
-        from .scenarios import _definition_path
-
         folder = self.root / "definitions"
         folder.mkdir()
         files, weighted = [], []
         for ref in self.scenario.definitions:
-            path = _definition_path(ref, self.scenario.source)
+            path = definition_path(ref, self.scenario.source)
             body = ref.inline if path is None else json.loads(path.read_text(encoding="utf-8"))
             base = str(body.get("id") or (path.stem if path is not None else "stress"))
             copies = 1 if self.variant.hot_definition else ref.copies
@@ -293,7 +291,7 @@ class _VariantRun:
         stuck_after = self.scenario.stuck_after
         sent_at: float | None = None
         while True:
-            runs, unfinished = self.sample(target)
+            _, unfinished = self.sample(target)
             now = time.time()
             if sent_at is None:
                 self._check_alive()
@@ -346,11 +344,10 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
 
     ``keep``: a folder under which the variant's data directory is kept (else it is deleted).
     """
-    parent = keep if keep is not None else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in variant.name).strip("-")
-    root = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-{slug}-", dir=parent))
+    root = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-{slug}-", dir=keep))
     run = _VariantRun(scenario, variant, root, progress)
     started_at = time.time()
     try:
@@ -548,9 +545,7 @@ def scenario_thresholds(scenario: Scenario, extra: Iterable[Threshold]) -> list[
     by the command line's, plus the harness's own."""
     defaults = parse_thresholds(scenario.thresholds.defaults)
     extra = list(extra)
-    combined = combine_thresholds(defaults, extra)
-    from_cli = {id(t) for t in extra}
-    out = [(t, "command line" if id(t) in from_cli else "scenario") for t in combined]
+    out = [(t, "command line" if t in extra else "scenario") for t in combine_thresholds(defaults, extra)]
     return out + [(t, "harness") for t in parse_thresholds(harness_thresholds(scenario))]
 
 

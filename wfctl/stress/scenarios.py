@@ -86,6 +86,7 @@ from wfctl.errors import InputError, WfctlError
 __all__ = [
     "Scenario",
     "apply_overrides",
+    "definition_path",
     "list_scenarios",
     "load_scenario",
     "load_scenarios",
@@ -279,7 +280,7 @@ class Scenario(_Model):
 
     def definition_paths(self) -> list[Path]:
         """The definition files referenced by ``path`` or ``builtin`` (inline ones have none)."""
-        return [p for d in self.definitions if (p := _definition_path(d, self.source)) is not None]
+        return [p for d in self.definitions if (p := definition_path(d, self.source)) is not None]
 
     def apply_smoke(self) -> "Scenario":
         """A copy with the ``[smoke]`` overrides applied (the scenario itself if it has none)."""
@@ -407,7 +408,8 @@ def scenario_names() -> list[str]:
     return sorted(p.stem for p in scenarios_dir().glob("*.toml"))
 
 
-def _definition_path(ref: DefinitionRef, source: Optional[Path]) -> Optional[Path]:
+def definition_path(ref: DefinitionRef, source: Optional[Path]) -> Optional[Path]:
+    """The file a ``[[definitions]]`` entry names (None for an inline definition)."""
     if ref.builtin is not None:
         return scenarios_dir() / "definitions" / f"{ref.builtin}.json"
     if ref.path is None:
@@ -422,7 +424,7 @@ def _definition_path(ref: DefinitionRef, source: Optional[Path]) -> Optional[Pat
 
 def _check_definitions(scenario: Scenario, source: Path) -> None:
     for i, ref in enumerate(scenario.definitions):
-        path = _definition_path(ref, source)
+        path = definition_path(ref, source)
         if path is not None and not path.is_file():
             key = "builtin" if ref.builtin is not None else "path"
             raise InputError(f"{source}: definitions.{i}.{key}: no definition file '{getattr(ref, key)}'")
