@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wfctl.errors import InputError
+from wfctl.stress.metrics import as_number, is_latency_metric
 
 REGRESSION_EXIT_CODE = 98
 
@@ -50,7 +51,7 @@ _HIGHER_IS_BETTER = {
 
 def higher_is_better(metric: str) -> bool | None:
     """True / False for a metric with a direction, None for an informational one."""
-    if metric.startswith(("start_latency.", "e2e_latency.", "fire_lag.", "step_latency.")):
+    if is_latency_metric(metric):
         return None if metric.endswith(".count") else False
     if metric in _LOWER_IS_BETTER:
         return False
@@ -69,15 +70,9 @@ class Comparison:
     higher_is_better: bool | None = None
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return None if math.isnan(value) else float(value)
-
-
 def _compare_one(metric: str, base: object, cur: object, tolerance_pct: float) -> Comparison:
     direction = higher_is_better(metric)
-    b, c = _number(base), _number(cur)
+    b, c = as_number(base), as_number(cur)
     change = None
     if b is not None and c is not None and b != 0:
         change = (c - b) / abs(b) * 100.0

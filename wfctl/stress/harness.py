@@ -38,9 +38,9 @@ from typing import Any
 from ..engine.processes import split_shards
 from ..errors import WfctlError
 from .agents import ClientPlan, Sync, client_main, read_payload, scheduler_main, worker_main
-from .metrics import RunMetrics, Timeline
+from .metrics import RunMetrics, Timeline, as_number
 from .scenarios import Scenario, definition_path
-from .thresholds import Threshold, combine_thresholds, evaluate_thresholds, parse_thresholds
+from .thresholds import BREACH_EXIT_CODE, Threshold, combine_thresholds, evaluate_thresholds, parse_thresholds
 from .workload import planned_arrivals, target_rate
 
 from .compare import RESULT_SCHEMA
@@ -533,8 +533,7 @@ def comparison_table(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for result in results:
             value = result["metrics"].get(metric)
             values[result["name"]] = value
-            ratios[result["name"]] = (value / base if isinstance(value, (int, float)) and isinstance(base, (int, float))
-                                      and base else None)
+            ratios[result["name"]] = (value / base if as_number(value) is not None and as_number(base) else None)
         rows.append({"metric": metric, "label": label, "higher_is_better": higher_is_better(metric),
                      "values": values, "ratios": ratios})
     return {"baseline": baseline["name"], "rows": rows}
@@ -595,7 +594,7 @@ def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = 
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
                     "platform": platform.platform()},
         "passed": passed,
-        "exit_code": 0 if passed else 99,
+        "exit_code": 0 if passed else BREACH_EXIT_CODE,
         "scenarios": results,
     }
 

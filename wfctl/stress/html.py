@@ -14,6 +14,8 @@ from html import escape
 from collections.abc import Collection
 from typing import Any
 
+from .metrics import as_number
+
 __all__ = ["chart_titles", "render_html"]
 
 _DASH = "\u2014"
@@ -87,10 +89,6 @@ def chart_titles(result: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- formatting
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _fmt(value: Any) -> str:
@@ -182,14 +180,14 @@ def _figure(title: str, svg: str) -> str:
 
 def _timeline_charts(variant: dict, titles: tuple[str, str, str]) -> str:
     timeline = variant.get("timeline") or {}
-    points = [p for p in timeline.get("points") or [] if _num(p.get("t")) is not None]
-    interval = _num(timeline.get("interval_s")) or 1.0
+    points = [p for p in timeline.get("points") or [] if as_number(p.get("t")) is not None]
+    interval = as_number(timeline.get("interval_s")) or 1.0
     dots = len(points) <= 40
 
     def series(key: str, scale: float = 1.0) -> list[tuple[float, float | None]]:
         out = []
         for p in points:
-            v = _num(p.get(key))
+            v = as_number(p.get(key))
             out.append((float(p["t"]), None if v is None else v / scale))
         return out
 
@@ -216,9 +214,9 @@ def _shard_chart(variant: dict, title: str) -> str:
     shards = _shard_list(variant)
     chart = _chart("Bar", title, "shard", "count", value_formatter=_short)
     chart.x_labels = [str(s.get("shard", i)) for i, s in enumerate(shards)]
-    chart.add("lock retries", [_num(s.get("lock_retries")) for s in shards])
-    chart.add("runs", [_num(s.get("runs")) for s in shards])
-    waits = [_num(s.get("lock_wait_ms")) for s in shards]
+    chart.add("lock retries", [as_number(s.get("lock_retries")) for s in shards])
+    chart.add("runs", [as_number(s.get("runs")) for s in shards])
+    waits = [as_number(s.get("lock_wait_ms")) for s in shards]
     # pygal's secondary axis fails on a series without any value: draw that one on the left axis.
     has_wait = any(w is not None for w in waits)
     chart.add("lock wait (ms, right axis)" if has_wait else "lock wait (ms)", waits, secondary=has_wait)
@@ -231,7 +229,7 @@ def _comparison_chart(row: dict, variants: list[str]) -> str:
     chart = _chart("Bar", title, "variant", _row_label(row), show_x_labels=False)
     chart.x_labels = [_row_label(row)]
     for name in variants:
-        chart.add(name, [_num(values.get(name))])
+        chart.add(name, [as_number(values.get(name))])
     return _figure(title, _svg(chart))
 
 
@@ -254,7 +252,7 @@ def _variant_section(variant: dict) -> str:
     rows = []
     for label, key in _KEY_FIGURES:
         value = metrics.get(key)
-        shown = f"{value * 100:.1f} %" if key == "success_rate" and _num(value) is not None else _fmt(value)
+        shown = f"{value * 100:.1f} %" if key == "success_rate" and as_number(value) is not None else _fmt(value)
         rows.append([escape(label), shown])
     parts = [f"<h3>Variant: {escape(name)}</h3>", f'<p class="muted">{facts}</p>' if facts else "",
              _table(["figure", "value"], rows, {1})]
@@ -292,7 +290,7 @@ def _comparison_section(scenario: dict) -> str:
         better = {True: " (higher is better)", False: " (lower is better)"}.get(row.get("higher_is_better"), "")
         cells = [escape(_row_label(row) + better)]
         for v in variants:
-            ratio = _num(ratios.get(v))
+            ratio = as_number(ratios.get(v))
             cells += [_fmt(values.get(v)), "n/a" if ratio is None else f"{_fmt(ratio)}\u00d7"]
         table_rows.append(cells)
     note = f'<p class="muted">Ratios are relative to the baseline {escape(str(baseline))}.</p>' if baseline else ""

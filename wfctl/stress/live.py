@@ -33,25 +33,18 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .metrics import as_number
+
 REFRESH_PER_SECOND = 4
 PLAIN_INTERVAL_S = 5.0
 
 
 def _int(value: object) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)) and value == value:  # not NaN
-        try:
-            return int(value)
-        except (OverflowError, ValueError):
-            return 0
-    return 0
+    return int(as_number(value) or 0)
 
 
 def _float(value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-        return float(value)
-    return 0.0
+    return as_number(value) or 0.0
 
 
 def _elapsed(seconds: float) -> str:

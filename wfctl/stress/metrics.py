@@ -42,6 +42,7 @@ _PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p9
 
 COUNTER_NAMES = ("started", "completed", "failed", "canceled", "stuck", "dropped", "late", "rejected")
 LATENCY_METRICS = ("start_latency", "e2e_latency", "fire_lag")
+_LATENCY_PREFIXES = tuple(f"{base}." for base in LATENCY_METRICS) + ("step_latency.",)
 #: Figures the harness measures outside RunMetrics (shard files, schedules, cross-check); counts unless noted.
 EXTRA_METRICS = (
     "starts.target_rate",  # open model: the arrival rate asked for (per second)
@@ -60,6 +61,18 @@ OTHER_STEP_TYPE = "other"
 DEFAULT_MAX_SECONDS = 86_400
 
 _STEP_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def as_number(value: object) -> float | None:
+    """``value`` as a float when it is a finite real number (a bool is not), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def is_latency_metric(name: str) -> bool:
+    """Whether ``name`` is a latency stat (``start_latency.p99``, ``step_latency.llm.max``, ...)."""
+    return name.startswith(_LATENCY_PREFIXES)
 
 
 def _safe_div(numerator: float, denominator: float) -> float:

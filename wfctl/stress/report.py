@@ -12,7 +12,6 @@ Rich markup.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wfctl.stress.compare import Comparison
+from wfctl.stress.metrics import as_number
 from wfctl.stress.thresholds import BREACH_EXIT_CODE, metric_unit_kind
 
 MISSING = "-"
@@ -31,14 +31,6 @@ _BAD_WHEN_NONZERO = {"failed", "stuck", "dropped", "late", "rejected"}
 
 
 # -- formatting ------------------------------------------------------------------------
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def _decimal(value: float) -> str:
@@ -57,13 +49,13 @@ def _decimal(value: float) -> str:
 
 def format_ms(value: object) -> str:
     """Milliseconds without the unit: ``0.042`` -> "0.042", ``1234.5`` -> "1,234"; None -> "-"."""
-    number = _number(value)
+    number = as_number(value)
     return MISSING if number is None else _decimal(number)
 
 
 def format_count(value: object) -> str:
     """A count with thousands separators; fractional values keep two decimals."""
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return MISSING
     if number.is_integer():
@@ -73,7 +65,7 @@ def format_count(value: object) -> str:
 
 def format_rate(value: object) -> str:
     """Events per second without the unit (a whole-number peak stays whole: 5 -> "5")."""
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return MISSING
     if isinstance(value, int):
@@ -83,7 +75,7 @@ def format_rate(value: object) -> str:
 
 def format_percent(fraction: object) -> str:
     """A fraction 0..1 as a percentage: 1.0 -> "100%", 0.995 -> "99.5%"."""
-    number = _number(fraction)
+    number = as_number(fraction)
     if number is None:
         return MISSING
     text = f"{number * 100:.2f}".rstrip("0").rstrip(".")
@@ -92,7 +84,7 @@ def format_percent(fraction: object) -> str:
 
 def format_bytes(value: object) -> str:
     """Bytes in decimal units: 1_200_000 -> "1.2 MB", 512 -> "512 B"; negatives keep the sign."""
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return MISSING
     sign = "-" if number < 0 else ""
@@ -108,7 +100,7 @@ def format_bytes(value: object) -> str:
 
 def format_duration(seconds: object) -> str:
     """``12.3`` -> "12.3 s", ``125`` -> "2m 05s"."""
-    number = _number(seconds)
+    number = as_number(seconds)
     if number is None:
         return MISSING
     if number < 60:
@@ -122,7 +114,7 @@ def format_duration(seconds: object) -> str:
 
 def format_value(metric: str, value: object) -> str:
     """``value`` of ``metric`` in the metric's unit (see :func:`metric_unit_kind`); None -> "n/a"."""
-    if _number(value) is None:
+    if as_number(value) is None:
         return NOT_AVAILABLE
     kind = metric_unit_kind(metric)
     if kind == "ms":
@@ -141,7 +133,7 @@ def format_value(metric: str, value: object) -> str:
 
 
 def format_ratio(ratio: object) -> str:
-    number = _number(ratio)
+    number = as_number(ratio)
     return NOT_AVAILABLE if number is None else f"×{number:.2f}"
 
 
@@ -183,7 +175,7 @@ def _counts_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -
         for variant in variants:
             value = _metrics(variant).get(key)
             text = format_count(value)
-            if key in _BAD_WHEN_NONZERO and (_number(value) or 0) > 0:
+            if key in _BAD_WHEN_NONZERO and (as_number(value) or 0) > 0:
                 text = f"[red]{text}[/red]"
             cells.append(text)
         table.add_row(key, *cells)
@@ -198,7 +190,7 @@ def _throughput_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str
         ("peak completions/s", "completions.peak_rate"),
         ("starts/s", "starts.rate"),
     ]
-    if any(_number(_metrics(v).get("starts.target_rate")) is not None for v in variants):
+    if any(as_number(_metrics(v).get("starts.target_rate")) is not None for v in variants):
         rows.append(("target starts/s", "starts.target_rate"))
     for label, key in rows:
         table.add_row(label, *(format_rate(_metrics(v).get(key)) for v in variants))
@@ -239,7 +231,7 @@ def _latency_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str], 
     for _, header in columns:
         table.add_column(header, justify="right", no_wrap=True)
     bases = ["start_latency", "e2e_latency"]
-    if any((_number(_metrics(v).get("fire_lag.count")) or 0) > 0 for v in variants):
+    if any((as_number(_metrics(v).get("fire_lag.count")) or 0) > 0 for v in variants):
         bases.append("fire_lag")
     bases += [f"step_latency.{t}" for t in _step_types(variants)]
     for base in bases:
@@ -279,8 +271,8 @@ def _shards_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str], w
     for header in headers:
         table.add_column(header, justify="right", no_wrap=True)
     for name, shard in rows:
-        file_bytes = _number(shard.get("file_bytes"))
-        wal_bytes = _number(shard.get("wal_bytes"))
+        file_bytes = as_number(shard.get("file_bytes"))
+        wal_bytes = as_number(shard.get("wal_bytes"))
         stored = None if file_bytes is None and wal_bytes is None else (file_bytes or 0) + (wal_bytes or 0)
         by_status = shard.get("by_status")
         cells = {
@@ -359,7 +351,7 @@ def _slots_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) ->
         for key in ("expected", "fired", "duplicates", "missed"):
             value = slots.get(key, metrics.get(f"slots.{key}"))
             text = format_count(value)
-            if key in ("duplicates", "missed") and (_number(value) or 0) > 0:
+            if key in ("duplicates", "missed") and (as_number(value) or 0) > 0:
                 text = f"[red]{text}[/red]"
             cells.append(text)
         table.add_row(*([escape(name)] if several else []), *cells)
@@ -391,7 +383,7 @@ def _comparison_table(scenario: Mapping[str, Any], names: Sequence[str]) -> Tabl
             if name not in values and name not in ratios:
                 cells.append(MISSING)
                 continue
-            ratio = _number(ratios.get(name))
+            ratio = as_number(ratios.get(name))
             ratio_text = format_ratio(ratio)
             if name != baseline and ratio is not None and better is not None and ratio != 1.0:
                 good = (ratio > 1.0) == bool(better)
@@ -477,7 +469,7 @@ def render_report(console: Any, result: Mapping[str, Any]) -> None:
 def _improved(row: Comparison, tolerance_pct: float) -> bool:
     if row.regression or row.higher_is_better is None:
         return False
-    b, c = _number(row.baseline), _number(row.current)
+    b, c = as_number(row.baseline), as_number(row.current)
     if b is None or c is None:
         return False
     if row.change_pct is None:  # baseline 0

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from wfctl.errors import InputError
-from wfctl.stress.metrics import LATENCY_STATS, is_step_latency_metric, known_metric_names
+from wfctl.stress.metrics import LATENCY_STATS, is_latency_metric, is_step_latency_metric, known_metric_names
 
 BREACH_EXIT_CODE = 99
 
@@ -72,7 +72,7 @@ _UNIT_LABEL = {"ms": "ms", "rate": "/s", "fraction": "", "seconds": "s", "count"
 def metric_unit_kind(metric: str) -> str:
     """``ms``, ``rate``, ``fraction``, ``seconds`` or ``count``."""
     last = metric.rsplit(".", 1)[-1]
-    if metric.startswith(("start_latency.", "e2e_latency.", "fire_lag.", "step_latency.")):
+    if is_latency_metric(metric):
         return "count" if last == "count" else "ms"
     if metric == "lock_wait_ms":
         return "ms"
