@@ -449,18 +449,23 @@ def test_worker_drain_with_two_processes(tmp_path):
     assert [s["lease_owner"] for s in ok_json(shards)] == [None] * 4
 
 
+def _wait_for_leases(data, timeout: float = 30) -> bool:
+    """Wait until a worker holds every shard's lease; whether it does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with Engine(data) as engine:
+            if all(s["lease_owner"] for s in engine.shards()):
+                return True
+        time.sleep(0.1)
+    return False
+
+
 def test_sigterm_stops_a_worker_promptly_and_releases_its_leases(tmp_path):
     data = init(tmp_path, shards=2)
     proc = subprocess.Popen(_argv(["worker", "--processes", "2"], data), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env())
     try:
-        deadline = time.monotonic() + 30
-        owners = [None]
-        while not all(owners) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            with Engine(data) as engine:
-                owners = [s["lease_owner"] for s in engine.shards()]
-        assert all(owners), "the worker did not take its shards"
+        assert _wait_for_leases(data), "the worker did not take its shards"
         [eid] = start_runs(data, HELLO, 1)  # the running worker does it
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -492,12 +497,7 @@ def test_sigterm_to_the_whole_process_group_exits_0(tmp_path):
     proc = subprocess.Popen(_argv(["worker", "--processes", "2"], data), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        owners = [None]
-        while not all(owners) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            with Engine(data) as engine:
-                owners = [s["lease_owner"] for s in engine.shards()]
+        _wait_for_leases(data)
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     finally:

@@ -202,3 +202,20 @@ def test_exit_decision():
     assert REGRESSION_EXIT_CODE not in (0, BREACH_EXIT_CODE)
     with pytest.raises(InputError):
         compare(base, cur, -1)
+
+
+def test_results_comparison_and_its_exit_code():
+    from wfctl.stress.compare import compare_results, comparisons_exit_code
+
+    def result(p99):
+        return {"scenarios": [{"name": "s", "variants": [{"name": "main", "metrics": {"start_latency.p99": p99}}]}]}
+
+    worse = compare_results(result(10.0), result(12.0), 10.0)
+    assert [(c.scenario, c.variant, [r.metric for r in c.regressions]) for c in worse] == [
+        ("s", "main", ["start_latency.p99"])]
+    assert comparisons_exit_code(worse, 10.0) == REGRESSION_EXIT_CODE
+    assert comparisons_exit_code(worse, None) == 0  # without --fail-on-regression nothing fails
+    assert comparisons_exit_code(compare_results(result(10.0), result(10.5), 10.0), 10.0) == 0
+    other = {"scenarios": [{"name": "t", "variants": [{"name": "main", "metrics": {}}]}]}
+    with pytest.raises(InputError, match="no scenario and variant in common"):
+        compare_results(result(10.0), other)

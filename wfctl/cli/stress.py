@@ -93,7 +93,7 @@ def run_command(
     --fail-on-regression, 1 a variant could not run (a process failed to start or died), 2 bad usage, scenario or
     baseline, 130 interrupted.
     """
-    from ..stress.compare import REGRESSION_EXIT_CODE, compare_results, load_result
+    from ..stress.compare import comparisons_exit_code, compare_results, load_result
     from ..stress.harness import run_stress
     from ..stress.live import LiveView
     from ..stress.report import render_report
@@ -115,8 +115,8 @@ def run_command(
     with LiveView(out, enabled=live) as view:
         result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]])
     comparisons = compare_results(base, result, fail_on_regression or 0.0) if base is not None else None
-    if comparisons is not None and fail_on_regression is not None and any(c.regressions for c in comparisons):
-        result["exit_code"] = result["exit_code"] or REGRESSION_EXIT_CODE  # a breach (99) wins
+    if comparisons is not None:  # a breach (99) wins over a regression (98)
+        result["exit_code"] = result["exit_code"] or comparisons_exit_code(comparisons, fail_on_regression)
     _write_outputs(result, json_path, html_path, out)  # first: a broken pipe must not lose the result
     render_report(out, result)
     if comparisons is not None:
@@ -140,31 +140,24 @@ def compare_command(
     Latencies, failures, stuck runs and lock retries are better lower; throughput and success better higher;
     the rest is informational. Exit 98 with --fail-on-regression when any metric regressed beyond PCT.
     """
-    from ..stress.compare import compare_results, load_result
+    from ..stress.compare import comparisons_exit_code, compare_results, load_result
 
     comparisons = compare_results(load_result(str(baseline)), load_result(str(current)), fail_on_regression or 0.0)
     if json_out:
         print_json([{"scenario": c.scenario, "variant": c.variant,
                      "metrics": [vars(row) for row in c.rows]} for c in comparisons])
-        code = 98 if fail_on_regression is not None and any(c.regressions for c in comparisons) else 0
     else:
-        code = _show_comparison(console(), comparisons, baseline, fail_on_regression, current)
-    raise typer.Exit(code)
+        _show_comparison(console(), comparisons, baseline, fail_on_regression, current)
+    raise typer.Exit(comparisons_exit_code(comparisons, fail_on_regression))
 
 
 def _show_comparison(out, comparisons, baseline: Path, fail_on_regression: Optional[float],
-                     current: Optional[Path] = None) -> int:
-    from ..errors import InputError
-    from ..stress.compare import REGRESSION_EXIT_CODE
+                     current: Optional[Path] = None) -> None:
     from ..stress.report import render_comparison
 
-    if not comparisons:
-        raise InputError(f"{baseline}: no scenario and variant in common with the current result")
     for c in comparisons:
         out.print(f"[bold]{escape(c.scenario)}[/bold] / {escape(c.variant)}")
         render_comparison(out, c.rows, str(baseline), str(current or "this run"), fail_on_regression)
-    regressed = fail_on_regression is not None and any(c.regressions for c in comparisons)
-    return REGRESSION_EXIT_CODE if regressed else 0
 
 
 def _write_outputs(result: dict, json_path: Optional[Path], html_path: Optional[Path], out) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import WfctlError
 from .metrics import RunMetrics, Timeline
 
 #: How often an open-model client re-reads the harness's count of unfinished runs.
@@ -106,8 +107,6 @@ class _Recorder:
 
     def start(self, engine: Any, definition: str, input: dict[str, Any], planned: float | None = None) -> None:
         """Start one run; its latency counts from ``planned`` (None: now, the closed model's call)."""
-        from ..errors import WfctlError
-
         if planned is None:
             planned = time.time()
         try:

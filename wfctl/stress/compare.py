@@ -16,7 +16,7 @@ threshold breach code 99) if any metric regressed beyond ``PCT``, else 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wfctl.errors import InputError
@@ -145,7 +145,8 @@ def load_result(path: str) -> dict:
 
 
 def compare_results(baseline: Mapping, current: Mapping, tolerance_pct: float = 0.0) -> list[VariantComparison]:
-    """Every (scenario, variant) of ``current`` that ``baseline`` also has, compared metric by metric."""
+    """Every (scenario, variant) of ``current`` that ``baseline`` also has, compared metric by metric;
+    InputError when they have none in common."""
     base = {(s["name"], v["name"]): v["metrics"] for s in baseline.get("scenarios", []) for v in s.get("variants", [])}
     out = []
     for scenario in current.get("scenarios", []):
@@ -154,4 +155,14 @@ def compare_results(baseline: Mapping, current: Mapping, tolerance_pct: float = 
             if metrics is not None:
                 out.append(VariantComparison(scenario["name"], variant["name"],
                                              compare(metrics, variant["metrics"], tolerance_pct)))
+    if not out:
+        raise InputError("the baseline has no scenario and variant in common with the current result")
     return out
+
+
+def comparisons_exit_code(comparisons: Sequence[VariantComparison], fail_on_regression_pct: float | None) -> int:
+    """Exit code for ``--fail-on-regression PCT`` over :func:`compare_results` (made with that
+    tolerance): :data:`REGRESSION_EXIT_CODE` if any metric regressed, else 0 (0 without the option)."""
+    if fail_on_regression_pct is None:
+        return 0
+    return REGRESSION_EXIT_CODE if any(c.regressions for c in comparisons) else 0

@@ -398,15 +398,15 @@ def _collect(run: _VariantRun, origin: float, ended: float,
             if tl is not None:
                 timeline.merge(tl)
 
-    late_after = scenario.workload.late_after
-    scan = _scan(run.data, variant.shards, origin, timeline, late_after, expected_slots is not None)
+    with Engine(run.data) as engine:
+        scan = _scan(engine, variant.shards, timeline, scenario.workload.late_after, expected_slots is not None)
     merged = RunMetrics().merge(clients).merge(workers)
     merged.e2e_latency = scan.e2e
     merged.fire_lag = scan.fire_lag
     counts = merged.counters
     by_status = scan.by_status
     scheduled = scenario.workload.model == "scheduled"
-    counts.started = scan.runs if scheduled else clients.counters.started
+    counts.started = sum(by_status.values()) if scheduled else clients.counters.started
     counts.completed = workers.counters.completed
     counts.failed = workers.counters.failed
     counts.canceled = by_status.get("canceled", 0)
@@ -416,15 +416,13 @@ def _collect(run: _VariantRun, origin: float, ended: float,
 
     differences = missing + crosscheck(by_status, None if scheduled else clients.counters.started, workers.counters)
 
-    with Engine(run.data) as engine:
-        shard_stats = engine.shards()
     shards = []
-    for s in shard_stats:
-        growth = s["file_bytes"] + s["wal_bytes"] - run.initial_bytes.get(s["shard"], 0)
-        shards.append({"shard": s["shard"], "runs": sum(s["runs_by_status"].values()), "by_status": s["runs_by_status"],
-                       "queue_depth": s["queue_depth"], "lock_retries": s["lock_retries"],
-                       "lock_wait_ms": round(s["lock_wait_ms"], 3), "transactions": s["transactions"],
-                       "file_bytes": s["file_bytes"], "wal_bytes": s["wal_bytes"], "file_growth_bytes": growth})
+    for s in scan.shards:
+        growth = s.file_bytes + s.wal_bytes - run.initial_bytes.get(s.shard, 0)
+        shards.append({"shard": s.shard, "runs": sum(s.runs_by_status.values()), "by_status": s.runs_by_status,
+                       "queue_depth": s.queue_depth, "lock_retries": s.lock_retries,
+                       "lock_wait_ms": round(s.lock_wait_ms, 3), "transactions": s.transactions,
+                       "file_bytes": s.file_bytes, "wal_bytes": s.wal_bytes, "file_growth_bytes": growth})
     merged.lock_retries = sum(s["lock_retries"] for s in shards)
     last = scan.last_completed if counts.stuck == 0 and scan.last_completed else ended
     merged.duration_s = max(last - origin, 1e-3)
@@ -475,7 +473,6 @@ def crosscheck(by_status: dict[str, int], started: int | None, workers: Any) -> 
 
 @dataclass
 class _Scan:
-    runs: int
     by_status: dict[str, int]
     e2e: Any
     fire_lag: Any
@@ -483,38 +480,37 @@ class _Scan:
     last_completed: float | None
     slot_runs: dict[tuple[str, float], int]
     stored_bytes: int
+    shards: list[Any]  # ShardStats per shard, read after every process stopped
 
 
-def _scan(data: Path, shard_count: int, origin: float, timeline: Timeline, late_after: float,
-          scheduled: bool) -> _Scan:
-    """Read every run of every shard file once (streaming)."""
-    from ..engine import Engine
+def _scan(engine: Any, shard_count: int, timeline: Timeline, late_after: float, scheduled: bool) -> _Scan:
+    """Read every run of every shard file once (streaming), and each shard's statistics."""
     from .metrics import LatencyRecorder
 
     e2e, fire_lag = LatencyRecorder(), LatencyRecorder()
     by_status: dict[str, int] = {}
     slot_runs: dict[tuple[str, float], int] = {}
-    runs = late = stored = 0
+    late = stored = 0
     last: float | None = None
-    with Engine(data) as engine:
-        for n in range(shard_count):
-            store = engine.shard_store(n)
-            stored += store.stored_bytes()
-            for r in store.scan_runs():
-                runs += 1
-                by_status[r.status] = by_status.get(r.status, 0) + 1
-                if r.status == "completed" and r.completed_at is not None:
-                    last = r.completed_at if last is None else max(last, r.completed_at)
-                    if r.slot_time is not None:
-                        e2e.record(r.completed_at - r.slot_time)
-                        timeline.latency("e2e_latency", r.completed_at, r.completed_at - r.slot_time)
-                if scheduled and r.slot_time is not None:
-                    lag = r.created_at - r.slot_time
-                    fire_lag.record(lag)
-                    late += lag > late_after
-                    key = (r.definition_id, r.slot_time)
-                    slot_runs[key] = slot_runs.get(key, 0) + 1
-    return _Scan(runs, by_status, e2e, fire_lag, late, last, slot_runs, stored)
+    stats = []
+    for n in range(shard_count):
+        store = engine.shard_store(n)
+        stats.append(store.stats())
+        stored += store.stored_bytes()
+        for r in store.scan_runs():
+            by_status[r.status] = by_status.get(r.status, 0) + 1
+            if r.status == "completed" and r.completed_at is not None:
+                last = r.completed_at if last is None else max(last, r.completed_at)
+                if r.slot_time is not None:
+                    e2e.record(r.completed_at - r.slot_time)
+                    timeline.latency("e2e_latency", r.completed_at, r.completed_at - r.slot_time)
+            if scheduled and r.slot_time is not None:
+                lag = r.created_at - r.slot_time
+                fire_lag.record(lag)
+                late += lag > late_after
+                key = (r.definition_id, r.slot_time)
+                slot_runs[key] = slot_runs.get(key, 0) + 1
+    return _Scan(by_status, e2e, fire_lag, late, last, slot_runs, stored, stats)
 
 
 # -- scenarios and the whole run -------------------------------------------------------------
