@@ -81,7 +81,9 @@ class Interpreter:
 
     Everything outside the run state comes in here: the action registry, stubs for tale's
     platform actions, the LLM provider, the secret box, the environment (for secrets), a
-    clock (epoch seconds) and a random source (retry jitter).
+    clock (epoch seconds) and a random source (retry jitter). ``policy`` (an
+    :class:`~wfctl.actions.ActionPolicy`) says which ``module:function`` actions may run;
+    default: the modules ``$WFCTL_ALLOW_MODULES`` in ``env`` allows.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class Interpreter:
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
         log: Callable[[str], None] | None = None,
+        policy=None,
     ):
         if registry is None:
             from ..actions import default_registry
@@ -112,6 +115,11 @@ class Interpreter:
         self.secret_box = secret_box
         self.stubs = stubs
         self.env = env if env is not None else os.environ
+        if policy is None:
+            from ..actions import ActionPolicy
+
+            policy = ActionPolicy.resolve(env=self.env)
+        self.policy = policy
         self.clock = clock or time.time
         self.rng = rng or random.Random()
         self.log = log or _log.info
