@@ -49,17 +49,26 @@ class Transition:
 
 
 class StepContext:
-    """What a step handler sees: its config, the run's variables, a template renderer."""
+    """What a step handler sees: its config, the run's variables, a template renderer.
 
-    __slots__ = ("interpreter", "slug", "config", "variables", "attempt", "_tvars")
+    ``hidden`` are the plaintexts this step may see but must not store (secrets, unsealed loop
+    values); ``decoys`` the variables that hold them, with decoys instead (see
+    :mod:`wfctl.interpreter.taint`); ``derived`` collects the strings templates compute from them.
+    """
 
-    def __init__(self, interpreter: "Interpreter", slug: str, config: Mapping, variables: Mapping, attempt: int):
+    __slots__ = ("interpreter", "slug", "config", "variables", "attempt", "_tvars", "hidden", "decoys", "derived")
+
+    def __init__(self, interpreter: "Interpreter", slug: str, config: Mapping, variables: Mapping, attempt: int,
+                 hidden: tuple[str, ...] = (), decoys: Mapping[str, Any] | None = None):
         self.interpreter = interpreter
         self.slug = slug
         self.config = config
         self.variables = variables
         self.attempt = attempt
         self._tvars: dict | None = None
+        self.hidden = hidden
+        self.decoys = decoys or {}
+        self.derived: set[str] = set()
 
     def template_variables(self) -> dict:
         """The variables templates see: the run's variables plus ``now`` and ``nowMs``."""
@@ -73,7 +82,22 @@ class StepContext:
         """Render every ``{{ }}`` template inside ``value`` (a fresh value; input untouched)."""
         from ..expressions import render_value
 
-        return render_value(value, self.template_variables())
+        rendered = render_value(value, self.template_variables())
+        self.note_derived(value)
+        return rendered
+
+    def note_derived(self, value: Any) -> None:
+        """Add to ``derived`` the strings ``value``'s templates compute from hidden values."""
+        if not self.decoys:
+            return
+        from .taint import derived_strings
+
+        real = self.template_variables()
+        self.derived |= derived_strings(value, real, {**real, **self.decoys}, lambda roots: not self.decoys.keys().isdisjoint(roots))
+
+    def redact(self, value: Any) -> Any:
+        """``value`` with every hidden and derived string replaced by ``***``."""
+        return _redact(value, self.hidden + tuple(self.derived))
 
 
 class Interpreter:
@@ -113,6 +137,9 @@ class Interpreter:
         self.registry = registry
         self.llm = llm
         self.secret_box = secret_box
+        from .taint import Sealer
+
+        self._sealer = Sealer(secret_box)
         self.stubs = stubs
         self.env = env if env is not None else os.environ
         if policy is None:
@@ -175,8 +202,8 @@ class Interpreter:
         if step is None:
             return self._fail(state, slug, None, attempt, f"Step not found: {slug}")
         pure = self.is_pure(definition, slug)
-        variables, secret_values = self._reveal(state.variables)
-        ctx = StepContext(self, slug, step.config, variables, attempt)
+        variables, secret_values, decoys = self._reveal(state.variables)
+        ctx = StepContext(self, slug, step.config, variables, attempt, secret_values, decoys)
         try:
             with use_clock(self.clock):  # daysAgo/hoursAgo/... read the interpreter's clock
                 outcome = HANDLERS[step.step_type](ctx)
@@ -185,8 +212,8 @@ class Interpreter:
         except Exception as exc:  # an interpreter or plugin bug must not kill the worker
             message = f"step '{slug}': {type(exc).__name__}: {exc}"
         else:
-            return self._advance(definition, state, step, attempt, outcome, secret_values, pure)
-        return self._step_failed(definition, state, step, attempt, _redact(message, secret_values), pure)
+            return self._advance(definition, state, step, attempt, outcome, secret_values + tuple(ctx.derived), pure)
+        return self._step_failed(definition, state, step, attempt, ctx.redact(message), pure)
 
     def fail_step(self, definition, state: RunState, error: str, attempt: int = 1) -> Transition:
         """Give up on ``state.current`` with ``error`` (the engine calls this when it stops retrying,
@@ -197,12 +224,32 @@ class Interpreter:
         return self._give_up(definition, state, step, attempt, error, self.is_pure(definition, step.slug))
 
     # -- internals ------------------------------------------------------------------------
-    def _reveal(self, variables: dict) -> tuple[dict, tuple[str, ...]]:
+    def _reveal(self, variables: dict) -> tuple[dict, tuple[str, ...], dict]:
+        """(variables with secrets decrypted and loop values unsealed, the hidden plaintexts,
+        the revealed variables with decoys instead)."""
         sealed = variables.get("secrets")
         if not sealed:
-            return variables, ()
+            return variables, (), {}
+        from .taint import decoy, loop_keys
+
         plain = {name: self.secret_box.decrypt(token) for name, token in sealed.items()}
-        return {**variables, "secrets": plain}, tuple(plain.values())
+        hidden = list(plain.values())
+        revealed = {**variables, "secrets": plain}
+        decoys = {"secrets": {name: decoy(value) for name, value in plain.items()}}
+        for key in loop_keys(variables):
+            if key in variables:
+                revealed[key], decoys[key] = self._sealer.unseal(variables[key], hidden)
+        return revealed, tuple(hidden), decoys
+
+    def _seal_loop(self, variables: dict, hidden) -> None:
+        """Seal the hidden values in ``variables``' loop and loop aliases (a fresh dict)."""
+        if not hidden:
+            return
+        from .taint import loop_keys
+
+        for key in loop_keys(variables):
+            if key in variables:
+                variables[key] = self._sealer.seal(variables[key], hidden)
 
     def _advance(self, definition, state, step, attempt, outcome: Outcome, secret_values, pure) -> Transition:
         output = outcome.output
@@ -221,6 +268,8 @@ class Interpreter:
         if outcome.loop is not UNCHANGED:
             variables["loop"] = outcome.loop
             loops.apply_loop_aliases(variables, old.get("loop"), outcome.loop)
+            if secret_values or outcome.secrets:
+                self._seal_loop(variables, secret_values + tuple(outcome.secrets.values()))
         next_slug, error = _route(definition, step, outcome.port)
         steps_run = state.steps_run + 1
         if error is not None:

@@ -98,6 +98,8 @@ def run_action(ctx: "StepContext") -> Outcome:
         params = {}
     if action_type != "set_variables":  # set_variables renders its entries one by one itself
         params = ctx.render(params)
+    else:
+        ctx.note_derived(params)
     if not isinstance(params, Mapping):
         kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
         kind = "null" if params is None else kinds.get(type(params), type(params).__name__)
@@ -110,7 +112,7 @@ def run_action(ctx: "StepContext") -> Outcome:
         variables=ctx.template_variables(),
         stubs=ctx.interpreter.stubs,
         now=ctx.interpreter.clock,
-        log=ctx.interpreter.log,
+        log=(lambda line: ctx.interpreter.log(ctx.redact(line))) if ctx.hidden else ctx.interpreter.log,
     )
     result = spec.fn(params, action_ctx)
     wake_at = None
