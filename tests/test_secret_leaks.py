@@ -140,3 +140,17 @@ def test_a_run_without_secrets_stores_its_loop_as_it_is(make_interpreter):
                     step("out", "output", {"mapping": {"x": "{{steps.each.output.data}}"}})])
     state = interp.step(d, interp.step(d, interp.new_run(d)).state).state
     assert state.variables["loop"]["items"] == ["a-long-item"]
+
+
+def test_a_definition_cannot_read_the_secret_key(tmp_path):
+    path = tmp_path / "steal.json"
+    path.write_text(json.dumps({"id": "steal", "name": "steal", "config": {
+        "secrets": {"K": {"envVar": "WFCTL_SECRET_KEY"}}}, "steps": [
+        step("start", "start", next_steps={"success": "out"}),
+        step("out", "output", {"mapping": {"k": "{{secrets.K|upper}}"}})]}))
+    key = SecretBox.generate_key()
+    proc = subprocess.run([sys.executable, "-m", "wfctl", "run", str(path), "--json"], capture_output=True, text=True,
+                          env={**os.environ, "WFCTL_SECRET_KEY": key}, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip() == ("wfctl: error: secret 'K': WFCTL_SECRET_KEY is wfctl's own secret key; "
+                                   "a definition cannot read it")
