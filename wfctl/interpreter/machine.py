@@ -93,7 +93,9 @@ class StepContext:
         from .taint import derived_strings
 
         real = self.template_variables()
-        self.derived |= derived_strings(value, real, {**real, **self.decoys}, lambda roots: not self.decoys.keys().isdisjoint(roots))
+        tainted = self.decoys.keys()
+        self.derived |= derived_strings(value, real, {**real, **self.decoys},
+                                        lambda roots: not tainted.isdisjoint(roots))
 
     def redact(self, value: Any) -> Any:
         """``value`` with every hidden and derived string replaced by ``***``."""
@@ -226,30 +228,39 @@ class Interpreter:
     # -- internals ------------------------------------------------------------------------
     def _reveal(self, variables: dict) -> tuple[dict, tuple[str, ...], dict]:
         """(variables with secrets decrypted and loop values unsealed, the hidden plaintexts,
-        the revealed variables with decoys instead)."""
+        the variables holding hidden values, with decoys instead)."""
         sealed = variables.get("secrets")
         if not sealed:
             return variables, (), {}
-        from .taint import decoy, loop_keys
+        from .taint import decoy, is_sealed, loop_aliases
 
         plain = {name: self.secret_box.decrypt(token) for name, token in sealed.items()}
         hidden = list(plain.values())
         revealed = {**variables, "secrets": plain}
         decoys = {"secrets": {name: decoy(value) for name, value in plain.items()}}
-        for key in loop_keys(variables):
-            if key in variables:
-                revealed[key], decoys[key] = self._sealer.unseal(variables[key], hidden)
+        revealed["loop"], fake = self._sealer.unseal_frame(variables.get("loop"), hidden)
+        if fake is not None:
+            decoys["loop"] = fake
+        for name in loop_aliases(variables):
+            if is_sealed(variables.get(name)):
+                revealed[name], decoys[name], tainted = self._sealer.unseal(variables[name])
+                hidden.extend(tainted)
+        if "loop" not in variables:
+            del revealed["loop"]
         return revealed, tuple(hidden), decoys
 
     def _seal_loop(self, variables: dict, hidden) -> None:
-        """Seal the hidden values in ``variables``' loop and loop aliases (a fresh dict)."""
+        """Seal the hidden values in the loop variable and aliases of ``variables`` (a fresh dict, changed)."""
+        from .taint import loop_aliases
+
+        hidden = frozenset(h for h in hidden if isinstance(h, str) and h)
         if not hidden:
             return
-        from .taint import loop_keys
-
-        for key in loop_keys(variables):
-            if key in variables:
-                variables[key] = self._sealer.seal(variables[key], hidden)
+        if "loop" in variables:
+            variables["loop"] = self._sealer.seal_frame(variables["loop"], hidden)
+        for name in loop_aliases(variables):
+            if name in variables:
+                variables[name] = self._sealer.seal(variables[name], hidden)
 
     def _advance(self, definition, state, step, attempt, outcome: Outcome, secret_values, pure) -> Transition:
         output = outcome.output

@@ -2,24 +2,25 @@
 
 Step outputs, merged variables, errors and log lines are *redacted* (every hidden string
 becomes ``***``). The loop variable and its item/index aliases cannot be: a loop over secrets
-must hand the body the real values. There, every string that contains a hidden value is
-*sealed*: stored as ``{"$wfctl.sealed": <Fernet token>}`` and unsealed (and hidden again) when
-the next step runs.
+must hand the body the real values. There, a loop frame's ``items`` or ``item`` (or an alias's
+value) that holds a string containing a hidden value is *sealed*: stored as
+``{"$wfctl.sealed": <Fernet token>}`` and unsealed (and hidden again) when the next step runs.
 
 Hidden values are the run's secrets, the values unsealed for this step, and the values a
-template *derives* from them: a tag that reads ``secrets``, ``loop`` or a loop alias is
-evaluated a second time against decoys (each hidden string with every character changed);
-when the two results differ, the strings of the real result are derived (``{{secrets.T|upper}}``,
-``{{'Bearer ' + secrets.T}}``), and are hidden too. Only strings are hidden: a number or
-boolean computed from a secret is stored as it is.
+template *derives* from them: a tag that reads ``secrets`` or a sealed loop value is evaluated
+a second time against decoys (each hidden string with every character changed); the strings of
+the real result that differ are derived (``{{secrets.T|upper}}``, ``{{'Bearer ' + secrets.T}}``)
+and hidden too. Only strings are hidden: a number or boolean computed from a secret is stored
+as it is.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 SEALED = "$wfctl.sealed"
-_CACHE_LIMIT = 4096
+_CACHE_LIMIT = 1024
 _FAILED = object()
 
 
@@ -33,108 +34,111 @@ def is_sealed(value: Any) -> bool:
     return type(value) is dict and len(value) == 1 and SEALED in value
 
 
-def loop_keys(variables: Mapping[str, Any]) -> list[str]:
-    """The variables that may hold sealed values: ``loop`` and the aliases its frames name."""
-    keys = ["loop"]
+def loop_aliases(variables: Mapping[str, Any]) -> list[str]:
+    """The top-level variables the loop frames of ``variables`` name as item/index aliases."""
+    names: list[str] = []
     frame = variables.get("loop")
     while isinstance(frame, Mapping):
         for key in ("itemVariable", "indexVariable"):
             name = frame.get(key)
-            if isinstance(name, str) and name and name not in keys:
-                keys.append(name)
+            if isinstance(name, str) and name and name != "loop" and name not in names:
+                names.append(name)
         frame = frame.get("parent")
-    return keys
+    return names
+
+
+def _replace_strings(value: Any, chosen: set[str], fn: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return fn(value) if value in chosen else value
+    if isinstance(value, Mapping):
+        return {_replace_strings(k, chosen, fn): _replace_strings(v, chosen, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_strings(v, chosen, fn) for v in value]
+    return value
 
 
 class Sealer:
-    """Seals and unseals strings with a SecretBox, remembering recent tokens (a loop re-stores its
-    items at every iteration: each is encrypted once per process, not once per step)."""
+    """Seals and unseals values with a SecretBox.
+
+    A loop stores its items again at every iteration: the last values sealed and unsealed are
+    remembered (by identity, with the hidden values they were checked against), so a long loop
+    costs one walk of its items, not one per step.
+    """
 
     def __init__(self, box: Any):
         self.box = box
-        self._tokens: dict[str, str] = {}
-        self._plain: dict[str, str] = {}
+        # id(value) -> (value, the hidden values it was checked against (None: any), its stored form)
+        self._sealed: dict[int, tuple[Any, frozenset | None, Any]] = {}
+        self._opened: dict[str, tuple[Any, Any, tuple[str, ...]]] = {}  # token -> (value, decoy, tainted)
 
-    def _token(self, text: str) -> str:
-        token = self._tokens.get(text)
-        if token is None:
-            if len(self._tokens) >= _CACHE_LIMIT:
-                self._tokens.clear()
-            token = self._tokens[text] = self.box.encrypt(text)
-        return token
+    @staticmethod
+    def _remember(cache: dict, key: Any, entry: Any) -> None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = entry
 
-    def _open(self, token: str) -> str:
-        text = self._plain.get(token)
-        if text is None:
-            if len(self._plain) >= _CACHE_LIMIT:
-                self._plain.clear()
-            text = self._plain[token] = self.box.decrypt(token)
-        return text
-
-    def seal(self, value: Any, hidden: Iterable[str]) -> Any:
-        """``value`` with every string that contains a hidden value (of 4 characters or more, or
-        equal to a shorter one) sealed; a dict with such a key is sealed whole, as JSON."""
+    def seal(self, value: Any, hidden: frozenset[str]) -> Any:
+        """``value``, or its sealed form when one of its strings contains a hidden value (4 characters
+        or more, or equal to a shorter one)."""
+        if not hidden or is_sealed(value) or value is None or isinstance(value, (bool, int, float)):
+            return value
+        cached = self._sealed.get(id(value))
+        if cached is not None and cached[0] is value and cached[1] in (None, hidden):
+            return cached[2]
         from ..secrets import MIN_REDACT_LENGTH, _pattern
 
-        hidden = {h for h in hidden if isinstance(h, str) and h}
-        if not hidden:
-            return value
         long = frozenset(h for h in hidden if len(h) >= MIN_REDACT_LENGTH)
-        short = hidden - long
         pattern = _pattern(long) if long else None
+        tainted = sorted({s for s in strings_in(value)
+                          if s in hidden or (pattern is not None and pattern.search(s) is not None)})
+        stored = value
+        if tainted:
+            text = json.dumps({"v": value, "t": tainted}, ensure_ascii=False)
+            stored = {SEALED: self.box.encrypt(text)}
+        if isinstance(value, (list, dict)):
+            self._remember(self._sealed, id(value), (value, hidden, stored))
+        return stored
 
-        def tainted(text: str) -> bool:
-            return text in short or (pattern is not None and pattern.search(text) is not None)
+    def unseal(self, stored: Any) -> tuple[Any, Any, tuple[str, ...]]:
+        """``(value, value with decoys for its tainted strings, the tainted strings)`` of a sealed value."""
+        token = stored[SEALED]
+        opened = self._opened.get(token)
+        if opened is None:
+            data = json.loads(self.box.decrypt(token))
+            value, tainted = data["v"], tuple(data["t"])
+            opened = (value, _replace_strings(value, set(tainted), decoy), tainted)
+            self._remember(self._opened, token, opened)
+            if isinstance(value, (list, dict)):  # sealing the same object again is free
+                self._remember(self._sealed, id(value), (value, None, stored))
+        return opened
 
-        def walk(v: Any) -> Any:
-            if isinstance(v, str):
-                return {SEALED: self._token(v)} if tainted(v) else v
-            if isinstance(v, Mapping):
-                if is_sealed(v):
-                    return v
-                if any(isinstance(k, str) and tainted(k) for k in v):
-                    import json
+    def seal_frame(self, frame: Any, hidden: frozenset[str]) -> Any:
+        """A loop frame (and its parents) with ``items`` and ``item`` sealed where needed."""
+        if not isinstance(frame, Mapping):
+            return frame
+        out = dict(frame)
+        for key in ("items", "item"):
+            if key in out:
+                out[key] = self.seal(out[key], hidden)
+        if "parent" in out:
+            out["parent"] = self.seal_frame(out["parent"], hidden)
+        return out
 
-                    return {SEALED: self._token("\x00json:" + json.dumps(v, ensure_ascii=False))}
-                return {k: walk(x) for k, x in v.items()}
-            if isinstance(v, (list, tuple)):
-                return [walk(x) for x in v]
-            return v
-
-        return walk(value)
-
-    def unseal(self, value: Any, hidden: list[str]) -> tuple[Any, Any]:
-        """``(value unsealed, value with decoys where sealed)``; each unsealed string is appended to ``hidden``."""
-        def walk(v: Any) -> tuple[Any, Any]:
-            if is_sealed(v):
-                text = self._open(v[SEALED])
-                if text.startswith("\x00json:"):
-                    import json
-
-                    return walk_plain(json.loads(text[6:]))
-                hidden.append(text)
-                return text, decoy(text)
-            if isinstance(v, Mapping):
-                pairs = {k: walk(x) for k, x in v.items()}
-                return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
-            if isinstance(v, list):
-                pairs = [walk(x) for x in v]
-                return [p[0] for p in pairs], [p[1] for p in pairs]
-            return v, v
-
-        def walk_plain(v: Any) -> tuple[Any, Any]:  # a whole dict sealed as JSON: all its strings are hidden
-            if isinstance(v, str):
-                hidden.append(v)
-                return v, decoy(v)
-            if isinstance(v, dict):
-                pairs = {k: (walk_plain(k), walk_plain(x)) for k, x in v.items()}
-                return ({k[0]: x[0] for k, x in pairs.values()}, {k[1]: x[1] for k, x in pairs.values()})
-            if isinstance(v, list):
-                pairs = [walk_plain(x) for x in v]
-                return [p[0] for p in pairs], [p[1] for p in pairs]
-            return v, v
-
-        return walk(value)
+    def unseal_frame(self, frame: Any, hidden: list[str]) -> tuple[Any, Any]:
+        """``(frame unsealed, frame with decoys)``, or ``(frame, None)`` when nothing in it is sealed;
+        the unsealed tainted strings are appended to ``hidden``."""
+        if not isinstance(frame, Mapping):
+            return frame, None
+        plain, decoys = dict(frame), {}
+        for key in ("items", "item"):
+            if is_sealed(plain.get(key)):
+                plain[key], decoys[key], tainted = self.unseal(plain[key])
+                hidden.extend(tainted)
+        if "parent" in frame:
+            plain["parent"], parent_decoy = self.unseal_frame(frame["parent"], hidden)
+            if parent_decoy is not None:
+                decoys["parent"] = parent_decoy
+        return (plain, {**plain, **decoys}) if decoys else (frame, None)
 
 
 def _template_strings(value: Any) -> Iterator[str]:
