@@ -154,3 +154,27 @@ def test_a_definition_cannot_read_the_secret_key(tmp_path):
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.strip() == ("wfctl: error: secret 'K': WFCTL_SECRET_KEY is wfctl's own secret key; "
                                    "a definition cannot read it")
+
+
+def test_nested_loops_keep_the_outer_secret_item_sealed(make_interpreter):
+    seen, lines = [], []
+    interp = _interpreter(make_interpreter, seen, lines)
+    d = definition([
+        step("start", "start", next_steps={"success": "outer"}),
+        step("outer", "loop", {"items": "{{[secrets.T, secrets.T|upper]}}", "itemVariable": "key"},
+             {"loop": "inner", "done": "out"}),
+        step("inner", "loop", {"items": "{{['p-one', 'p-two']}}", "itemVariable": "page"},
+             {"loop": "see", "done": "outer"}),
+        step("see", "action", {"type": "see", "parameters": {"v": "{{page}}:{{key}}"}}, {"success": "inner"}),
+        step("out", "output", {"mapping": {"pages": "{{steps.see.output.data}}"}}),
+    ], config={"secrets": {"T": {"envVar": "TOKEN_VAR"}}})
+    state, readable = interp.new_run(d), False
+    while not state.finished:
+        transition = interp.step(d, state)
+        state = transition.state
+        text = json.dumps([state.to_dict(), transition.output, transition.error])
+        assert [v for v in DERIVED if v in text] == []
+        readable = readable or '"items": ["p-one", "p-two"]' in text  # the inner loop's plain items are not sealed
+    assert state.status == "completed", state.error
+    assert readable
+    assert seen == [f"{p}:{k}" for k in (SECRET, SECRET.upper()) for p in ("p-one", "p-two")]
