@@ -1,4 +1,5 @@
 import datetime as dt
+import functools
 import logging
 import sys
 import textwrap
@@ -9,6 +10,7 @@ import pytest
 from wfctl.actions import (
     TALE_PLATFORM_ACTIONS,
     ActionContext,
+    ActionPolicy,
     ActionRegistry,
     ActionResult,
     default_registry,
@@ -104,7 +106,7 @@ def test_register_and_guard_wraps_exceptions():
 def test_guard_rejects_non_json_results_and_bad_secrets(plugin_module):
     registry = ActionRegistry()
     with pytest.raises(ActionError, match="action 'wfctl_test_plugin:not_json' returned a non-JSON value of type date"):
-        registry.get(f"{plugin_module}:not_json").fn({}, make_ctx())
+        registry.get(f"{plugin_module}:not_json", policy=ActionPolicy((plugin_module,))).fn({}, make_ctx())
     registry.register("badsecret", lambda p, c: ActionResult({}, secrets={"a": 1}))
     with pytest.raises(ActionError, match="secrets that are not strings"):
         registry.get("badsecret").fn({}, make_ctx())
@@ -115,19 +117,21 @@ def test_guard_rejects_non_json_results_and_bad_secrets(plugin_module):
 
 def test_module_function_references(plugin_module):
     registry = ActionRegistry()
-    spec = registry.get(f"{plugin_module}:notify")
+    allowed = ActionPolicy((plugin_module, "no_such_mod_xyz"))
+    get = functools.partial(registry.get, policy=allowed)
+    spec = get(f"{plugin_module}:notify")
     assert not spec.pure and spec is registry.resolve(f"{plugin_module}:notify")
     assert spec.fn({"to": "ops"}, make_ctx()) == {"sent": "ops", "step": "s"}
-    assert registry.get(f"{plugin_module}:Api.ping").fn({}, make_ctx()) == "pong"
+    assert get(f"{plugin_module}:Api.ping").fn({}, make_ctx()) == "pong"
     with pytest.raises(ActionError) as err:
-        registry.get(f"{plugin_module}:crash").fn({}, make_ctx())
+        get(f"{plugin_module}:crash").fn({}, make_ctx())
     assert str(err.value) == "action 'wfctl_test_plugin:crash' failed: ValueError: bad input second line"
     with pytest.raises(ActionError, match="cannot load action 'no_such_mod_xyz:f': ModuleNotFoundError"):
-        registry.get("no_such_mod_xyz:f")
+        get("no_such_mod_xyz:f")
     with pytest.raises(ActionError, match="AttributeError"):
-        registry.get(f"{plugin_module}:missing")
+        get(f"{plugin_module}:missing")
     with pytest.raises(ActionError, match="NOT_CALLABLE is not callable"):
-        registry.get(f"{plugin_module}:NOT_CALLABLE")
+        get(f"{plugin_module}:NOT_CALLABLE")
     with pytest.raises(ActionError, match="expected module:function"):
         registry.resolve("a b:c")
 

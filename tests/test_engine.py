@@ -27,6 +27,9 @@ def write_definition(tmp_path, definition_id, steps, **config) -> str:
     return str(path)
 
 
+EFFECTS = ("test_worker_effects",)  # the module:function actions these tests allow
+
+
 def action(slug, action_type, params=None, then=None):
     return step(slug, "action", {"type": action_type, "parameters": params or {}}, {"success": then} if then else {})
 
@@ -43,7 +46,7 @@ def gated_definition(tmp_path) -> str:
 @pytest.fixture
 def engine(tmp_path):
     DataDir.init(tmp_path / "data", shards=4, route="execution")
-    with Engine(tmp_path / "data") as eng:
+    with Engine(tmp_path / "data", allow_modules=EFFECTS) as eng:
         eng.apply([EXAMPLES / "hello.json", EXAMPLES / "nested-loops.json"])
         yield eng
 
@@ -224,8 +227,8 @@ def test_cancel_of_running_run_journals_the_result_but_does_not_follow_it(engine
 def test_fencing_takeover_after_lease_expiry(tmp_path, gate, caplog):
     DataDir.init(tmp_path / "data", shards=1)
     clock = FakeClock()
-    old = Engine(tmp_path / "data", clock=clock)
-    new = Engine(tmp_path / "data", clock=clock)
+    old = Engine(tmp_path / "data", clock=clock, allow_modules=EFFECTS)
+    new = Engine(tmp_path / "data", clock=clock, allow_modules=EFFECTS)
     eid = old.start(gated_definition(tmp_path)).execution_id
     w1 = Worker(old, owner="w1", lease_ttl=5)
     w2 = Worker(new, owner="w2", lease_ttl=5)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from wfctl.actions import ActionPolicy
 from wfctl.definitions import PORTS, STEP_TYPES, parse_definition, validate_data
 from wfctl.errors import DefinitionError, ExpressionError
 
@@ -22,9 +23,9 @@ def log(slug, next_steps=None, **params):
     return step(slug, "action", {"type": "log", "parameters": {"message": "hi", **params}}, next_steps)
 
 
-def validate(steps, stubbed=None, **top):
+def validate(steps, stubbed=None, policy=None, **top):
     return validate_data({"name": "t", "steps": steps, **top}, "flows/orders.json", "orders",
-                         known_actions=LOCAL, platform_actions=PLATFORM, stubbed=stubbed)
+                         known_actions=LOCAL, platform_actions=PLATFORM, stubbed=stubbed, policy=policy)
 
 
 def errors(steps, **kw):
@@ -181,7 +182,8 @@ def test_action_type_required_and_known():
         "orders.json: step 'a': config.type: unknown action type 'set_variable'; did you mean 'set_variables'? "
         "(actions: fail, http_request, log, set_variables, sleep; tale platform types: customer, integration, rag; "
         "or a module:function reference)"]
-    assert errors([step("a", "action", {"type": "pkg.mod:fn"}), step("b", "action", {"type": "rag"})]) == []
+    assert errors([step("a", "action", {"type": "pkg.mod:fn"}), step("b", "action", {"type": "rag"})],
+                  policy=ActionPolicy(("pkg",))) == []
     assert errors([step("a", "action", {"type": "pkg:fn:x"})]) == [
         "orders.json: step 'a': config.type: invalid action reference 'pkg:fn:x': expected module:function"]
 

@@ -99,9 +99,9 @@ def test_kill_9_worker_repeatedly_loses_nothing_and_reruns_only_in_flight_steps(
     data = tmp_path / "data"
     calls_file = tmp_path / "calls.txt"
     DataDir.init(data, shards=2, route="execution")
-    with Engine(data) as engine:
+    with Engine(data, allow_modules=["test_worker_effects"]) as engine:
         ids = [engine.start(str(_kill_definition(tmp_path)), {"items": [1, 2, 3]}).execution_id for _ in range(RUNS)]
-    env = {**os.environ, "WFCTL_TEST_EFFECTS": str(calls_file),
+    env = {**os.environ, "WFCTL_TEST_EFFECTS": str(calls_file), "WFCTL_ALLOW_MODULES": "test_worker_effects",
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     rng = random.Random(20240601)
     for _ in range(3):

@@ -27,12 +27,15 @@ _ephemeral_lock = threading.Lock()
 
 
 def resolve_secrets(spec: Mapping[str, Mapping], env: Mapping[str, str]) -> dict[str, str]:
-    """Values for ``{NAME: {envVar: VAR}}`` read from ``env``; SecretError for a missing one."""
+    """Values for ``{NAME: {envVar: VAR}}`` read from ``env``; SecretError for a missing one, or
+    for ``$WFCTL_SECRET_KEY`` (the key that decrypts every stored secret is never handed to a run)."""
     values: dict[str, str] = {}
     for name, entry in spec.items():
         var = entry.get("envVar") if isinstance(entry, Mapping) else None
         if not isinstance(var, str) or not var:
             raise SecretError(f"secret '{name}': expected {{envVar: NAME}}")
+        if var == KEY_ENV:
+            raise SecretError(f"secret '{name}': {KEY_ENV} is wfctl's own secret key; a definition cannot read it")
         if var not in env:
             raise SecretError(f"secret '{name}': environment variable {var} is not set")
         values[name] = env[var]

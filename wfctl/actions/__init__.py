@@ -2,6 +2,7 @@
 
 from .builtin import fail, log, set_variables, sleep
 from .http import http_request
+from .policy import ActionNotAllowed, ActionPolicy
 from .registry import (
     TALE_PLATFORM_ACTIONS,
     ActionContext,
@@ -13,6 +14,8 @@ from .registry import (
 from .stubs import StubSet
 
 __all__ = [
+    "ActionNotAllowed",
+    "ActionPolicy",
     "TALE_PLATFORM_ACTIONS",
     "ActionContext",
     "ActionRegistry",

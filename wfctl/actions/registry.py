@@ -6,7 +6,8 @@ JSON) or an :class:`ActionResult` that also asks the engine to sleep or to store
 
 Lookup order in :meth:`ActionRegistry.get`: registered actions (built-ins, then plugins from
 the ``wfctl.actions`` entry-point group), then a stub for the type when a stub set is given,
-then ``module:function`` references, then tale's platform types (an error that asks for
+then ``module:function`` references the :class:`~.policy.ActionPolicy` allows (none unless the
+operator allowed their module: see :mod:`wfctl.actions.policy`), then tale's platform types (an error that asks for
 stubs), else ``Unknown action type: X``.
 
 Every callable a spec hands out is guarded: whatever the action raises leaves it as a
@@ -23,9 +24,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import ActionError, StepError, WfctlError
+from .policy import ActionPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .stubs import StubSet
@@ -167,11 +170,12 @@ class ActionRegistry:
         self._specs[name] = spec
         return spec
 
-    def get(self, name: str, stubs: "StubSet | None" = None) -> ActionSpec:
+    def get(self, name: str, stubs: "StubSet | None" = None, policy: ActionPolicy | None = None) -> ActionSpec:
         """The spec for action type ``name``; ``stubs`` supplies tale's platform types.
 
         Raises ActionError for an unknown type, a platform type without a stub, or a
-        ``module:function`` reference that cannot be imported.
+        ``module:function`` reference that cannot be imported; ActionNotAllowed for a reference
+        ``policy`` does not allow (None allows none), checked before anything is imported.
         """
         if not isinstance(name, str):
             raise ActionError(f"Unknown action type: {name}")
@@ -181,6 +185,7 @@ class ActionRegistry:
         if stubs is not None and stubs.has(name):
             return ActionSpec(name, _guard(name, stubs.action(name)), False)
         if ":" in name:
+            (policy or ActionPolicy()).check(name)
             return self.resolve(name)
         if name in TALE_PLATFORM_ACTIONS:
             raise ActionError(
@@ -199,7 +204,9 @@ class ActionRegistry:
     def resolve(self, ref: str) -> ActionSpec:
         """The action for a ``module:function`` reference (imported once, then cached).
 
-        The function part may be a dotted attribute path (``pkg.mod:Class.method``).
+        The function part may be a dotted attribute path (``pkg.mod:Class.method``) that does
+        not pass through another module (``mypkg:os.system`` is refused). No policy check here:
+        :meth:`get` checks the policy first.
         """
         spec = self._refs.get(ref)
         if spec is not None:
@@ -211,6 +218,11 @@ class ActionRegistry:
             target: Any = importlib.import_module(module_name)
             for attr in attr_path.split("."):
                 target = getattr(target, attr)
+                if isinstance(target, ModuleType):
+                    raise ActionError(f"cannot load action '{ref}': {attr} is a module; name a function "
+                                      f"of {module_name} itself")
+        except ActionError:
+            raise
         except Exception as exc:
             raise ActionError(f"cannot load action '{ref}': {type(exc).__name__}: {one_line(str(exc))}") from exc
         if not callable(target):

@@ -7,18 +7,20 @@ from typing import List, Optional
 
 import typer
 
-from .output import confirm, console, engine, print_json
+from .output import ALLOW_MODULE_HELP, confirm, console, engine, print_json
 
 app = typer.Typer(help="Validate and manage workflow definitions.", no_args_is_help=True)
 
 @app.command("validate")
 def validate_command(
+    ctx: typer.Context,
     files: List[Path] = typer.Argument(..., help="Definition files (.json/.yaml/.yml) or directories to search."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     stubs: Optional[Path] = typer.Option(
         None, "--stubs", help="A stubs file: also warn about tale platform actions it does not cover."
     ),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors (exit 1 on any warning)."),
+    allow_module: Optional[List[str]] = typer.Option(None, "--allow-module", help=ALLOW_MODULE_HELP),
 ) -> None:
     """Check definitions: schema, step types, ports, targets, reachability, loops, templates.
 
@@ -27,13 +29,15 @@ def validate_command(
     Exit codes: 0 no file has errors, 1 some file has errors (or warnings with --strict).
     """
     from ..definitions import find_definition_files, validate_file
+    from ..engine.factories import action_policy
 
+    policy = action_policy(ctx.find_root().obj.get("data_dir"), allow_module)
     stubbed = None
     if stubs is not None:
         from ..actions import StubSet
 
         stubbed = StubSet.load(stubs).covered()
-    reports = [validate_file(path, stubbed=stubbed) for path in find_definition_files(files)]
+    reports = [validate_file(path, stubbed=stubbed, policy=policy) for path in find_definition_files(files)]
     failed = any(r.errors or (strict and r.warnings) for r in reports)
     if json_out:
         print_json([_report_json(r) for r in reports])
@@ -102,9 +106,10 @@ def apply_command(
     ctx: typer.Context,
     files: List[Path] = typer.Argument(..., help="Definition files or directories to register."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    allow_module: Optional[List[str]] = typer.Option(None, "--allow-module", help=ALLOW_MODULE_HELP),
 ) -> None:
     """Validate and register definitions in the data directory's catalog (all or nothing)."""
-    applied = engine(ctx).apply(files)
+    applied = engine(ctx, allow_modules=allow_module).apply(files)
     if json_out:
         print_json([{"id": definition_id, "changed": changed} for definition_id, changed in applied])
         return

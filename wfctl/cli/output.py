@@ -21,9 +21,14 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
-def engine(ctx: typer.Context, stubs=None):
+ALLOW_MODULE_HELP = ("Allow definitions to call functions of this module (and its submodules) as "
+                     "module:function actions (repeatable; also $WFCTL_ALLOW_MODULES, allow_modules in wfctl.json).")
+
+
+def engine(ctx: typer.Context, stubs=None, allow_modules=()):
     """The Engine over this invocation's data directory (``--data-dir``, ``$WFCTL_DATA_DIR``, ``./.wfctl``);
-    ``stubs``: a stubs file answering tale platform actions in steps this process runs."""
+    ``stubs``: a stubs file answering tale platform actions in steps this process runs; ``allow_modules``:
+    ``--allow-module`` prefixes."""
     from ..engine import Engine
 
     root = ctx.find_root()
@@ -34,7 +39,7 @@ def engine(ctx: typer.Context, stubs=None):
             from ..engine.factories import with_stubs
 
             factory = with_stubs(stubs)
-        obj["engine"] = Engine(obj.get("data_dir"), interpreter_factory=factory)
+        obj["engine"] = Engine(obj.get("data_dir"), interpreter_factory=factory, allow_modules=allow_modules or ())
         root.obj = obj
         root.call_on_close(obj["engine"].close)
     return obj["engine"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from .output import console, print_json
+from .output import ALLOW_MODULE_HELP, console, print_json
 
 
 def run_command(
@@ -18,6 +18,7 @@ def run_command(
         None, "--stubs", help="A stubs file (YAML/JSON) giving results for tale platform actions (rag, customer, ...)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the run (status, output, steps) as JSON."),
+    allow_module: Optional[List[str]] = typer.Option(None, "--allow-module", help=ALLOW_MODULE_HELP),
 ) -> None:
     """Run FILE to its end in this process and show every step it took.
 
@@ -25,6 +26,7 @@ def run_command(
 
     Exit codes: 0 the run completed, 1 it failed, 2 invalid input or definition.
     """
+    from ..actions import ActionPolicy, StubSet
     from ..definitions import load_definition
     from ..errors import InputError
     from ..interpreter import Interpreter
@@ -34,13 +36,12 @@ def run_command(
     if input is not None and input_file is not None:
         raise InputError("give either --input or --input-file, not both")
     payload = load_json_file(input_file, f"--input-file {input_file}") if input_file else json_argument(input, "--input")
-    definition = load_definition(file)
+    policy = ActionPolicy.resolve(allow_module or ())
+    definition = load_definition(file, policy=policy)
     stub_set = None
     if stubs is not None:
-        from ..actions import StubSet
-
         stub_set = StubSet.load(stubs)
-    result = run_to_end(definition, payload, Interpreter(stubs=stub_set))
+    result = run_to_end(definition, payload, Interpreter(stubs=stub_set, policy=policy))
     if json_out:
         print_json(result.to_dict())
     else:

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .output import confirm, console, engine, escape, print_json, short_json, status_markup
+from .output import ALLOW_MODULE_HELP, confirm, console, engine, escape, print_json, short_json, status_markup
 
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "canceled": 3}
 EXIT_TIMEOUT = 4
@@ -39,6 +39,7 @@ def start_command(
     stubs: Optional[Path] = typer.Option(
         None, "--stubs", help="With --wait: a stubs file answering tale platform actions (rag, customer, ...)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    allow_module: Optional[List[str]] = typer.Option(None, "--allow-module", help=ALLOW_MODULE_HELP),
 ) -> None:
     """Start a run of DEFINITION: one transaction on one shard.
 
@@ -57,7 +58,7 @@ def start_command(
         raise InputError(f"{what}: the run input must be a JSON object, got {JSON_TYPES.get(type(payload), 'null')}")
     if stubs is not None and not wait:
         raise InputError("--stubs goes with --wait (workers take their own --stubs)")
-    eng = engine(ctx, stubs)
+    eng = engine(ctx, stubs, allow_module)
     started = eng.start(definition, payload, idempotency_key)
     result = {"execution_id": started.execution_id, "shard": started.shard, "created": started.created}
     if not wait:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from .output import ALLOW_MODULE_HELP
 
 
 def _shard_list(text: Optional[str]) -> list[int] | None:
@@ -32,6 +34,7 @@ def worker_command(
                                    help="Also run the scheduler (a thread in this process) that starts scheduled definitions."),
     stubs: Optional[Path] = typer.Option(
         None, "--stubs", help="A stubs file answering tale platform actions (rag, customer, ...) in every worker process."),
+    allow_module: Optional[List[str]] = typer.Option(None, "--allow-module", help=ALLOW_MODULE_HELP),
 ) -> None:
     """Execute runs: hold each shard's lease (one worker per shard at a time), advance runs step by step, journal every step.
 
@@ -60,7 +63,8 @@ def worker_command(
         thread.start()
     try:
         code = run_workers(path, processes=processes, shards=chosen, drain=drain,
-                           max_parallel=max_parallel, stop_event=stop, interpreter_factory=factory)
+                           max_parallel=max_parallel, stop_event=stop, interpreter_factory=factory,
+                           allow_modules=tuple(allow_module or ()))
     finally:
         sched_stop.set()
         if thread is not None:

@@ -94,13 +94,16 @@ def validate_data(
     known_actions: Collection[str] | None = None,
     platform_actions: Collection[str] | None = None,
     stubbed: Collection[tuple[str, str | None]] | None = None,
+    policy: Any = None,
 ) -> ValidationReport:
-    """Parse and check ``data``: schema errors, or the semantic errors and warnings of the definition."""
+    """Parse and check ``data``: schema errors, or the semantic errors and warnings of the definition
+    (``policy``: the :class:`~wfctl.actions.ActionPolicy` that allows ``module:function`` references)."""
     definition, definition_id, issues = _build(data, source, default_id)
     report = ValidationReport(source, definition_id, definition, issues)
     if definition is not None:
         report.errors, report.warnings = validate_definition(
-            definition, known_actions=known_actions, platform_actions=platform_actions, stubbed=stubbed)
+            definition, known_actions=known_actions, platform_actions=platform_actions, stubbed=stubbed,
+            policy=policy)
     return report
 
 
@@ -110,6 +113,7 @@ def validate_file(
     known_actions: Collection[str] | None = None,
     platform_actions: Collection[str] | None = None,
     stubbed: Collection[tuple[str, str | None]] | None = None,
+    policy: Any = None,
 ) -> ValidationReport:
     """Load and check a ``.json``/``.yaml``/``.yml`` definition file (never raises for a bad file)."""
     path = Path(path)
@@ -118,7 +122,7 @@ def validate_file(
     except _FileProblem as exc:
         return ValidationReport(str(path), None, None, [Issue(str(path), None, None, str(exc))])
     return validate_data(data, str(path), path.stem, known_actions=known_actions,
-                         platform_actions=platform_actions, stubbed=stubbed)
+                         platform_actions=platform_actions, stubbed=stubbed, policy=policy)
 
 
 def load_definition(
@@ -126,9 +130,10 @@ def load_definition(
     *,
     known_actions: Collection[str] | None = None,
     platform_actions: Collection[str] | None = None,
+    policy: Any = None,
 ) -> Definition:
     """Load a definition file; raises DefinitionError with the first error (warnings are ignored)."""
-    report = validate_file(path, known_actions=known_actions, platform_actions=platform_actions)
+    report = validate_file(path, known_actions=known_actions, platform_actions=platform_actions, policy=policy)
     if report.errors:
         raise DefinitionError(str(report.errors[0]))
     return report.definition

@@ -211,8 +211,9 @@ def _close(word: str, candidates: Collection[str]) -> str:
 
 class _Checker:
     def __init__(self, definition: Definition, known_actions: Collection[str], platform_actions: Collection[str],
-                 stubbed: Collection[tuple[str, str | None]] | None):
+                 stubbed: Collection[tuple[str, str | None]] | None, policy: Any = None):
         self.definition = definition
+        self.policy = policy
         self.source = definition.source
         self.known_actions = known_actions
         self.platform_actions = platform_actions
@@ -364,6 +365,9 @@ class _Checker:
             self.error(s.slug, "config.maxIterations", f"must be a positive integer, got {value_kind(limit)}")
 
     def check_action(self, s: Step) -> None:
+        params = s.config.get("parameters")
+        if params is not None and not isinstance(params, dict) and not (isinstance(params, str) and "{{" in params):
+            self.error(s.slug, "config.parameters", f"must be an object, got {value_kind(params)}")
         kind = s.config.get("type")
         if kind is None or kind == "":
             self.error(s.slug, "config.type", "is required: an action type (built-in or plugin), "
@@ -375,6 +379,10 @@ class _Checker:
         elif ":" in kind:
             if not _ACTION_REF.match(kind):
                 self.error(s.slug, "config.type", f"invalid action reference '{kind}': expected module:function")
+            elif not (self.policy.allows(kind) or any(t == kind for t, _ in self.stubbed or ())):
+                from ..actions.policy import not_allowed_message
+
+                self.error(s.slug, "config.type", not_allowed_message(kind))
         elif kind in self.platform_actions:
             self.check_stub(s, kind)
         else:
@@ -465,18 +473,25 @@ def validate_definition(
     known_actions: Collection[str] | None = None,
     platform_actions: Collection[str] | None = None,
     stubbed: Collection[tuple[str, str | None]] | None = None,
+    policy: Any = None,
 ) -> tuple[list[Issue], list[Issue]]:
     """Check a parsed definition; returns ``(errors, warnings)``.
 
     ``known_actions`` are the action types that run locally (built-ins and plugins) and
     ``platform_actions`` tale's platform types; both default to what :mod:`wfctl.actions`
     provides. With ``stubbed`` ((type, operation) pairs a stub file covers; operation None =
-    any), platform actions without a stub are warned about.
+    any), platform actions without a stub are warned about. ``policy`` (an
+    :class:`~wfctl.actions.ActionPolicy`; default: the one ``$WFCTL_ALLOW_MODULES`` gives) says
+    which ``module:function`` references are allowed; any other is an error.
     """
+    if policy is None:
+        from ..actions.policy import ActionPolicy
+
+        policy = ActionPolicy.resolve()
     if known_actions is None or platform_actions is None:
         default_known, default_platform = _default_actions()
         known_actions = default_known if known_actions is None else known_actions
         platform_actions = default_platform if platform_actions is None else platform_actions
-    checker = _Checker(definition, known_actions, platform_actions, stubbed)
+    checker = _Checker(definition, known_actions, platform_actions, stubbed, policy)
     checker.run()
     return checker.errors, checker.warnings

@@ -160,13 +160,20 @@ class Engine:
     ``$WFCTL_DATA_DIR`` / ``./.wfctl``. ``interpreter_factory(secret_box) -> Interpreter``
     builds the interpreter (stubs, a registry, an LLM provider); it must keep the given
     SecretBox, whose key is shared by every process (see :mod:`wfctl.engine.keys`).
-    ``clock`` gives epoch seconds. Thread-safe; close it (or use ``with``) when done.
+    ``clock`` gives epoch seconds. ``allow_modules``: module prefixes whose functions
+    definitions may call as ``module:function`` actions, besides those of
+    ``$WFCTL_ALLOW_MODULES`` and the data directory's ``allow_modules`` setting; the resulting
+    :attr:`action_policy` applies to validation and to the interpreter (whatever the factory
+    built). Thread-safe; close it (or use ``with``) when done.
     """
 
     def __init__(self, data_dir: str | Path | DataDir | None = None, *,
-                 interpreter_factory: Callable[..., Any] | None = None, clock: Callable[[], float] = time.time):
+                 interpreter_factory: Callable[..., Any] | None = None, clock: Callable[[], float] = time.time,
+                 allow_modules: Collection[str] = ()):
         self.datadir = data_dir if isinstance(data_dir, DataDir) else DataDir.open(
             resolve_data_dir(None if data_dir is None else str(data_dir)))
+        self._allow_modules = tuple(allow_modules)
+        self._action_policy = None
         self.clock = clock
         self.interpreter_factory = interpreter_factory
         self._stores: dict[int, ShardStore] = {}
@@ -188,6 +195,16 @@ class Engine:
         return self.datadir.shard_count
 
     @property
+    def action_policy(self):
+        """The :class:`~wfctl.actions.ActionPolicy`: which ``module:function`` actions may run."""
+        if self._action_policy is None:
+            from ..actions.policy import ActionPolicy
+
+            self._action_policy = ActionPolicy.resolve(self._allow_modules, os.environ,
+                                                       self.datadir.settings.allow_modules)
+        return self._action_policy
+
+    @property
     def interpreter(self):
         """The interpreter (built on first use with the data directory's secret key)."""
         with self._lock:
@@ -201,6 +218,7 @@ class Engine:
                     from ..interpreter import Interpreter
 
                     self._interpreter = Interpreter(secret_box=box, clock=self.clock)
+                self._interpreter.policy = self.action_policy
             return self._interpreter
 
     def shard_store(self, shard: int) -> ShardStore:
@@ -282,7 +300,7 @@ class Engine:
 
         loaded: dict[str, Definition] = {}
         for path in find_definition_files(list(paths)):
-            definition = load_definition(path)
+            definition = load_definition(path, policy=self.action_policy)
             other = loaded.get(definition.id)
             if other is not None:
                 raise DefinitionError(f"definition id '{definition.id}' is defined by both {other.source} and {path}")

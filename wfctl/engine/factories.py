@@ -1,4 +1,5 @@
-"""Interpreter factories for :class:`~wfctl.engine.Engine` and worker processes.
+"""Interpreter factories for :class:`~wfctl.engine.Engine` and worker processes, and the
+action policy for commands that validate without an engine.
 
 A factory is ``factory(secret_box) -> Interpreter``; the ones made here are picklable (a
 module-level function under :func:`functools.partial`), so ``run_workers`` can send them to
@@ -28,3 +29,21 @@ def _build(stubs: str, secret_box: Any) -> Any:
     from ..interpreter import Interpreter
 
     return Interpreter(secret_box=secret_box, stubs=StubSet.load(stubs))
+
+
+def action_policy(data_dir: str | Path | None, allow_modules: Any = ()) -> Any:
+    """The :class:`~wfctl.actions.ActionPolicy` of ``allow_modules``, ``$WFCTL_ALLOW_MODULES`` and,
+    when ``data_dir`` (None: the default one) is a readable data directory, its ``allow_modules``
+    setting. Nothing is created."""
+    from ..actions.policy import ActionPolicy
+    from ..errors import InputError
+    from ..store import DataDir, resolve_data_dir
+
+    path = resolve_data_dir(None if data_dir is None else str(data_dir))
+    setting = None
+    if (path / "wfctl.json").is_file():
+        try:
+            setting = DataDir.open(path, create=False).settings.allow_modules
+        except InputError:
+            pass  # not a usable data directory: no setting (fails closed)
+    return ActionPolicy.resolve(allow_modules or (), setting=setting)

@@ -29,7 +29,8 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None))
+    engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None),
+                    allow_modules=options.pop("allow_modules", ()))
     code = Worker(engine, shards, **options).run(drain=drain, stop_event=stop)
     # Stopped and leases released: a second SIGTERM (the parent's, or the whole process group's)
     # must not kill the interpreter while it shuts down.
@@ -41,12 +42,13 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
 def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: list[int] | None = None,
                 drain: bool = False, *, stop_event: threading.Event | None = None,
                 interpreter_factory: Callable[..., Any] | None = None, owner: str | None = None,
-                **worker_options: Any) -> int:
+                allow_modules: tuple[str, ...] = (), **worker_options: Any) -> int:
     """Run ``processes`` worker processes over ``shards`` (default: all) and wait for them.
 
     Setting ``stop_event`` (or Ctrl-C, which returns 130) sends them SIGTERM and waits for
     them. ``interpreter_factory`` must be picklable (a module-level function); ``owner``
-    names the leases (``<owner>-<n>`` per process); ``worker_options`` go to :class:`Worker`
+    names the leases (``<owner>-<n>`` per process); ``allow_modules`` go to each process's
+    :class:`Engine` (module prefixes for ``module:function`` actions); ``worker_options`` go to :class:`Worker`
     (max_parallel, lease_ttl, batch, ...).
     Returns 0 when every process exited with 0, else the first non-zero exit code
     (128 + signal number for a process killed by a signal).
@@ -55,11 +57,14 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
     for shard in chosen:
         datadir.shard_path(shard)  # InputError for a shard the directory does not have
+    from ..actions.policy import ActionPolicy
+
+    ActionPolicy.resolve(allow_modules, setting=datadir.settings.allow_modules)  # a bad prefix: before any spawn
     ctx = multiprocessing.get_context("spawn")
     procs = []
     for n, group in enumerate(split_shards(chosen, processes)):
         options = dict(worker_options, interpreter_factory=interpreter_factory,
-                       owner=f"{owner}-{n}" if owner else None)
+                       owner=f"{owner}-{n}" if owner else None, allow_modules=tuple(allow_modules))
         procs.append(ctx.Process(target=_worker_main, args=(str(datadir.path), group, drain, options),
                                  name=f"wfctl-worker-{n}"))
     for proc in procs:

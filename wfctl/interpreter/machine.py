@@ -49,17 +49,26 @@ class Transition:
 
 
 class StepContext:
-    """What a step handler sees: its config, the run's variables, a template renderer."""
+    """What a step handler sees: its config, the run's variables, a template renderer.
 
-    __slots__ = ("interpreter", "slug", "config", "variables", "attempt", "_tvars")
+    ``hidden`` are the plaintexts this step may see but must not store (secrets, unsealed loop
+    values); ``decoys`` the variables that hold them, with decoys instead (see
+    :mod:`wfctl.interpreter.taint`); ``derived`` collects the strings templates compute from them.
+    """
 
-    def __init__(self, interpreter: "Interpreter", slug: str, config: Mapping, variables: Mapping, attempt: int):
+    __slots__ = ("interpreter", "slug", "config", "variables", "attempt", "_tvars", "hidden", "decoys", "derived")
+
+    def __init__(self, interpreter: "Interpreter", slug: str, config: Mapping, variables: Mapping, attempt: int,
+                 hidden: tuple[str, ...] = (), decoys: Mapping[str, Any] | None = None):
         self.interpreter = interpreter
         self.slug = slug
         self.config = config
         self.variables = variables
         self.attempt = attempt
         self._tvars: dict | None = None
+        self.hidden = hidden
+        self.decoys = decoys or {}
+        self.derived: set[str] = set()
 
     def template_variables(self) -> dict:
         """The variables templates see: the run's variables plus ``now`` and ``nowMs``."""
@@ -73,7 +82,24 @@ class StepContext:
         """Render every ``{{ }}`` template inside ``value`` (a fresh value; input untouched)."""
         from ..expressions import render_value
 
-        return render_value(value, self.template_variables())
+        rendered = render_value(value, self.template_variables())
+        self.note_derived(value)
+        return rendered
+
+    def note_derived(self, value: Any) -> None:
+        """Add to ``derived`` the strings ``value``'s templates compute from hidden values."""
+        if not self.decoys:
+            return
+        from .taint import derived_strings
+
+        real = self.template_variables()
+        tainted = self.decoys.keys()
+        self.derived |= derived_strings(value, real, {**real, **self.decoys},
+                                        lambda roots: not tainted.isdisjoint(roots))
+
+    def redact(self, value: Any) -> Any:
+        """``value`` with every hidden and derived string replaced by ``***``."""
+        return _redact(value, self.hidden + tuple(self.derived))
 
 
 class Interpreter:
@@ -81,7 +107,9 @@ class Interpreter:
 
     Everything outside the run state comes in here: the action registry, stubs for tale's
     platform actions, the LLM provider, the secret box, the environment (for secrets), a
-    clock (epoch seconds) and a random source (retry jitter).
+    clock (epoch seconds) and a random source (retry jitter). ``policy`` (an
+    :class:`~wfctl.actions.ActionPolicy`) says which ``module:function`` actions may run;
+    default: the modules ``$WFCTL_ALLOW_MODULES`` in ``env`` allows.
     """
 
     def __init__(
@@ -94,6 +122,7 @@ class Interpreter:
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
         log: Callable[[str], None] | None = None,
+        policy=None,
     ):
         if registry is None:
             from ..actions import default_registry
@@ -110,8 +139,16 @@ class Interpreter:
         self.registry = registry
         self.llm = llm
         self.secret_box = secret_box
+        from .taint import Sealer
+
+        self._sealer = Sealer(secret_box)
         self.stubs = stubs
         self.env = env if env is not None else os.environ
+        if policy is None:
+            from ..actions import ActionPolicy
+
+            policy = ActionPolicy.resolve(env=self.env)
+        self.policy = policy
         self.clock = clock or time.time
         self.rng = rng or random.Random()
         self.log = log or _log.info
@@ -167,8 +204,8 @@ class Interpreter:
         if step is None:
             return self._fail(state, slug, None, attempt, f"Step not found: {slug}")
         pure = self.is_pure(definition, slug)
-        variables, secret_values = self._reveal(state.variables)
-        ctx = StepContext(self, slug, step.config, variables, attempt)
+        variables, secret_values, decoys = self._reveal(state.variables)
+        ctx = StepContext(self, slug, step.config, variables, attempt, secret_values, decoys)
         try:
             with use_clock(self.clock):  # daysAgo/hoursAgo/... read the interpreter's clock
                 outcome = HANDLERS[step.step_type](ctx)
@@ -177,8 +214,8 @@ class Interpreter:
         except Exception as exc:  # an interpreter or plugin bug must not kill the worker
             message = f"step '{slug}': {type(exc).__name__}: {exc}"
         else:
-            return self._advance(definition, state, step, attempt, outcome, secret_values, pure)
-        return self._step_failed(definition, state, step, attempt, _redact(message, secret_values), pure)
+            return self._advance(definition, state, step, attempt, outcome, secret_values + tuple(ctx.derived), pure)
+        return self._step_failed(definition, state, step, attempt, ctx.redact(message), pure)
 
     def fail_step(self, definition, state: RunState, error: str, attempt: int = 1) -> Transition:
         """Give up on ``state.current`` with ``error`` (the engine calls this when it stops retrying,
@@ -189,12 +226,41 @@ class Interpreter:
         return self._give_up(definition, state, step, attempt, error, self.is_pure(definition, step.slug))
 
     # -- internals ------------------------------------------------------------------------
-    def _reveal(self, variables: dict) -> tuple[dict, tuple[str, ...]]:
+    def _reveal(self, variables: dict) -> tuple[dict, tuple[str, ...], dict]:
+        """(variables with secrets decrypted and loop values unsealed, the hidden plaintexts,
+        the variables holding hidden values, with decoys instead)."""
         sealed = variables.get("secrets")
         if not sealed:
-            return variables, ()
+            return variables, (), {}
+        from .taint import decoy, is_sealed, loop_aliases
+
         plain = {name: self.secret_box.decrypt(token) for name, token in sealed.items()}
-        return {**variables, "secrets": plain}, tuple(plain.values())
+        hidden = list(plain.values())
+        revealed = {**variables, "secrets": plain}
+        decoys = {"secrets": {name: decoy(value) for name, value in plain.items()}}
+        revealed["loop"], fake = self._sealer.unseal_frame(variables.get("loop"), hidden)
+        if fake is not None:
+            decoys["loop"] = fake
+        for name in loop_aliases(variables):
+            if is_sealed(variables.get(name)):
+                revealed[name], decoys[name], tainted = self._sealer.unseal(variables[name])
+                hidden.extend(tainted)
+        if "loop" not in variables:
+            del revealed["loop"]
+        return revealed, tuple(hidden), decoys
+
+    def _seal_loop(self, variables: dict, hidden) -> None:
+        """Seal the hidden values in the loop variable and aliases of ``variables`` (a fresh dict, changed)."""
+        from .taint import loop_aliases
+
+        hidden = frozenset(h for h in hidden if isinstance(h, str) and h)
+        if not hidden:
+            return
+        if "loop" in variables:
+            variables["loop"] = self._sealer.seal_frame(variables["loop"], hidden)
+        for name in loop_aliases(variables):
+            if name in variables:
+                variables[name] = self._sealer.seal(variables[name], hidden)
 
     def _advance(self, definition, state, step, attempt, outcome: Outcome, secret_values, pure) -> Transition:
         output = outcome.output
@@ -213,6 +279,8 @@ class Interpreter:
         if outcome.loop is not UNCHANGED:
             variables["loop"] = outcome.loop
             loops.apply_loop_aliases(variables, old.get("loop"), outcome.loop)
+            if secret_values or outcome.secrets:
+                self._seal_loop(variables, secret_values + tuple(outcome.secrets.values()))
         next_slug, error = _route(definition, step, outcome.port)
         steps_run = state.steps_run + 1
         if error is not None:

@@ -92,10 +92,18 @@ def run_action(ctx: "StepContext") -> Outcome:
     action_type = ctx.config.get("type")
     if not isinstance(action_type, str) or not action_type:
         raise StepError(f"action step '{ctx.slug}': config.type is required")
-    spec = ctx.interpreter.registry.get(action_type, ctx.interpreter.stubs)
-    params = ctx.config.get("parameters") or {}
+    spec = ctx.interpreter.registry.get(action_type, ctx.interpreter.stubs, ctx.interpreter.policy)
+    params = ctx.config.get("parameters")
+    if params is None:
+        params = {}
     if action_type != "set_variables":  # set_variables renders its entries one by one itself
         params = ctx.render(params)
+    else:
+        ctx.note_derived(params)
+    if not isinstance(params, Mapping):
+        kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+        kind = "null" if params is None else kinds.get(type(params), type(params).__name__)
+        raise StepError(f"config.parameters must be an object, got {kind}")
     action_ctx = ActionContext(
         execution_id=ctx.variables.get("executionId"),
         definition_id=ctx.variables.get("wfDefinitionId"),
@@ -104,7 +112,7 @@ def run_action(ctx: "StepContext") -> Outcome:
         variables=ctx.template_variables(),
         stubs=ctx.interpreter.stubs,
         now=ctx.interpreter.clock,
-        log=ctx.interpreter.log,
+        log=(lambda line: ctx.interpreter.log(ctx.redact(line))) if ctx.hidden else ctx.interpreter.log,
     )
     result = spec.fn(params, action_ctx)
     wake_at = None

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,8 @@ class Settings:
     ``route`` picks the routing key: ``definition`` keeps a definition's runs on one shard,
     ``execution`` spreads them. ``durability`` ``full`` syncs every commit (SQLite
     ``synchronous=FULL``); ``normal`` may lose the last commits on power loss, never
-    consistency. ``created_at`` is ISO 8601 (UTC).
+    consistency. ``created_at`` is ISO 8601 (UTC). ``allow_modules``: module prefixes whose
+    functions definitions may call as ``module:function`` actions (see docs/actions.md).
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -64,6 +65,7 @@ class Settings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     spill_threshold_bytes: int = DEFAULT_SPILL_THRESHOLD_BYTES
     created_at: str = ""
+    allow_modules: list[str] = field(default_factory=list)  # module prefixes for module:function actions
 
     def validate(self, where: str) -> None:
         """Raise InputError naming ``where`` on an invalid value."""
@@ -80,11 +82,13 @@ class Settings:
         for name in ("max_payload_bytes", "spill_threshold_bytes"):
             if not positive_int(getattr(self, name)):
                 raise InputError(f"{where}: {name} must be a positive integer, got {getattr(self, name)!r}")
+        if not (isinstance(self.allow_modules, list) and all(isinstance(m, str) for m in self.allow_modules)):
+            raise InputError(f"{where}: allow_modules must be a list of module prefixes, got {self.allow_modules!r}")
 
     def differences(self, other: "Settings") -> list[str]:
         """``name=ours`` for every setting (creation time aside) that differs from ``other``."""
         return [f"{k}={v}" for k, v in asdict(self).items()
-                if k != "created_at" and v != getattr(other, k)]
+                if k not in ("created_at", "allow_modules") and v != getattr(other, k)]
 
 
 class DataDir:
