@@ -42,7 +42,7 @@ def start_command(
 ) -> None:
     """Start a run of DEFINITION: one transaction on one shard.
 
-    Prints the execution id (and, with --wait, the run's status and steps). Exit codes: 0 started (or, with --wait, completed), 1 failed, 3 canceled, 4 timed out, 2 bad input.
+    Prints the execution id (and, with --wait, the run's status and steps). Exit codes: 0 started (or, with --wait, completed), 1 failed, 3 canceled, 4 timed out, 2 bad input, 130 interrupted (Ctrl-C or SIGTERM: the shard's lease is released, the run goes on under a worker).
     """
     from ..errors import InputError
     from ..jsoninput import json_argument, load_json_file
@@ -67,6 +67,9 @@ def start_command(
             note = "" if started.created else " (existing run for this idempotency key)"
             console().print(f"{started.execution_id}{note}", markup=False)
         return
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: the shard's lease is released, exit 130
     status = {**eng.wait(started.execution_id, timeout), "created": started.created}
     if json_out:
         print_json(status)
@@ -193,6 +196,10 @@ def cleanup_command(
         print_json({"deleted": deleted})
     else:
         console().print(f"deleted {deleted} run(s)")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _render_status(status: dict) -> None:
