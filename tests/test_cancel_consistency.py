@@ -155,3 +155,31 @@ def test_the_cancel_time_is_read_once_each_shards_lock_is_held(tmp_path):
         run = canceler.shard_store(1).get_run(eid)
         assert run.started_at == worker_time[0]  # the worker did commit it while the cancel went on
         assert _check_canceled(run, canceler.shard_store(1).journal(run.execution_id)) == []
+
+
+def test_a_run_canceled_meanwhile_keeps_the_steps_done_before_and_the_step_in_flight(tmp_path):
+    """The store's rule for a worker's commit that finds its run canceled: the rows of steps done
+    by the cancel and the result of the side-effecting step journaled as started before it are
+    recorded; rows of steps computed after the cancel are not."""
+    from test_store_shard import T0, leased, make_runs, state
+    from wfctl.store import COMPLETED, RUNNING, JournalRow, StepCommit
+
+    with DataDir.init(tmp_path, shards=1).open_shard(0) as store:
+        make_runs(store, 2)
+        g = leased(store)
+        store.claim_ready(g, now=T0, limit=10)
+        assert store.mark_step_started(g, "wf-1", JournalRow("call", "action", STARTED, 1, started_at=T0 + 1),
+                                       now=T0 + 1)
+        assert store.cancel_runs(["wf-0", "wf-1"], now=lambda: T0 + 2) == ["wf-0", "wf-1"]
+        pure = [JournalRow("a", "action", COMPLETED, 1, started_at=T0 + 1.5, finished_at=T0 + 1.6),
+                JournalRow("b", "action", COMPLETED, 1, started_at=T0 + 1.9, finished_at=T0 + 2.1),
+                JournalRow("c", "action", COMPLETED, 1, started_at=T0 + 2.2, finished_at=T0 + 2.3)]
+        result = JournalRow("call", "action", COMPLETED, 1, output={"ok": 1}, started_at=T0 + 1, finished_at=T0 + 5)
+        skipped = store.commit_steps(g, [StepCommit("wf-0", RUNNING, state("d"), "d", journal=pure, ready_at=T0 + 3),
+                                         StepCommit("wf-1", RUNNING, state("e"), "e", journal=[result],
+                                                    ready_at=T0 + 5)], now=T0 + 5)
+        assert skipped == ["wf-0", "wf-1"]
+        assert [j.step_slug for j in store.journal("wf-0")] == ["a"]  # b ended, c started, after the cancel
+        assert [(j.step_slug, j.status, j.finished_at) for j in store.journal("wf-1")] == [
+            ("call", STARTED, None), ("call", COMPLETED, T0 + 5)]  # in flight at the cancel: recorded
+        assert store.get_run("wf-1").completed_at == T0 + 2
