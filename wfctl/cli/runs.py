@@ -34,7 +34,7 @@ def start_command(
     input_file: Optional[Path] = typer.Option(None, "--input-file", help="Read the run input from a JSON file."),
     idempotency_key: Optional[str] = typer.Option(
         None, "--idempotency-key", help="Start at most one run per key: a repeated key returns the existing run."),
-    wait: bool = typer.Option(False, "--wait", help="Follow the run to its end (runs the work here if no worker holds its shard)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the run to its end (runs this run alone here if no worker holds its shard)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="With --wait: give up after this many seconds (exit 4)."),
     stubs: Optional[Path] = typer.Option(
         None, "--stubs", help="With --wait: a stubs file answering tale platform actions (rag, customer, ...)."),
