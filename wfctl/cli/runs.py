@@ -199,6 +199,9 @@ def cleanup_command(
 
 
 def _interrupt(*_: object) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the lease's release short
     raise KeyboardInterrupt
 
 
