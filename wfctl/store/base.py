@@ -366,9 +366,9 @@ class ShardStore(ABC):
 
         Returns the ids not applied because the run was canceled, finished or deleted
         meanwhile: state, status and queue are left as they are, and of their journal rows
-        (when the run exists) only those of steps started no later than the run's
-        ``completed_at`` are appended (a step in flight at the cancel is recorded, no step
-        started after it is).
+        (when the run exists) only those of steps ended by the run's ``completed_at`` are
+        appended, and the result of the side-effecting step journaled as started before it
+        (in flight at the cancel); nothing computed after the cancel is.
         """
 
     # -- lifetime --------------------------------------------------------------------------
