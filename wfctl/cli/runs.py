@@ -34,7 +34,7 @@ def start_command(
     input_file: Optional[Path] = typer.Option(None, "--input-file", help="Read the run input from a JSON file."),
     idempotency_key: Optional[str] = typer.Option(
         None, "--idempotency-key", help="Start at most one run per key: a repeated key returns the existing run."),
-    wait: bool = typer.Option(False, "--wait", help="Follow the run to its end (runs the work here if no worker holds its shard)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the run to its end (runs this run alone here if no worker holds its shard)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="With --wait: give up after this many seconds (exit 4)."),
     stubs: Optional[Path] = typer.Option(
         None, "--stubs", help="With --wait: a stubs file answering tale platform actions (rag, customer, ...)."),
@@ -43,7 +43,7 @@ def start_command(
 ) -> None:
     """Start a run of DEFINITION: one transaction on one shard.
 
-    Prints the execution id (and, with --wait, the run's status and steps). Exit codes: 0 started (or, with --wait, completed), 1 failed, 3 canceled, 4 timed out, 2 bad input.
+    Prints the execution id (and, with --wait, the run's status and steps). Exit codes: 0 started (or, with --wait, completed), 1 failed, 3 canceled, 4 timed out, 2 bad input, 130 interrupted (Ctrl-C or SIGTERM: the shard's lease is released, the run goes on under a worker).
     """
     from ..errors import InputError
     from ..jsoninput import json_argument, load_json_file
@@ -68,6 +68,9 @@ def start_command(
             note = "" if started.created else " (existing run for this idempotency key)"
             console().print(f"{started.execution_id}{note}", markup=False)
         return
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: the shard's lease is released, exit 130
     status = {**eng.wait(started.execution_id, timeout), "created": started.created}
     if json_out:
         print_json(status)
@@ -194,6 +197,13 @@ def cleanup_command(
         print_json({"deleted": deleted})
     else:
         console().print(f"deleted {deleted} run(s)")
+
+
+def _interrupt(*_: object) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the lease's release short
+    raise KeyboardInterrupt
 
 
 def _render_status(status: dict) -> None:

@@ -358,13 +358,12 @@ class Engine:
         with self._lock:
             self._definitions.pop(definition_id, None)
         canceled = deleted = 0
-        now = self.clock()
         for store in self._each_shard():
-            canceled += store.cancel_matching(definition_id, now=now, batch=batch)
+            canceled += store.cancel_matching(definition_id, now=self.clock, batch=batch)
             while page := [r.execution_id for r in store.list_runs(definition_id=definition_id, limit=batch)]:
                 n = store.delete_runs(page)
                 if n == 0:  # runs started meanwhile: cancel them too
-                    canceled += len(store.cancel_runs(page, now=now))
+                    canceled += len(store.cancel_runs(page, now=self.clock))
                     n = store.delete_runs(page)
                     if n == 0:
                         break
@@ -470,7 +469,7 @@ class Engine:
         run = self.key_run(definition_id, key)
         if run is None or run.finished:
             return False
-        return bool(self.shard_store(run.shard).cancel_runs([run.execution_id], now=self.clock()))
+        return bool(self.shard_store(run.shard).cancel_runs([run.execution_id], now=self.clock))
 
     def prepare(self, definition_ids: Iterable[str]) -> None:
         """Open every shard and build the start plans of ``definition_ids`` now, so that the
@@ -525,17 +524,17 @@ class Engine:
     def cancel(self, execution_ids: Iterable[str]) -> list[str]:
         """Cancel unfinished runs; returns the ids canceled (finished ones are left alone).
 
-        InputError, before anything is canceled, when an id is unknown.
+        InputError, before anything is canceled, when an id is unknown. A canceled run's
+        ``completed_at`` is read once its shard's write lock is held (see :meth:`ShardStore.cancel_runs`).
         """
         groups = self._by_shard(execution_ids)
         self._check_known(groups)
-        now = self.clock()
-        return [eid for shard, group in groups.items() for eid in self.shard_store(shard).cancel_runs(group, now=now)]
+        return [eid for shard, group in groups.items()
+                for eid in self.shard_store(shard).cancel_runs(group, now=self.clock)]
 
     def cancel_matching(self, definition: str | None, statuses: Collection[str] | None = None) -> int:
         """Cancel the runs of ``definition`` (None: any) in ``statuses`` (default: unfinished); the count."""
-        now = self.clock()
-        return sum(store.cancel_matching(definition, statuses, now=now) for store in self._each_shard())
+        return sum(store.cancel_matching(definition, statuses, now=self.clock) for store in self._each_shard())
 
     def cleanup(self, execution_ids: Iterable[str], force: bool = False) -> int:
         """Delete finished runs (``force``: cancel unfinished ones first); returns how many were deleted.
@@ -558,7 +557,7 @@ class Engine:
         for shard, group in groups.items():
             store = self.shard_store(shard)
             if force:
-                store.cancel_runs(group, now=self.clock())
+                store.cancel_runs(group, now=self.clock)
             deleted += store.delete_runs(group)
         return deleted
 
@@ -570,15 +569,16 @@ class Engine:
     def wait(self, execution_id: str, timeout: float | None = None, poll: float = 0.02) -> dict[str, Any]:
         """Follow a run until it finishes or ``timeout`` seconds pass; returns its status.
 
-        While no worker holds the run's shard lease, this process takes it and runs the
-        shard's work itself (all of the shard's runs), releasing it when done.
+        While no worker holds the run's shard lease, this process takes it and runs this run
+        alone (the shard's other runs wait for a worker), releasing the lease when done; while
+        a worker holds it, the worker runs it.
         """
         from .worker import Worker
 
         run = self._run(execution_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         stop = threading.Event()
-        worker = Worker(self, [run.shard], owner=None)
+        worker = Worker(self, [run.shard], owner=None, only=[run.execution_id])
         thread = threading.Thread(target=worker.run, kwargs={"stop_event": stop}, daemon=True,
                                   name=f"wfctl-wait-{execution_id}")
         thread.start()

@@ -1,4 +1,8 @@
-"""Worker processes: the shards split between N processes (spawned), each running a :class:`Worker`."""
+"""Worker processes: the shards split between N processes (spawned), each running a :class:`Worker`.
+
+A worker process lives no longer than the process that started it: when its parent dies,
+even by ``kill -9``, it stops as on SIGTERM (in-flight steps commit, leases released).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,26 @@ def split_shards(shards: list[int], processes: int) -> list[list[int]]:
     return [shards[i::n] for i in range(n)]
 
 
+def _stop_with_parent(stop: threading.Event) -> None:
+    """Set ``stop`` when the parent process dies: it held the write end of a pipe whose read end
+    (the parent's sentinel) this process watches; on Linux the kernel also sends SIGTERM
+    (``PR_SET_PDEATHSIG``). Call it after installing the SIGTERM handler."""
+    import multiprocessing.connection
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # already gone: the sentinel is readable at once
+        threading.Thread(target=lambda: (multiprocessing.connection.wait([parent.sentinel]), stop.set()),
+                         daemon=True, name="wfctl-parent-watch").start()
+
+
 def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[str, Any]) -> None:
-    """A worker process: SIGTERM/SIGINT stop it cleanly (in-flight steps commit, leases released)."""
+    """A worker process: SIGTERM/SIGINT, or its parent's death, stop it cleanly (in-flight
+    steps commit, leases released)."""
     import logging
     import sys
 
@@ -29,6 +51,7 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    _stop_with_parent(stop)
     engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None),
                     allow_modules=options.pop("allow_modules", ()))
     code = Worker(engine, shards, **options).run(drain=drain, stop_event=stop)

@@ -32,7 +32,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +73,15 @@ class Worker:
 
     ``observer(commits, now)``, if given, is called in the worker loop with every batch of
     :class:`StepCommit` once it is committed (the stress harness counts outcomes and step
-    latencies with it); it must be quick and must not raise.
+    latencies with it); it must be quick and must not raise. ``only``, if given, limits the
+    worker to those runs (``start --wait``): the shards' other runs are left to other workers.
     """
 
     def __init__(self, engine_or_datadir: Engine | str | Path | DataDir, shards: list[int] | None = None,
                  owner: str | None = None, max_parallel: int = 8, lease_ttl: float = 5.0, batch: int = 64, *,
                  max_pure_steps: int = 64, poll_interval: float = 0.01, sweep_interval: float = 1.0,
-                 observer: Callable[[Sequence[StepCommit], float], None] | None = None):
+                 observer: Callable[[Sequence[StepCommit], float], None] | None = None,
+                 only: Collection[str] | None = None):
         self._own_engine = not isinstance(engine_or_datadir, Engine)
         self.engine = Engine(engine_or_datadir) if self._own_engine else engine_or_datadir
         count = self.engine.shard_count
@@ -97,6 +99,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.sweep_interval = sweep_interval
         self.observer = observer
+        self.only = None if only is None else frozenset(only)
         self.clock = self.engine.clock
         self.interpreter = self.engine.interpreter
         self.leases: dict[int, int] = {}  # shard -> fencing generation
@@ -165,7 +168,7 @@ class Worker:
                     if item.generation == generation:
                         self._finish_effect(item, outcome, now, commits, effects)
                 if claim and len(self._inflight) < 2 * self.max_parallel:
-                    for record in store.claim_ready(generation, now=now, limit=self.batch):
+                    for record in store.claim_ready(generation, now=now, limit=self.batch, only=self.only):
                         self._claimed(shard, generation, record, now, commits, effects)
                 if sweep:
                     self._sweep(shard, generation, store, now, commits, effects)
@@ -312,7 +315,8 @@ class Worker:
             row = JournalRow(item.state.current, step.step_type if step else None, STARTED, item.attempt,
                              started_at=self.clock())
             if store.mark_step_started(item.generation, item.execution_id, row, now=row.started_at):
-                outcome = self._step(item)
+                t, _, ended = self._step(item)
+                outcome = (t, row.started_at, ended)  # the attempt started when it was journaled as started
             else:
                 outcome = None  # canceled, finished or deleted meanwhile: do not run it
         except Exception as exc:  # handed to the loop, which decides
@@ -337,7 +341,7 @@ class Worker:
         """Give up on the runs inactive for longer than their timeout (not those advanced this pass)."""
         busy = self._inflight.union(c.execution_id for c in commits).union(e.execution_id for e in effects)
         for record in store.inactive_runs(now, DEFAULT_TIMEOUT_MS / 1000.0, limit=self.batch):
-            if record.execution_id in busy:
+            if record.execution_id in busy or (self.only is not None and record.execution_id not in self.only):
                 continue
             item = self._load(shard, generation, record, now, commits)
             if item is None:

@@ -16,7 +16,7 @@ Clients (start, cancel, cleanup) write without a lease.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,18 +265,22 @@ class ShardStore(ABC):
         """How many runs match (``finished_before``: only runs finished before that time)."""
 
     @abstractmethod
-    def cancel_runs(self, execution_ids: Collection[str], *, now: float) -> list[str]:
+    def cancel_runs(self, execution_ids: Collection[str], *, now: float | Callable[[], float]) -> list[str]:
         """Cancel the unfinished runs among ``execution_ids``; returns the ids canceled.
 
-        A canceled run leaves the queue; a worker's in-flight result for it is journaled
-        but not applied (see :meth:`commit_steps`).
+        A canceled run leaves the queue and its ``completed_at`` is the cancel time: ``now``,
+        or, when ``now`` is a clock (what the engine passes), the clock read inside the write
+        transaction, once the shard's lock is held, so that no step committed before the
+        cancel is later than it. A worker's in-flight result for it is journaled but not
+        applied (see :meth:`commit_steps`).
         """
 
     @abstractmethod
     def cancel_matching(self, definition_id: str | None, statuses: Collection[str] | None = None,
-                        *, now: float, batch: int = 100) -> int:
+                        *, now: float | Callable[[], float], batch: int = 100) -> int:
         """Cancel the runs of ``definition_id`` (None: any) in ``statuses`` (default: every
-        unfinished status), ``batch`` per transaction; returns how many were canceled."""
+        unfinished status), ``batch`` per transaction (``now`` as for :meth:`cancel_runs`,
+        a clock read in each); returns how many were canceled."""
 
     @abstractmethod
     def delete_runs(self, execution_ids: Collection[str]) -> int:
@@ -338,12 +342,14 @@ class ShardStore(ABC):
         """Give the lease up (it becomes free at once); False when it was already lost."""
 
     @abstractmethod
-    def claim_ready(self, generation: int, *, now: float, limit: int) -> list[RunRecord]:
+    def claim_ready(self, generation: int, *, now: float, limit: int,
+                    only: Collection[str] | None = None) -> list[RunRecord]:
         """Up to ``limit`` runs whose queue entry is ready (``ready_at <= now``), oldest first.
 
         Entries stay queued but are marked claimed by ``generation``: the same lease holder
         does not get them again until a commit re-queues them, while a worker that takes the
-        lease over (a new generation) gets them back at once.
+        lease over (a new generation) gets them back at once. ``only``: claim none but these
+        runs (``start --wait`` runs its own run, not the rest of the shard).
         """
 
     @abstractmethod
@@ -359,8 +365,10 @@ class ShardStore(ABC):
         """Apply many runs' transitions in one transaction (group commit).
 
         Returns the ids not applied because the run was canceled, finished or deleted
-        meanwhile: their journal rows are still appended (when the run exists), but state,
-        status and queue are left as they are.
+        meanwhile: state, status and queue are left as they are, and of their journal rows
+        (when the run exists) only those of steps ended by the run's ``completed_at`` are
+        appended, and the result of the side-effecting step journaled as started before it
+        (in flight at the cancel); nothing computed after the cancel is.
         """
 
     # -- lifetime --------------------------------------------------------------------------

@@ -6,15 +6,15 @@ import heapq
 import itertools
 import os
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ...errors import InputError
-from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_STATUSES, RUNNING, UNFINISHED,
-                    JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats, ShardStore,
-                    StepCommit)
+from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_STATUSES, RUNNING, STARTED,
+                    UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats,
+                    ShardStore, StepCommit)
 from ..errors import CorruptShardError, FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES, check_size, decode, encode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
@@ -158,6 +158,24 @@ class SQLiteShardStore(ShardStore):
         (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal WHERE execution_id = ?",
                                (execution_id,)).fetchone()
         conn.executemany(_INSERT_JOURNAL, [(execution_id, last + i, *p) for i, p in enumerate(params, 1)])
+
+    @staticmethod
+    def _ended_by(conn: sqlite3.Connection, execution_id: str, params: list[tuple], end: float | None) -> list[tuple]:
+        """The journal rows (:meth:`_journal_params`) of a run that finished at ``end`` which are
+        still recorded: the steps done by then, and the result of the side-effecting step that
+        was journaled as started (in flight when the run was canceled); nothing computed later."""
+        last = conn.execute("SELECT step_slug, attempt, status FROM journal WHERE execution_id = ?"
+                            " ORDER BY seq DESC LIMIT 1", (execution_id,)).fetchone()
+        in_flight = (last[0], last[1]) if last is not None and last[2] == STARTED else None
+        kept = []
+        for p in params:
+            done = p[7] if p[7] is not None else p[6]
+            if (p[0], p[2]) == in_flight:
+                in_flight = None
+            elif not (end is None or done is None or done <= end):
+                continue
+            kept.append(p)
+        return kept
 
     @contextmanager
     def _fenced(self, generation: int) -> Iterator[sqlite3.Connection]:
@@ -307,7 +325,9 @@ class SQLiteShardStore(ShardStore):
             return conn.execute(f"SELECT COUNT(*) FROM runs r{where}", params).fetchone()[0]
 
     @staticmethod
-    def _cancel(conn: sqlite3.Connection, execution_ids: Sequence[str], now: float) -> list[str]:
+    def _cancel(conn: sqlite3.Connection, execution_ids: Sequence[str], now: float | Callable[[], float]) -> list[str]:
+        """Cancel in the write transaction ``conn`` holds; a clock ``now`` is read here, with the lock held."""
+        now = now() if callable(now) else now
         canceled = [r[0] for r in conn.execute(
             f"UPDATE runs SET status = 'canceled', completed_at = ?, updated_at = ?"
             f" WHERE execution_id IN ({_marks(len(execution_ids))}) AND status IN ('pending', 'running')"
@@ -316,7 +336,7 @@ class SQLiteShardStore(ShardStore):
             conn.execute(f"DELETE FROM queue WHERE execution_id IN ({_marks(len(canceled))})", canceled)
         return canceled
 
-    def cancel_runs(self, execution_ids: Collection[str], *, now: float) -> list[str]:
+    def cancel_runs(self, execution_ids: Collection[str], *, now: float | Callable[[], float]) -> list[str]:
         canceled: list[str] = []
         for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
             with self._db.write() as conn:
@@ -324,7 +344,7 @@ class SQLiteShardStore(ShardStore):
         return canceled
 
     def cancel_matching(self, definition_id: str | None, statuses: Collection[str] | None = None,
-                        *, now: float, batch: int = DELETE_BATCH) -> int:
+                        *, now: float | Callable[[], float], batch: int = DELETE_BATCH) -> int:
         clauses, params = self._where(_statuses(statuses, UNFINISHED, "cancel"), definition_id)
         select = f"SELECT execution_id FROM runs r WHERE {' AND '.join(clauses)} LIMIT ?"
         total = 0
@@ -456,15 +476,20 @@ class SQLiteShardStore(ShardStore):
                                " WHERE id = 1 AND generation = ? AND lease_owner = ?", (generation, owner))
         return cur.rowcount == 1
 
-    def claim_ready(self, generation: int, *, now: float, limit: int) -> list[RunRecord]:
-        ready = ("SELECT execution_id FROM queue WHERE ready_at <= ? AND claimed IS NOT ?"
+    def claim_ready(self, generation: int, *, now: float, limit: int,
+                    only: Collection[str] | None = None) -> list[RunRecord]:
+        wanted = tuple(dict.fromkeys(only or ()))
+        if only is not None and not wanted:
+            return []
+        among = "" if only is None else f" AND execution_id IN ({_marks(len(wanted))})"
+        ready = (f"SELECT execution_id FROM queue WHERE ready_at <= ? AND claimed IS NOT ?{among}"
                  " ORDER BY ready_at LIMIT ?")
         with self._db.read() as conn:  # an empty queue needs no write transaction
             self._check_generation(conn, generation)
-            if conn.execute(ready, (now, generation, 1)).fetchone() is None:
+            if conn.execute(ready, (now, generation, *wanted, 1)).fetchone() is None:
                 return []
         with self._fenced(generation) as conn:
-            ids = [r[0] for r in conn.execute(ready, (now, generation, limit))]
+            ids = [r[0] for r in conn.execute(ready, (now, generation, *wanted, limit))]
             conn.executemany("UPDATE queue SET claimed = ? WHERE execution_id = ?", [(generation, i) for i in ids])
             return self._load(conn, ids)
 
@@ -494,15 +519,16 @@ class SQLiteShardStore(ShardStore):
         with self._fenced(generation) as conn:
             for u, (state_text, state_size), (output_text, output_size), journal in prepared:
                 eid = u.execution_id
-                found = conn.execute("SELECT status, state_blob, output_blob FROM runs WHERE execution_id = ?",
-                                     (eid,)).fetchone()
+                found = conn.execute("SELECT status, state_blob, output_blob, completed_at FROM runs"
+                                     " WHERE execution_id = ?", (eid,)).fetchone()
                 if found is None:
                     skipped.append(eid)
                     continue
-                self._append_journal(conn, eid, journal)
-                if found[0] in FINISHED:
+                if found[0] in FINISHED:  # canceled meanwhile
+                    self._append_journal(conn, eid, self._ended_by(conn, eid, journal, found[3]))
                     skipped.append(eid)
                     continue
+                self._append_journal(conn, eid, journal)
                 state_text, state_blob = self._place(conn, eid, state_text, state_size, found[1])
                 output_text, output_blob = self._place(conn, eid, output_text, output_size, found[2])
                 finished = now if u.status != RUNNING else None

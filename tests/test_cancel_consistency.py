@@ -1,0 +1,185 @@
+"""A bulk ``wfctl cancel`` while a worker process is busy on the same shard: every canceled run's
+record is consistent (created <= started <= completed) and no step started after the cancel
+is journaled (a side-effecting step in flight at the cancel is recorded, ending later)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from http.server import BaseHTTPRequestHandler
+
+from helpers import local_http_server
+from wfctl.engine import Engine, Worker
+from wfctl.store import DataDir
+from wfctl.store.base import STARTED
+
+RUNS = 300
+SLEEPY = {"id": "sleepy", "name": "Sleepy", "steps": [
+    {"stepSlug": "start", "name": "Start", "stepType": "start", "nextSteps": {"success": "nap"}},
+    {"stepSlug": "nap", "name": "Nap", "stepType": "action",
+     "config": {"type": "sleep", "parameters": {"seconds": 300}}, "nextSteps": {"success": "done"}},
+    {"stepSlug": "done", "name": "Done", "stepType": "output", "config": {"mapping": {"slept": True}}}]}
+
+
+def _busy(url: str) -> dict:
+    """Many pure steps (nested loops of set_variables) between side-effecting HTTP calls."""
+    def step(slug, step_type, config, next_steps):
+        return {"stepSlug": slug, "name": slug, "stepType": step_type, "config": config, "nextSteps": next_steps}
+
+    bump = {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": "{{variables.n + 1}}"}]}}
+    return {"id": "busy", "name": "Busy", "steps": [
+        step("start", "start", {}, {"success": "init"}),
+        step("init", "action", {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": 0}]}},
+             {"success": "each"}),
+        step("each", "loop", {"items": "{{input.items}}", "itemVariable": "item"}, {"loop": "inner", "done": "done"}),
+        step("inner", "loop", {"items": "{{input.inner}}", "itemVariable": "x"}, {"loop": "bump", "done": "call"}),
+        step("bump", "action", bump, {"success": "inner"}),
+        step("call", "action", {"type": "http_request", "parameters": {"url": url}}, {"success": "each"}),
+        step("done", "output", {"mapping": {"n": "{{variables.n}}"}}, {}),
+    ]}
+
+
+class _Slow(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        time.sleep(0.005)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def _argv(data, *args) -> list[str]:
+    return [sys.executable, "-m", "wfctl", "--data-dir", str(data), *map(str, args)]
+
+
+def _env() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in ("WFCTL_DATA_DIR", "WFCTL_DEBUG")}
+
+
+def _check_canceled(run, journal) -> list[str]:
+    """What is inconsistent in a canceled run's record and journal (empty when nothing)."""
+    problems = []
+    end = run.completed_at
+    if end is None or run.created_at > end:
+        problems.append(f"created {run.created_at} after completed {end}")
+    if run.started_at is not None and not run.created_at <= run.started_at <= end:
+        problems.append(f"started {run.started_at} not between created {run.created_at} and completed {end}")
+    for i, row in enumerate(journal):
+        if row.started_at is not None and row.started_at > end:
+            problems.append(f"row {row.seq} ({row.step_slug}) started {row.started_at - end:.6f} s after the cancel")
+        prev = journal[i - 1] if i else None
+        in_flight = (prev is not None and prev.status == STARTED and row.status != STARTED
+                     and (prev.step_slug, prev.attempt) == (row.step_slug, row.attempt) and i == len(journal) - 1)
+        if row.finished_at is not None and row.finished_at > end and not in_flight:
+            problems.append(f"row {row.seq} ({row.step_slug}) finished {row.finished_at - end:.6f} s after the cancel")
+    return problems
+
+
+def test_bulk_cancel_during_a_busy_worker_leaves_consistent_records(tmp_path):
+    data = tmp_path / "data"
+    subprocess.run(_argv(data, "init", "--shards", "1"), check=True, capture_output=True, env=_env())
+    with local_http_server(_Slow) as url:
+        definition = tmp_path / "busy.json"
+        definition.write_text(json.dumps(_busy(url)))
+        with Engine(data) as engine:
+            engine.apply([definition])
+            for _ in range(RUNS):
+                engine.start("busy", {"items": list(range(6)), "inner": list(range(30))})
+        worker = subprocess.Popen(_argv(data, "worker", "--no-scheduler"), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=_env())
+        try:
+            deadline = time.monotonic() + 60
+            with Engine(data) as engine:  # cancel once the worker is busy on the shard
+                while engine.count(["running"], "busy") < 20 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert engine.count(["running"], "busy") >= 20, "the worker did not start the runs"
+            cancel = subprocess.run(_argv(data, "cancel", "--definition", "busy", "--yes", "--json"),
+                                    capture_output=True, text=True, stdin=subprocess.DEVNULL, env=_env(), timeout=120)
+            assert cancel.returncode == 0, cancel.stderr
+            count = json.loads(cancel.stdout)["count"]
+            worker.send_signal(signal.SIGTERM)  # in-flight steps finish and are committed first
+            _, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0, err
+        finally:
+            worker.kill()
+            worker.wait()
+
+    with Engine(data) as engine:
+        canceled = [engine.shard_store(r["shard"]).get_run(r["execution_id"])
+                    for r in engine.list(["canceled"], "busy", limit=RUNS)]
+        assert len(canceled) == count > 0
+        assert any(run.started_at is not None for run in canceled)  # the cancel met runs in progress
+        problems = {run.execution_id: p for run in canceled
+                    if (p := _check_canceled(run, engine.shard_store(run.shard).journal(run.execution_id)))}
+    assert not problems, f"{len(problems)} inconsistent canceled runs, e.g. {next(iter(problems.items()))}"
+
+
+def test_the_cancel_time_is_read_once_each_shards_lock_is_held(tmp_path):
+    """Deterministic: a worker commits a step on shard 1 while a bulk cancel is already under way
+    (here: at the moment the cancel reads its clock, on shard 0); the cancel, reaching shard 1
+    later, does not give that run a ``completed_at`` before its ``started_at``."""
+    data = tmp_path / "data"
+    DataDir.init(data, shards=2, route="execution")
+    definition = tmp_path / "sleepy.json"
+    definition.write_text(json.dumps(SLEEPY))
+    ticks = iter(range(1_790_000_000, 1_790_001_000))
+    during_cancel = []
+    worker_time = [0.0]
+
+    def clock() -> float:
+        now = float(next(ticks))
+        while during_cancel:
+            during_cancel.pop()(now + 0.5)
+        return now
+
+    def worker_commits(at: float) -> None:
+        worker_time[0] = at
+        worker = Worker(other, [1], owner="worker")
+        assert worker.tick()  # takes shard 1, runs the run's first steps, commits them at ``at``
+        worker.close()
+
+    with Engine(data, clock=clock) as canceler, Engine(data, clock=lambda: worker_time[0]) as other:
+        assert {canceler.start(str(definition)).shard for _ in range(2)} == {0, 1}
+        during_cancel.append(worker_commits)
+        assert canceler.cancel_matching("sleepy") == 2
+        [eid] = [r["execution_id"] for r in canceler.list(["canceled"], "sleepy", shard=1)]
+        run = canceler.shard_store(1).get_run(eid)
+        assert run.started_at == worker_time[0]  # the worker did commit it while the cancel went on
+        assert _check_canceled(run, canceler.shard_store(1).journal(run.execution_id)) == []
+
+
+def test_a_run_canceled_meanwhile_keeps_the_steps_done_before_and_the_step_in_flight(tmp_path):
+    """The store's rule for a worker's commit that finds its run canceled: the rows of steps done
+    by the cancel and the result of the side-effecting step journaled as started before it are
+    recorded; rows of steps computed after the cancel are not."""
+    from test_store_shard import T0, leased, make_runs, state
+    from wfctl.store import COMPLETED, RUNNING, JournalRow, StepCommit
+
+    with DataDir.init(tmp_path, shards=1).open_shard(0) as store:
+        make_runs(store, 2)
+        g = leased(store)
+        store.claim_ready(g, now=T0, limit=10)
+        assert store.mark_step_started(g, "wf-1", JournalRow("call", "action", STARTED, 1, started_at=T0 + 1),
+                                       now=T0 + 1)
+        assert store.cancel_runs(["wf-0", "wf-1"], now=lambda: T0 + 2) == ["wf-0", "wf-1"]
+        pure = [JournalRow("a", "action", COMPLETED, 1, started_at=T0 + 1.5, finished_at=T0 + 1.6),
+                JournalRow("b", "action", COMPLETED, 1, started_at=T0 + 1.9, finished_at=T0 + 2.1),
+                JournalRow("c", "action", COMPLETED, 1, started_at=T0 + 2.2, finished_at=T0 + 2.3)]
+        result = JournalRow("call", "action", COMPLETED, 1, output={"ok": 1}, started_at=T0 + 1, finished_at=T0 + 5)
+        skipped = store.commit_steps(g, [StepCommit("wf-0", RUNNING, state("d"), "d", journal=pure, ready_at=T0 + 3),
+                                         StepCommit("wf-1", RUNNING, state("e"), "e", journal=[result],
+                                                    ready_at=T0 + 5)], now=T0 + 5)
+        assert skipped == ["wf-0", "wf-1"]
+        assert [j.step_slug for j in store.journal("wf-0")] == ["a"]  # b ended, c started, after the cancel
+        assert [(j.step_slug, j.status, j.finished_at) for j in store.journal("wf-1")] == [
+            ("call", STARTED, None), ("call", COMPLETED, T0 + 5)]  # in flight at the cancel: recorded
+        assert store.get_run("wf-1").completed_at == T0 + 2
