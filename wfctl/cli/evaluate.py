@@ -22,8 +22,8 @@ def eval_command(
 ) -> None:
     """Evaluate EXPRESSION with tale's JEXL semantics and print the result as JSON.
 
-    The result prints as JavaScript's JSON.stringify writes it: undefined, NaN and Infinity
-    print as null, with a note on stderr (see `|string` for their text). Examples:
+    The result prints as JSON.stringify writes it: undefined, NaN and Infinity
+    print as null, with a note on stderr ('|string' shows their text). Examples:
 
       wfctl eval "1 == '1'"                                   -> true
 
