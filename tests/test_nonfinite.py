@@ -154,3 +154,21 @@ def test_eval_notes_every_non_finite_result(expression, shown):
     assert proc.stderr == f"note: the result is {shown}, which JSON writes as null\n"
     nested = wfctl("eval", f"{{a: [{expression}]}}")
     assert strict_json(nested.stdout) == {"a": [None]}
+
+
+@pytest.mark.parametrize("name, text", [
+    ("nan.yaml", "name: nan\nconfig:\n  variables: {limit: .inf}\nsteps:\n"
+                 "  - {stepSlug: start, name: s, stepType: start}\n"),
+    ("nan.json", '{"name": "nan", "steps": [{"stepSlug": "start", "name": "s", "stepType": "start"},'
+                 ' {"stepSlug": "out", "name": "o", "stepType": "output", "config": {"mapping": {"x": [1, NaN]}}}]}'),
+])
+def test_non_finite_numbers_in_a_definition_are_errors(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    validated = wfctl("defs", "validate", path)
+    assert validated.returncode == 1 and "is not a finite number; JSON has no NaN or Infinity" in validated.stdout
+    where = "config.variables.limit: Infinity" if name.endswith("yaml") else "step 'out': config.mapping.x[1]: NaN"
+    assert where in validated.stdout
+    line = one_error_line(wfctl("start", path, data=tmp_path / "data"))
+    assert f"{name}: {where} is not a finite number" in line
+    assert one_error_line(wfctl("run", path)) == line

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field as dataclass_field
@@ -204,6 +205,18 @@ def _strings(value: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
             yield from _strings(item, path + (i,))
 
 
+def _non_finite(value: Any, path: tuple) -> Iterator[tuple[tuple, float]]:
+    """Every NaN or +-Infinity in a JSON value, with its location."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, path + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, path + (i,))
+
+
 def _close(word: str, candidates: Collection[str]) -> str:
     match = difflib.get_close_matches(word, list(candidates), n=1)
     return f"; did you mean '{match[0]}'?" if match else ""
@@ -261,6 +274,7 @@ class _Checker:
         for s in steps:
             self.check_step(s)
         self.check_graph()
+        self.check_finite()
 
     # per step
 
@@ -419,6 +433,15 @@ class _Checker:
         if "mapping" in s.config and not isinstance(mapping, dict):
             self.error(s.slug, "config.mapping",
                        f"must be an object whose values are templates, got {value_kind(mapping)}")
+
+    def check_finite(self) -> None:
+        """NaN and +-Infinity (YAML's ``.nan``/``.inf``, Python-lenient JSON) are not JSON values."""
+        places = [(None, ("config", "variables"), self.definition.config.variables)]
+        places += [(s.slug, ("config",), s.config) for s in self.definition.steps]
+        for step, path, value in places:
+            for where, number in _non_finite(value, path):
+                text = "NaN" if number != number else "Infinity" if number > 0 else "-Infinity"
+                self.error(step, field_path(where), f"{text} is not a finite number; JSON has no NaN or Infinity")
 
     # the step graph
 
