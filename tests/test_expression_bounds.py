@@ -81,6 +81,7 @@ def test_format_list_with_unclosed_braces_is_linear(template):
     assert value.split("\n")[0] == first
 
 
+@settings(deadline=None)
 @given(st.text(alphabet="{}ax.", max_size=12))
 def test_format_list_substitutes_like_the_regex(template):
     item = {"a": "A", "x": {"a": 7}}

@@ -63,7 +63,7 @@ EXPECTED_OUTPUT = {"inf": None, "nan": None, "list": [None, 2], "text": "xInfini
 ])
 def test_non_finite_input_is_refused_everywhere(tmp_path, text, token):
     path, data = definition(tmp_path), tmp_path / "data"
-    message = f"is not a finite number; JSON has no NaN or Infinity"
+    message = "is not a finite number; JSON has no NaN or Infinity"
     assert one_error_line(wfctl("run", path, "--input", text)) == f"wfctl: error: --input: {token} {message}"
     input_file = tmp_path / "input.json"
     input_file.write_text(text)
