@@ -60,6 +60,7 @@ EXPECTED_OUTPUT = {"inf": None, "nan": None, "list": [None, 2], "text": "xInfini
 @pytest.mark.parametrize("text, token", [
     ('{"a": NaN}', "NaN"), ('{"a": [Infinity]}', "Infinity"), ('{"a": {"b": -Infinity}}', "-Infinity"),
     ('{"a": 1e400}', "1e400"), ('{"a": -2.5E999}', "-2.5E999"),
+    ('{"a": ' + "1" * 5000 + "}", "11111111111111111111... (5000 characters)"),  # JSON.parse: Infinity
 ])
 def test_non_finite_input_is_refused_everywhere(tmp_path, text, token):
     path, data = definition(tmp_path), tmp_path / "data"

@@ -25,6 +25,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _finite_int(text: str) -> int:
+    if len(text) > 300 and math.isinf(float(text)):  # past the double range: Infinity in JavaScript
+        raise _NonFinite(text)
+    return int(text)
+
+
 def parse_json(text: str, what: str) -> Any:
     """Parse ``text`` as strict JSON; a syntax error names ``what``, the line and the column.
 
@@ -32,9 +38,10 @@ def parse_json(text: str, what: str) -> Any:
     non-finite numbers.
     """
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int)
     except _NonFinite as exc:
-        raise InputError(f"{what}: {exc} is not a finite number; JSON has no NaN or Infinity") from None
+        token = str(exc) if len(str(exc)) <= 40 else f"{str(exc)[:20]}... ({len(str(exc))} characters)"
+        raise InputError(f"{what}: {token} is not a finite number; JSON has no NaN or Infinity") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
 
