@@ -14,8 +14,6 @@ from typing import Any, Callable
 
 from .interpreter import Interpreter, RunState, Transition
 
-DEFAULT_MAX_STEPS = 1_000_000
-
 
 @dataclass
 class JournalEntry:
@@ -72,24 +70,21 @@ def run_to_end(
     *,
     execution_id: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    max_steps: int = DEFAULT_MAX_STEPS,
+    max_steps: int | None = None,
     on_transition: Callable[[Transition], None] | None = None,
 ) -> RunResult:
     """Run ``definition`` with ``input`` until it completes or fails.
 
-    ``max_steps`` guards against definitions that never end (a loop whose body never exits).
+    A run fails once it executed its step limit: ``max_steps`` if given, else the
+    definition's (``config.maxSteps``, default 10,000).
     """
     interpreter = interpreter or Interpreter()
     state = interpreter.new_run(definition, input, execution_id or f"run_{uuid.uuid4().hex[:16]}")
     result = RunResult(state)
     attempt = 1
     while not state.finished:
-        if len(result.journal) >= max_steps:
-            t = interpreter.fail_step(definition, state, f"run exceeded {max_steps} steps", attempt)
-            state = result.state = t.state
-            break
         started = interpreter.clock()
-        t = interpreter.step(definition, state, attempt)
+        t = interpreter.step(definition, state, attempt, max_steps)
         result.journal.append(JournalEntry(t.slug or "", t.step_type, attempt, t.port, t.output, t.error,
                                            started, interpreter.clock(), t.retry_in))
         if on_transition:

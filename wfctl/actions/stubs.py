@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from ..errors import ActionError, InputError, WfctlError
+from ..jsoninput import reject_non_finite
 from .registry import ActionContext, one_line
 
 ANY_OPERATION = "*"
@@ -105,6 +106,7 @@ class StubSet:
                 raise InputError(f"{source}: stubs for {action_type!r} must map operations to results")
             for operation, result in operations.items():
                 _validate(result, f"{source}: {action_type}.{operation}")
+                reject_non_finite(result, f"{source}: {action_type}.{operation}")
             stubs[action_type] = {str(op): result for op, result in operations.items()}
         return cls(stubs, source)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import typer
@@ -21,7 +22,8 @@ def eval_command(
 ) -> None:
     """Evaluate EXPRESSION with tale's JEXL semantics and print the result as JSON.
 
-    An undefined result prints as null, with a note on stderr. Examples:
+    The result prints as JSON.stringify writes it: undefined, NaN and Infinity
+    print as null, with a note on stderr ('|string' shows their text). Examples:
 
       wfctl eval "1 == '1'"                                   -> true
 
@@ -29,7 +31,7 @@ def eval_command(
 
       wfctl eval "Total: {{input.n * 2}}" --template --vars '{"input": {"n": 21}}'   -> "Total: 42"
     """
-    from ..expressions import UNDEFINED, compile_template, evaluate, to_json_value
+    from ..expressions import UNDEFINED, compile_template, evaluate, to_js_string, to_json_value
     from ..expressions import truthy as js_truthy
     from ..jsoninput import json_argument
 
@@ -46,4 +48,6 @@ def eval_command(
         return
     if value is UNDEFINED:
         typer.echo("note: the result is undefined", err=True)
+    elif isinstance(value, float) and not math.isfinite(value):
+        typer.echo(f"note: the result is {to_js_string(value)}, which JSON writes as null", err=True)
     print_json(to_json_value(value))

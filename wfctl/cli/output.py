@@ -10,8 +10,10 @@ import typer
 
 
 def print_json(data: Any) -> None:
-    """Write ``data`` as indented JSON to stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Write ``data`` as indented JSON to stdout; NaN and +-Infinity print as null (as ``JSON.stringify``)."""
+    from ..store.payload import dumps
+
+    sys.stdout.write(dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def console(stderr: bool = False):

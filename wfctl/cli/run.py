@@ -50,9 +50,9 @@ def run_command(
 
 
 def _render(result, definition) -> None:
-    import json
-
     from rich.table import Table
+
+    from ..store.payload import dumps
 
     out = console()
     table = Table(title=f"{definition.id} ({definition.name})", title_justify="left")
@@ -71,4 +71,4 @@ def _render(result, definition) -> None:
     out.print(f"status: [{colour}]{state.status}[/{colour}]")
     if state.error:
         out.print(f"error: {state.error}", markup=False)
-    out.print("output: " + json.dumps(state.output, ensure_ascii=False, default=str), markup=False)
+    out.print("output: " + dumps(state.output, ensure_ascii=False, default=str), markup=False)

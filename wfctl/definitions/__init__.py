@@ -2,6 +2,7 @@
 
 from .loader import SUFFIXES, find_definition_files, load_definition, parse_definition, validate_data, validate_file
 from .model import (
+    DEFAULT_MAX_STEPS,
     DEFAULT_TIMEOUT_MS,
     NOOP,
     PORTS,
@@ -15,6 +16,7 @@ from .model import (
 from .validation import KNOWN_ROOTS, Issue, ValidationReport, validate_definition
 
 __all__ = [
+    "DEFAULT_MAX_STEPS",
     "DEFAULT_TIMEOUT_MS",
     "KNOWN_ROOTS",
     "NOOP",

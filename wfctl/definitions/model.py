@@ -43,6 +43,9 @@ NOOP = "noop"
 #: The default inactivity timeout of a run: 6 hours, in milliseconds.
 DEFAULT_TIMEOUT_MS = 6 * 60 * 60 * 1000
 
+#: The default most steps one run may execute (``config.maxSteps``, a wfctl extension).
+DEFAULT_MAX_STEPS = 10_000
+
 
 def _integral(value: float) -> float | int:
     return int(value) if value.is_integer() else value
@@ -88,6 +91,7 @@ class WorkflowConfig(_Model):
     variables: dict[str, Any] = Field(default_factory=dict)
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
     models: list[Any] | None = _optional()
+    max_steps: int | None = Field(None, alias="maxSteps", gt=0, exclude_if=_absent)
 
 
 class Step(_Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field as dataclass_field
@@ -204,6 +205,18 @@ def _strings(value: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
             yield from _strings(item, path + (i,))
 
 
+def _non_finite(value: Any, path: tuple) -> Iterator[tuple[tuple, float]]:
+    """Every NaN or +-Infinity in a JSON value, with its location."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, path + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, path + (i,))
+
+
 def _close(word: str, candidates: Collection[str]) -> str:
     match = difflib.get_close_matches(word, list(candidates), n=1)
     return f"; did you mean '{match[0]}'?" if match else ""
@@ -262,6 +275,7 @@ class _Checker:
         for s in steps:
             self.check_step(s)
         self.check_graph()
+        self.check_finite()
 
     # per step
 
@@ -428,6 +442,15 @@ class _Checker:
             self.error(s.slug, "config.mapping",
                        f"must be an object whose values are templates, got {value_kind(mapping)}")
 
+    def check_finite(self) -> None:
+        """NaN and +-Infinity (YAML's ``.nan``/``.inf``, Python-lenient JSON) are not JSON values."""
+        places = [(None, ("config", "variables"), self.definition.config.variables)]
+        places += [(s.slug, ("config",), s.config) for s in self.definition.steps]
+        for step, path, value in places:
+            for where, number in _non_finite(value, path):
+                text = "NaN" if number != number else "Infinity" if number > 0 else "-Infinity"
+                self.error(step, field_path(where), f"{text} is not a finite number; JSON has no NaN or Infinity")
+
     # the step graph
 
     def edges(self, s: Step) -> list[str]:
@@ -452,6 +475,8 @@ class _Checker:
         if not dangling and not any(not s.next_steps or NOOP in self.edges(s) for s in steps):
             self.error(None, "steps", f"no path from the first step '{first.slug}' reaches an end (a 'noop' target "
                                       "or a step with empty nextSteps): every run loops forever or fails")
+        else:
+            self.check_closed_cycles(reached)
         for s in self.definition.steps:
             if s.slug == NOOP and s is not first:
                 self.warn(s.slug, "stepSlug", "a step named 'noop' never runs: a nextSteps target 'noop' ends the run")
@@ -460,11 +485,71 @@ class _Checker:
             if s.step_type == "loop" and "loop" in s.next_steps:
                 self.check_loop_body(s, s.next_steps["loop"])
 
+    def check_closed_cycles(self, reached: set[str]) -> None:
+        """Warn about each cycle (strongly connected steps) that no port leaves and nothing in it ends."""
+        order = {s.slug: i for i, s in enumerate(self.definition.steps)}
+        for component in _cycles({slug: [t for t in self.edges(self.definition.step(slug)) if t in reached]
+                                  for slug in reached}):
+            if not any(self.leaves(self.definition.step(slug), component) for slug in component):
+                slugs = sorted(component, key=order.__getitem__)
+                self.warn(slugs[0], "nextSteps", f"steps {', '.join(repr(x) for x in slugs)} form a cycle that no "
+                                                 "port leaves: a run that gets here never ends and fails at its "
+                                                 "step limit (config.maxSteps)")
+
+    def leaves(self, s: Step, component: set[str]) -> bool:
+        """True when a port of ``s`` ends the run or leads out of ``component`` (a missing port fails the run)."""
+        ports = PORTS.get(s.step_type)
+        if ports is None or any(p not in s.next_steps for p in ports):
+            return True
+        return any(t not in component for t in self.edges(s))
+
     def check_loop_body(self, s: Step, body: str) -> None:
         if body == NOOP:
             self.error(s.slug, None, "nextSteps port 'loop' targets 'noop': the run ends at the first item")
         elif self.definition.step(body) is not None and s.slug not in self.reachable(body):
             self.error(s.slug, None, f"loop body starting at '{body}' never returns to loop '{s.slug}'")
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[set[str]]:
+    """The strongly connected components of ``graph`` that hold a cycle (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, targets = work[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(graph[target])))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph[node]:
+                    found.append(component)
+    return found
 
 
 def validate_definition(

@@ -4,7 +4,9 @@ One loop per worker (a thread, usually a process's main thread):
 
 1. Every ``lease_ttl / 3`` seconds, renew the leases it holds and try to take the others of
    its shards (a shard held by a live worker is skipped and retried; a dead worker's lease
-   is taken over once it expires, with a new fencing generation).
+   is taken over once it expires, with a new fencing generation). While :meth:`Worker.run`
+   runs, a renewer thread with its own store connections also renews the held leases every
+   ``lease_ttl / 3``: a pure step that keeps the loop busy longer than the TTL does not lose them.
 2. Per held shard, ``claim_ready`` a batch, advance each run and commit all their
    transitions in one ``commit_steps`` (group commit), fenced by the lease generation.
 
@@ -110,6 +112,8 @@ class Worker:
         self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="wfctl-step")
         self._next_heartbeat = 0.0
         self._next_sweep = 0.0
+        self._stop_renewing = threading.Event()
+        self._renewer: threading.Thread | None = None
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -120,6 +124,9 @@ class Worker:
         Returns 0, or 1 when a shard could not be used (its error is logged).
         """
         stop_event = stop_event or threading.Event()
+        self._stop_renewing.clear()
+        self._renewer = threading.Thread(target=self._renew_leases, name="wfctl-lease-renewer", daemon=True)
+        self._renewer.start()
         try:
             while True:
                 stopping = stop_event.is_set()
@@ -136,6 +143,9 @@ class Worker:
     def close(self) -> None:
         """Wait for the steps in flight (their results are not committed), release the leases."""
         self._pool.shutdown(wait=True)
+        self._stop_renewing.set()
+        if self._renewer is not None:
+            self._renewer.join()
         self.release()
         if self._own_engine:
             self.engine.close()
@@ -212,6 +222,24 @@ class Worker:
                 self._break(shard, exc)
             except StoreError as exc:
                 _log.error("shard %d: %s", shard, exc)
+
+    def _renew_leases(self) -> None:
+        """In the renewer thread: renew the held leases every ``lease_ttl / 3`` through its own
+        store connections. A lease it cannot renew is left to the loop, whose next fenced write
+        finds it lost."""
+        stores: dict[int, ShardStore] = {}
+        try:
+            while not self._stop_renewing.wait(self.lease_ttl / 3):
+                for shard, generation in list(self.leases.items()):
+                    try:
+                        if shard not in stores:
+                            stores[shard] = self.engine.datadir.open_shard(shard)
+                        stores[shard].renew_lease(self.owner, generation, self.lease_ttl, now=self.clock())
+                    except WfctlError as exc:
+                        _log.debug("shard %d: the renewer cannot renew generation %d: %s", shard, generation, exc)
+        finally:
+            for store in stores.values():
+                store.close()
 
     def release(self) -> None:
         """Give up every held lease."""

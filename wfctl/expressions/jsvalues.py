@@ -113,7 +113,8 @@ def int_to_float(x: int) -> float:
         return INF if x > 0 else -INF
 
 
-_DECIMAL_RE = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+# One way to split each numeral (no '[0-9]+[0-9]*'): fullmatch backtracks linearly on long strings.
+_DECIMAL_RE = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 _RADIX_RE = re.compile(r"0(?:[xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
 
 
@@ -135,7 +136,7 @@ def string_to_number(s: str) -> Any:
     return NAN
 
 
-_PARSE_FLOAT_RE = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+_PARSE_FLOAT_RE = _DECIMAL_RE
 
 
 def js_parse_float(value: Any) -> Any:

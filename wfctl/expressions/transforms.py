@@ -114,6 +114,12 @@ def _string_to_path(s: str) -> tuple[str, ...]:
     return tuple(result)
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_one_key(path: str) -> bool:
+    """True when lodash reads ``path`` as one key (cached: ``map``/``sort``/... ask once per item)."""
+    return bool(_IS_PLAIN_PROP_RE.fullmatch(path) or not _IS_DEEP_PROP_RE.search(path))
+
+
 def _has_key(obj: Any, key: str) -> bool:
     """JS ``key in Object(obj)`` for own data (no prototype members)."""
     t = type(obj)
@@ -129,8 +135,7 @@ def lodash_get(obj: Any, path: Any) -> Any:
     if is_array(path):
         keys = [k if type(k) is str else js_string(k) for k in path]
     elif type(path) is str:
-        if (_IS_PLAIN_PROP_RE.fullmatch(path) or not _IS_DEEP_PROP_RE.search(path)
-                or _has_key(obj, path)):
+        if _is_one_key(path) or _has_key(obj, path):
             keys = [path]
         else:
             keys = list(_string_to_path(path))
@@ -191,13 +196,26 @@ def _last(arr: Any, *_: Any) -> Any:
     return U
 
 
+#: The longest string ``join`` and ``formatList`` build (their output can be the product of
+#: two input sizes): 16 Mi characters, the default stored-payload limit.
+MAX_RESULT_LENGTH = 16 * 1024 * 1024
+
+
+def _check_length(name: str, length: int) -> None:
+    if length > MAX_RESULT_LENGTH:
+        raise ValueError(f"{name}: the result would be over {MAX_RESULT_LENGTH:,} characters")
+
+
 def _join(arr: Any, separator: Any = U, *_: Any) -> str:
     if separator is U:
         separator = ","
     if not is_array(arr):
         return ""
     sep = lodash_string(separator)
-    return sep.join("" if e is None or e is U else js_string(e) for e in arr)
+    _check_length("join", len(sep) * (len(arr) - 1))
+    parts = ["" if e is None or e is U else js_string(e) for e in arr]
+    _check_length("join", len(sep) * (len(arr) - 1) + sum(map(len, parts)))
+    return sep.join(parts)
 
 
 def _string(val: Any, *_: Any) -> Any:
@@ -238,8 +256,32 @@ def _map(arr: Any, field_path: Any = U, *_: Any) -> list:
 
 
 # tale: /^(.+?)\s*(>|<|>=|<=|==|!=)\s*(.+)$/ -- with '>' tried before '>=', so '>=' and '<='
-# never matched (the value became '=5', NaN). wfctl tries the two-character operators first.
-_FILTER_RE = re.compile(r"^(.+?)\s*(>=|<=|==|!=|>|<)\s*(.+)$")
+# never matched (the value became '=5', NaN). wfctl tries the two-character operators first, and
+# matches in one pass instead of with the regex (which backtracks quadratically on long strings).
+_FILTER_OPERATORS = (">=", "<=", "==", "!=", ">", "<")
+_LINE_TERMINATORS = frozenset("\n\r\u2028\u2029")  # JS '.' stops at them
+
+
+def split_filter_condition(condition: str) -> tuple[str, str, str] | None:
+    """``(field path, operator, value)`` as tale's filter regex (two-character operators first)
+    splits ``condition``, or None when it does not match. Linear in the length of ``condition``.
+
+    The lazy field path ends at the first position from which optional whitespace, an
+    operator and at least one more character follow.
+    """
+    n = len(condition)
+    if n < 3 or not _LINE_TERMINATORS.isdisjoint(condition):
+        return None
+    after_space = [n] * (n + 1)  # after_space[i]: the first non-whitespace index >= i
+    for i in range(n - 1, -1, -1):
+        after_space[i] = after_space[i + 1] if condition[i] in JS_WHITESPACE else i
+    for end in range(1, n):
+        at = after_space[end]
+        for op in _FILTER_OPERATORS:
+            rest = at + len(op)
+            if rest < n and condition.startswith(op, at):
+                return condition[:end], op, condition[min(after_space[rest], n - 1):]
+    return None
 
 
 def _filter(arr: Any, condition: Any = U, *_: Any) -> list:
@@ -247,11 +289,10 @@ def _filter(arr: Any, condition: Any = U, *_: Any) -> list:
         return []
     if type(condition) is not str:
         return []  # tale: condition.match throws inside try -> every item rejected
-    m = _FILTER_RE.match(condition)
-    if not m or "\n" in condition or "\r" in condition or "\u2028" in condition \
-            or "\u2029" in condition:  # JS '.' stops at line terminators
+    parts = split_filter_condition(condition)
+    if parts is None:
         return []
-    field_path, op, value_str = m.group(1), m.group(2), m.group(3)
+    field_path, op, value_str = parts
     compare = js_parse_float(value_str.strip(JS_WHITESPACE))
     path = field_path.strip(JS_WHITESPACE)
     out = []
@@ -307,25 +348,36 @@ def _concat(arr1: Any, arr2: Any = U, *_: Any) -> list:
     return a
 
 
+_PLACEHOLDER_RE = re.compile(r"\{([^}]+)\}")
+
+
 def _format_list(arr: Any, template: Any = U, separator: Any = U, *_: Any) -> str:
     if separator is U:
         separator = "\n"
     if not is_array(arr):
         return ""
     parts = []
+    sep = lodash_string(separator)
+    length = 0
     for item in arr:
         if not truthy(item) or not is_object(item):
-            parts.append(lodash_string(item))
-            continue
-        if type(template) is not str:
+            part = lodash_string(item)
+        elif type(template) is not str:
             raise TypeError("formatList: the template must be a string")
+        else:
+            def repl(m: re.Match, item=item) -> str:
+                v = lodash_get(item, m.group(1))
+                return "" if v is None or v is U else lodash_string(v)
 
-        def repl(m: re.Match, item=item) -> str:
-            v = lodash_get(item, m.group(1))
-            return "" if v is None or v is U else lodash_string(v)
-
-        parts.append(re.sub(r"\{([^}]+)\}", repl, template))
-    return lodash_string(separator).join(p for p in parts if p.strip(JS_WHITESPACE) != "")
+            # A match ends at a '}': past the last one nothing matches, and the regex, which
+            # rescans to the end from every '{' that has no '}' after it, is not run there.
+            cut = template.rfind("}") + 1
+            part = _PLACEHOLDER_RE.sub(repl, template[:cut]) + template[cut:]
+        if part.strip(JS_WHITESPACE) != "":
+            length += len(part) + (len(sep) if parts else 0)
+            _check_length("formatList", length)
+            parts.append(part)
+    return sep.join(parts)
 
 
 def _find(arr: Any, field_path: Any = U, value: Any = U, *_: Any) -> Any:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+from ..definitions import DEFAULT_MAX_STEPS
 from ..errors import WfctlError
 from ..expressions import use_clock
 from . import loops
@@ -195,12 +196,21 @@ class Interpreter:
             return isinstance(action_type, str) and self.registry.is_pure(action_type)
         return False
 
-    def step(self, definition, state: RunState, attempt: int = 1) -> Transition:
-        """Execute ``state.current`` and return the transition. ``attempt`` counts from 1."""
+    def step(self, definition, state: RunState, attempt: int = 1, max_steps: int | None = None) -> Transition:
+        """Execute ``state.current`` and return the transition. ``attempt`` counts from 1.
+
+        A run that already executed its step limit (``max_steps``, else :func:`step_limit`)
+        fails instead, without running the step.
+        """
         slug = state.current
         if state.finished or slug is None:
             return Transition(state, None, None, attempt)
         step = definition.step(slug)
+        limit = max_steps or step_limit(definition)
+        if state.steps_run >= limit:
+            error = f"run exceeded its step limit of {limit} steps (config.maxSteps)"
+            new = state.evolve(current=None, status=FAILED, error=error)
+            return Transition(new, slug, step.step_type if step else None, attempt, error=error)
         if step is None:
             return self._fail(state, slug, None, attempt, f"Step not found: {slug}")
         pure = self.is_pure(definition, slug)
@@ -323,6 +333,11 @@ class Interpreter:
     def _fail(self, state, slug, step_type, attempt, error, pure=True) -> Transition:
         new = state.evolve(current=None, status=FAILED, error=error, steps_run=state.steps_run + 1)
         return Transition(new, slug, step_type, attempt, error=error, side_effects=not pure)
+
+
+def step_limit(definition) -> int:
+    """The most steps a run of ``definition`` may execute: ``config.maxSteps``, else DEFAULT_MAX_STEPS."""
+    return getattr(definition.config, "max_steps", None) or DEFAULT_MAX_STEPS
 
 
 def _route(definition, step, port: str) -> tuple[str | None, str | None]:

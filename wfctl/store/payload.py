@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from ..errors import InputError
@@ -15,7 +16,8 @@ _MiB = 1024 * 1024
 
 
 def encode(value: Any, what: str, limit: int) -> tuple[str | None, int]:
-    """``(json text, size in UTF-8 bytes)``; None encodes as ``(None, 0)``.
+    """``(json text, size in UTF-8 bytes)``; None encodes as ``(None, 0)``. NaN and +-Infinity
+    are stored as null (:func:`dumps`).
 
     Raises :class:`PayloadTooLargeError` when the text is over ``limit`` bytes, and
     :class:`InputError` when the value is not JSON-serializable. ``what`` names the value.
@@ -23,8 +25,8 @@ def encode(value: Any, what: str, limit: int) -> tuple[str | None, int]:
     if value is None:
         return None, 0
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+        text = dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InputError(f"{what} is not JSON-serializable: {exc}") from None
     if text.isascii():
         size = len(text)
@@ -32,10 +34,32 @@ def encode(value: Any, what: str, limit: int) -> tuple[str | None, int]:
         try:
             size = len(text.encode("utf-8"))
         except UnicodeEncodeError:  # lone surrogates: keep them as JSON escapes
-            text = json.dumps(value, separators=(",", ":"))
+            text = dumps(value, separators=(",", ":"))
             size = len(text)
     check_size(size, what, limit)
     return text, size
+
+
+def dumps(value: Any, **options: Any) -> str:
+    """``json.dumps`` that writes NaN and +-Infinity as ``null``, as JavaScript's ``JSON.stringify``
+    does (Python would write bare ``NaN``/``Infinity``, which is not JSON)."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(finite(value), allow_nan=False, **options)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN and +-Infinity replaced by None (copied only where one is found)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        items = {key: finite(item) for key, item in value.items()}
+        return value if all(items[key] is item for key, item in value.items()) else items
+    if isinstance(value, (list, tuple)):
+        items = [finite(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value)) else items
+    return value
 
 
 def check_size(size: int, what: str, limit: int) -> None:
