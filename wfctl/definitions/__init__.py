@@ -3,6 +3,7 @@
 from .loader import SUFFIXES, find_definition_files, load_definition, parse_definition, validate_data, validate_file
 from .model import (
     DEFAULT_TIMEOUT_MS,
+    ID_PATTERN,
     NOOP,
     PORTS,
     STEP_TYPES,
@@ -11,11 +12,13 @@ from .model import (
     SecretRef,
     Step,
     WorkflowConfig,
+    definition_id_problem,
 )
 from .validation import KNOWN_ROOTS, Issue, ValidationReport, validate_definition
 
 __all__ = [
     "DEFAULT_TIMEOUT_MS",
+    "ID_PATTERN",
     "KNOWN_ROOTS",
     "NOOP",
     "PORTS",
@@ -28,6 +31,7 @@ __all__ = [
     "Step",
     "ValidationReport",
     "WorkflowConfig",
+    "definition_id_problem",
     "find_definition_files",
     "load_definition",
     "parse_definition",
