@@ -191,6 +191,8 @@ def test_start_file_never_silently_replaces_a_definition(tmp_path):
     assert ok_json(wfctl("defs", "show", "hello", data=data))["name"] == "Hello"
     assert len(ok_json(wfctl("list", "--json", data=data))) == 2
 
+    assert error_line(wfctl("start", "hello", "--replace", data=data)) == (
+        "--replace goes with a definition file, and 'hello' is not one")
     replaced = ok_json(wfctl("start", other, "--replace", "--wait", "--json", data=data))
     assert replaced["status"] == "completed" and replaced["definition_version"] != history["version"]
     assert ok_json(wfctl("defs", "show", "hello", data=data))["name"] == "Other"

@@ -402,6 +402,8 @@ class Engine:
             return definition
         if not isinstance(ref, str) or not ref:
             raise InputError(f"invalid definition {ref!r}")
+        if replace:
+            raise InputError(f"--replace goes with a definition file, and '{shown(ref)}' is not one")
         try:
             return self.definition(ref)
         except InputError:
@@ -433,7 +435,7 @@ class Engine:
         source = os.path.abspath(path)
         where = f", applied from {shown(current.source, 200)}" if current.source and current.source != source else ""
         raise InputError(
-            f"{path.name}: definition '{definition.id}' is already registered with other content (current "
+            f"{shown(path.name)}: definition '{definition.id}' is already registered with other content (current "
             f"version {current.hash}{where}); `wfctl defs apply {shown(str(path), 200)}` makes this file its "
             f"current version, or start it with --replace")
 
@@ -487,7 +489,8 @@ class Engine:
         shards instead of queueing on one lock (and re-reading each other's pages).
         """
         plan = (self._plans.get(definition)
-                if isinstance(definition, str) and not definition.lower().endswith(SUFFIXES) else None)
+                if isinstance(definition, str) and not replace and not definition.lower().endswith(SUFFIXES)
+                else None)
         if plan is None or self._definitions.get(plan.definition.id) is not plan.definition:
             plan = self._plan(self._resolve(definition, replace))
         if input is not None and not isinstance(input, dict):
