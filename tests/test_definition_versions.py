@@ -111,9 +111,9 @@ def gate():
 
 def worker_process(data: Path) -> subprocess.Popen:
     """``wfctl worker`` in its own process group (so that it and its child can be killed together)."""
-    return subprocess.Popen(_argv(["worker", "--no-scheduler"], data), env=_env({"NO_PROXY": "*"}),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    with open(data.parent / "worker.log", "wb") as log:
+        return subprocess.Popen(_argv(["worker", "--no-scheduler"], data), env=_env({"NO_PROXY": "*"}),
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
 
 def test_runs_in_flight_finish_on_the_version_they_started_with(tmp_path, gate):
