@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from helpers import EXAMPLES, TALE_EXAMPLES
 from test_cli_engine import error_line, init, ok, ok_json, start_runs, wfctl
 from wfctl.definitions import find_definition_files, validate_file
