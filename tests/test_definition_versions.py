@@ -272,3 +272,26 @@ def test_the_version_is_computed_once_per_definition_not_per_start(tmp_path, mon
         assert {engine.status(eid)["definition_version"] for eid in ids} == {applied.version}
         assert Worker(engine, owner="test").run(drain=True) == 0
         assert engine.count(["completed"], "hello") == 100
+
+
+def test_catalog_versions(tmp_path):
+    """The catalog keeps every content as a version; ``replace=False`` (the start path) never
+    overwrites an id that another process registered meanwhile."""
+    from wfctl.store.payload import content_hash
+
+    v1, v2 = {"name": "A", "steps": []}, {"name": "B", "steps": [{"stepSlug": "s"}]}
+    DataDir.init(tmp_path / "data", shards=1)
+    with DataDir.open(tmp_path / "data").open_catalog() as catalog:
+        assert catalog.put_definition("d", v1, now=1.0, source="/a.json", replace=False)
+        assert not catalog.put_definition("d", v2, now=2.0, replace=False)
+        assert catalog.get_version("d").hash == content_hash(v1) and catalog.get_definition("d") == v1
+        assert catalog.put_definition("d", v2, now=3.0, source="/b.json")
+        assert not catalog.put_definition("d", {"steps": [{"stepSlug": "s"}], "name": "B"}, now=4.0)  # key order
+        assert catalog.put_definition("d", v1, now=5.0)  # an older version made current again
+        history = catalog.definition_history("d")
+        assert [(v.hash, v.applied_at, v.current, v.source, v.steps) for v in history] == [
+            (content_hash(v1), 5.0, True, "/a.json", 0), (content_hash(v2), 3.0, False, "/b.json", 1)]
+        old = catalog.get_version("d", content_hash(v2))
+        assert old.body == v2 and not old.current and catalog.get_version("d", "0" * 12) is None
+        assert catalog.delete_definition("d")
+        assert catalog.definition_history("d") == [] and catalog.get_version("d", content_hash(v2)) is None

@@ -426,8 +426,12 @@ class Engine:
             return known
         current = self.catalog.get_version(definition.id)
         if current is None:
-            self._store(definition, self.clock())
-            return definition
+            if self.catalog.put_definition(definition.id, definition.to_tale(), now=self.clock(),
+                                           source=os.path.abspath(path), replace=False):
+                return self._remember(definition.pin(version), current=True)
+            current = self.catalog.get_version(definition.id)  # registered meanwhile by another process
+            if current is None:
+                raise InputError(f"definition '{definition.id}' was registered and deleted meanwhile; start it again")
         if current.hash == version:
             return self._remember(definition.pin(version), current=True)
         if self.catalog.get_version(definition.id, version) is not None:

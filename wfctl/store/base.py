@@ -418,9 +418,11 @@ class CatalogStore(ABC):
 
     @abstractmethod
     def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float,
-                       source: str | None = None) -> bool:
+                       source: str | None = None, replace: bool = True) -> bool:
         """Store ``body`` (tale JSON) as a version of ``definition_id`` and make it current;
-        False when it already was current. ``source``: the file it came from."""
+        False when it already was current. ``source``: the file it came from. With
+        ``replace`` False, only a new id is written: False, writing nothing, when the id
+        already has a current version (of any content)."""
 
     @abstractmethod
     def get_definition(self, definition_id: str) -> dict[str, Any] | None:

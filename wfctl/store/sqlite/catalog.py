@@ -45,7 +45,7 @@ class SQLiteCatalogStore(CatalogStore):
             raise
 
     def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float,
-                       source: str | None = None) -> bool:
+                       source: str | None = None, replace: bool = True) -> bool:
         text, _ = encode(body, f"definition {definition_id}", self.max_payload_bytes)
         digest = content_hash(body)
         steps = body.get("steps")
@@ -53,7 +53,7 @@ class SQLiteCatalogStore(CatalogStore):
         fields = (body.get("name"), None if version is None else str(version), len(steps) if isinstance(steps, list) else 0)
         with self._db.write() as conn:
             row = conn.execute("SELECT hash FROM definitions WHERE id = ?", (definition_id,)).fetchone()
-            if row is not None and row[0] == digest:
+            if row is not None and (row[0] == digest or not replace):
                 return False
             stored = conn.execute("SELECT body FROM definition_versions WHERE definition_id = ? AND hash = ?",
                                   (definition_id, digest)).fetchone()
