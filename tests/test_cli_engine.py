@@ -29,7 +29,7 @@ from wfctl.store import SCHEMA_VERSION, DataDir, shard_for
 HELLO = str(EXAMPLES / "hello.json")
 ID_RE = re.compile(r"^[0-9a-f]{2,}-[0-9a-f]{32}$")
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-RUN_KEYS = {"execution_id", "definition_id", "shard", "status", "current_step", "input", "output", "error",
+RUN_KEYS = {"execution_id", "definition_id", "definition_version", "shard", "status", "current_step", "input", "output", "error",
             "created_at", "started_at", "completed_at", "slot_time", "fire_lag_ms"}
 STATUS_KEYS = RUN_KEYS | {"steps"}
 STEP_KEYS = {"slug", "type", "status", "attempt", "port", "output", "error", "started_at", "finished_at"}
@@ -377,10 +377,11 @@ def test_cleanup(tmp_path):
 
 def test_defs_apply_list_show_delete(tmp_path):
     data = init(tmp_path)
-    assert ok_json(wfctl("defs", "apply", HELLO, "--json", data=data)) == [{"id": "hello", "changed": True}]
+    [applied] = ok_json(wfctl("defs", "apply", HELLO, "--json", data=data))
+    assert (applied["id"], applied["changed"], applied["previous"]) == ("hello", True, None)
     again, listed, shown = wfctl_many([["defs", "apply", HELLO], ["defs", "list", "--json"], ["defs", "show", "hello"]],
                                       data)
-    assert ok(again).stdout.strip() == "hello: unchanged"
+    assert ok(again).stdout.strip() == f"hello: unchanged (version {applied['version']})"
     [row] = ok_json(listed)
     assert (row["id"], row["name"], row["steps"]) == ("hello", "Hello", 5) and ISO_RE.match(row["updated_at"])
     tale = ok_json(shown)

@@ -12,6 +12,7 @@ from wfctl.errors import InputError
 from wfctl.store import (CANCELED, COMPLETED, FAILED, PENDING, RUNNING, DataDir, JournalRow, NewRun,
                          StepCommit)
 from wfctl.store.errors import FencingError, PayloadTooLargeError, StoreBusyError
+from wfctl.store.payload import content_hash
 
 T0 = 1_790_000_000.0
 
@@ -451,8 +452,9 @@ def test_catalog(datadir):
         assert catalog.get_definition("orders") == body
         assert catalog.get_definition("nope") is None
         assert catalog.list_definitions() == [
-            {"id": "alpha", "name": "A", "version": None, "updated_at": T0 + 2, "steps": 0},
-            {"id": "orders", "name": "Orders", "version": "2", "updated_at": T0, "steps": 2},
+            {"id": "alpha", "name": "A", "version": None, "updated_at": T0 + 2, "steps": 0,
+             "hash": content_hash({"name": "A", "steps": []})},
+            {"id": "orders", "name": "Orders", "version": "2", "updated_at": T0, "steps": 2, "hash": content_hash(body)},
         ]
         assert catalog.put_definition("orders", {**body, "name": "Orders v2"}, now=T0 + 3)
         assert catalog.list_definitions()[1]["updated_at"] == T0 + 3

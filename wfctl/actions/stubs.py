@@ -28,6 +28,8 @@ cases or sequences); to return a literal that looks like cases or a sequence, wr
 case: ``[{result: <literal>}]``. A matching ``error`` case fails the call with that message
 (the step is then retried under its retry policy, like a real platform failure).
 
+A duplicate key or a YAML alias (``*name``) in a stub file is an error naming it.
+
 A call with no ``operation`` parameter uses ``*``. A stubbed type with no matching operation
 fails the step, naming the type, the operation and the stub file. Sequence counters live in
 memory (per :class:`StubSet`), so they restart when the process restarts. Stubs are never
@@ -37,7 +39,6 @@ pure: the engine treats a stubbed call as a side effect, like the real platform 
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -46,20 +47,11 @@ import yaml
 
 from ..errors import ActionError, InputError, WfctlError
 from ..jsoninput import reject_non_finite
+from ..strictload import load_json, load_yaml
 from .registry import ActionContext, one_line
 
 ANY_OPERATION = "*"
 _CASE_KEYS = frozenset({"when", "result", "error"})
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.safe_load`` without YAML's timestamp type: dates stay strings, as in JSON."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def _is_cases(value: Any) -> bool:
@@ -90,8 +82,8 @@ class StubSet:
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: cannot read stub file: {one_line(str(exc))}") from None
         try:
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.load(text, Loader=_Loader)
-        except (ValueError, yaml.YAMLError) as exc:
+            data = load_json(text) if path.suffix.lower() == ".json" else load_yaml(text, dates=False)
+        except (ValueError, yaml.YAMLError, RecursionError) as exc:
             raise InputError(f"{path}: invalid stub file: {one_line(str(exc), 200)}") from None
         return cls.from_dict(data, source=str(path))
 

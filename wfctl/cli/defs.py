@@ -108,14 +108,29 @@ def apply_command(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     allow_module: Optional[List[str]] = typer.Option(None, "--allow-module", help=ALLOW_MODULE_HELP),
 ) -> None:
-    """Validate and register definitions in the data directory's catalog (all or nothing)."""
+    """Validate and register definitions in the data directory's catalog (all or nothing).
+
+    Each file becomes the current version of its id (named by its content hash); runs already started keep the version they started on. The output says when a file replaces another version, and names the file that version came from when it differs.
+    """
     applied = engine(ctx, allow_modules=allow_module).apply(files)
     if json_out:
-        print_json([{"id": definition_id, "changed": changed} for definition_id, changed in applied])
+        print_json([{"id": a.id, "changed": a.changed, "version": a.version, "previous": a.previous,
+                     "previous_source": a.previous_source, "source": a.source} for a in applied])
         return
     out = console()
-    for definition_id, changed in applied:
-        out.print(f"{definition_id}: {'applied' if changed else 'unchanged'}", markup=False)
+    for a in applied:
+        out.print(_applied_line(a), markup=False)
+
+
+def _applied_line(a) -> str:
+    if not a.changed:
+        return f"{a.id}: unchanged (version {a.version})"
+    if a.previous is None:
+        return f"{a.id}: applied (version {a.version})"
+    line = f"{a.id}: changed from version {a.previous} to {a.version}"
+    if a.previous_source and a.previous_source != a.source:
+        line += f" (the replaced version came from another file: {a.previous_source})"
+    return line
 
 
 @app.command("list")
@@ -131,11 +146,36 @@ def list_command(
     from rich.table import Table
 
     table = Table(title_justify="left")
-    for column in ("id", "name", "version", "steps", "updated"):
+    for column in ("id", "name", "version", "steps", "updated", "current"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["id"], row.get("name") or "", row.get("version") or "", str(row.get("steps", "")),
-                      str(row.get("updated_at") or ""))
+                      str(row.get("updated_at") or ""), row.get("hash") or "")
+    console().print(table)
+
+
+@app.command("history")
+def history_command(
+    ctx: typer.Context,
+    definition_id: str = typer.Argument(..., help="A registered definition id."),
+    json_out: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
+) -> None:
+    """List the stored versions of a definition, most recently applied first.
+
+    A version is named by the hash of the definition's content; `*` marks the current one, which new runs use. Every run stays on the version it started on; `runs` counts them.
+    """
+    rows = engine(ctx).definition_history(definition_id)
+    if json_out:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    for column in ("", "version", "applied", "name", "def. version", "steps", "runs", "source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row("*" if row["current"] else "", row["version"], row["applied_at"] or "", row["name"] or "",
+                      row["definition_version"] or "", str(row["steps"]), str(row["runs"]), row["source"] or "")
     console().print(table)
 
 
@@ -143,9 +183,10 @@ def list_command(
 def show_command(
     ctx: typer.Context,
     definition_id: str = typer.Argument(..., help="A registered definition id."),
+    version: Optional[str] = typer.Option(None, "--version", help="Show this version (see `defs history`) instead of the current one."),
 ) -> None:
-    """Print a registered definition as tale JSON."""
-    print_json(engine(ctx).definition(definition_id).to_tale())
+    """Print a registered definition (its current version, or --version) as tale JSON."""
+    print_json(engine(ctx).definition(definition_id, version=version).to_tale())
 
 
 @app.command("delete")

@@ -38,10 +38,14 @@ def start_command(
     timeout: Optional[float] = typer.Option(None, "--timeout", help="With --wait: give up after this many seconds (exit 4)."),
     stubs: Optional[Path] = typer.Option(
         None, "--stubs", help="With --wait: a stubs file answering tale platform actions (rag, customer, ...)."),
+    replace: bool = typer.Option(
+        False, "--replace", help="DEFINITION is a file whose id is registered with other content: make the file its current version (as `defs apply` does) and start it."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     allow_module: Optional[List[str]] = typer.Option(None, "--allow-module", help=ALLOW_MODULE_HELP),
 ) -> None:
     """Start a run of DEFINITION: one transaction on one shard.
+
+    A definition file is registered when its id is new and reused when its content is a stored version; a file whose id is registered with other content is refused unless --replace (or `defs apply` first). The run stays on the definition version it started on.
 
     Prints the execution id (and, with --wait, the run's status and steps). Exit codes: 0 started (or, with --wait, completed), 1 failed, 3 canceled, 4 timed out, 2 bad input, 130 interrupted (Ctrl-C or SIGTERM: the shard's lease is released, the run goes on under a worker).
     """
@@ -59,7 +63,7 @@ def start_command(
     if stubs is not None and not wait:
         raise InputError("--stubs goes with --wait (workers take their own --stubs)")
     eng = engine(ctx, stubs, allow_module)
-    started = eng.start(definition, payload, idempotency_key)
+    started = eng.start(definition, payload, idempotency_key, replace=replace)
     result = {"execution_id": started.execution_id, "shard": started.shard, "created": started.created}
     if not wait:
         if json_out:
@@ -109,18 +113,18 @@ def list_command(
 
     table = Table(title_justify="left")
     slots = any(run.get("slot_time") for run in runs)  # slot columns only when a scheduled run is listed
-    columns = ["execution id", "definition", "shard", "status", "created", "completed", "output / error"]
+    columns = ["execution id", "definition", "version", "shard", "status", "created", "completed", "output / error"]
     if slots:
-        columns[5:5] = ["slot", "fire lag"]
+        columns[6:6] = ["slot", "fire lag"]
     for column in columns:
         table.add_column(column, overflow="fold")
     for run in runs:
         detail = run["error"] if run["status"] == "failed" else short_json(run["output"], 40)
-        cells = [run["execution_id"], run["definition_id"], str(run["shard"]), status_markup(run["status"]),
-                 run["created_at"] or "", run["completed_at"] or "", escape(detail or "")]
+        cells = [run["execution_id"], run["definition_id"], run.get("definition_version") or "-", str(run["shard"]),
+                 status_markup(run["status"]), run["created_at"] or "", run["completed_at"] or "", escape(detail or "")]
         if slots:
             lag = run.get("fire_lag_ms")
-            cells[5:5] = [run.get("slot_time") or "", "" if lag is None else f"{lag:.0f} ms"]
+            cells[6:6] = [run.get("slot_time") or "", "" if lag is None else f"{lag:.0f} ms"]
         table.add_row(*cells)
     out = console()
     out.print(table)
@@ -210,7 +214,8 @@ def _render_status(status: dict) -> None:
     from rich.table import Table
 
     out = console()
-    out.print(f"[bold]{status['execution_id']}[/bold]  {status['definition_id']}  shard {status['shard']}  "
+    version = f" version {status['definition_version']}" if status.get("definition_version") else ""
+    out.print(f"[bold]{status['execution_id']}[/bold]  {escape(status['definition_id'])}{version}  shard {status['shard']}  "
               f"{status_markup(status['status'])}")
     out.print(f"created {status['created_at']}  started {status['started_at'] or '-'}  "
               f"completed {status['completed_at'] or '-'}", markup=False)

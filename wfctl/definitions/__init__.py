@@ -4,6 +4,7 @@ from .loader import SUFFIXES, find_definition_files, load_definition, parse_defi
 from .model import (
     DEFAULT_MAX_STEPS,
     DEFAULT_TIMEOUT_MS,
+    ID_PATTERN,
     NOOP,
     PORTS,
     STEP_TYPES,
@@ -12,12 +13,14 @@ from .model import (
     SecretRef,
     Step,
     WorkflowConfig,
+    definition_id_problem,
 )
 from .validation import KNOWN_ROOTS, Issue, ValidationReport, validate_definition
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
     "DEFAULT_TIMEOUT_MS",
+    "ID_PATTERN",
     "KNOWN_ROOTS",
     "NOOP",
     "PORTS",
@@ -30,6 +33,7 @@ __all__ = [
     "Step",
     "ValidationReport",
     "WorkflowConfig",
+    "definition_id_problem",
     "find_definition_files",
     "load_definition",
     "parse_definition",

@@ -1,8 +1,9 @@
 """Loading definitions from JSON or YAML files: parsing, the definition id, validation reports.
 
-A definition's id is its top-level ``id`` field, else the file name without its extension.
-Problems with the file itself (missing, unreadable, malformed, not an object) are reported
-as one issue, never as a traceback.
+A definition's id is its top-level ``id`` field, else the file name without its extension;
+either must follow :data:`~wfctl.definitions.model.ID_PATTERN`. Problems with the file
+itself (missing, unreadable, malformed, a duplicate key, a YAML alias, not an object) are
+reported as one issue, never as a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, Collection
 from pydantic import ValidationError
 
 from ..errors import DefinitionError
-from .model import Definition
+from ..strictload import StrictLoadError, load_json, load_yaml
+from .model import Definition, definition_id_problem
 from .validation import Issue, ValidationReport, schema_issues, validate_definition, value_kind
 
 SUFFIXES = (".json", ".yaml", ".yml")
@@ -39,16 +41,20 @@ def _read(path: Path) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            return json.loads(text)
+            return load_json(text)
         except json.JSONDecodeError as exc:
             raise _FileProblem(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        except StrictLoadError as exc:
+            raise _FileProblem(f"invalid JSON: {exc}") from None
         except RecursionError:
             raise _FileProblem("invalid JSON: nested too deeply") from None
     if suffix in (".yaml", ".yml"):
         import yaml
 
         try:
-            return yaml.safe_load(text)
+            return load_yaml(text)
+        except StrictLoadError as exc:
+            raise _FileProblem(f"invalid YAML: {exc}") from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -58,16 +64,23 @@ def _read(path: Path) -> Any:
     raise _FileProblem(f"unsupported file type '{path.suffix}' (expected {', '.join(SUFFIXES)})")
 
 
-def _build(data: Any, source: str | None, default_id: str | None) -> tuple[Definition | None, str | None, list[Issue]]:
-    """(definition or None, the definition id if known, schema issues)."""
+def _build(data: Any, source: str | None, default_id: str | None,
+           check_id: bool = True) -> tuple[Definition | None, str | None, list[Issue]]:
+    """(definition or None, the definition id if known, schema issues); ``check_id``: apply
+    the id rule (:func:`~wfctl.definitions.model.definition_id_problem`)."""
     if not isinstance(data, dict):
         return None, None, [Issue(source, None, None, f"the top level must be an object, got {value_kind(data)}")]
-    if data.get("id") is None:
+    named = data.get("id") is not None
+    if not named:
         definition_id = default_id or (PurePath(source).stem if source else None)
         if definition_id is None:
             return None, None, [Issue(source, None, "id", "is required when there is no file name to take it from")]
         data = {**data, "id": definition_id}
     definition_id = data["id"] if isinstance(data["id"], str) else None
+    problem = definition_id_problem(definition_id) if check_id and definition_id is not None else None
+    if problem is not None:
+        fix = "" if named else " (taken from the file name: give the definition an 'id' field)"
+        return None, None, [Issue(source, None, "id", problem + fix)]
     try:
         return Definition.from_tale(data, source), definition_id, []
     except ValidationError as exc:
@@ -78,9 +91,11 @@ def parse_definition(data: Any, source: str | None = None, default_id: str | Non
     """Build a Definition from tale JSON data, checking its schema only (see :func:`validate_data`).
 
     The id is ``data['id']``, else ``default_id``, else the stem of ``source``. Raises
-    DefinitionError with the first schema error.
+    DefinitionError with the first schema error. The id rule is not checked here: a body
+    stored in a catalog before the rule existed still loads (files are checked by
+    :func:`validate_data`).
     """
-    definition, _, issues = _build(data, source, default_id)
+    definition, _, issues = _build(data, source, default_id, check_id=False)
     if issues:
         raise DefinitionError(str(issues[0]))
     return definition

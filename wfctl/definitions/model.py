@@ -9,6 +9,7 @@ semantic checks (ports, targets, reachability, templates, ...) live in
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -45,6 +46,24 @@ DEFAULT_TIMEOUT_MS = 6 * 60 * 60 * 1000
 
 #: The default most steps one run may execute (``config.maxSteps``, a wfctl extension).
 DEFAULT_MAX_STEPS = 10_000
+
+
+#: A definition id: 1 to 128 ASCII letters, digits, ``.``, ``_`` and ``-``, starting with a
+#: letter or a digit, without ``..`` (ids name files, appear in execution ids' routing and on
+#: one output line).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ID_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
+
+
+def definition_id_problem(value: object) -> str | None:
+    """Why ``value`` is not a valid definition id (one line), or None when it is."""
+    if not isinstance(value, str):
+        return f"the id must be a string, got {type(value).__name__}"
+    if ID_PATTERN.fullmatch(value) and ".." not in value:
+        return None
+    shown = repr(value[:40])[1:-1] + ("..." if len(value) > 40 else "")
+    size = f" ({len(value)} characters)" if len(value) > 40 else ""
+    return f"invalid definition id '{shown}'{size}: use {ID_RULE}"
 
 
 def _integral(value: float) -> float | int:
@@ -138,11 +157,22 @@ class Definition(_Model):
         return sorted(steps, key=lambda s: s.order)
 
     _source: str | None = PrivateAttr(None)
+    _content_hash: str | None = PrivateAttr(None)
 
     @property
     def source(self) -> str | None:
         """The path the definition was loaded from, as given to the loader (None if unknown)."""
         return self._source
+
+    @property
+    def content_hash(self) -> str | None:
+        """The catalog version this object stands for (its content hash), None outside the engine."""
+        return self._content_hash
+
+    def pin(self, content_hash: str) -> "Definition":
+        """Record the catalog version this object stands for; returns the object."""
+        self._content_hash = content_hash
+        return self
 
     @cached_property
     def _index(self) -> dict[str, Step]:

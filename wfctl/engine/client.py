@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DefinitionError, InputError
 from ..store import FINISHED, DataDir, JournalRecord, RunRecord, ShardStore, StoreError, resolve_data_dir
 from ..store.base import STARTED
-from ..store.payload import encode
+from ..store.payload import content_hash, encode
 from . import ids
 
 if TYPE_CHECKING:  # the definition model (pydantic) is imported on first use: status/list never need it
@@ -35,6 +35,26 @@ if TYPE_CHECKING:  # the definition model (pydantic) is imported on first use: s
 SUFFIXES = (".json", ".yaml", ".yml")
 
 _log = logging.getLogger("wfctl.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One definition stored by :meth:`Engine.apply`: its id, its version (content hash),
+    whether that changed the current version, the version current before (None for a new
+    definition) and the files both came from (absolute paths; None when unknown)."""
+
+    id: str
+    version: str
+    changed: bool
+    previous: str | None = None
+    previous_source: str | None = None
+    source: str | None = None
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """``text`` for a one-line message: escaped like a Python string and shortened."""
+    escaped = repr(text)[1:-1] if isinstance(text, str) else repr(text)
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +76,12 @@ def iso(ts: float | None) -> str | None:
 def run_dict(run: RunRecord) -> dict[str, Any]:
     """A run as JSON (without its journal). ``slot_time`` (ISO 8601 UTC) and ``fire_lag_ms``
     (``created_at - slot_time`` in ms) are set for a run started for a schedule slot, null for
-    a run started by hand."""
+    a run started by hand. ``definition_version`` is the version the run is pinned to (null:
+    a run stored before versions, which follows the current version)."""
     scheduled = run.slot_time is not None
     return {
-        "execution_id": run.execution_id, "definition_id": run.definition_id, "shard": run.shard,
+        "execution_id": run.execution_id, "definition_id": run.definition_id,
+        "definition_version": run.definition_version, "shard": run.shard,
         "status": run.status, "current_step": run.current_step, "input": run.input, "output": run.output,
         "error": run.error, "created_at": iso(run.created_at), "started_at": iso(run.started_at),
         "completed_at": iso(run.completed_at), "slot_time": iso(run.slot_time) if scheduled else None,
@@ -107,7 +129,8 @@ class _StartPlan:
     (``parts[0] + input + parts[1] + id + parts[2]``), built from the interpreter's own
     ``new_run`` and checked against it, with ``current`` its first step and ``size`` the
     parts' UTF-8 bytes; None when a start's state must be built by ``new_run`` each time (the
-    definition declares secrets, which are resolved and encrypted per run).
+    definition declares secrets, which are resolved and encrypted per run). ``version``: the
+    definition version every run of the plan is pinned to (its content hash).
     """
 
     definition: Definition
@@ -115,10 +138,11 @@ class _StartPlan:
     parts: tuple[str, str, str] | None = None
     current: str | None = None
     size: int = 0
+    version: str | None = None
 
     @classmethod
     def build(cls, d: Definition, interpreter: Any) -> "_StartPlan":
-        plan = cls(d, d.config.timeout / 1000.0)
+        plan = cls(d, d.config.timeout / 1000.0, version=d.content_hash)
         if getattr(d.config, "secrets", None):
             return plan
         marked = interpreter.new_run(d, dict(_INPUT_MARK), _ID_MARK).to_dict()
@@ -131,7 +155,7 @@ class _StartPlan:
             return plan
         parts = (head, middle + '"', '"' + tail)
         size = sum(len(p.encode("utf-8", "surrogatepass")) for p in parts)
-        templated = cls(d, plan.timeout_s, parts, marked.get("current"), size)
+        templated = cls(d, plan.timeout_s, parts, marked.get("current"), size, plan.version)
         sample, sample_id = {"a": [1, "é"]}, "00-" + "0" * 32  # the template must give new_run's state
         expected = interpreter.new_run(d, sample, sample_id).to_dict()
         built, _ = templated.initial(None, sample, encode(sample, "sample", sys.maxsize), sample_id)
@@ -178,11 +202,12 @@ class Engine:
         self.interpreter_factory = interpreter_factory
         self._stores: dict[int, ShardStore] = {}
         self._catalog = None
-        self._definitions: dict[str, Definition] = {}
-        self._files: dict[Path, tuple[int, int, str]] = {}
+        self._definitions: dict[str, Definition] = {}  # the current version of each id read or applied
+        self._versions: dict[tuple[str, str], Definition] = {}  # (id, content hash) -> that version
+        self._files: dict[Path, tuple[int, int, Definition]] = {}
         self._interpreter = None
         self._lock = threading.RLock()
-        self._plans: dict[str, _StartPlan] = {}
+        self._plans: dict[str | tuple[str, str | None], _StartPlan] = {}
         self._max_payload = self.datadir.settings.max_payload_bytes
         self._home = int.from_bytes(os.urandom(4), "big") % self.datadir.shard_count  # this client's current shard
         self._stay = 0
@@ -290,11 +315,13 @@ class Engine:
 
     # -- definitions -----------------------------------------------------------------------
 
-    def apply(self, paths: Iterable[str | Path]) -> list[tuple[str, bool]]:
-        """Load and validate definition files (directories are searched) and store them.
+    def apply(self, paths: Iterable[str | Path]) -> list[Applied]:
+        """Load and validate definition files (directories are searched) and store each as a
+        new version of its id, which becomes the current one (runs already started keep the
+        version they started on).
 
         Every file is checked before anything is stored; DefinitionError on the first error.
-        Returns ``(id, changed)`` per definition.
+        Returns an :class:`Applied` per definition.
         """
         from ..definitions import find_definition_files, load_definition
 
@@ -306,50 +333,133 @@ class Engine:
                 raise DefinitionError(f"definition id '{definition.id}' is defined by both {other.source} and {path}")
             loaded[definition.id] = definition
         now = self.clock()
-        applied = []
-        for definition_id, definition in loaded.items():
-            changed = self.catalog.put_definition(definition_id, definition.to_tale(), now=now)
-            with self._lock:
-                self._definitions[definition_id] = definition
-            applied.append((definition_id, changed))
-        return applied
+        return [self._store(definition, now) for definition in loaded.values()]
 
-    def definitions(self) -> list[dict[str, Any]]:
-        """Summaries of the stored definitions: ``{id, name, version, updated_at, steps}``."""
-        return [{**d, "updated_at": iso(d["updated_at"])} for d in self.catalog.list_definitions()]
+    def _store(self, definition: Definition, now: float) -> Applied:
+        """Store ``definition`` (loaded from a file) as the current version of its id."""
+        body = definition.to_tale()
+        version = content_hash(body)
+        source = os.path.abspath(definition.source) if definition.source else None
+        before = self.catalog.get_version(definition.id)
+        changed = self.catalog.put_definition(definition.id, body, now=now, source=source)
+        self._remember(definition.pin(version), current=True)
+        return Applied(definition.id, version, changed, before and before.hash, before and before.source, source)
 
-    def definition(self, definition_id: str, reload: bool = False) -> Definition:
-        """A stored definition (read from the catalog once, then cached; ``reload`` reads it
-        again, e.g. after another process applied a new version); InputError when unknown."""
-        definition = None if reload else self._definitions.get(definition_id)
-        if definition is None:
-            body = self.catalog.get_definition(definition_id)
-            if body is None:
-                raise InputError(f"unknown definition '{definition_id}'")
-            from ..definitions import parse_definition
-
-            definition = parse_definition(body, default_id=definition_id)
-            with self._lock:
-                self._definitions[definition_id] = definition
+    def _remember(self, definition: Definition, current: bool) -> Definition:
+        """Cache a pinned definition by version (and as its id's current version)."""
+        with self._lock:
+            self._versions[(definition.id, definition.content_hash)] = definition
+            if current:
+                self._definitions[definition.id] = definition
         return definition
 
-    def _resolve(self, ref: str | Path) -> Definition:
-        """A registered id, or a definition file (applied when it is new or changed)."""
+    def definitions(self) -> list[dict[str, Any]]:
+        """Summaries of the stored definitions: ``{id, name, version, updated_at, steps, hash}``
+        (``hash``: the current version)."""
+        return [{**d, "updated_at": iso(d["updated_at"])} for d in self.catalog.list_definitions()]
+
+    def definition(self, definition_id: str, reload: bool = False, version: str | None = None) -> Definition:
+        """A stored definition: its current version, or version ``version`` (a content hash).
+
+        Read from the catalog once, then cached (a version never changes; ``reload`` reads
+        which version is current again, e.g. after another process applied a new one).
+        InputError when unknown.
+        """
+        if version is not None:
+            definition = self._versions.get((definition_id, version))
+            if definition is None:
+                found = self.catalog.get_version(definition_id, version)
+                if found is None:
+                    raise InputError(f"unknown version '{shown(version)}' of definition '{shown(definition_id)}'")
+                definition = self._remember(self._parse(found), current=False)
+            return definition
+        definition = None if reload else self._definitions.get(definition_id)
+        if definition is None:
+            found = self.catalog.get_version(definition_id)
+            if found is None:
+                raise InputError(f"unknown definition '{shown(definition_id)}'")
+            definition = self._remember(self._versions.get((definition_id, found.hash)) or self._parse(found),
+                                        current=True)
+        return definition
+
+    @staticmethod
+    def _parse(found: Any) -> Definition:
+        from ..definitions import parse_definition
+
+        return parse_definition(found.body, default_id=found.definition_id).pin(found.hash)
+
+    def definition_history(self, definition_id: str) -> list[dict[str, Any]]:
+        """The stored versions of a definition, most recently applied first: ``{version,
+        applied_at, name, definition_version (the body's version field), steps, source,
+        current, runs}`` (runs: how many stored runs are pinned to it). InputError when unknown."""
+        history = self.catalog.definition_history(definition_id)
+        if not history:
+            raise InputError(f"unknown definition '{shown(definition_id)}'")
+        runs: dict[str | None, int] = {}
+        for store in self._each_shard():
+            for version, n in store.version_counts(definition_id).items():
+                runs[version] = runs.get(version, 0) + n
+        return [{"version": v.hash, "applied_at": iso(v.applied_at), "name": v.name, "definition_version": v.version,
+                 "steps": v.steps, "source": v.source, "current": v.current, "runs": runs.get(v.hash, 0)}
+                for v in history]
+
+    def _resolve(self, ref: str | Path, replace: bool = False) -> Definition:
+        """A registered id, or a definition file (see :meth:`_from_file`)."""
         path = Path(ref)
         if path.suffix.lower() in SUFFIXES and path.is_file():
             stat = path.stat()
-            seen = self._files.get(path.resolve())
-            if seen is not None and seen[:2] == (stat.st_mtime_ns, stat.st_size) and seen[2] in self._definitions:
-                return self._definitions[seen[2]]
-            [(definition_id, _)] = self.apply([path])
-            self._files[path.resolve()] = (stat.st_mtime_ns, stat.st_size, definition_id)
-            return self._definitions[definition_id]
+            key = path.resolve()
+            seen = self._files.get(key)
+            if seen is not None and seen[:2] == (stat.st_mtime_ns, stat.st_size):
+                d = seen[2]
+                if (self._definitions.get(d.id) is d if replace
+                        else self._versions.get((d.id, d.content_hash)) is d):
+                    return d
+            definition = self._from_file(path, replace)
+            self._files[key] = (stat.st_mtime_ns, stat.st_size, definition)
+            return definition
         if not isinstance(ref, str) or not ref:
             raise InputError(f"invalid definition {ref!r}")
+        if replace:
+            raise InputError(f"--replace goes with a definition file, and '{shown(ref)}' is not one")
         try:
             return self.definition(ref)
         except InputError:
-            raise InputError(f"unknown definition '{ref}' (not in the catalog, and no such definition file)") from None
+            raise InputError(f"unknown definition '{shown(ref)}' (not in the catalog, and no such definition file)") from None
+
+    def _from_file(self, path: Path, replace: bool) -> Definition:
+        """The definition a start of file ``path`` runs: the file's content, registered when its
+        id is new (or with ``replace``), else the stored version with the same content.
+        InputError when the id is registered with other content (``defs apply`` or ``replace``
+        makes the file the current version)."""
+        from ..definitions import load_definition
+
+        definition = load_definition(path)
+        if replace:
+            self._store(definition, self.clock())
+            return definition
+        version = content_hash(definition.to_tale())
+        known = self._versions.get((definition.id, version))
+        if known is not None:
+            return known
+        current = self.catalog.get_version(definition.id)
+        if current is None:
+            if self.catalog.put_definition(definition.id, definition.to_tale(), now=self.clock(),
+                                           source=os.path.abspath(path), replace=False):
+                return self._remember(definition.pin(version), current=True)
+            current = self.catalog.get_version(definition.id)  # registered meanwhile by another process
+            if current is None:
+                raise InputError(f"definition '{definition.id}' was registered and deleted meanwhile; start it again")
+        if current.hash == version:
+            return self._remember(definition.pin(version), current=True)
+        if self.catalog.get_version(definition.id, version) is not None:
+            return self._remember(definition.pin(version), current=False)
+        source = os.path.abspath(path)
+        where = f", applied from {shown(current.source, 200)}" if current.source and current.source != source else ""
+        raise InputError(
+            f"{shown(path.name)}: definition '{definition.id}' is already registered with other content (current "
+            f"version {current.hash}{where}); `wfctl defs apply {shown(str(path), 200)}` makes this file its "
+            f"current version, or start it with --replace")
 
     def delete_definition(self, definition_id: str, batch: int = 100) -> tuple[int, int]:
         """Delete a definition: cancel its unfinished runs, then delete all its runs, ``batch``
@@ -357,6 +467,8 @@ class Engine:
         known = self.catalog.delete_definition(definition_id)
         with self._lock:
             self._definitions.pop(definition_id, None)
+            for key in [k for k in self._versions if k[0] == definition_id]:
+                del self._versions[key]
         canceled = deleted = 0
         for store in self._each_shard():
             canceled += store.cancel_matching(definition_id, now=self.clock, batch=batch)
@@ -369,15 +481,21 @@ class Engine:
                         break
                 deleted += n
         if not known and not (canceled or deleted):
-            raise InputError(f"unknown definition '{definition_id}'")
+            raise InputError(f"unknown definition '{shown(definition_id)}'")
         return canceled, deleted
 
     # -- runs ------------------------------------------------------------------------------
 
     def start(self, definition: str | Path, input: Any = None, idempotency_key: str | None = None,
-              slot_time: float | None = None) -> StartResult:
+              slot_time: float | None = None, replace: bool = False) -> StartResult:
         """Start a run of ``definition`` (a registered id or a definition file) with ``input``
-        (a JSON object or None): one transaction on one shard.
+        (a JSON object or None): one transaction on one shard. The run is pinned to the
+        definition version it starts on.
+
+        A file whose id is new is registered; one whose content is a stored version of its id
+        starts on that version; one whose id is registered with other content is refused
+        (InputError) unless ``replace``, which makes the file the current version (as
+        :meth:`apply` does).
 
         The input is encoded once and checked against the payload limit, and so is the run's
         initial state (built from a per-definition template, see :class:`_StartPlan`), before
@@ -392,9 +510,10 @@ class Engine:
         shards instead of queueing on one lock (and re-reading each other's pages).
         """
         plan = (self._plans.get(definition)
-                if isinstance(definition, str) and not definition.lower().endswith(SUFFIXES) else None)
+                if isinstance(definition, str) and not replace and not definition.lower().endswith(SUFFIXES)
+                else None)
         if plan is None or self._definitions.get(plan.definition.id) is not plan.definition:
-            plan = self._plan(self._resolve(definition))
+            plan = self._plan(self._resolve(definition, replace))
         if input is not None and not isinstance(input, dict):
             raise InputError(f"input must be a JSON object, got {type(input).__name__}")
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
@@ -426,7 +545,7 @@ class Engine:
                     state_json, current = plan.initial(self, input, input_json, eid)
                 started = self.shard_store(shard).start_run(
                     eid, d.id, input_json, state_json, current_step=current, timeout_s=plan.timeout_s,
-                    now=now, wait=False, slot_time=slot_time)
+                    now=now, wait=False, slot_time=slot_time, definition_version=plan.version)
                 if started is not None:
                     if i:  # contention: stay on the shard found free
                         self._home, self._stay = shard, STAY_AFTER_CONFLICT
@@ -436,7 +555,7 @@ class Engine:
             self._stay = STAY_AFTER_CONFLICT
         started = self.shard_store(shard).start_run(
             eid, d.id, input_json, state_json, current_step=current, idempotency_key=idempotency_key,
-            timeout_s=plan.timeout_s, now=now, slot_time=slot_time)
+            timeout_s=plan.timeout_s, now=now, slot_time=slot_time, definition_version=plan.version)
         return StartResult(started[0], shard, started[1])
 
     # -- schedules -------------------------------------------------------------------------
@@ -484,12 +603,14 @@ class Engine:
         compile_expression("0")  # the expression parser, which the first step would build
 
     def _plan(self, d: Definition) -> "_StartPlan":
-        """The start plan of ``d`` (built once per definition object, see :class:`_StartPlan`)."""
-        plan = self._plans.get(d.id)
+        """The start plan of ``d`` (built once per definition object, see :class:`_StartPlan`;
+        kept by id for the current version, by id and version for an older one)."""
+        key = d.id if self._definitions.get(d.id) is d else (d.id, d.content_hash)
+        plan = self._plans.get(key)
         if plan is None or plan.definition is not d:
             plan = _StartPlan.build(d, self.interpreter)
             with self._lock:
-                self._plans[d.id] = plan
+                self._plans[key] = plan
         return plan
 
     def status(self, execution_id: str) -> dict[str, Any]:
@@ -499,7 +620,9 @@ class Engine:
 
     def list(self, statuses: Collection[str] | None = None, definition: str | None = None,
              shard: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Runs newest first, merged across shards (or from ``shard`` only)."""
+        """Runs newest first, merged across shards (or from ``shard`` only); InputError for an
+        unknown ``definition`` (see :meth:`require_definition`)."""
+        self.require_definition(definition)
         pages = [store.list_runs(statuses, definition, limit) for store in self._each_shard(shard)]
         merged = heapq.merge(*pages, key=lambda r: (r.created_at, r.execution_id), reverse=True)
         return [run_dict(r) for _, r in zip(range(limit), merged)]
@@ -511,8 +634,18 @@ class Engine:
                 if store.get_run(eid) is None:
                     raise InputError(f"unknown execution id '{eid}'")
 
+    def require_definition(self, definition_id: str | None) -> None:
+        """InputError when ``definition_id`` (a filter; None: no filter) is neither registered
+        nor the definition of a stored run: a filter that names nothing is a mistake."""
+        if definition_id is None or self.catalog.get_version(definition_id) is not None:
+            return
+        if not any(store.count_runs(None, definition_id) for store in self._each_shard()):
+            raise InputError(f"unknown definition '{shown(definition_id)}'")
+
     def count(self, statuses: Collection[str] | None = None, definition: str | None = None) -> int:
-        """How many runs of ``definition`` (None: any) are in ``statuses`` (None: any), over every shard."""
+        """How many runs of ``definition`` (None: any) are in ``statuses`` (None: any), over every
+        shard; InputError for an unknown ``definition``."""
+        self.require_definition(definition)
         return sum(store.count_runs(statuses, definition) for store in self._each_shard())
 
     def count_finished_before(self, seconds: float, statuses: Collection[str] | None = None) -> int:
@@ -533,7 +666,9 @@ class Engine:
                 for eid in self.shard_store(shard).cancel_runs(group, now=self.clock)]
 
     def cancel_matching(self, definition: str | None, statuses: Collection[str] | None = None) -> int:
-        """Cancel the runs of ``definition`` (None: any) in ``statuses`` (default: unfinished); the count."""
+        """Cancel the runs of ``definition`` (None: any) in ``statuses`` (default: unfinished); the
+        count. InputError for an unknown ``definition``."""
+        self.require_definition(definition)
         return sum(store.cancel_matching(definition, statuses, now=self.clock) for store in self._each_shard())
 
     def cleanup(self, execution_ids: Iterable[str], force: bool = False) -> int:

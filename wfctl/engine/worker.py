@@ -271,7 +271,7 @@ class Worker:
         """The run to advance, or None after committing its failure (no definition, no state)."""
         attempt = 1 if record.status == PENDING else record.attempt + 1
         try:
-            definition = self.engine.definition(record.definition_id)
+            definition = self.engine.definition(record.definition_id, version=record.definition_version)
             if record.state is None:
                 raise InputError(f"run {record.execution_id} has no stored state")
             state = RunState.from_dict(record.state)

@@ -5,7 +5,7 @@ No SQL lives outside this package; the engine talks to :class:`ShardStore` and
 """
 
 from .base import (CANCELED, COMPLETED, FAILED, FINISHED, PENDING, RUN_STATUSES, RUNNING, SCHEMA_VERSION,
-                   UNFINISHED, CatalogStore, JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats,
+                   UNFINISHED, CatalogStore, DefinitionVersion, JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats,
                    ShardStore, StepCommit)
 from .datadir import DataDir, Settings, resolve_data_dir
 from .errors import CorruptShardError, FencingError, PayloadTooLargeError, StoreBusyError, StoreError
@@ -13,7 +13,7 @@ from .routing import fnv1a_32, safe_shard_index, shard_for
 
 __all__ = [
     "CANCELED", "COMPLETED", "FAILED", "FINISHED", "PENDING", "RUN_STATUSES", "RUNNING", "SCHEMA_VERSION",
-    "UNFINISHED", "CatalogStore", "CorruptShardError", "DataDir", "FencingError", "JournalRecord",
+    "UNFINISHED", "CatalogStore", "CorruptShardError", "DataDir", "DefinitionVersion", "FencingError", "JournalRecord",
     "JournalRow", "NewRun", "PayloadTooLargeError", "RunRecord", "RunTimes", "Settings", "ShardProgress", "ShardStats", "ShardStore",
     "StepCommit", "StoreBusyError", "StoreError", "fnv1a_32", "resolve_data_dir", "safe_shard_index",
     "shard_for",

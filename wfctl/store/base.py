@@ -45,7 +45,9 @@ class RunRecord:
     :meth:`ShardStore.list_runs` results, which leave it unloaded). ``timeout_s`` is the
     run's inactivity timeout (None: the engine's default). ``wake_at`` holds the run back
     after a sleep step. ``slot_time`` is the schedule slot the run was started for (None
-    for a run started by hand).
+    for a run started by hand). ``definition_version`` is the content hash of the definition
+    version the run is pinned to (None for a run stored before versions: it follows the
+    current version).
     """
 
     execution_id: str
@@ -66,6 +68,7 @@ class RunRecord:
     updated_at: float
     wake_at: float | None
     slot_time: float | None = None
+    definition_version: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -84,6 +87,7 @@ class NewRun:
     idempotency_key: str | None = None
     timeout_s: float | None = None
     slot_time: float | None = None
+    definition_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,15 +211,17 @@ class ShardStore(ABC):
     def create_run(self, execution_id: str, definition_id: str, input: Any,
                    state: dict[str, Any] | None, *, idempotency_key: str | None = None,
                    timeout_s: float | None = None, now: float,
-                   slot_time: float | None = None) -> tuple[RunRecord, bool]:
+                   slot_time: float | None = None, definition_version: str | None = None) -> tuple[RunRecord, bool]:
         """Create a pending run and its queue entry (ready at ``now``) in one transaction.
 
         Returns ``(run, created)``. When a run with the same idempotency key (or the same
         execution id) exists on this shard, returns it with ``created`` False: keys are
         unique per shard, so the engine routes a keyed start by its key. ``slot_time``: the
-        schedule slot the run is started for (None for a start by hand).
+        schedule slot the run is started for (None for a start by hand); ``definition_version``:
+        the definition version the run is pinned to.
         """
-        run = NewRun(execution_id, definition_id, input, state, idempotency_key, timeout_s, slot_time)
+        run = NewRun(execution_id, definition_id, input, state, idempotency_key, timeout_s, slot_time,
+                     definition_version)
         return self.create_runs([run], now=now)[0]
 
     @abstractmethod
@@ -225,7 +231,8 @@ class ShardStore(ABC):
     def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
-                  wait: bool = True, slot_time: float | None = None) -> tuple[str, bool] | None:
+                  wait: bool = True, slot_time: float | None = None,
+                  definition_version: str | None = None) -> tuple[str, bool] | None:
         """:meth:`create_run` for a caller that encoded the input and the state itself (the
         engine's start path): ``input_json`` and ``state_json`` are ``(JSON text or None, size
         in UTF-8 bytes)`` as :func:`wfctl.store.payload.encode` returns them, and
@@ -239,7 +246,7 @@ class ShardStore(ABC):
         from .payload import decode
 
         run = NewRun(execution_id, definition_id, decode(input_json[0]), decode(state_json[0]),
-                     idempotency_key, timeout_s, slot_time)
+                     idempotency_key, timeout_s, slot_time, definition_version)
         record, created = self.create_runs([run], now=now)[0]
         return record.execution_id, created
 
@@ -316,6 +323,10 @@ class ShardStore(ABC):
         """Every run's timestamps and outcome, streamed in batches (memory does not grow with the runs)."""
 
     @abstractmethod
+    def version_counts(self, definition_id: str) -> dict[str | None, int]:
+        """How many runs of ``definition_id`` each definition version has (None: runs stored before versions)."""
+
+    @abstractmethod
     def stored_bytes(self) -> int:
         """Bytes of run inputs, states, outputs and out-of-line payloads held by the shard."""
 
@@ -384,24 +395,63 @@ class ShardStore(ABC):
         self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class DefinitionVersion:
+    """One stored version of a definition.
+
+    ``hash`` is its content hash (:func:`wfctl.store.payload.content_hash`), ``applied_at``
+    when it was last made current, ``name``/``version``/``steps`` (a count) from the body,
+    ``source`` the file it was applied from (None when unknown), ``current`` whether it is the
+    definition's current version; ``body`` is loaded by :meth:`CatalogStore.get_version` only.
+    """
+
+    definition_id: str
+    hash: str
+    applied_at: float
+    name: str | None
+    version: str | None
+    steps: int
+    source: str | None
+    current: bool
+    body: dict[str, Any] | None = None
+
+
 class CatalogStore(ABC):
-    """Workflow definitions by id. Written rarely and never on the start path."""
+    """Workflow definitions by id, each with its immutable versions (by content hash).
+
+    Written rarely and never on the start path. Applying a body stores it as a version (once
+    per content) and makes it the definition's current version; runs are pinned to the
+    version they started on and read it back with :meth:`get_version`.
+    """
 
     @abstractmethod
-    def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float) -> bool:
-        """Store a definition (tale JSON); False when the stored body is already identical."""
+    def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float,
+                       source: str | None = None, replace: bool = True) -> bool:
+        """Store ``body`` (tale JSON) as a version of ``definition_id`` and make it current;
+        False when it already was current. ``source``: the file it came from. With
+        ``replace`` False, only a new id is written: False, writing nothing, when the id
+        already has a current version (of any content)."""
 
     @abstractmethod
     def get_definition(self, definition_id: str) -> dict[str, Any] | None:
-        """The stored body, or None."""
+        """The current body, or None."""
+
+    @abstractmethod
+    def get_version(self, definition_id: str, content_hash: str | None = None) -> DefinitionVersion | None:
+        """Version ``content_hash`` of ``definition_id`` (None: the current one) with its body, or None."""
+
+    @abstractmethod
+    def definition_history(self, definition_id: str) -> list[DefinitionVersion]:
+        """Every stored version of ``definition_id`` (without bodies), most recently applied first."""
 
     @abstractmethod
     def list_definitions(self) -> list[dict[str, Any]]:
-        """Summaries sorted by id: ``{id, name, version, updated_at, steps}`` (steps: a count)."""
+        """Summaries sorted by id: ``{id, name, version, updated_at, steps, hash}`` (steps: a
+        count; hash: the current version)."""
 
     @abstractmethod
     def delete_definition(self, definition_id: str) -> bool:
-        """Delete a definition; False when there was none."""
+        """Delete a definition and all its versions; False when there was none."""
 
     @abstractmethod
     def get_schedule_state(self, definition_id: str) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import Any
@@ -78,3 +79,15 @@ def _human(size: int) -> str:
 def decode(text: str | None) -> Any:
     """The value stored by :func:`encode` (None for NULL)."""
     return None if text is None else json.loads(text)
+
+
+#: Hex digits of a definition version's content hash.
+HASH_DIGITS = 12
+
+
+def content_hash(value: Any) -> str:
+    """The version id of a definition body: the first :data:`HASH_DIGITS` hex digits of the
+    SHA-256 of its canonical JSON (keys sorted, no spaces, UTF-8), so equal content, whatever
+    its key order or formatting, is one version."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_DIGITS]

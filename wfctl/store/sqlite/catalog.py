@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..base import CatalogStore
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode, encode
+from ...errors import InputError
+from ..base import CatalogStore, DefinitionVersion
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, content_hash, decode, encode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
 from .schema import (CATALOG_APP_ID, add_catalog_tables, check_schema, create_catalog_schema, is_initialized,
                      upgrade_catalog)
@@ -43,20 +44,35 @@ class SQLiteCatalogStore(CatalogStore):
             self._db.conn.close()
             raise
 
-    def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float) -> bool:
+    def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float,
+                       source: str | None = None, replace: bool = True) -> bool:
         text, _ = encode(body, f"definition {definition_id}", self.max_payload_bytes)
+        digest = content_hash(body)
         steps = body.get("steps")
         version = body.get("version")
+        fields = (body.get("name"), None if version is None else str(version), len(steps) if isinstance(steps, list) else 0)
         with self._db.write() as conn:
-            row = conn.execute("SELECT body FROM definitions WHERE id = ?", (definition_id,)).fetchone()
-            if row is not None and row[0] == text:
+            row = conn.execute("SELECT hash FROM definitions WHERE id = ?", (definition_id,)).fetchone()
+            if row is not None and (row[0] == digest or not replace):
                 return False
+            stored = conn.execute("SELECT body FROM definition_versions WHERE definition_id = ? AND hash = ?",
+                                  (definition_id, digest)).fetchone()
+            if stored is None:
+                conn.execute("INSERT INTO definition_versions (definition_id, hash, applied_at, name, version, steps,"
+                             " source, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (definition_id, digest, now, *fields,
+                                                                                 source, text))
+            elif decode(stored[0]) != decode(text):
+                raise InputError(f"definition {definition_id}: version {digest} is already stored with other "
+                                 "content (a hash collision); change the definition slightly and apply it again")
+            else:  # an older version made current again
+                conn.execute("UPDATE definition_versions SET applied_at = ?, source = COALESCE(?, source)"
+                             " WHERE definition_id = ? AND hash = ?", (now, source, definition_id, digest))
             conn.execute(
-                "INSERT INTO definitions (id, name, version, steps, updated_at, body) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, version = excluded.version,"
-                " steps = excluded.steps, updated_at = excluded.updated_at, body = excluded.body",
-                (definition_id, body.get("name"), None if version is None else str(version),
-                 len(steps) if isinstance(steps, list) else 0, now, text))
+                "INSERT INTO definitions (id, name, version, steps, updated_at, body, hash, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+                " version = excluded.version, steps = excluded.steps, updated_at = excluded.updated_at,"
+                " body = excluded.body, hash = excluded.hash, source = excluded.source",
+                (definition_id, *fields, now, text, digest, source))
         return True
 
     def get_definition(self, definition_id: str) -> dict[str, Any] | None:
@@ -64,14 +80,40 @@ class SQLiteCatalogStore(CatalogStore):
             row = conn.execute("SELECT body FROM definitions WHERE id = ?", (definition_id,)).fetchone()
         return None if row is None else decode(row[0])
 
+    def get_version(self, definition_id: str, content_hash: str | None = None) -> DefinitionVersion | None:
+        with self._db.read() as conn:
+            if content_hash is None:
+                row = conn.execute("SELECT hash, updated_at, name, version, steps, source, body FROM definitions"
+                                   " WHERE id = ?", (definition_id,)).fetchone()
+                current = True
+            else:
+                row = conn.execute("SELECT v.hash, v.applied_at, v.name, v.version, v.steps, v.source, v.body"
+                                   " FROM definition_versions v WHERE v.definition_id = ? AND v.hash = ?",
+                                   (definition_id, content_hash)).fetchone()
+                current = row is not None and conn.execute(
+                    "SELECT 1 FROM definitions WHERE id = ? AND hash = ?", (definition_id, content_hash)).fetchone() is not None
+        if row is None:
+            return None
+        return DefinitionVersion(definition_id, row[0], row[1], row[2], row[3], row[4], row[5], current, decode(row[6]))
+
+    def definition_history(self, definition_id: str) -> list[DefinitionVersion]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT v.hash, v.applied_at, v.name, v.version, v.steps, v.source, v.hash = d.hash"
+                " FROM definition_versions v LEFT JOIN definitions d ON d.id = v.definition_id"
+                " WHERE v.definition_id = ? ORDER BY v.applied_at DESC, v.hash", (definition_id,)).fetchall()
+        return [DefinitionVersion(definition_id, *row[:6], bool(row[6])) for row in rows]
+
     def list_definitions(self) -> list[dict[str, Any]]:
         with self._db.read() as conn:
-            rows = conn.execute("SELECT id, name, version, updated_at, steps FROM definitions ORDER BY id").fetchall()
-        return [dict(zip(("id", "name", "version", "updated_at", "steps"), row)) for row in rows]
+            rows = conn.execute("SELECT id, name, version, updated_at, steps, hash FROM definitions"
+                                " ORDER BY id").fetchall()
+        return [dict(zip(("id", "name", "version", "updated_at", "steps", "hash"), row)) for row in rows]
 
     def delete_definition(self, definition_id: str) -> bool:
         with self._db.write() as conn:
             deleted = conn.execute("DELETE FROM definitions WHERE id = ?", (definition_id,)).rowcount
+            conn.execute("DELETE FROM definition_versions WHERE definition_id = ?", (definition_id,))
         return deleted == 1
 
     def get_schedule_state(self, definition_id: str) -> dict[str, Any] | None:

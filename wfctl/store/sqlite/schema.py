@@ -13,6 +13,9 @@ Shard file::
                   output, input, state,  (large JSON last; *_blob -> blobs.id when out of line)
                   slot_time              (the schedule slot a run was started for; NULL by hand;
                                           added by ALTER TABLE to older files when opened)
+                  definition_version     (the content hash of the definition version the run is
+                                          pinned to; NULL for runs of older files: they use the
+                                          current version; added like slot_time)
                   indexes: (definition_id, created_at), (status, created_at)
     queue         execution_id PK | ready_at (indexed), claimed (the lease generation that claimed it)
                   (WITHOUT ROWID: its rows are small, and the primary key is then the table itself)
@@ -28,9 +31,16 @@ unchanged: every query reads both.
 
 Catalog file::
 
-    definitions   id PK | name, version, steps, updated_at, body
+    definitions   id PK | name, version, steps, updated_at, body, hash, source
+                  (the current version of each definition; hash and source added by ALTER
+                  TABLE to older catalogs when opened)
+    definition_versions  (definition_id, hash) PK | applied_at, name, version, steps, source, body
+                  (every version ever applied, immutable but for applied_at, which a re-apply
+                  moves; a definition's rows go with it)
     schedules     definition_id PK | state (JSON), version, updated_at
-                  (created when a catalog without it is opened: additive, same schema version)
+                  (schedules and definition_versions are created when a catalog without them
+                  is opened, and the current definitions recorded as versions: additive, same
+                  schema version)
 """
 
 from __future__ import annotations
@@ -63,7 +73,7 @@ def create_shard_schema(conn: sqlite3.Connection, shard: int, now: float) -> Non
         "attempt": int, "idempotency_key": str, "timeout_s": float, "created_at": float,
         "started_at": float, "completed_at": float, "updated_at": float, "wake_at": float,
         "input_blob": int, "state_blob": int, "output_blob": int, "error": str,
-        "output": str, "input": str, "state": str, "slot_time": float,
+        "output": str, "input": str, "state": str, "slot_time": float, "definition_version": str,
     }, pk="execution_id", not_null={"definition_id", "status", "attempt", "created_at", "updated_at"})
     runs.create_index(["definition_id", "created_at"], index_name="ix_runs_definition")
     runs.create_index(["status", "created_at"], index_name="ix_runs_status")
@@ -93,34 +103,65 @@ def create_catalog_schema(conn: sqlite3.Connection) -> None:
     db = Database(conn, recursive_triggers=False, execute_plugins=False)
     db.create_table("definitions", {
         "id": str, "name": str, "version": str, "steps": int, "updated_at": float, "body": str,
+        "hash": str, "source": str,
     }, pk="id", not_null={"steps", "updated_at", "body"})
     conn.execute(_CREATE_SCHEDULES)
+    conn.execute(_CREATE_VERSIONS)
     _stamp(conn, CATALOG_APP_ID)
 
 
 _CREATE_SCHEDULES = ('CREATE TABLE IF NOT EXISTS "schedules" (\n   "definition_id" TEXT PRIMARY KEY,'
                      '\n   "state" TEXT NOT NULL,\n   "version" INTEGER NOT NULL,\n   "updated_at" REAL NOT NULL\n)')
+_CREATE_VERSIONS = ('CREATE TABLE IF NOT EXISTS "definition_versions" (\n   "definition_id" TEXT NOT NULL,'
+                    '\n   "hash" TEXT NOT NULL,\n   "applied_at" REAL NOT NULL,\n   "name" TEXT,'
+                    '\n   "version" TEXT,\n   "steps" INTEGER NOT NULL,\n   "source" TEXT,'
+                    '\n   "body" TEXT NOT NULL,\n   PRIMARY KEY ("definition_id", "hash")\n) WITHOUT ROWID')
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def upgrade_catalog(conn: sqlite3.Connection) -> bool:
-    """Whether the catalog lacks a table this wfctl adds (``schedules``); see :func:`add_catalog_tables`."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schedules'").fetchone() is None
+    """Whether the catalog lacks a table or column this wfctl adds; see :func:`add_catalog_tables`."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return not {"schedules", "definition_versions"} <= tables or "hash" not in _columns(conn, "definitions")
 
 
 def add_catalog_tables(conn: sqlite3.Connection) -> None:
-    """Create the tables added since the catalog was written (inside the caller's write transaction)."""
+    """Create the tables and columns added since the catalog was written, and record every
+    current definition as a version (inside the caller's write transaction; idempotent)."""
+    from ..payload import content_hash, decode
+
     conn.execute(_CREATE_SCHEDULES)
+    conn.execute(_CREATE_VERSIONS)
+    missing = {"hash", "source"} - _columns(conn, "definitions")
+    for column in sorted(missing):
+        conn.execute(f"ALTER TABLE definitions ADD COLUMN {column} TEXT")
+    rows = conn.execute("SELECT id, name, version, steps, updated_at, body FROM definitions WHERE hash IS NULL").fetchall()
+    for definition_id, name, version, steps, updated_at, body in rows:
+        digest = content_hash(decode(body))
+        conn.execute("INSERT INTO definition_versions (definition_id, hash, applied_at, name, version, steps, body)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     (definition_id, digest, updated_at, name, version, steps, body))
+        conn.execute("UPDATE definitions SET hash = ? WHERE id = ?", (digest, definition_id))
 
 
-def shard_lacks_slot_time(conn: sqlite3.Connection) -> bool:
-    """Whether a shard file was written before the ``runs.slot_time`` column."""
-    return not any(row[1] == "slot_time" for row in conn.execute("PRAGMA table_info(runs)"))
+#: Columns added to ``runs`` since the first shard layout, with their types (see :func:`add_run_columns`).
+ADDED_RUN_COLUMNS = {"slot_time": "REAL", "definition_version": "TEXT"}
 
 
-def add_slot_time(conn: sqlite3.Connection) -> None:
-    """Add ``runs.slot_time`` (inside the caller's write transaction; idempotent)."""
-    if shard_lacks_slot_time(conn):
-        conn.execute("ALTER TABLE runs ADD COLUMN slot_time REAL")
+def shard_lacks_columns(conn: sqlite3.Connection) -> bool:
+    """Whether a shard file was written before a column of :data:`ADDED_RUN_COLUMNS`."""
+    return not ADDED_RUN_COLUMNS.keys() <= _columns(conn, "runs")
+
+
+def add_run_columns(conn: sqlite3.Connection) -> None:
+    """Add the missing :data:`ADDED_RUN_COLUMNS` to ``runs`` (inside the caller's write transaction; idempotent)."""
+    present = _columns(conn, "runs")
+    for column, kind in ADDED_RUN_COLUMNS.items():
+        if column not in present:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
 
 def _stamp(conn: sqlite3.Connection, app_id: int) -> None:

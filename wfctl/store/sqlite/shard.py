@@ -18,7 +18,7 @@ from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_
 from ..errors import CorruptShardError, FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES, check_size, decode, encode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
-from .schema import SHARD_APP_ID, add_slot_time, check_schema, create_shard_schema, is_initialized, shard_lacks_slot_time
+from .schema import SHARD_APP_ID, add_run_columns, check_schema, create_shard_schema, is_initialized, shard_lacks_columns
 
 DELETE_BATCH = 100
 _IN_CHUNK = 500
@@ -28,7 +28,7 @@ _COUNTERS_SQL = ("UPDATE shard_status SET lock_retries = lock_retries + ?, "
 _RUN_FIELDS = ("r.execution_id, r.definition_id, r.status, COALESCE(r.input, bi.body), "
                "COALESCE(r.output, bo.body), r.error, {state}, r.current_step, r.attempt, "
                "r.idempotency_key, r.timeout_s, r.created_at, r.started_at, r.completed_at, "
-               "r.updated_at, r.wake_at, r.slot_time")
+               "r.updated_at, r.wake_at, r.slot_time, r.definition_version")
 _SELECT_RUN = ("SELECT " + _RUN_FIELDS.format(state="COALESCE(r.state, bs.body)")
                + " FROM runs r LEFT JOIN blobs bi ON bi.id = r.input_blob"
                " LEFT JOIN blobs bs ON bs.id = r.state_blob LEFT JOIN blobs bo ON bo.id = r.output_blob")
@@ -37,8 +37,8 @@ _SELECT_SUMMARY = ("SELECT " + _RUN_FIELDS.format(state="NULL")
                    " LEFT JOIN blobs bo ON bo.id = r.output_blob")
 _INSERT_RUN = (
     "INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
-    " timeout_s, created_at, updated_at, input_blob, state_blob, input, state, slot_time)"
-    " VALUES (?, ?, 'pending', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+    " timeout_s, created_at, updated_at, input_blob, state_blob, input, state, slot_time, definition_version)"
+    " VALUES (?, ?, 'pending', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 _INSERT_QUEUE = "INSERT INTO queue (execution_id, ready_at) VALUES (?, ?)"
 _UPDATE_RUN = (
     "UPDATE runs SET status = ?, current_step = ?, attempt = ?, state = ?, state_blob = ?,"
@@ -107,12 +107,12 @@ class SQLiteShardStore(ShardStore):
             with self._db.read() as conn:
                 check_schema(conn, self.path, SHARD_APP_ID)
                 (stored,) = conn.execute("SELECT shard FROM shard_status WHERE id = 1").fetchone()
-                old = shard_lacks_slot_time(conn)
+                old = shard_lacks_columns(conn)
             if stored != shard:
                 raise CorruptShardError(f"{self.path} holds shard {stored}, not shard {shard}")
-            if old:  # written before schedules: add the column (additive, same schema version)
+            if old:  # written before schedules or versions: add the columns (additive, same schema version)
                 with self._db.write() as conn:
-                    add_slot_time(conn)
+                    add_run_columns(conn)
         except BaseException:
             self._db.conn.close()
             raise
@@ -225,7 +225,8 @@ class SQLiteShardStore(ShardStore):
 
     def _insert(self, conn: sqlite3.Connection, execution_id: str, definition_id: str, current: str | None,
                 idempotency_key: str | None, timeout_s: float | None, input_json: tuple[str | None, int],
-                state_json: tuple[str | None, int], now: float, slot_time: float | None = None) -> str | None:
+                state_json: tuple[str | None, int], now: float, slot_time: float | None = None,
+                definition_version: str | None = None) -> str | None:
         """Insert a pending run and its queue entry; the existing run's id (nothing written)
         when the id or the key is taken. Three statements: the conflict check is the insert's."""
         input_text, input_size = input_json
@@ -238,7 +239,8 @@ class SQLiteShardStore(ShardStore):
             input_text, input_blob = self._place(conn, execution_id, input_text, input_size, None)
             state_text, state_blob = self._place(conn, execution_id, state_text, state_size, None)
         cur = conn.execute(_INSERT_RUN, (execution_id, definition_id, current, idempotency_key, timeout_s, now, now,
-                                         input_blob, state_blob, input_text, state_text, slot_time))
+                                         input_blob, state_blob, input_text, state_text, slot_time,
+                                         definition_version))
         if cur.rowcount == 0:
             return self._existing(conn, execution_id, idempotency_key)
         conn.execute(_INSERT_QUEUE, (execution_id, now))
@@ -254,19 +256,21 @@ class SQLiteShardStore(ShardStore):
             for run, input_json, state_json in prepared:
                 current = run.state.get("current") if run.state else None
                 existing = self._insert(conn, run.execution_id, run.definition_id, current, run.idempotency_key,
-                                        run.timeout_s, input_json, state_json, now, run.slot_time)
+                                        run.timeout_s, input_json, state_json, now, run.slot_time,
+                                        run.definition_version)
                 if existing is not None:
                     results.append((self._load(conn, [existing])[0], False))
                     continue
                 results.append((RunRecord(run.execution_id, run.definition_id, self.shard, PENDING, run.input,
                                           None, None, run.state, current, 1, run.idempotency_key, run.timeout_s,
-                                          now, None, None, now, None, run.slot_time), True))
+                                          now, None, None, now, None, run.slot_time, run.definition_version), True))
         return results
 
     def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
-                  wait: bool = True, slot_time: float | None = None) -> tuple[str, bool] | None:
+                  wait: bool = True, slot_time: float | None = None,
+                  definition_version: str | None = None) -> tuple[str, bool] | None:
         limit = self.max_payload_bytes
         check_size(input_json[1], f"input of run {execution_id}", limit)
         check_size(state_json[1], f"state of run {execution_id}", limit)
@@ -275,7 +279,7 @@ class SQLiteShardStore(ShardStore):
             return None
         try:
             existing = self._insert(db.conn, execution_id, definition_id, current_step, idempotency_key, timeout_s,
-                                    input_json, state_json, now, slot_time)
+                                    input_json, state_json, now, slot_time, definition_version)
         except BaseException as exc:
             raise db.abandon(exc)
         db.commit()
@@ -433,6 +437,11 @@ class SQLiteShardStore(ShardStore):
             while rows := cursor.fetchmany(batch):
                 for row in rows:
                     yield RunTimes(*row)
+
+    def version_counts(self, definition_id: str) -> dict[str | None, int]:
+        with self._db.read() as conn:
+            return dict(conn.execute("SELECT definition_version, COUNT(*) FROM runs WHERE definition_id = ?"
+                                     " GROUP BY definition_version", (definition_id,)).fetchall())
 
     def stored_bytes(self) -> int:
         with self._db.read() as conn:
