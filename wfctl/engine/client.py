@@ -434,7 +434,7 @@ class Engine:
         makes the file the current version)."""
         from ..definitions import load_definition
 
-        definition = load_definition(path)
+        definition = load_definition(path, policy=self.action_policy)
         if replace:
             self._store(definition, self.clock())
             return definition

@@ -17,7 +17,7 @@ as it is.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 SEALED = "$wfctl.sealed"
 _CACHE_LIMIT = 1024
