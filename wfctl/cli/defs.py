@@ -104,7 +104,7 @@ def apply_command(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Validate and register definitions in the data directory's catalog (all or nothing)."""
-    applied = engine(ctx).apply(files)
+    applied = engine(ctx, create=True).apply(files)
     if json_out:
         print_json([{"id": definition_id, "changed": changed} for definition_id, changed in applied])
         return

@@ -21,9 +21,11 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
-def engine(ctx: typer.Context, stubs=None):
+def engine(ctx: typer.Context, stubs=None, create: bool = False):
     """The Engine over this invocation's data directory (``--data-dir``, ``$WFCTL_DATA_DIR``, ``./.wfctl``);
-    ``stubs``: a stubs file answering tale platform actions in steps this process runs."""
+    ``stubs``: a stubs file answering tale platform actions in steps this process runs; ``create``:
+    create a missing directory (only commands that store something: ``start``, ``defs apply``),
+    else a missing one is refused."""
     from ..engine import Engine
 
     root = ctx.find_root()
@@ -34,7 +36,7 @@ def engine(ctx: typer.Context, stubs=None):
             from ..engine.factories import with_stubs
 
             factory = with_stubs(stubs)
-        obj["engine"] = Engine(obj.get("data_dir"), interpreter_factory=factory)
+        obj["engine"] = Engine(obj.get("data_dir"), interpreter_factory=factory, create=create)
         root.obj = obj
         root.call_on_close(obj["engine"].close)
     return obj["engine"]

@@ -57,7 +57,7 @@ def start_command(
         raise InputError(f"{what}: the run input must be a JSON object, got {JSON_TYPES.get(type(payload), 'null')}")
     if stubs is not None and not wait:
         raise InputError("--stubs goes with --wait (workers take their own --stubs)")
-    eng = engine(ctx, stubs)
+    eng = engine(ctx, stubs, create=True)
     started = eng.start(definition, payload, idempotency_key)
     result = {"execution_id": started.execution_id, "shard": started.shard, "created": started.created}
     if not wait:

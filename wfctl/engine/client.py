@@ -156,17 +156,18 @@ class _StartPlan:
 class Engine:
     """A data directory's runs and definitions.
 
-    ``data_dir``: a path (created with default settings when missing) or None for
-    ``$WFCTL_DATA_DIR`` / ``./.wfctl``. ``interpreter_factory(secret_box) -> Interpreter``
+    ``data_dir``: a path (created with default settings when missing, unless ``create`` is
+    False: InputError then) or None for ``$WFCTL_DATA_DIR`` / ``./.wfctl``. ``interpreter_factory(secret_box) -> Interpreter``
     builds the interpreter (stubs, a registry, an LLM provider); it must keep the given
     SecretBox, whose key is shared by every process (see :mod:`wfctl.engine.keys`).
     ``clock`` gives epoch seconds. Thread-safe; close it (or use ``with``) when done.
     """
 
     def __init__(self, data_dir: str | Path | DataDir | None = None, *,
-                 interpreter_factory: Callable[..., Any] | None = None, clock: Callable[[], float] = time.time):
+                 interpreter_factory: Callable[..., Any] | None = None, clock: Callable[[], float] = time.time,
+                 create: bool = True):
         self.datadir = data_dir if isinstance(data_dir, DataDir) else DataDir.open(
-            resolve_data_dir(None if data_dir is None else str(data_dir)))
+            resolve_data_dir(None if data_dir is None else str(data_dir)), create=create)
         self.clock = clock
         self.interpreter_factory = interpreter_factory
         self._stores: dict[int, ShardStore] = {}
