@@ -15,6 +15,8 @@ app = typer.Typer(help="Show shards and routing.", invoke_without_command=True)
 def shards_command(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    check: bool = typer.Option(True, "--check/--no-check",
+                               help="Check each shard file's integrity (reads it whole); a damaged one shows its error."),
 ) -> None:
     """Per-shard runs by status (pending, running, completed, failed, canceled), queue depth, lock retries and lock wait time, lease holder, file size (with WAL).
 
@@ -22,7 +24,7 @@ def shards_command(
     """
     if ctx.invoked_subcommand is not None:
         return
-    rows = engine(ctx).shards()
+    rows = engine(ctx).shards(check=check)
     if json_out:
         print_json(rows)
         return

@@ -175,6 +175,9 @@ class Worker:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
                 continue
+            except CorruptShardError as exc:  # a damaged file: set aside, the other shards go on
+                self._break(shard, exc)
+                continue
             except StoreError as exc:
                 # The runs claimed in this pass stay claimed by this generation: take the lease
                 # again (a new generation) so that they are claimed anew.
@@ -221,11 +224,25 @@ class Worker:
 
     def _break(self, shard: int, exc: Exception) -> None:
         self.broken[shard] = str(exc)
-        self.leases.pop(shard, None)
-        _log.error("shard %d is unusable, skipping it: %s", shard, exc)
+        generation = self.leases.pop(shard, None)
+        if generation is not None:
+            try:
+                self.engine.shard_store(shard).release_lease(self.owner, generation)
+            except StoreError:
+                pass  # the damaged file may refuse it: the lease expires
+        path = str(self.engine.datadir.shard_path(shard))
+        _log.error("shard %d is unusable, skipping it: %s", shard, exc if path in str(exc) else f"{path}: {exc}")
 
     def _drained(self) -> bool:
-        return all(self.engine.shard_store(s).count_runs(UNFINISHED) == 0 for s in self.shards if s not in self.broken)
+        for shard in self.shards:
+            if shard in self.broken:
+                continue
+            try:
+                if self.engine.shard_store(shard).count_runs(UNFINISHED):
+                    return False
+            except CorruptShardError as exc:
+                self._break(shard, exc)
+        return True
 
     # -- advancing runs --------------------------------------------------------------------
 

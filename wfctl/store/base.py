@@ -311,6 +311,9 @@ class ShardStore(ABC):
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
         """Every run's timestamps and outcome, streamed in batches (memory does not grow with the runs)."""
 
+    def check(self) -> None:
+        """Raise CorruptShardError when the file is damaged (reads all of it)."""
+
     @abstractmethod
     def stored_bytes(self) -> int:
         """Bytes of run inputs, states, outputs and out-of-line payloads held by the shard."""

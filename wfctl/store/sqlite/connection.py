@@ -129,6 +129,8 @@ class Connection:
         code = _code(exc)
         if code in _CORRUPT:
             return CorruptShardError(f"{self.path} is corrupt or not a wfctl database ({exc})")
+        if str(exc).startswith("Could not decode to UTF-8"):  # damaged bytes inside a stored text
+            return CorruptShardError(f"{self.path} is corrupt (a stored text is not valid UTF-8)")
         if code in _BUSY:
             return StoreBusyError(f"{self.path} was busy; try again")
         if code == sqlite3.SQLITE_CANTOPEN and not self.path.exists():

@@ -414,6 +414,13 @@ class SQLiteShardStore(ShardStore):
                 for row in rows:
                     yield RunTimes(*row)
 
+    def check(self) -> None:
+        with self._db.read() as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
+        if problems != ["ok"]:
+            detail = "; ".join(" ".join(p.split()) for p in problems)
+            raise CorruptShardError(f"{self.path} is corrupt or not a wfctl database ({detail})")
+
     def stored_bytes(self) -> int:
         with self._db.read() as conn:
             (runs,) = conn.execute("SELECT COALESCE(SUM(COALESCE(LENGTH(input), 0) + COALESCE(LENGTH(state), 0)"
