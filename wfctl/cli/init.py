@@ -37,6 +37,9 @@ def init_command(
     datadir = DataDir.init(path, shards=base.shards if shards is None else shards,
                            route=base.route if route is None else route,
                            durability=base.durability if durability is None else durability)
+    from ..engine.keys import secret_box
+
+    secret_box(datadir)  # the key is made with the directory (or checked against it)
     settings = {"path": str(datadir.path), "shards": datadir.shard_count, "route": datadir.settings.route,
                 "durability": datadir.settings.durability}
     if json_out:

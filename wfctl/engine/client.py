@@ -197,7 +197,7 @@ class Engine:
             if self._interpreter is None:
                 from .keys import secret_box
 
-                box = secret_box(self.datadir.path)
+                box = secret_box(self.datadir)
                 if self.interpreter_factory is not None:
                     self._interpreter = self.interpreter_factory(box)
                 else:

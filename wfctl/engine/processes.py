@@ -51,7 +51,10 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     Returns 0 when every process exited with 0, else the first non-zero exit code
     (128 + signal number for a process killed by a signal).
     """
+    from .keys import secret_box
+
     datadir = DataDir.open(resolve_data_dir(None if data_dir is None else str(data_dir)), create=False)
+    secret_box(datadir)  # a missing, invalid or different key: one line here, not one per process
     chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
     for shard in chosen:
         datadir.shard_path(shard)  # InputError for a shard the directory does not have

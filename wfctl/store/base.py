@@ -162,6 +162,10 @@ class ShardStats:
     heartbeat_at: float | None
     file_bytes: int
     wal_bytes: int
+    #: Unfinished runs that carry an error: a worker could not advance them (their secrets
+    #: cannot be decrypted with its key) and left them waiting; ``waiting_error`` is one such error.
+    waiting: int = 0
+    waiting_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

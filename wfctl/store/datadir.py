@@ -175,6 +175,11 @@ class DataDir:
             raise InputError(f"cannot create data directory {path}: {exc.strerror or exc}") from None
         return cls.open(path, create=False)
 
+    def reload(self) -> Settings:
+        """The settings as ``wfctl.json`` holds them now (another process may have recorded the key's fingerprint)."""
+        self.settings = _read_settings(self.path)
+        return self.settings
+
     def record_key_fingerprint(self, fingerprint: str) -> str:
         """Record the secret key's fingerprint in ``wfctl.json`` unless one is recorded already;
         returns the recorded one (serialized between processes)."""
