@@ -34,7 +34,8 @@ RUN_KEYS = {"execution_id", "definition_id", "shard", "status", "current_step", 
 STATUS_KEYS = RUN_KEYS | {"steps"}
 STEP_KEYS = {"slug", "type", "status", "attempt", "port", "output", "error", "started_at", "finished_at"}
 SHARD_KEYS = {"shard", "runs_by_status", "queue_depth", "lock_retries", "lock_wait_ms", "transactions",
-              "lease_owner", "lease_expires_at", "generation", "heartbeat_at", "file_bytes", "wal_bytes", "path"}
+              "lease_owner", "lease_expires_at", "generation", "heartbeat_at", "file_bytes", "wal_bytes", "path",
+              "waiting", "waiting_error"}
 
 
 # -- running wfctl -------------------------------------------------------------------------

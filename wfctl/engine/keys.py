@@ -85,17 +85,17 @@ def _read(path: Path) -> str:
 
 
 def _has_unfinished_runs(datadir: DataDir) -> bool:
-    """Whether a run may need the key (a shard that cannot be read counts as one that has)."""
+    """Whether a run may need the key (a shard that cannot be read is set aside everywhere: not counted)."""
     for shard in range(datadir.shard_count):
         try:
             store = datadir.open_shard(shard)
         except (StoreError, InputError):
-            return True
+            continue
         try:
             if store.count_runs(UNFINISHED):
                 return True
         except StoreError:
-            return True
+            continue
         finally:
             store.close()
     return False

@@ -29,8 +29,15 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None))
-    code = Worker(engine, shards, **options).run(drain=drain, stop_event=stop)
+    from ..errors import WfctlError
+
+    try:
+        engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None), create=False)
+        worker = Worker(engine, shards, **options)
+    except WfctlError as exc:  # e.g. the key changed since the parent checked it: one line, no traceback
+        print(f"wfctl: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    code = worker.run(drain=drain, stop_event=stop)
     # Stopped and leases released: a second SIGTERM (the parent's, or the whole process group's)
     # must not kill the interpreter while it shuts down.
     for sig in (signal.SIGTERM, signal.SIGINT):
