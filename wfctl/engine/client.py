@@ -158,8 +158,8 @@ class Engine:
     """A data directory's runs and definitions.
 
     ``data_dir``: a path (created with default settings when missing, unless ``create`` is
-    False: InputError then) or None for ``$WFCTL_DATA_DIR`` / ``./.wfctl``. ``interpreter_factory(secret_box) -> Interpreter``
-    builds the interpreter (stubs, a registry, an LLM provider); it must keep the given
+    False: InputError then) or None for ``$WFCTL_DATA_DIR`` / ``./.wfctl``.
+    ``interpreter_factory(secret_box) -> Interpreter`` builds the interpreter (stubs, a registry, an LLM provider); it must keep the given
     SecretBox, whose key is shared by every process (see :mod:`wfctl.engine.keys`).
     ``clock`` gives epoch seconds. Thread-safe; close it (or use ``with``) when done.
     """
