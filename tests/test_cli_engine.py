@@ -34,7 +34,8 @@ RUN_KEYS = {"execution_id", "definition_id", "definition_version", "shard", "sta
 STATUS_KEYS = RUN_KEYS | {"steps"}
 STEP_KEYS = {"slug", "type", "status", "attempt", "port", "output", "error", "started_at", "finished_at"}
 SHARD_KEYS = {"shard", "runs_by_status", "queue_depth", "lock_retries", "lock_wait_ms", "transactions",
-              "lease_owner", "lease_expires_at", "generation", "heartbeat_at", "file_bytes", "wal_bytes", "path"}
+              "lease_owner", "lease_expires_at", "generation", "heartbeat_at", "file_bytes", "wal_bytes", "path",
+              "waiting", "waiting_error"}
 
 
 # -- running wfctl -------------------------------------------------------------------------
@@ -173,11 +174,11 @@ def test_data_dir_from_the_environment_and_the_default(tmp_path):
     assert ok_json(wfctl("init", "--shards", "1", "--json", env=env))["path"] == str(env_dir)
     run = ok_json(wfctl("start", HELLO, "--wait", "--json", env=env))
     assert run["status"] == "completed" and run["shard"] == 0 and run["execution_id"].startswith("00-")
-    # --data-dir wins over the environment; a command on a new directory creates it with the defaults
-    assert ok_json(wfctl("list", "--json", data=option_dir, env=env)) == []
+    # --data-dir wins over the environment; start on a new directory creates it with the defaults
+    assert ok(wfctl("start", HELLO, data=option_dir, env=env)).stdout
     assert json.loads((option_dir / "wfctl.json").read_text())["shards"] == 4
     # neither: ./.wfctl
-    assert ok_json(wfctl("list", "--json", cwd=cwd)) == []
+    assert ok(wfctl("start", HELLO, cwd=cwd)).stdout
     assert (cwd / ".wfctl" / "wfctl.json").is_file()
 
 

@@ -18,7 +18,7 @@ import pytest
 from helpers import EXAMPLES, step
 from wfctl.engine import Engine, run_workers
 from wfctl.engine.ids import shard_of
-from wfctl.errors import SecretError
+from wfctl.errors import InputError
 from wfctl.store import DataDir, fnv1a_32
 
 CTX = multiprocessing.get_context("spawn")
@@ -182,5 +182,5 @@ def test_secret_key_file_lets_another_process_resume_a_run(tmp_path, monkeypatch
     with Engine(tmp_path / "data") as engine:
         assert engine.status(eid)["output"] == {"match": True}
     monkeypatch.setenv("WFCTL_SECRET_KEY", "not a key")
-    with Engine(tmp_path / "data") as engine, pytest.raises(SecretError, match="invalid secret key"):
+    with Engine(tmp_path / "data") as engine, pytest.raises(InputError, match="does not hold a valid secret key"):
         engine.start(str(path))

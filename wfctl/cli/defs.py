@@ -112,7 +112,7 @@ def apply_command(
 
     Each file becomes the current version of its id (named by its content hash); runs already started keep the version they started on. The output says when a file replaces another version, and names the file that version came from when it differs.
     """
-    applied = engine(ctx, allow_modules=allow_module).apply(files)
+    applied = engine(ctx, allow_modules=allow_module, create=True).apply(files)
     if json_out:
         print_json([{"id": a.id, "changed": a.changed, "version": a.version, "previous": a.previous,
                      "previous_source": a.previous_source, "source": a.source} for a in applied])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
@@ -24,7 +25,7 @@ def init_command(
 ) -> None:
     """Create the data directory (--data-dir, $WFCTL_DATA_DIR or ./.wfctl) with N shards.
 
-    Settings are fixed for the directory's life: on an existing directory, init succeeds (and prints its settings) when the options given match, and refuses otherwise. Other commands create the directory with the defaults (4 shards, definition routing, normal durability) on first use.
+    Settings are fixed for the directory's life: on an existing directory, init succeeds (and prints its settings) when the options given match, and refuses otherwise. 'start' and 'defs apply' create a missing directory with the defaults (4 shards, definition routing, normal durability); the other commands refuse it. A directory holding shard or catalog files but no wfctl.json is refused.
     """
     from ..store import DataDir, Settings, resolve_data_dir
     from ..store.datadir import SETTINGS_FILE
@@ -32,10 +33,13 @@ def init_command(
     root = ctx.find_root()
     path = resolve_data_dir((root.obj or {}).get("data_dir"))
     # An option not given means "as it is": the existing directory's setting, else the default.
-    base = DataDir.open(path, create=False).settings if (path / SETTINGS_FILE).exists() else Settings()
+    base = DataDir.open(path, create=False).settings if os.path.exists(path / SETTINGS_FILE) else Settings()
     datadir = DataDir.init(path, shards=base.shards if shards is None else shards,
                            route=base.route if route is None else route,
                            durability=base.durability if durability is None else durability)
+    from ..engine.keys import secret_box
+
+    secret_box(datadir)  # the key is made with the directory (or checked against it)
     settings = {"path": str(datadir.path), "shards": datadir.shard_count, "route": datadir.settings.route,
                 "durability": datadir.settings.durability}
     if json_out:

@@ -27,10 +27,11 @@ ALLOW_MODULE_HELP = ("Allow definitions to call functions of this module (and it
                      "module:function actions (repeatable; also $WFCTL_ALLOW_MODULES, allow_modules in wfctl.json).")
 
 
-def engine(ctx: typer.Context, stubs=None, allow_modules=()):
+def engine(ctx: typer.Context, stubs=None, allow_modules=(), create: bool = False):
     """The Engine over this invocation's data directory (``--data-dir``, ``$WFCTL_DATA_DIR``, ``./.wfctl``);
     ``stubs``: a stubs file answering tale platform actions in steps this process runs; ``allow_modules``:
-    ``--allow-module`` prefixes."""
+    ``--allow-module`` prefixes; ``create``: create a missing directory (only commands that store
+    something: ``start``, ``defs apply``), else a missing one is refused."""
     from ..engine import Engine
 
     root = ctx.find_root()
@@ -41,7 +42,8 @@ def engine(ctx: typer.Context, stubs=None, allow_modules=()):
             from ..engine.factories import with_stubs
 
             factory = with_stubs(stubs)
-        obj["engine"] = Engine(obj.get("data_dir"), interpreter_factory=factory, allow_modules=allow_modules or ())
+        obj["engine"] = Engine(obj.get("data_dir"), interpreter_factory=factory, allow_modules=allow_modules or (),
+                               create=create)
         root.obj = obj
         root.call_on_close(obj["engine"].close)
     return obj["engine"]

@@ -62,7 +62,7 @@ def start_command(
         raise InputError(f"{what}: the run input must be a JSON object, got {JSON_TYPES.get(type(payload), 'null')}")
     if stubs is not None and not wait:
         raise InputError("--stubs goes with --wait (workers take their own --stubs)")
-    eng = engine(ctx, stubs, allow_module)
+    eng = engine(ctx, stubs, allow_module, create=True)
     started = eng.start(definition, payload, idempotency_key, replace=replace)
     result = {"execution_id": started.execution_id, "shard": started.shard, "created": started.created}
     if not wait:

@@ -15,14 +15,16 @@ app = typer.Typer(help="Show shards and routing.", invoke_without_command=True)
 def shards_command(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    check: bool = typer.Option(True, "--check/--no-check",
+                               help="Check each shard file's integrity (reads it whole); a damaged one shows its error."),
 ) -> None:
     """Per-shard runs by status (pending, running, completed, failed, canceled), queue depth, lock retries and lock wait time, lease holder, file size (with WAL).
 
-    --json adds the transaction count, lease expiry, fencing generation and heartbeat.
+    Unfinished runs a worker left waiting (their secrets cannot be decrypted with its key) are counted with their error; a damaged shard file shows its error. --json adds the transaction count, lease expiry, fencing generation and heartbeat.
     """
     if ctx.invoked_subcommand is not None:
         return
-    rows = engine(ctx).shards()
+    rows = engine(ctx).shards(check=check)
     if json_out:
         print_json(rows)
         return
@@ -40,7 +42,9 @@ def shards_command(
             table.add_row(str(row["shard"]), "", f"[red]{escape(row['error'])}[/red]", *[""] * 5)
             continue
         by = row.get("runs_by_status", {})
-        statuses = ", ".join(f"{count} {status}" for status, count in by.items() if count) or "-"
+        statuses = escape(", ".join(f"{count} {status}" for status, count in by.items() if count) or "-")
+        if row.get("waiting"):
+            statuses += f"\n[yellow]{row['waiting']} waiting: {escape(row['waiting_error'] or '')}[/yellow]"
         size = ((row.get("file_bytes") or 0) + (row.get("wal_bytes") or 0)) / 2**20
         table.add_row(str(row["shard"]), str(sum(by.values())), statuses, str(row.get("queue_depth", 0)),
                       str(row.get("lock_retries", 0)), f"{row.get('lock_wait_ms', 0):.0f} ms",

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DefinitionError, InputError
-from ..store import FINISHED, DataDir, JournalRecord, RunRecord, ShardStore, StoreError, resolve_data_dir
+from ..store import (FINISHED, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore, StoreError,
+                     resolve_data_dir)
 from ..store.base import STARTED
 from ..store.payload import content_hash, encode
 from . import ids
@@ -180,9 +181,9 @@ class _StartPlan:
 class Engine:
     """A data directory's runs and definitions.
 
-    ``data_dir``: a path (created with default settings when missing) or None for
-    ``$WFCTL_DATA_DIR`` / ``./.wfctl``. ``interpreter_factory(secret_box) -> Interpreter``
-    builds the interpreter (stubs, a registry, an LLM provider); it must keep the given
+    ``data_dir``: a path (created with default settings when missing, unless ``create`` is
+    False: InputError then) or None for ``$WFCTL_DATA_DIR`` / ``./.wfctl``.
+    ``interpreter_factory(secret_box) -> Interpreter`` builds the interpreter (stubs, a registry, an LLM provider); it must keep the given
     SecretBox, whose key is shared by every process (see :mod:`wfctl.engine.keys`).
     ``clock`` gives epoch seconds. ``allow_modules``: module prefixes whose functions
     definitions may call as ``module:function`` actions, besides those of
@@ -193,14 +194,15 @@ class Engine:
 
     def __init__(self, data_dir: str | Path | DataDir | None = None, *,
                  interpreter_factory: Callable[..., Any] | None = None, clock: Callable[[], float] = time.time,
-                 allow_modules: Collection[str] = ()):
+                 allow_modules: Collection[str] = (), create: bool = True):
         self.datadir = data_dir if isinstance(data_dir, DataDir) else DataDir.open(
-            resolve_data_dir(None if data_dir is None else str(data_dir)))
+            resolve_data_dir(None if data_dir is None else str(data_dir)), create=create)
         self._allow_modules = tuple(allow_modules)
         self._action_policy = None
         self.clock = clock
         self.interpreter_factory = interpreter_factory
         self._stores: dict[int, ShardStore] = {}
+        self._damaged: dict[int, str] = {}  # shard -> why it is set aside (a damaged file)
         self._catalog = None
         self._definitions: dict[str, Definition] = {}  # the current version of each id read or applied
         self._versions: dict[tuple[str, str], Definition] = {}  # (id, content hash) -> that version
@@ -236,7 +238,7 @@ class Engine:
             if self._interpreter is None:
                 from .keys import secret_box
 
-                box = secret_box(self.datadir.path)
+                box = secret_box(self.datadir)
                 if self.interpreter_factory is not None:
                     self._interpreter = self.interpreter_factory(box)
                 else:
@@ -308,10 +310,31 @@ class Engine:
             yield self.shard_store(shard)
             return
         for n in range(self.shard_count):
+            if n in self._damaged:
+                continue
             try:
                 yield self.shard_store(n)
             except StoreError as exc:
-                _log.warning("skipping shard %d: %s", n, exc)
+                self._set_aside(n, exc)
+
+    def _over_shards(self, fn: Callable[[ShardStore], Any], shard: int | None = None) -> list[Any]:
+        """``fn(store)`` for every shard (or ``shard``); a shard whose file turns out damaged
+        (:class:`CorruptShardError`) is set aside with one warning and the others go on."""
+        results = []
+        for store in self._each_shard(shard):
+            try:
+                results.append(fn(store))
+            except CorruptShardError as exc:
+                if shard is not None:
+                    raise
+                self._set_aside(store.shard, exc)
+        return results
+
+    def _set_aside(self, shard: int, exc: Exception) -> None:
+        if shard not in self._damaged:
+            path = str(self.datadir.shard_path(shard))
+            self._damaged[shard] = str(exc) if path in str(exc) else f"{path}: {exc}"
+            _log.warning("skipping shard %d: %s", shard, self._damaged[shard])
 
     # -- definitions -----------------------------------------------------------------------
 
@@ -470,7 +493,9 @@ class Engine:
             for key in [k for k in self._versions if k[0] == definition_id]:
                 del self._versions[key]
         canceled = deleted = 0
-        for store in self._each_shard():
+
+        def delete(store: ShardStore) -> None:
+            nonlocal canceled, deleted
             canceled += store.cancel_matching(definition_id, now=self.clock, batch=batch)
             while page := [r.execution_id for r in store.list_runs(definition_id=definition_id, limit=batch)]:
                 n = store.delete_runs(page)
@@ -480,6 +505,8 @@ class Engine:
                     if n == 0:
                         break
                 deleted += n
+
+        self._over_shards(delete)
         if not known and not (canceled or deleted):
             raise InputError(f"unknown definition '{shown(definition_id)}'")
         return canceled, deleted
@@ -623,7 +650,7 @@ class Engine:
         """Runs newest first, merged across shards (or from ``shard`` only); InputError for an
         unknown ``definition`` (see :meth:`require_definition`)."""
         self.require_definition(definition)
-        pages = [store.list_runs(statuses, definition, limit) for store in self._each_shard(shard)]
+        pages = self._over_shards(lambda store: store.list_runs(statuses, definition, limit), shard)
         merged = heapq.merge(*pages, key=lambda r: (r.created_at, r.execution_id), reverse=True)
         return [run_dict(r) for _, r in zip(range(limit), merged)]
 
@@ -646,13 +673,13 @@ class Engine:
         """How many runs of ``definition`` (None: any) are in ``statuses`` (None: any), over every
         shard; InputError for an unknown ``definition``."""
         self.require_definition(definition)
-        return sum(store.count_runs(statuses, definition) for store in self._each_shard())
+        return sum(self._over_shards(lambda store: store.count_runs(statuses, definition)))
 
     def count_finished_before(self, seconds: float, statuses: Collection[str] | None = None) -> int:
         """How many runs :meth:`cleanup_older_than` would delete now."""
         statuses = list(statuses) if statuses is not None else list(FINISHED)
         older_than = self.clock() - seconds
-        return sum(store.count_runs(statuses, None, finished_before=older_than) for store in self._each_shard())
+        return sum(self._over_shards(lambda store: store.count_runs(statuses, None, finished_before=older_than)))
 
     def cancel(self, execution_ids: Iterable[str]) -> list[str]:
         """Cancel unfinished runs; returns the ids canceled (finished ones are left alone).
@@ -669,7 +696,7 @@ class Engine:
         """Cancel the runs of ``definition`` (None: any) in ``statuses`` (default: unfinished); the
         count. InputError for an unknown ``definition``."""
         self.require_definition(definition)
-        return sum(store.cancel_matching(definition, statuses, now=self.clock) for store in self._each_shard())
+        return sum(self._over_shards(lambda store: store.cancel_matching(definition, statuses, now=self.clock)))
 
     def cleanup(self, execution_ids: Iterable[str], force: bool = False) -> int:
         """Delete finished runs (``force``: cancel unfinished ones first); returns how many were deleted.
@@ -699,7 +726,7 @@ class Engine:
     def cleanup_older_than(self, seconds: float, statuses: Collection[str] | None = None) -> int:
         """Delete runs finished more than ``seconds`` ago in ``statuses`` (default: every finished one)."""
         older_than = self.clock() - seconds
-        return sum(store.delete_finished(older_than, statuses) for store in self._each_shard())
+        return sum(self._over_shards(lambda store: store.delete_finished(older_than, statuses)))
 
     def wait(self, execution_id: str, timeout: float | None = None, poll: float = 0.02) -> dict[str, Any]:
         """Follow a run until it finishes or ``timeout`` seconds pass; returns its status.
@@ -726,14 +753,20 @@ class Engine:
             thread.join()
         return self.status(execution_id)
 
-    def shards(self) -> list[dict[str, Any]]:
+    def shards(self, check: bool = False) -> list[dict[str, Any]]:
         """Per-shard statistics (:class:`~wfctl.store.ShardStats` fields, plus ``path``);
-        a damaged shard gives ``{shard, path, error}``."""
+        a damaged shard gives ``{shard, path, error}``. ``check`` checks each file's integrity
+        (reading all of it) so that damage is found even where the statistics do not read."""
         out = []
         for n in range(self.shard_count):
             path = str(self.datadir.shard_path(n))
             try:
-                out.append({**asdict(self.shard_store(n).stats()), "path": path})
+                if n in self._damaged:
+                    raise CorruptShardError(self._damaged[n])
+                store = self.shard_store(n)
+                if check:
+                    store.check()
+                out.append({**asdict(store.stats()), "path": path})
             except StoreError as exc:
                 out.append({"shard": n, "path": path, "error": str(exc)})
         return out

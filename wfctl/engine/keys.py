@@ -1,43 +1,112 @@
-"""The engine's fixed secret key: ``$WFCTL_SECRET_KEY``, else ``secret.key`` in the data directory.
+"""The data directory's secret key: ``$WFCTL_SECRET_KEY``, else ``secret.key`` in the data directory.
 
 Secrets are stored encrypted in run states; every process that resumes a run must decrypt
-them, so the key cannot be per process. The key file is created on first use (mode 0600),
-published atomically (a hard link that fails when another process won the race).
+them, so the key cannot be per process. The key's fingerprint (the first 16 hex digits of its
+SHA-256) is recorded in ``wfctl.json`` (``secret_key_fingerprint``) the first time it is used,
+so a missing or different key is refused with one line instead of a new key being made (which
+could never read the stored secrets). A key file is created (mode 0600, published atomically:
+a hard link that fails when another process won the race) only for a directory that has no
+recorded fingerprint and no unfinished run.
+
+A directory made before fingerprints were recorded records the key it is next used with:
+its own ``secret.key`` always; ``$WFCTL_SECRET_KEY`` only while no run is unfinished (with
+unfinished runs it cannot tell the right key, so it is used without being recorded, and a
+run whose secrets it cannot decrypt waits, see :mod:`wfctl.engine.worker`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import SecretError
+from ..errors import InputError, SecretError
 from ..secrets import KEY_ENV, SecretBox
+from ..store import UNFINISHED, DataDir, StoreError
 
 KEY_FILE = "secret.key"
 
 
-def secret_box(data_dir: Path, env: Mapping[str, str] = os.environ) -> SecretBox:
-    """The SecretBox for ``data_dir``: the key from ``$WFCTL_SECRET_KEY`` or the directory's key file."""
-    if env.get(KEY_ENV):
-        return SecretBox(env[KEY_ENV])
-    path = Path(data_dir) / KEY_FILE
-    if not path.exists():
+def fingerprint(key: str) -> str:
+    """A short, non-secret identifier of ``key``: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(key.strip().encode("utf-8")).hexdigest()[:16]
+
+
+def secret_box(datadir: DataDir | str | Path, env: Mapping[str, str] = os.environ) -> SecretBox:
+    """The SecretBox of ``datadir``, checked against its recorded fingerprint.
+
+    InputError (one line) when the key is missing, is not a valid key, or is not the key the
+    directory recorded; a key file is created only where no encrypted state can exist yet.
+    """
+    if not isinstance(datadir, DataDir):
+        datadir = DataDir.open(datadir, create=False)
+    path = datadir.path / KEY_FILE
+    recorded = datadir.reload().secret_key_fingerprint
+    from_env = bool(env.get(KEY_ENV))
+    if from_env:
+        key, where = env[KEY_ENV], f"${KEY_ENV}"
+    elif os.path.lexists(path):
+        key, where = _read(path), str(path)
+    elif recorded is not None:
+        raise InputError(f"the secret key of data directory {datadir.path} is missing: restore {path} "
+                         f"(fingerprint {recorded}) or set ${KEY_ENV}; no new key is made, it could not "
+                         "read the stored secrets")
+    elif _has_unfinished_runs(datadir):
+        raise InputError(f"data directory {datadir.path} has unfinished runs but no secret key: restore {path} "
+                         f"or set ${KEY_ENV}; no new key is made, it could not read their secrets")
+    else:
         _create(path)
+        key, where = _read(path), str(path)
     try:
-        key = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SecretError(f"cannot read the secret key {path}: {exc}") from None
-    try:
-        return SecretBox(key)
+        box = SecretBox(key.strip())
     except SecretError:
-        raise SecretError(f"{path} does not hold a valid Fernet key (or set {KEY_ENV})") from None
+        raise InputError(f"{where} does not hold a valid secret key (a Fernet key: 32 url-safe "
+                         "base64-encoded bytes)") from None
+    mine = fingerprint(key)
+    if recorded is None and not (from_env and _has_unfinished_runs(datadir)):
+        try:
+            recorded = datadir.record_key_fingerprint(mine)
+        except OSError as exc:
+            raise InputError(f"cannot record the secret key's fingerprint in {datadir.path}: "
+                             f"{exc.strerror or exc}") from None
+    if recorded is not None and recorded != mine:
+        raise InputError(f"the secret key from {where} (fingerprint {mine}) is not the key of data directory "
+                         f"{datadir.path} (fingerprint {recorded}): use the directory's own key")
+    return box
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the secret key {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _has_unfinished_runs(datadir: DataDir) -> bool:
+    """Whether a run may need the key (a shard that cannot be read is set aside everywhere: not counted)."""
+    for shard in range(datadir.shard_count):
+        try:
+            store = datadir.open_shard(shard)
+        except (StoreError, InputError):
+            continue
+        try:
+            if store.count_runs(UNFINISHED):
+                return True
+        except StoreError:
+            continue
+        finally:
+            store.close()
+    return False
 
 
 def _create(path: Path) -> None:
     tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise InputError(f"cannot create the secret key {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(SecretBox.generate_key() + "\n")

@@ -52,9 +52,16 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     _stop_with_parent(stop)
-    engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None),
-                    allow_modules=options.pop("allow_modules", ()))
-    code = Worker(engine, shards, **options).run(drain=drain, stop_event=stop)
+    from ..errors import WfctlError
+
+    try:
+        engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None),
+                        allow_modules=options.pop("allow_modules", ()), create=False)
+        worker = Worker(engine, shards, **options)
+    except WfctlError as exc:  # e.g. the key changed since the parent checked it: one line, no traceback
+        print(f"wfctl: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    code = worker.run(drain=drain, stop_event=stop)
     # Stopped and leases released: a second SIGTERM (the parent's, or the whole process group's)
     # must not kill the interpreter while it shuts down.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -76,7 +83,10 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     Returns 0 when every process exited with 0, else the first non-zero exit code
     (128 + signal number for a process killed by a signal).
     """
+    from .keys import secret_box
+
     datadir = DataDir.open(resolve_data_dir(None if data_dir is None else str(data_dir)), create=False)
+    secret_box(datadir)  # a missing, invalid or different key: one line here, not one per process
     chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
     for shard in chosen:
         datadir.shard_path(shard)  # InputError for a shard the directory does not have

@@ -51,6 +51,8 @@ _log = logging.getLogger("wfctl.worker")
 
 #: How long a run whose side-effecting step could not be marked started waits before it is retried.
 REQUEUE_AFTER_ERROR_S = 1.0
+#: How long a run whose secrets this worker's key cannot decrypt waits before it is tried again.
+HOLD_UNDECRYPTABLE_S = 5.0
 
 
 def default_owner() -> str:
@@ -106,6 +108,7 @@ class Worker:
         self.interpreter = self.engine.interpreter
         self.leases: dict[int, int] = {}  # shard -> fencing generation
         self.broken: dict[int, str] = {}  # shard -> why it cannot be used
+        self.held: dict[str, int] = {}  # execution id -> shard: runs whose secrets this key cannot decrypt
         self._inflight: set[str] = set()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._wakeup = threading.Event()
@@ -121,7 +124,8 @@ class Worker:
         """Work until ``stop_event`` is set (or, with ``drain``, until no unfinished run is left
         on its shards). In-flight steps finish and are committed, then the leases are released.
 
-        Returns 0, or 1 when a shard could not be used (its error is logged).
+        Returns 0, or 1 when a shard could not be used or a run's secrets could not be
+        decrypted (the error is logged; such a run is left unfinished, see :meth:`_load`).
         """
         stop_event = stop_event or threading.Event()
         self._stop_renewing.clear()
@@ -138,7 +142,7 @@ class Worker:
                     self._wakeup.clear()
         finally:
             self.close()
-        return 1 if self.broken else 0
+        return 1 if self.broken or self.held else 0
 
     def close(self) -> None:
         """Wait for the steps in flight (their results are not committed), release the leases."""
@@ -187,6 +191,9 @@ class Worker:
             except FencingError as exc:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
+                continue
+            except CorruptShardError as exc:  # a damaged file: set aside, the other shards go on
+                self._break(shard, exc)
                 continue
             except StoreError as exc:
                 # The runs claimed in this pass stay claimed by this generation: take the lease
@@ -252,11 +259,26 @@ class Worker:
 
     def _break(self, shard: int, exc: Exception) -> None:
         self.broken[shard] = str(exc)
-        self.leases.pop(shard, None)
-        _log.error("shard %d is unusable, skipping it: %s", shard, exc)
+        generation = self.leases.pop(shard, None)
+        if generation is not None:
+            try:
+                self.engine.shard_store(shard).release_lease(self.owner, generation)
+            except StoreError:
+                pass  # the damaged file may refuse it: the lease expires
+        path = str(self.engine.datadir.shard_path(shard))
+        _log.error("shard %d is unusable, skipping it: %s", shard, exc if path in str(exc) else f"{path}: {exc}")
 
     def _drained(self) -> bool:
-        return all(self.engine.shard_store(s).count_runs(UNFINISHED) == 0 for s in self.shards if s not in self.broken)
+        for shard in self.shards:
+            if shard in self.broken:
+                continue
+            held = sum(1 for s in self.held.values() if s == shard)
+            try:
+                if self.engine.shard_store(shard).count_runs(UNFINISHED) > held:
+                    return False
+            except CorruptShardError as exc:
+                self._break(shard, exc)
+        return True
 
     # -- advancing runs --------------------------------------------------------------------
 
@@ -268,7 +290,9 @@ class Worker:
 
     def _load(self, shard: int, generation: int, record: RunRecord, now: float,
               commits: list[StepCommit]) -> _Run | None:
-        """The run to advance, or None after committing its failure (no definition, no state)."""
+        """The run to advance, or None after committing its failure (no definition, no state), or
+        after leaving it unfinished, with the error, when its secrets cannot be decrypted (a
+        wrong key must not fail runs for good: they go on once a worker has the right key)."""
         attempt = 1 if record.status == PENDING else record.attempt + 1
         try:
             definition = self.engine.definition(record.definition_id, version=record.definition_version)
@@ -279,6 +303,19 @@ class Worker:
             commits.append(StepCommit(record.execution_id, FAILED, record.state, record.current_step,
                                       max(attempt - 1, 0), error=str(exc)))
             return None
+        sealed = state.variables.get("secrets") if isinstance(state.variables, dict) else None
+        if sealed:
+            try:
+                self.interpreter.secret_box.decrypt_map(sealed)
+            except WfctlError as exc:
+                if record.execution_id not in self.held:
+                    _log.error("run %s waits for the right secret key: %s", record.execution_id, exc)
+                self.held[record.execution_id] = shard
+                commits.append(StepCommit(record.execution_id, RUNNING, record.state, record.current_step,
+                                          max(attempt - 1, 0), ready_at=now + HOLD_UNDECRYPTABLE_S,
+                                          error=f"waiting for the right secret key: {exc}", wake_at=record.wake_at))
+                return None
+            self.held.pop(record.execution_id, None)
         return _Run(shard, generation, record.execution_id, definition, state, attempt)
 
     def _step(self, item: _Run) -> tuple[Transition, float, float]:

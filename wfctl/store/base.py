@@ -166,6 +166,10 @@ class ShardStats:
     heartbeat_at: float | None
     file_bytes: int
     wal_bytes: int
+    #: Unfinished runs that carry an error: a worker could not advance them (their secrets
+    #: cannot be decrypted with its key) and left them waiting; ``waiting_error`` is one such error.
+    waiting: int = 0
+    waiting_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +325,9 @@ class ShardStore(ABC):
     @abstractmethod
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
         """Every run's timestamps and outcome, streamed in batches (memory does not grow with the runs)."""
+
+    def check(self) -> None:
+        """Raise CorruptShardError when the file is damaged (reads all of it)."""
 
     @abstractmethod
     def version_counts(self, definition_id: str) -> dict[str | None, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,11 +31,13 @@ __all__ = ["SCHEMA_VERSION", "DataDir", "Settings", "resolve_data_dir"]
 SETTINGS_FILE = "wfctl.json"
 CATALOG_FILE = "catalog.db"
 LOCK_FILE = ".wfctl.lock"
+CREATING_FILE = ".wfctl.creating"
 DEFAULT_DIR = ".wfctl"
 ENV_VAR = "WFCTL_DATA_DIR"
 ROUTES = ("definition", "execution")
 DURABILITIES = ("normal", "full")
 MAX_SHARDS = 1000
+_SHARD_FILE = re.compile(r"shard-(\d{3,})\.db")
 
 
 def resolve_data_dir(option: str | None, env: Mapping[str, str] = os.environ) -> Path:
@@ -66,6 +69,7 @@ class Settings:
     spill_threshold_bytes: int = DEFAULT_SPILL_THRESHOLD_BYTES
     created_at: str = ""
     allow_modules: list[str] = field(default_factory=list)  # module prefixes for module:function actions
+    secret_key_fingerprint: str | None = None
 
     def validate(self, where: str) -> None:
         """Raise InputError naming ``where`` on an invalid value."""
@@ -84,11 +88,13 @@ class Settings:
                 raise InputError(f"{where}: {name} must be a positive integer, got {getattr(self, name)!r}")
         if not (isinstance(self.allow_modules, list) and all(isinstance(m, str) for m in self.allow_modules)):
             raise InputError(f"{where}: allow_modules must be a list of module prefixes, got {self.allow_modules!r}")
+        if self.secret_key_fingerprint is not None and not isinstance(self.secret_key_fingerprint, str):
+            raise InputError(f"{where}: secret_key_fingerprint must be a string, got {self.secret_key_fingerprint!r}")
 
     def differences(self, other: "Settings") -> list[str]:
-        """``name=ours`` for every setting (creation time aside) that differs from ``other``."""
+        """``name=ours`` for every setting (creation time and key fingerprint aside) that differs from ``other``."""
         return [f"{k}={v}" for k, v in asdict(self).items()
-                if k not in ("created_at", "allow_modules") and v != getattr(other, k)]
+                if k not in ("created_at", "allow_modules", "secret_key_fingerprint") and v != getattr(other, k)]
 
 
 class DataDir:
@@ -114,43 +120,84 @@ class DataDir:
     def open(cls, path: str | Path, create: bool = True) -> "DataDir":
         """Open a data directory; create it with default settings when missing and ``create``.
 
-        Raises InputError when it is missing (and not ``create``), was written by a newer
-        wfctl, or lacks one of its files.
+        Raises InputError when it is missing (and not ``create``), cannot be created, was
+        written by a newer wfctl, lacks one of its files, has shard or catalog files but no
+        settings, or has more shard files than its settings say.
         """
         path = Path(path)
-        if not (path / SETTINGS_FILE).exists():
+        if not _exists(path / SETTINGS_FILE):
             if not create:
-                raise InputError(f"data directory {path} does not exist (no {SETTINGS_FILE}); "
-                                 "create it with wfctl init")
+                if not _exists(path):
+                    raise InputError(f"data directory {path} does not exist; create it with wfctl init")
+                if not path.is_dir():
+                    raise InputError(f"data directory {path} is not a directory")
+                if _leftovers(path):
+                    raise _no_settings(path)
+                raise InputError(f"{path} is not a wfctl data directory (no {SETTINGS_FILE}); "
+                                 "create one with wfctl init")
             return cls._create(path, Settings(), strict=False)
         datadir = cls(path, _read_settings(path))
         for name in [CATALOG_FILE, *map(shard_file_name, range(datadir.settings.shards))]:
-            if not (path / name).is_file():
+            if not _exists(path / name, file=True):
                 raise InputError(f"data directory {path}: {name} is missing")
+        extra = sorted(n for n in _shard_numbers(path) if n >= datadir.settings.shards)
+        if extra:
+            raise InputError(
+                f"data directory {path}: {shard_file_name(extra[0])} is beyond the {datadir.settings.shards} "
+                f"shard(s) {SETTINGS_FILE} declares (was 'shards' lowered by hand? it cannot be changed: "
+                f"set it back to {extra[-1] + 1} or more)")
         return datadir
 
     @classmethod
     def _create(cls, path: Path, wanted: Settings, *, strict: bool) -> "DataDir":
         wanted.validate(str(path))
-        if path.exists() and not path.is_dir():
-            raise InputError(f"{path} exists and is not a directory")
-        path.mkdir(parents=True, exist_ok=True)
-        with _locked(path):
-            if (path / SETTINGS_FILE).exists():
-                existing = _read_settings(path)
-                diff = existing.differences(wanted)
-                if strict and diff:
-                    raise InputError(
-                        f"data directory {path} already exists with {', '.join(diff)}; refusing to "
-                        f"re-initialize it with {', '.join(wanted.differences(existing))}")
-            else:
-                now = time.time()
-                create_catalog_file(path / CATALOG_FILE, durability=wanted.durability)
-                for shard in range(wanted.shards):
-                    create_shard_file(path / shard_file_name(shard), shard, durability=wanted.durability, now=now)
-                created = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
-                _write_settings(path, Settings(**{**asdict(wanted), "created_at": created}))
+        try:
+            if path.exists() and not path.is_dir():
+                raise InputError(f"{path} exists and is not a directory")
+            path.mkdir(parents=True, exist_ok=True)
+            with _locked(path):
+                if (path / SETTINGS_FILE).exists():
+                    existing = _read_settings(path)
+                    diff = existing.differences(wanted)
+                    if strict and diff:
+                        raise InputError(
+                            f"data directory {path} already exists with {', '.join(diff)}; refusing to "
+                            f"re-initialize it with {', '.join(wanted.differences(existing))}")
+                else:
+                    if _leftovers(path) and not (path / CREATING_FILE).exists():
+                        raise _no_settings(path)
+                    (path / CREATING_FILE).touch()  # a creation cut short may be completed
+                    now = time.time()
+                    create_catalog_file(path / CATALOG_FILE, durability=wanted.durability)
+                    for shard in range(wanted.shards):
+                        create_shard_file(path / shard_file_name(shard), shard, durability=wanted.durability,
+                                          now=now)
+                    created = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
+                    _write_settings(path, Settings(**{**asdict(wanted), "created_at": created}))
+                    (path / CREATING_FILE).unlink()
+        except OSError as exc:
+            raise InputError(f"cannot create data directory {path}: {exc.strerror or exc}") from None
         return cls.open(path, create=False)
+
+    def reload(self) -> Settings:
+        """The settings as ``wfctl.json`` holds them now (another process may have recorded the key's fingerprint)."""
+        self.settings = _read_settings(self.path)
+        return self.settings
+
+    def record_key_fingerprint(self, fingerprint: str) -> str:
+        """Record the secret key's fingerprint in ``wfctl.json`` unless one is recorded already;
+        returns the recorded one (serialized between processes)."""
+        with _locked(self.path):
+            settings = _read_settings(self.path)
+            if settings.secret_key_fingerprint is None:
+                settings = Settings(**{**asdict(settings), "secret_key_fingerprint": fingerprint})
+                _write_settings(self.path, settings)
+        self.settings = settings
+        return settings.secret_key_fingerprint
+
+    def is_writable(self) -> bool:
+        """Whether this process may write the directory (a read-only one is opened read-only)."""
+        return os.access(self.path, os.W_OK)
 
     @property
     def shard_count(self) -> int:
@@ -205,6 +252,34 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _exists(path: Path, file: bool = False) -> bool:
+    """Whether ``path`` exists (a file when ``file``); InputError when it cannot be looked at."""
+    try:
+        return path.is_file() if file else path.exists()
+    except OSError as exc:
+        raise InputError(f"cannot access {path}: {exc.strerror or exc}") from None
+
+
+def _shard_numbers(path: Path) -> list[int]:
+    """The shard numbers of the ``shard-NNN.db`` files in ``path``."""
+    try:
+        names = os.listdir(path)
+    except OSError as exc:
+        raise InputError(f"cannot list data directory {path}: {exc.strerror or exc}") from None
+    return [int(m.group(1)) for name in names if (m := _SHARD_FILE.fullmatch(name))]
+
+
+def _leftovers(path: Path) -> bool:
+    """Whether ``path`` holds a catalog or shard file (so it is a data directory that lost its settings)."""
+    return bool(_shard_numbers(path)) or _exists(path / CATALOG_FILE)
+
+
+def _no_settings(path: Path) -> InputError:
+    return InputError(f"data directory {path} has shard or catalog files but no {SETTINGS_FILE}: refusing to "
+                      f"re-create it (restore {SETTINGS_FILE} from a backup, or write it with the directory's "
+                      "shard count, route and durability)")
 
 
 def _read_settings(path: Path) -> Settings:

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from ..errors import InputError
-from .errors import PayloadTooLargeError
+from .errors import CorruptShardError, PayloadTooLargeError
 
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 DEFAULT_SPILL_THRESHOLD_BYTES = 256 * 1024
@@ -77,8 +77,11 @@ def _human(size: int) -> str:
 
 
 def decode(text: str | None) -> Any:
-    """The value stored by :func:`encode` (None for NULL)."""
-    return None if text is None else json.loads(text)
+    """The value stored by :func:`encode` (None for NULL); CorruptShardError when it is not JSON."""
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError as exc:
+        raise CorruptShardError(f"a stored value is not valid JSON (damaged file?): {exc}") from None
 
 
 #: Hex digits of a definition version's content hash.

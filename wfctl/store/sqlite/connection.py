@@ -10,10 +10,15 @@ counted; a shard store persists them inside a later write transaction.
 
 Every ``sqlite3`` error is mapped to a one-line store error naming the file: a corrupt file
 to :class:`CorruptShardError`, a lock held past the deadline to :class:`StoreBusyError`.
+
+A file this process may not write (or in a directory it may not write) is opened read-only
+(``mode=ro``); when SQLite cannot read a WAL database that way (no ``-shm`` file, and none can
+be created), it is opened ``immutable`` (commits still only in the ``-wal`` file are then not seen).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import threading
@@ -48,7 +53,8 @@ def _code(exc: sqlite3.Error) -> int | None:
 class Connection:
     """One SQLite connection to one file, safe to share between threads.
 
-    ``create`` allows the file to be created. ``counters_sql``, when given, persists the
+    ``create`` allows the file to be created; ``readonly`` (default: when this process may not
+    write the file or its directory) opens it read-only. ``counters_sql``, when given, persists the
     counters ``(lock_retries, lock_wait_ms, transactions)`` not yet persisted (this
     transaction included): it runs inside a write transaction once :data:`FLUSH_EVERY_TX`
     transactions or :data:`FLUSH_EVERY_S` seconds have passed since the last time, and on
@@ -56,7 +62,7 @@ class Connection:
     transaction. ``rng``, ``sleep`` and ``clock`` drive the retry loop.
     """
 
-    def __init__(self, path: Path, *, durability: str = "normal", create: bool = False,
+    def __init__(self, path: Path, *, durability: str = "normal", create: bool = False, readonly: bool | None = None,
                  busy_deadline_s: float = DEFAULT_BUSY_DEADLINE_S, counters_sql: str | None = None,
                  rng: random.Random | None = None, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic):
@@ -74,20 +80,40 @@ class Connection:
         self._flushed_at = clock()
         self._pending: tuple[int, tuple | None] = (0, None)
         self._lock = threading.RLock()
-        uri = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+        if readonly is None:
+            readonly = not create and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK))
+        self.readonly = readonly
+        base = self.path.resolve().as_uri()
+        uri = base + ("?mode=ro" if readonly else "?mode=rwc" if create else "?mode=rw")
+        self.conn = self._connect(uri)
         try:
-            self.conn = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None,
-                                        check_same_thread=False, cached_statements=256)
-        except sqlite3.Error as exc:
-            raise self.error(exc) from exc
-        try:
-            self._retry(self._configure, durability)
+            if readonly:
+                self._open_readonly(base + "?mode=ro&immutable=1")
+            else:
+                self._retry(self._configure, durability)
         except sqlite3.Error as exc:
             self.conn.close()
             raise self.error(exc) from exc
         except BaseException:
             self.conn.close()
             raise
+
+    def _connect(self, uri: str) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None,
+                                   check_same_thread=False, cached_statements=256)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from exc
+
+    def _open_readonly(self, immutable_uri: str) -> None:
+        """Check the read-only connection can read; else reopen it ``immutable``."""
+        try:
+            self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            if _code(exc) not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+                raise
+            self.conn.close()
+            self.conn = self._connect(immutable_uri)
 
     def _configure(self, durability: str) -> None:
         (mode,) = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()
@@ -103,6 +129,8 @@ class Connection:
         code = _code(exc)
         if code in _CORRUPT:
             return CorruptShardError(f"{self.path} is corrupt or not a wfctl database ({exc})")
+        if str(exc).startswith("Could not decode to UTF-8"):  # damaged bytes inside a stored text
+            return CorruptShardError(f"{self.path} is corrupt (a stored text is not valid UTF-8)")
         if code in _BUSY:
             return StoreBusyError(f"{self.path} was busy; try again")
         if code == sqlite3.SQLITE_CANTOPEN and not self.path.exists():

@@ -407,6 +407,8 @@ class SQLiteShardStore(ShardStore):
         with self._db.read() as conn:
             by_status = dict(conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
             (depth,) = conn.execute("SELECT COUNT(*) FROM queue").fetchone()
+            waiting = conn.execute("SELECT COUNT(*), MAX(error) FROM runs WHERE status IN ('pending', 'running')"
+                                   " AND error IS NOT NULL").fetchone()
             row = conn.execute(
                 "SELECT lock_retries, lock_wait_ms, transactions, lease_owner, lease_expires_at,"
                 " generation, heartbeat_at FROM shard_status WHERE id = 1").fetchone()
@@ -416,7 +418,7 @@ class SQLiteShardStore(ShardStore):
             lock_retries=row[0] + self._db.lock_retries, lock_wait_ms=row[1] + self._db.lock_wait_s * 1000.0,
             transactions=row[2] + self._db.transactions, lease_owner=row[3], lease_expires_at=row[4], generation=row[5],
             heartbeat_at=row[6], file_bytes=os.path.getsize(self.path),
-            wal_bytes=wal.stat().st_size if wal.exists() else 0)
+            wal_bytes=wal.stat().st_size if wal.exists() else 0, waiting=waiting[0], waiting_error=waiting[1])
 
     def progress(self) -> ShardProgress:
         with self._db.read() as conn:
@@ -442,6 +444,13 @@ class SQLiteShardStore(ShardStore):
         with self._db.read() as conn:
             return dict(conn.execute("SELECT definition_version, COUNT(*) FROM runs WHERE definition_id = ?"
                                      " GROUP BY definition_version", (definition_id,)).fetchall())
+
+    def check(self) -> None:
+        with self._db.read() as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
+        if problems != ["ok"]:
+            detail = "; ".join(" ".join(p.split()) for p in problems)
+            raise CorruptShardError(f"{self.path} is corrupt or not a wfctl database ({detail})")
 
     def stored_bytes(self) -> int:
         with self._db.read() as conn:
