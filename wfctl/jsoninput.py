@@ -8,13 +8,37 @@ from typing import Any
 
 from .errors import InputError
 
+#: How deeply arrays and objects may nest in JSON given on the command line.
+MAX_JSON_DEPTH = 100
+
 
 def parse_json(text: str, what: str) -> Any:
-    """Parse ``text`` as JSON; a syntax error names ``what``, the line and the column."""
+    """Parse ``text`` as JSON; a syntax error names ``what``, the line and the column, and so
+    does nesting deeper than :data:`MAX_JSON_DEPTH`."""
+    too_deep = InputError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # deeper than the parser goes
+        raise too_deep from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                stack.extend((child, depth) for child in children)
+    return deepest
 
 
 def load_json_file(path: str | Path, what: str | None = None) -> Any:

@@ -51,6 +51,10 @@ def start_command(
         raise InputError("give either --input or --input-file, not both")
     if timeout is not None and not wait:
         raise InputError("--timeout goes with --wait")
+    if timeout is not None:
+        from ..durations import check_seconds
+
+        check_seconds(timeout, "--timeout")  # before the run is started
     what = f"--input-file {input_file}" if input_file else "--input"
     payload = load_json_file(input_file, what) if input_file else json_argument(input, what)
     if payload is not None and not isinstance(payload, dict):

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..durations import check_seconds
 from ..errors import DefinitionError, InputError
 from ..store import FINISHED, DataDir, JournalRecord, RunRecord, ShardStore, StoreError, resolve_data_dir
 from ..store.base import STARTED
@@ -89,6 +90,17 @@ def steps_list(journal: list[JournalRecord]) -> list[dict[str, Any]]:
                       "port": row.port, "output": row.output, "error": row.error,
                       "started_at": iso(started_at), "finished_at": iso(row.finished_at)})
     return steps
+
+
+#: The most runs :meth:`Engine.list` returns at once (and the most steps ``status`` shows).
+MAX_LIST_LIMIT = 1_000_000_000
+
+
+def check_limit(value: int, what: str) -> int:
+    """``value`` if it is an int in 1..:data:`MAX_LIST_LIMIT`; else InputError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIST_LIMIT:
+        raise InputError(f"{what}: expected a whole number from 1 to {MAX_LIST_LIMIT}, got {value!r}")
+    return value
 
 
 #: With execution routing, a client that found its shard's write lock held stays on the shard
@@ -482,7 +494,9 @@ class Engine:
 
     def list(self, statuses: Collection[str] | None = None, definition: str | None = None,
              shard: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Runs newest first, merged across shards (or from ``shard`` only)."""
+        """Runs newest first, merged across shards (or from ``shard`` only); at most ``limit``
+        (1 to :data:`MAX_LIST_LIMIT`, else InputError)."""
+        check_limit(limit, "limit")
         pages = [store.list_runs(statuses, definition, limit) for store in self._each_shard(shard)]
         merged = heapq.merge(*pages, key=lambda r: (r.created_at, r.execution_id), reverse=True)
         return [run_dict(r) for _, r in zip(range(limit), merged)]
@@ -557,6 +571,8 @@ class Engine:
         """
         from .worker import Worker
 
+        if timeout is not None:
+            check_seconds(timeout, "timeout")
         run = self._run(execution_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         stop = threading.Event()

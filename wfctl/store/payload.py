@@ -24,7 +24,7 @@ def encode(value: Any, what: str, limit: int) -> tuple[str | None, int]:
         return None, 0
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InputError(f"{what} is not JSON-serializable: {exc}") from None
     if text.isascii():
         size = len(text)

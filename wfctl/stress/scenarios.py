@@ -113,7 +113,7 @@ Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no NaN or infinite numbers
 
 
 class Meta(_Model):
@@ -334,8 +334,8 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
     workload, engine = data["workload"], data["engine"]
     scale = given.get("scale")
     if scale is not None:
-        if not isinstance(scale, (int, float)) or scale <= 0:
-            raise InputError(f"--scale: must be a positive number, got {scale!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+            raise InputError(f"--scale: must be a positive finite number, got {scale!r}")
         if workload.get("total") is not None:
             workload["total"] = max(1, math.ceil(workload["total"] * scale))
         if workload.get("rate") is not None:
