@@ -48,7 +48,7 @@ def load_json_file(path: str | Path, what: str | None = None) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 text, or an unusable name
         raise InputError(f"{path}: cannot read: {exc}") from None
     return parse_json(text, what or str(path))
 

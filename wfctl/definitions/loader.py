@@ -143,7 +143,11 @@ def find_definition_files(paths: Collection[str | Path]) -> list[Path]:
     """
     found: list[Path] = []
     for path in map(Path, paths):
-        if not path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError:  # e.g. a name too long to look up: reported when it is read
+            is_dir = False
+        if not is_dir:
             found.append(path)
             continue
         for candidate in sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):

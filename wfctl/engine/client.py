@@ -48,6 +48,14 @@ class StartResult:
     created: bool
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file (False, not OSError, for a name too long to look up)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def iso(ts: float | None) -> str | None:
     """Epoch seconds as ISO 8601 UTC with milliseconds (``2026-01-02T03:04:05.678Z``)."""
     if ts is None:
@@ -251,23 +259,29 @@ class Engine:
 
     def locate(self, execution_id: str) -> int:
         """The shard an execution id names (shard 0, with a logged warning, for a legacy or bad id)."""
-        if not isinstance(execution_id, str) or not execution_id:
-            raise InputError(f"invalid execution id {execution_id!r}")
-        shard, warning = ids.shard_of(execution_id, self.shard_count)
+        shard, warning = self._shard_of(execution_id)
         if warning:
             _log.warning(warning)
         return shard
 
+    def _shard_of(self, execution_id: str) -> tuple[int, str | None]:
+        if not isinstance(execution_id, str) or not execution_id:
+            raise InputError(f"invalid execution id {execution_id!r}")
+        return ids.shard_of(execution_id, self.shard_count)
+
     def _run(self, execution_id: str) -> RunRecord:
-        run = self.shard_store(self.locate(execution_id)).get_run(execution_id)
+        shard, warning = self._shard_of(execution_id)  # no warning about an id that names no run
+        run = self.shard_store(shard).get_run(execution_id)
         if run is None:
             raise InputError(f"unknown execution id '{execution_id}'")
+        if warning:
+            _log.warning(warning)
         return run
 
     def _by_shard(self, execution_ids: Iterable[str]) -> dict[int, list[str]]:
         groups: dict[int, list[str]] = {}
         for eid in dict.fromkeys(execution_ids):
-            groups.setdefault(self.locate(eid), []).append(eid)
+            groups.setdefault(self._shard_of(eid)[0], []).append(eid)
         return groups
 
     def _each_shard(self, shard: int | None = None) -> Iterable[ShardStore]:
@@ -330,7 +344,7 @@ class Engine:
     def _resolve(self, ref: str | Path) -> Definition:
         """A registered id, or a definition file (applied when it is new or changed)."""
         path = Path(ref)
-        if path.suffix.lower() in SUFFIXES and path.is_file():
+        if path.suffix.lower() in SUFFIXES and _is_file(path):
             stat = path.stat()
             seen = self._files.get(path.resolve())
             if seen is not None and seen[:2] == (stat.st_mtime_ns, stat.st_size) and seen[2] in self._definitions:
