@@ -74,6 +74,7 @@ def test_max_slots_sets_the_cap(data):
     window = ("--from", "2021-06-01T00:00:00Z", "--to", "2021-06-01T00:00:10Z")  # 11 slots
     before = run_count(data)
     refused(wfctl(data, "schedules", "backfill", "per-second", *window, "--max-slots", "10"), "more than 10 slots")
+    refused(wfctl(data, "schedules", "backfill", "per-second", *window, "--max-slots", "1" + "0" * 20), "--max-slots")
     assert run_count(data) == before
     done = wfctl(data, "schedules", "backfill", "per-second", *window, "--max-slots", "11", "--json")
     assert done.returncode == 0, done.stderr

@@ -70,7 +70,8 @@ COMMANDS = _commands()
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """A data directory (2 shards, hello + scheduled applied, three runs) and sample files."""
+    """A data directory (2 shards, hello + scheduled applied, three runs) and sample files
+    (each command's test applies the definitions again and starts three runs of its own)."""
     from wfctl.engine import Engine
     from wfctl.store import DataDir
 
@@ -80,8 +81,12 @@ def workspace(tmp_path_factory):
     with Engine(data) as eng:
         eng.apply([EXAMPLES / "hello.json", EXAMPLES / "scheduled.json"])
         ids = [eng.start("hello", {"name": str(n)}).execution_id for n in range(3)]
+        eng.start("hello", {"name": "\ud800"})  # a lone surrogate (from a JSON escape) in stored data
     regular = tmp / "regular.txt"
     regular.write_text("not json\n")
+    (tmp / "latin1.json").write_bytes(b'{"name": "\xff"}')
+    (tmp / "empty.yaml").write_text("")
+    (tmp / "dir.json").mkdir()
     good_json = tmp / "input.json"
     good_json.write_text('{"name": "file"}')
     return {"data": data, "ids": ids, "regular": regular, "good_json": good_json, "tmp": tmp}
@@ -98,8 +103,9 @@ def _strings(ws) -> st.SearchStrategy[str]:
     pool = [
         "", " ", "-", "--", ".", "..", "\n", "a\nb", "x" * 10_000, "é", "\ud800",
         "0", "-1", "1e20", "nan", "inf", "-inf", "1e400", "99999999999999999999999",
-        "{}", "[]", "null", '{"a": 1}', "[1, 2]", '{"name": "Ada"}', "{", '"x"', _deep(50), _deep(1000),
-        "@", "@/nonexistent/x.json", f"@{ws['regular']}", f"@{ws['good_json']}",
+        "{}", "[]", "null", '{"a": 1}', '{"a": 1e999}', '{"a": NaN}', "Infinity", "[-Infinity]",  "[1, 2]", '{"name": "Ada"}', "{", '"x"', _deep(50), _deep(1000),
+        "@", "@/nonexistent/x.json", str(tmp / "latin1.json"), f"@{tmp / 'latin1.json'}", str(tmp / "empty.yaml"),
+        str(tmp / "dir.json"), f"@{tmp / 'dir.json'}", "/dev/null", "@/dev/null", f"@{ws['regular']}", f"@{ws['good_json']}",
         str(ws["regular"]), str(tmp / "nonexistent" / "x"), str(tmp), str(ws["good_json"]),
         str(EXAMPLES / "hello.json"), str(EXAMPLES / "scheduled.json"), str(EXAMPLES / "retries.yaml"),
         "hello", "scheduled", "nosuch", *ws["ids"], "00-" + "0" * 32, "zz-zz",
@@ -110,7 +116,31 @@ def _strings(ws) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(pool), st.text(max_size=12))
 
 
+def _likely(ws) -> dict[str, list[str]]:
+    """Plausible values per parameter name, so that many examples get past the first check."""
+    hello, scheduled = str(EXAMPLES / "hello.json"), str(EXAMPLES / "scheduled.json")
+    return {
+        "execution_id": ws["ids"], "execution_ids": ws["ids"], "definition": ["hello", "scheduled", hello],
+        "definition_id": ["hello", "scheduled"], "file": [hello, scheduled], "files": [hello, scheduled],
+        "expression": ["1 + 1", "a.b", "x|upper"], "vars": ['{"a": {"b": 1}}', '{"x": "y"}'],
+        "input": ['{"name": "Ada"}', "{}"], "input_file": [str(ws["good_json"])],
+        "start": ["2026-01-01T00:00:00Z"], "end": ["2026-01-01T00:03:00Z", "2026-01-01T00:00:00Z"],
+        "older_than": ["7d", "0s", "1h30m"], "status": ["pending", "completed", "failed", "canceled", "running"],
+        "route": ["definition", "execution"], "durability": ["normal", "full"], "duration": ["5s", "1m"],
+        "target": ["concurrent-starts", "sustained-load"], "thresholds": ["start_latency.p99 < 50ms"],
+        "key": ["hello", "some-key"], "shards": ["0", "1", "0,1", "2"], "timeout": ["30", "0.01"],
+    }
+
+
 def _value(param, ws) -> st.SearchStrategy[str]:
+    likely = _likely(ws).get(param.name)
+    odd = _odd_value(param, ws)
+    if likely is None:
+        return odd
+    return st.integers(0, 3).flatmap(lambda n: odd if n == 0 else st.sampled_from(likely))  # 3 in 4 plausible
+
+
+def _odd_value(param, ws) -> st.SearchStrategy[str]:
     kind = type(param.type).__name__
     if kind in ("IntParamType", "IntRange"):
         return st.one_of(st.integers(-3, 12).map(str),
@@ -149,7 +179,8 @@ def _argv(draw, command, ws):
 
 def _invoke(argv: list[str], monkeypatch) -> tuple[int, str, str]:
     """Run ``wfctl ARGV`` in this process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
+    # strict UTF-8 streams, like a real stdout and stderr: a lone surrogate cannot pass unnoticed
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="") for _ in range(2))
     handler = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(sys, "argv", ["wfctl", *argv])
     logging.root.handlers.clear()  # main() sets up logging on this invocation's stderr
@@ -162,7 +193,13 @@ def _invoke(argv: list[str], monkeypatch) -> tuple[int, str, str]:
     finally:
         signal.signal(signal.SIGTERM, handler)
         logging.root.handlers.clear()
-    return code, out.getvalue(), err.getvalue()
+    out.flush()
+    err.flush()
+    return code, out.buffer.getvalue().decode("utf-8"), err.buffer.getvalue().decode("utf-8")
+
+
+def _no_constant(name: str):
+    raise AssertionError(f"--json printed {name}, which strict JSON parsers reject")
 
 
 @pytest.fixture
@@ -181,8 +218,14 @@ def no_processes(monkeypatch):
 @pytest.mark.parametrize("path,command", COMMANDS, ids=[p for p, _ in COMMANDS])
 def test_fuzz_command(path, command, workspace, no_processes, monkeypatch):
     allowed = {0, 2} | EXTRA_CODES.get(path, set())
+    json_flag = next((p.opts[0] for p in command.params if p.name == "json_out"), None)
     monkeypatch.setenv("WFCTL_DATA_DIR", str(workspace["data"]))
     monkeypatch.chdir(workspace["tmp"])  # relative paths ('..') stay in this test's directories
+    from wfctl.engine import Engine
+
+    with Engine(workspace["data"]) as eng:  # an earlier command's examples may have deleted them
+        eng.apply([EXAMPLES / "hello.json", EXAMPLES / "scheduled.json"])
+        workspace["ids"][:] = [eng.start("hello", {"name": str(n)}).execution_id for n in range(3)]
     monkeypatch.delenv("WFCTL_DEBUG", raising=False)
 
     @settings(max_examples=EXAMPLES_PER_COMMAND, deadline=None, database=None,
@@ -197,5 +240,7 @@ def test_fuzz_command(path, command, workspace, no_processes, monkeypatch):
         assert "Traceback" not in out + err and "internal error" not in err, shown
         if code != 0:
             assert len(err.strip().splitlines()) <= 1, shown
+        elif json_flag and json_flag in args:  # --json output is strict JSON
+            json.loads(out, parse_constant=_no_constant)
 
     check()

@@ -65,6 +65,9 @@ def main() -> None:
     """Entry point of the ``wfctl`` console script."""
     import logging
 
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate in stored data prints as \udXXXX (valid in JSON)
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(format="wfctl: warning: %(message)s", level=logging.WARNING)
     for n, arg in enumerate(sys.argv[1:], 1):
         problem = "contains a NUL character" if "\0" in arg else None

@@ -29,6 +29,7 @@ _log = logging.getLogger("wfctl.scheduler")
 IDLE_POLL_S = 1.0      # how often definitions are re-read when nothing is due sooner
 BUFFERED_POLL_S = 0.2  # how often a schedule with buffered slots checks whether its previous run ended
 DEFAULT_MAX_BACKFILL_SLOTS = 10_000  # the most slots one backfill starts unless told otherwise
+MAX_BACKFILL_SLOTS = 1_000_000_000  # the most it may be told
 
 
 @dataclass
@@ -178,8 +179,8 @@ class Scheduler:
         InputError before anything starts when the range is invalid or holds more than
         ``max_slots`` slots (counted up to ``max_slots + 1``, so a huge range is refused at once).
         """
-        if isinstance(max_slots, bool) or not isinstance(max_slots, int) or max_slots < 1:
-            raise InputError(f"max slots: expected a whole number of at least 1, got {max_slots!r}")
+        if isinstance(max_slots, bool) or not isinstance(max_slots, int) or not 1 <= max_slots <= MAX_BACKFILL_SLOTS:
+            raise InputError(f"--max-slots: expected a whole number from 1 to {MAX_BACKFILL_SLOTS}, got {max_slots!r}")
         if not (math.isfinite(start) and math.isfinite(end)):
             raise InputError("backfill: --from and --to must be finite times")
         if end < start:
