@@ -104,10 +104,9 @@ def main() -> None:
 
 
 def _one_line(text: str) -> str:
-    """``text`` with line breaks and other control characters escaped (user values quoted in an
-    error message must not break it over lines), and unencodable surrogates replaced."""
-    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return escaped.encode("utf-8", "replace").decode("utf-8")
+    """``text`` with line breaks, other control characters and lone surrogates escaped: a user's
+    value quoted in an error message must not break it over lines."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _is_click_error(exc: BaseException, name: str) -> bool:
