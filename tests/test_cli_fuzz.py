@@ -183,6 +183,7 @@ def _invoke(argv: list[str], monkeypatch) -> tuple[int, str, str]:
     out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="") for _ in range(2))
     handler = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(sys, "argv", ["wfctl", *argv])
+    handlers = logging.root.handlers[:]
     logging.root.handlers.clear()  # main() sets up logging on this invocation's stderr
     code = 0
     try:
@@ -192,7 +193,7 @@ def _invoke(argv: list[str], monkeypatch) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         signal.signal(signal.SIGTERM, handler)
-        logging.root.handlers.clear()
+        logging.root.handlers[:] = handlers
     out.flush()
     err.flush()
     return code, out.buffer.getvalue().decode("utf-8"), err.buffer.getvalue().decode("utf-8")
