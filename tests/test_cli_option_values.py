@@ -99,6 +99,8 @@ def test_unusable_arguments_are_one_line(data):
     input_error(wfctl(data, "status", " "), "unknown execution id")  # no warning line about its prefix
     input_error(wfctl(data, "defs", "apply", "x" * 5000 + ".json"))
     input_error(wfctl(data, "start", "x" * 5000 + ".json"), "unknown definition")
+    input_error(wfctl(data, "stress", "run", "x" * 5000), "unknown scenario")
+    input_error(wfctl(data, "stress", "run", "x" * 5000 + ".toml"), "no such scenario file")
 
 
 def test_stored_lone_surrogate_prints(data):

@@ -14,6 +14,7 @@ from typing import Any, Collection
 from pydantic import ValidationError
 
 from ..errors import DefinitionError
+from ..paths import is_dir
 from .model import Definition
 from .validation import Issue, ValidationReport, schema_issues, validate_definition, value_kind
 
@@ -143,11 +144,7 @@ def find_definition_files(paths: Collection[str | Path]) -> list[Path]:
     """
     found: list[Path] = []
     for path in map(Path, paths):
-        try:
-            is_dir = path.is_dir()
-        except OSError:  # e.g. a name too long to look up: reported when it is read
-            is_dir = False
-        if not is_dir:
+        if not is_dir(path):  # a name too long to look up is reported when it is read
             found.append(path)
             continue
         for candidate in sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):

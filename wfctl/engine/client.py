@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..durations import check_seconds
 from ..errors import DefinitionError, InputError
+from ..paths import is_file
 from ..store import FINISHED, DataDir, JournalRecord, RunRecord, ShardStore, StoreError, resolve_data_dir
 from ..store.base import STARTED
 from ..store.payload import encode
@@ -46,14 +47,6 @@ class StartResult:
     execution_id: str
     shard: int
     created: bool
-
-
-def _is_file(path: Path) -> bool:
-    """Whether ``path`` is a regular file (False, not OSError, for a name too long to look up)."""
-    try:
-        return path.is_file()
-    except OSError:
-        return False
 
 
 def iso(ts: float | None) -> str | None:
@@ -344,7 +337,7 @@ class Engine:
     def _resolve(self, ref: str | Path) -> Definition:
         """A registered id, or a definition file (applied when it is new or changed)."""
         path = Path(ref)
-        if path.suffix.lower() in SUFFIXES and _is_file(path):
+        if path.suffix.lower() in SUFFIXES and is_file(path):
             stat = path.stat()
             seen = self._files.get(path.resolve())
             if seen is not None and seen[:2] == (stat.st_mtime_ns, stat.st_size) and seen[2] in self._definitions:

@@ -81,6 +81,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wfctl.durations import parse_duration
+from wfctl.paths import is_file
 from wfctl.errors import InputError, WfctlError
 
 __all__ = [
@@ -453,13 +454,13 @@ def load_scenario(name_or_path: str | Path, overrides: Optional[Mapping[str, Any
     """Load a packaged scenario by name or a scenario file by path, then ``--smoke`` and overrides."""
     text = str(name_or_path)
     as_path = Path(text).expanduser()
-    if isinstance(name_or_path, Path) or "/" in text or "\\" in text or text.endswith(".toml") or as_path.is_file():
+    if isinstance(name_or_path, Path) or "/" in text or "\\" in text or text.endswith(".toml") or is_file(as_path):
         path = as_path
-        if not path.is_file():
+        if not is_file(path):
             raise InputError(f"{path}: no such scenario file")
     else:
         path = scenarios_dir() / f"{text}.toml"
-        if not path.is_file():
+        if not is_file(path):
             raise InputError(f"unknown scenario '{text}' (known: {', '.join(scenario_names())}; or give a file path)")
     scenario = _read(path)
     if smoke:
