@@ -91,6 +91,8 @@ def test_stress_run_non_finite_overrides(data):
                 "--scale")
     input_error(wfctl(data, "stress", "run", "sustained-load", "--smoke", "--no-live", "--rate", "inf"),
                 "rate", "finite")
+    input_error(wfctl(data, "stress", "run", "concurrent-starts", "--no-live", "--scale", "1e308"),
+                "--scale", "too large")
 
 
 def test_unusable_arguments_are_one_line(data):

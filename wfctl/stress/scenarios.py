@@ -338,13 +338,13 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
             raise InputError(f"--scale: must be a positive finite number, got {scale!r}")
         if workload.get("total") is not None:
-            workload["total"] = max(1, math.ceil(workload["total"] * scale))
+            workload["total"] = max(1, math.ceil(_scaled(workload["total"], scale, "total")))
         if workload.get("rate") is not None:
-            workload["rate"] = workload["rate"] * scale
+            workload["rate"] = _scaled(workload["rate"], scale, "rate")
         for stage in workload.get("stages") or []:
-            stage["target"] = stage["target"] * scale
+            stage["target"] = _scaled(stage["target"], scale, "stage target")
         if workload.get("slots") is not None:
-            workload["slots"] = max(1, math.ceil(workload["slots"] * scale))
+            workload["slots"] = max(1, math.ceil(_scaled(workload["slots"], scale, "slots")))
     for key in ("shards", "route", "durability", "workers"):
         if key in given:
             engine[key] = given[key]
@@ -374,6 +374,14 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
     if "seed" in given:
         data["input"]["seed"] = given["seed"]
     return _revalidate(data, scenario.source, "the command line", smoked=scenario.smoked)
+
+
+def _scaled(value: float, scale: float, what: str) -> float:
+    """``value * scale``; InputError when that is too large to be a number."""
+    product = value * scale
+    if not math.isfinite(product):
+        raise InputError(f"--scale: {scale!r} makes the scenario's {what} too large")
+    return product
 
 
 def _one_line(exc: ValidationError, source: Optional[Path], origin: Optional[str] = None) -> InputError:
