@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 import pytest
 import typer
