@@ -31,7 +31,7 @@ ID_RE = re.compile(r"^[0-9a-f]{2,}-[0-9a-f]{32}$")
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 RUN_KEYS = {"execution_id", "definition_id", "definition_version", "shard", "status", "current_step", "input", "output", "error",
             "created_at", "started_at", "completed_at", "slot_time", "fire_lag_ms"}
-STATUS_KEYS = RUN_KEYS | {"steps"}
+STATUS_KEYS = RUN_KEYS | {"steps_total", "steps"}
 STEP_KEYS = {"slug", "type", "status", "attempt", "port", "output", "error", "started_at", "finished_at"}
 SHARD_KEYS = {"shard", "runs_by_status", "queue_depth", "lock_retries", "lock_wait_ms", "transactions",
               "lease_owner", "lease_expires_at", "generation", "heartbeat_at", "file_bytes", "wal_bytes", "path",

@@ -217,7 +217,7 @@ def test_backfill_slots_include_both_ends():
     spec = every(30)
     assert mins(backfill_slots(spec, T, T + 2 * HOUR)) == [0, 30, 60, 90, 120]
     assert mins(backfill_slots(spec, T + 1, T + 2 * HOUR - 1)) == [30, 60, 90]
-    assert backfill_slots(spec, T + 2 * HOUR, T) == []
+    assert list(backfill_slots(spec, T + 2 * HOUR, T)) == []
 
 
 def test_state_round_trips_through_json():

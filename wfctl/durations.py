@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import InputError
@@ -20,6 +21,16 @@ def parse_duration(text: str, what: str = "duration") -> float:
         if not parts or "".join(n + u for n, u in parts) != value:
             raise InputError(f"{what}: '{text}' is not a duration (examples: 30s, 15m, 2h, 7d, 1h30m)") from None
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds < 0 or seconds != seconds:
-        raise InputError(f"{what}: '{text}' must not be negative")
-    return seconds
+    return check_seconds(seconds, what, text)
+
+
+def check_seconds(seconds: float, what: str = "duration", text: str | None = None) -> float:
+    """``seconds`` if it is a finite number >= 0; else InputError naming ``what``."""
+    shown = f"'{text}'" if text is not None else repr(seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise InputError(f"{what}: expected a number of seconds, got {shown}")
+    if not math.isfinite(seconds):
+        raise InputError(f"{what}: {shown} is not a finite number of seconds")
+    if seconds < 0:
+        raise InputError(f"{what}: {shown} must not be negative")
+    return float(seconds)

@@ -9,6 +9,9 @@ from typing import Any
 
 from .errors import InputError
 
+#: How deeply arrays and objects may nest in JSON given on the command line.
+MAX_JSON_DEPTH = 100
+
 
 class _NonFinite(ValueError):
     """A NaN, Infinity or out-of-range number in JSON text (Python's json would accept it)."""
@@ -32,18 +35,39 @@ def _finite_int(text: str) -> int:
 
 
 def parse_json(text: str, what: str) -> Any:
-    """Parse ``text`` as strict JSON; a syntax error names ``what``, the line and the column.
+    """Parse ``text`` as strict JSON; a syntax error names ``what``, the line and the column, and so
+    does nesting deeper than :data:`MAX_JSON_DEPTH`.
 
     NaN, Infinity and numbers beyond the double range (``1e400``) are refused: JSON has no
     non-finite numbers.
     """
+    too_deep = InputError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int)
     except _NonFinite as exc:
         token = str(exc) if len(str(exc)) <= 40 else f"{str(exc)[:20]}... ({len(str(exc))} characters)"
         raise InputError(f"{what}: {token} is not a finite number; JSON has no NaN or Infinity") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # deeper than the parser goes
+        raise too_deep from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                stack.extend((child, depth) for child in children)
+    return deepest
 
 
 def load_json_file(path: str | Path, what: str | None = None) -> Any:
@@ -53,7 +77,7 @@ def load_json_file(path: str | Path, what: str | None = None) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 text, or an unusable name
         raise InputError(f"{path}: cannot read: {exc}") from None
     return parse_json(text, what or str(path))
 

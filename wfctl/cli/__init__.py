@@ -65,14 +65,26 @@ def main() -> None:
     """Entry point of the ``wfctl`` console script."""
     import logging
 
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate in stored data prints as \udXXXX (valid in JSON)
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(format="wfctl: warning: %(message)s", level=logging.WARNING)
+    for n, arg in enumerate(sys.argv[1:], 1):
+        problem = "contains a NUL character" if "\0" in arg else None
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates
+            problem = "is not valid UTF-8"
+        if problem:
+            print(f"wfctl: error: argument {n} '{_one_line(arg[:40])}' {problem}", file=sys.stderr)
+            sys.exit(2)
     try:
         code = app(standalone_mode=False)  # usage errors are raised here, to be printed on one line
     except typer.Abort:  # e.g. end of input at a confirmation prompt
         print("wfctl: aborted", file=sys.stderr)
         sys.exit(1)
     except WfctlError as exc:
-        print(f"wfctl: error: {exc}", file=sys.stderr)
+        print(f"wfctl: error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("wfctl: interrupted", file=sys.stderr)
@@ -85,10 +97,16 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if os.environ.get("WFCTL_DEBUG"):
             raise
-        print(f"wfctl: internal error: {type(exc).__name__}: {exc} (set WFCTL_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(f"wfctl: internal error: {type(exc).__name__}: {_one_line(str(exc))} (set WFCTL_DEBUG=1 for the "
+              "traceback)", file=sys.stderr)
         sys.exit(70)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks, other control characters and lone surrogates escaped: a user's
+    value quoted in an error message must not break it over lines."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _is_click_error(exc: BaseException, name: str) -> bool:
@@ -98,6 +116,6 @@ def _is_click_error(exc: BaseException, name: str) -> bool:
 
 def _usage_message(exc) -> str:
     """A Click error as one line, with where to find the command's help."""
-    message = " ".join(exc.format_message().split())
+    message = _one_line(" ".join(exc.format_message().split()))
     ctx = getattr(exc, "ctx", None)
     return message if ctx is None else f"{message} (see '{ctx.command_path} --help')"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -14,6 +15,21 @@ def print_json(data: Any) -> None:
     from ..store.payload import dumps
 
     sys.stdout.write(dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def print_json_streamed(data: dict, key: str) -> None:
+    """Write ``data`` as indented JSON to stdout like :func:`print_json`, with ``data[key]`` (a
+    list or an iterator, written last) written item by item as it is read."""
+    from ..store.payload import dumps
+
+    dump = functools.partial(dumps, indent=2, ensure_ascii=False, default=str)
+    head = dump({k: v for k, v in data.items() if k != key})
+    write = sys.stdout.write
+    write(head[:-1].rstrip() + ("," if len(head) > 2 else "") + f"\n  {dump(key)}: [")
+    count = 0
+    for count, item in enumerate(data[key], 1):
+        write(("," if count > 1 else "") + "\n    " + dump(item).replace("\n", "\n    "))
+    write("\n  ]\n}\n" if count else "]\n}\n")
 
 
 def console(stderr: bool = False):

@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from .output import ALLOW_MODULE_HELP, confirm, console, engine, escape, print_json, short_json, status_markup
+from .output import (ALLOW_MODULE_HELP, confirm, console, engine, escape, print_json, print_json_streamed,
+                     short_json, status_markup)
 
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "canceled": 3}
 EXIT_TIMEOUT = 4
@@ -56,6 +57,10 @@ def start_command(
         raise InputError("give either --input or --input-file, not both")
     if timeout is not None and not wait:
         raise InputError("--timeout goes with --wait")
+    if timeout is not None:
+        from ..durations import check_seconds
+
+        check_seconds(timeout, "--timeout")  # before the run is started
     what = f"--input-file {input_file}" if input_file else "--input"
     payload = load_json_file(input_file, what) if input_file else json_argument(input, what)
     if payload is not None and not isinstance(payload, dict):
@@ -86,12 +91,17 @@ def start_command(
 def status_command(
     ctx: typer.Context,
     execution_id: str = typer.Argument(..., help="The execution id `wfctl start` printed."),
-    json_out: bool = typer.Option(False, "--json", help="Print the run and its steps as JSON."),
+    steps: int = typer.Option(50, "--steps", min=1, help="Show the last N steps."),
+    all_steps: bool = typer.Option(False, "--all-steps", help="Show every step (with --json: written as read)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run, steps_total and the steps as JSON."),
 ) -> None:
-    """Show a run and its journal: every step's slug, type, status, attempts, port, output, error and timings."""
-    status = engine(ctx).status(execution_id)
+    """Show a run and its journal: each step's slug, type, status, attempts, port, output, error and timings.
+
+    Shows the last --steps steps (default 50) and how many there are; --all-steps shows them all.
+    """
+    status = engine(ctx).status(execution_id, None if all_steps else steps, stream=json_out)
     if json_out:
-        print_json(status)
+        print_json_streamed(status, "steps")
     else:
         _render_status(status)
 
@@ -224,13 +234,16 @@ def _render_status(status: dict) -> None:
     table = Table(title_justify="left")
     for column in ("#", "step", "type", "status", "attempt", "port", "output / error"):
         table.add_column(column, overflow="fold")
-    for n, row in enumerate(status["steps"], 1):
+    total = status.get("steps_total", len(status["steps"]))
+    for n, row in enumerate(status["steps"], total - len(status["steps"]) + 1):
         output = row.get("output")
         data = output.get("data") if isinstance(output, dict) and "data" in output else output
         detail = row["error"] if row.get("error") else short_json(data, 50)
         table.add_row(str(n), row["slug"], row["type"] or "", row["status"], str(row["attempt"]), row["port"] or "",
                       escape(detail or ""))
     out.print(table)
+    if len(status["steps"]) < total:
+        out.print(f"{len(status['steps'])} of {total} steps shown; --all-steps for all", markup=False)
     if status.get("error"):
         out.print("error: " + status["error"], markup=False)
     out.print("output: " + short_json(status.get("output"), 400), markup=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import typer
 
 from .output import console, engine, escape, print_json
@@ -153,20 +156,29 @@ def backfill_command(
     definition: str = typer.Argument(..., help="The definition id."),
     start: str = typer.Option(..., "--from", help="First time (ISO 8601; UTC when no offset is given)."),
     end: str = typer.Option(..., "--to", help="Last time (ISO 8601), included."),
+    max_slots: int = typer.Option(10_000, "--max-slots", min=1,
+                                  help="Refuse (before starting anything) a range with more slots than this."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Start the slots between --from and --to, at most once each (a slot that already ran is not doubled)."""
-    from ..errors import InputError
+    """Start the slots between --from and --to, at most once each (a slot that already ran is not doubled).
+
+    Slots are started (and printed with --json) one at a time; a range with more than --max-slots slots is refused.
+    """
     from ..schedules.scheduler import Scheduler
 
     a, b = _time(start, "--from"), _time(end, "--to")
-    if b < a:
-        raise InputError("--to is before --from")
     eng = engine(ctx)
-    results = Scheduler(eng).backfill(_spec(eng, definition), a, b)
-    out = [{"execution_id": r.execution_id, "shard": r.shard, "created": r.created} for r in results]
+    results = Scheduler(eng).backfill(_spec(eng, definition), a, b, max_slots)
+    count = created = 0
     if json_out:
-        print_json(out)
+        sys.stdout.write("[")
+    for r in results:
+        if json_out:
+            item = json.dumps({"execution_id": r.execution_id, "shard": r.shard, "created": r.created})
+            sys.stdout.write(("," if count else "") + "\n  " + item)
+        count += 1
+        created += r.created
+    if json_out:
+        sys.stdout.write("\n]\n" if count else "]\n")
     else:
-        created = sum(r.created for r in results)
-        typer.echo(f"{definition}: {len(results)} slots, {created} started, {len(results) - created} already ran")
+        typer.echo(f"{definition}: {count} slots, {created} started, {count - created} already ran")

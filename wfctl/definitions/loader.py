@@ -15,6 +15,7 @@ from typing import Any, Collection
 from pydantic import ValidationError
 
 from ..errors import DefinitionError
+from ..paths import is_dir
 from ..strictload import StrictLoadError, load_json, load_yaml
 from .model import Definition, definition_id_problem
 from .validation import Issue, ValidationReport, schema_issues, validate_definition, value_kind
@@ -163,7 +164,7 @@ def find_definition_files(paths: Collection[str | Path]) -> list[Path]:
     """
     found: list[Path] = []
     for path in map(Path, paths):
-        if not path.is_dir():
+        if not is_dir(path):  # a name too long to look up is reported when it is read
             found.append(path)
             continue
         for candidate in sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):

@@ -9,19 +9,22 @@ carries the shard (see :mod:`wfctl.engine.ids`).
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..durations import check_seconds
 from ..errors import DefinitionError, InputError
+from ..paths import is_file
 from ..store import (FINISHED, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore, StoreError,
                      resolve_data_dir)
 from ..store.base import STARTED
@@ -90,28 +93,38 @@ def run_dict(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def steps_list(journal: list[JournalRecord]) -> list[dict[str, Any]]:
-    """The journal as JSON steps: a side-effecting step's ``started`` row is folded into its result.
+def fold_steps(journal: Iterable[JournalRecord]) -> Iterator[dict[str, Any]]:
+    """The journal rows (oldest first, read as they come) as JSON steps: a side-effecting
+    step's ``started`` row is folded into its result.
 
     A ``started`` row with no result right after it is ``started`` when it is the last row (the
     step is in flight) and ``interrupted`` otherwise (its worker died; the step was run again).
     """
-    steps: list[dict[str, Any]] = []
-    for i, row in enumerate(journal):
-        nxt = journal[i + 1] if i + 1 < len(journal) else None
-        if row.status == STARTED and nxt is not None and (nxt.step_slug, nxt.attempt) == (row.step_slug, row.attempt):
-            continue
-        status = row.status
-        started_at = row.started_at
-        prev = journal[i - 1] if i else None
-        if prev is not None and prev.status == STARTED and (prev.step_slug, prev.attempt) == (row.step_slug, row.attempt):
-            started_at = prev.started_at
-        elif status == STARTED and nxt is not None:
-            status = "interrupted"
-        steps.append({"slug": row.step_slug, "type": row.step_type, "status": status, "attempt": row.attempt,
-                      "port": row.port, "output": row.output, "error": row.error,
-                      "started_at": iso(started_at), "finished_at": iso(row.finished_at)})
-    return steps
+    prev = row = None
+    for nxt in itertools.chain(journal, [None]):
+        if row is not None and not (row.status == STARTED and nxt is not None
+                                    and (nxt.step_slug, nxt.attempt) == (row.step_slug, row.attempt)):
+            status = row.status
+            started_at = row.started_at
+            if prev is not None and prev.status == STARTED and (prev.step_slug, prev.attempt) == (row.step_slug, row.attempt):
+                started_at = prev.started_at
+            elif status == STARTED and nxt is not None:
+                status = "interrupted"
+            yield {"slug": row.step_slug, "type": row.step_type, "status": status, "attempt": row.attempt,
+                   "port": row.port, "output": row.output, "error": row.error,
+                   "started_at": iso(started_at), "finished_at": iso(row.finished_at)}
+        prev, row = row, nxt
+
+
+#: The most runs :meth:`Engine.list` returns at once (and the most steps ``status`` shows).
+MAX_LIST_LIMIT = 1_000_000_000
+
+
+def check_limit(value: int, what: str) -> int:
+    """``value`` if it is an int in 1..:data:`MAX_LIST_LIMIT`; else InputError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIST_LIMIT:
+        raise InputError(f"{what}: expected a whole number from 1 to {MAX_LIST_LIMIT}, got {value!r}")
+    return value
 
 
 #: With execution routing, a client that found its shard's write lock held stays on the shard
@@ -284,23 +297,29 @@ class Engine:
 
     def locate(self, execution_id: str) -> int:
         """The shard an execution id names (shard 0, with a logged warning, for a legacy or bad id)."""
-        if not isinstance(execution_id, str) or not execution_id:
-            raise InputError(f"invalid execution id {execution_id!r}")
-        shard, warning = ids.shard_of(execution_id, self.shard_count)
+        shard, warning = self._shard_of(execution_id)
         if warning:
             _log.warning(warning)
         return shard
 
+    def _shard_of(self, execution_id: str) -> tuple[int, str | None]:
+        if not isinstance(execution_id, str) or not execution_id:
+            raise InputError(f"invalid execution id {execution_id!r}")
+        return ids.shard_of(execution_id, self.shard_count)
+
     def _run(self, execution_id: str) -> RunRecord:
-        run = self.shard_store(self.locate(execution_id)).get_run(execution_id)
+        shard, warning = self._shard_of(execution_id)  # no warning about an id that names no run
+        run = self.shard_store(shard).get_run(execution_id)
         if run is None:
             raise InputError(f"unknown execution id '{execution_id}'")
+        if warning:
+            _log.warning(warning)
         return run
 
     def _by_shard(self, execution_ids: Iterable[str]) -> dict[int, list[str]]:
         groups: dict[int, list[str]] = {}
         for eid in dict.fromkeys(execution_ids):
-            groups.setdefault(self.locate(eid), []).append(eid)
+            groups.setdefault(self._shard_of(eid)[0], []).append(eid)
         return groups
 
     def _each_shard(self, shard: int | None = None) -> Iterable[ShardStore]:
@@ -429,7 +448,7 @@ class Engine:
     def _resolve(self, ref: str | Path, replace: bool = False) -> Definition:
         """A registered id, or a definition file (see :meth:`_from_file`)."""
         path = Path(ref)
-        if path.suffix.lower() in SUFFIXES and path.is_file():
+        if path.suffix.lower() in SUFFIXES and is_file(path):
             stat = path.stat()
             key = path.resolve()
             seen = self._files.get(key)
@@ -640,15 +659,39 @@ class Engine:
                 self._plans[key] = plan
         return plan
 
-    def status(self, execution_id: str) -> dict[str, Any]:
-        """The run and its steps (see :func:`run_dict` and :func:`steps_list`)."""
+    def status(self, execution_id: str, steps: int | None = None, *, stream: bool = False) -> dict[str, Any]:
+        """The run (see :func:`run_dict`), ``steps_total`` (its step count) and ``steps`` (see
+        :func:`fold_steps`): the last ``steps`` of them (1 to :data:`MAX_LIST_LIMIT`), or all of
+        them when None. ``stream`` (with all steps): ``steps`` is an iterator reading the journal
+        page by page, so that a long journal is never all in memory."""
+        if steps is not None:
+            check_limit(steps, "steps")
         run = self._run(execution_id)
-        return {**run_dict(run), "steps": steps_list(self.shard_store(run.shard).journal(execution_id))}
+        store = self.shard_store(run.shard)
+        out = {**run_dict(run), "steps_total": store.journal_steps(execution_id)}
+        if steps is None:
+            rows = self._journal_rows(store, execution_id)
+            out["steps"] = fold_steps(rows) if stream else list(fold_steps(rows))
+        else:  # the last `steps` steps lie in the last 2 * steps rows (a step has 1 or 2), plus the row before
+            window = 2 * steps + 1
+            after = max(0, store.journal_count(execution_id) - window)
+            out["steps"] = list(fold_steps(store.journal_page(execution_id, after_seq=after, limit=window)))[-steps:]
+        return out
+
+    @staticmethod
+    def _journal_rows(store: ShardStore, execution_id: str, page: int = 1000) -> Iterator[JournalRecord]:
+        """Every journal row of a run, oldest first, read ``page`` rows at a time."""
+        after = 0
+        while rows := store.journal_page(execution_id, after_seq=after, limit=page):
+            yield from rows
+            after = rows[-1].seq
 
     def list(self, statuses: Collection[str] | None = None, definition: str | None = None,
              shard: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Runs newest first, merged across shards (or from ``shard`` only); InputError for an
-        unknown ``definition`` (see :meth:`require_definition`)."""
+        """Runs newest first, merged across shards (or from ``shard`` only); at most ``limit``
+        (1 to :data:`MAX_LIST_LIMIT`, else InputError); InputError for an unknown ``definition``
+        (see :meth:`require_definition`)."""
+        check_limit(limit, "limit")
         self.require_definition(definition)
         pages = self._over_shards(lambda store: store.list_runs(statuses, definition, limit), shard)
         merged = heapq.merge(*pages, key=lambda r: (r.created_at, r.execution_id), reverse=True)
@@ -737,6 +780,8 @@ class Engine:
         """
         from .worker import Worker
 
+        if timeout is not None:
+            check_seconds(timeout, "timeout")
         run = self._run(execution_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         stop = threading.Event()

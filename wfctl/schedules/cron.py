@@ -150,13 +150,21 @@ def _zone(spec: ScheduleSpec) -> ZoneInfo:
     return ZoneInfo(spec.timezone)
 
 
+#: The first instant every time zone can represent (0001-01-02T00:00:00Z): slots start here at the earliest.
+FIRST_INSTANT = -62135510400
+
+
 def _minute_slots(minutes: str, zone: ZoneInfo, start: int) -> Iterator[float]:
-    """The instants the 5-field expression ``minutes`` names after ``start`` (whole seconds), in order."""
-    it = CronSim(minutes, datetime.fromtimestamp(start, zone))
+    """The instants the 5-field expression ``minutes`` names after ``start`` (whole seconds), in
+    order, up to the end of year 9999."""
+    try:
+        it = CronSim(minutes, datetime.fromtimestamp(max(start, FIRST_INSTANT), zone))
+    except (OverflowError, ValueError):  # after year 9999
+        return
     while True:
         try:
             moment = next(it)
-        except StopIteration:  # no match within 50 years
+        except (StopIteration, OverflowError):  # no match within 50 years, or past year 9999
             return
         yield moment.timestamp()
 

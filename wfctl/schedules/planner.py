@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -290,16 +291,14 @@ def acknowledge(state: ScheduleState) -> ScheduleState:
     return dataclasses.replace(state, pending=(), cancel_slot=None, version=state.version + 1)
 
 
-def backfill_slots(spec: ScheduleSpec, start: float, end: float) -> list[float]:
-    """The slots in ``[start, end]`` (both included), oldest first, for a backfill. Started
-    with their :func:`slot_key` keys they never double a slot that already ran."""
-    out = []
-    for slot in iter_slots(spec, start - 1e-6):
+def backfill_slots(spec: ScheduleSpec, start: float, end: float) -> Iterator[float]:
+    """The slots in ``[start, end]`` (both included), oldest first, one at a time, for a
+    backfill. Started with their :func:`slot_key` keys they never double a slot that already ran."""
+    for slot in iter_slots(spec, math.nextafter(start, -math.inf)):  # start itself included
         if slot > end:
-            break
+            return
         if slot >= start:
-            out.append(slot)
-    return out
+            yield slot
 
 
 def render_input(spec: ScheduleSpec, slot: float) -> dict[str, Any]:

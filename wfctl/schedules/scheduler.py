@@ -13,10 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import dataclasses
+import itertools
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from ..errors import WfctlError
+from ..errors import InputError, WfctlError
+from .cron import utc_iso
 from .policy import Action, decide
 from .planner import ScheduleState, acknowledge, backfill_slots, plan, render_input, slot_key
 from .spec import ScheduleSpec, schedule_of
@@ -25,6 +28,8 @@ _log = logging.getLogger("wfctl.scheduler")
 
 IDLE_POLL_S = 1.0      # how often definitions are re-read when nothing is due sooner
 BUFFERED_POLL_S = 0.2  # how often a schedule with buffered slots checks whether its previous run ended
+DEFAULT_MAX_BACKFILL_SLOTS = 10_000  # the most slots one backfill starts unless told otherwise
+MAX_BACKFILL_SLOTS = 1_000_000_000  # the most it may be told
 
 
 @dataclass
@@ -166,11 +171,27 @@ class Scheduler:
                                         idempotency_key=slot_key(definition_id, now), slot_time=now)
             return TriggerResult(str(decision.action), None, started)
 
-    def backfill(self, spec: ScheduleSpec, start: float, end: float) -> list:
-        """Start the slots in ``[start, end]``, at most once each (slots that already ran are not doubled)."""
-        return [self.engine.start(spec.definition_id, render_input(spec, slot),
+    def backfill(self, spec: ScheduleSpec, start: float, end: float,
+                 max_slots: int = DEFAULT_MAX_BACKFILL_SLOTS) -> Iterator:
+        """Start the slots in ``[start, end]``, at most once each (slots that already ran are not
+        doubled), yielding each start's result as it is made: the slots are never all in memory.
+
+        InputError before anything starts when the range is invalid or holds more than
+        ``max_slots`` slots (counted up to ``max_slots + 1``, so a huge range is refused at once).
+        """
+        if isinstance(max_slots, bool) or not isinstance(max_slots, int) or not 1 <= max_slots <= MAX_BACKFILL_SLOTS:
+            raise InputError(f"--max-slots: expected a whole number from 1 to {MAX_BACKFILL_SLOTS}, got {max_slots!r}")
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise InputError("backfill: --from and --to must be finite times")
+        if end < start:
+            raise InputError("backfill: --to is before --from")
+        if sum(1 for _ in itertools.islice(backfill_slots(spec, start, end), max_slots + 1)) > max_slots:
+            raise InputError(f"backfill of '{spec.definition_id}' from {utc_iso(start)} to {utc_iso(end)}: more than "
+                             f"{max_slots} slots, nothing started (give --max-slots with a larger cap, "
+                             "or a shorter range)")
+        return (self.engine.start(spec.definition_id, render_input(spec, slot),
                                   idempotency_key=slot_key(spec.definition_id, slot), slot_time=slot)
-                for slot in backfill_slots(spec, start, end)]
+                for slot in backfill_slots(spec, start, end))
 
     # -- loop -----------------------------------------------------------------------------
     def run(self, stop_event: threading.Event | None = None, sleep: Callable[[float], None] | None = None) -> None:

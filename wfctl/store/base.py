@@ -262,6 +262,23 @@ class ShardStore(ABC):
     def journal(self, execution_id: str) -> list[JournalRecord]:
         """The run's journal, oldest first (empty for an unknown run)."""
 
+    def journal_page(self, execution_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[JournalRecord]:
+        """Up to ``limit`` rows of the run's journal with ``seq > after_seq``, oldest first: read a
+        long journal page by page (the next page starts after the last ``seq`` of this one)."""
+        return [r for r in self.journal(execution_id) if r.seq > after_seq][:limit]
+
+    def journal_count(self, execution_id: str) -> int:
+        """How many rows the run's journal holds (0 for an unknown run)."""
+        return len(self.journal(execution_id))
+
+    def journal_steps(self, execution_id: str) -> int:
+        """How many steps the run's journal holds: its rows, less each ``started`` row directly
+        followed by the row of the same step and attempt that finishes it."""
+        rows = self.journal(execution_id)
+        folded = sum(1 for a, b in zip(rows, rows[1:])
+                     if a.status == STARTED and (a.step_slug, a.attempt) == (b.step_slug, b.attempt))
+        return len(rows) - folded
+
     @abstractmethod
     def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
                   limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:

@@ -81,6 +81,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wfctl.durations import parse_duration
+from wfctl.paths import is_file
 from wfctl.errors import InputError, WfctlError
 
 __all__ = [
@@ -113,7 +114,7 @@ Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no NaN or infinite numbers
 
 
 class Meta(_Model):
@@ -334,16 +335,16 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
     workload, engine = data["workload"], data["engine"]
     scale = given.get("scale")
     if scale is not None:
-        if not isinstance(scale, (int, float)) or scale <= 0:
-            raise InputError(f"--scale: must be a positive number, got {scale!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+            raise InputError(f"--scale: must be a positive finite number, got {scale!r}")
         if workload.get("total") is not None:
-            workload["total"] = max(1, math.ceil(workload["total"] * scale))
+            workload["total"] = max(1, math.ceil(_scaled(workload["total"], scale, "total")))
         if workload.get("rate") is not None:
-            workload["rate"] = workload["rate"] * scale
+            workload["rate"] = _scaled(workload["rate"], scale, "rate")
         for stage in workload.get("stages") or []:
-            stage["target"] = stage["target"] * scale
+            stage["target"] = _scaled(stage["target"], scale, "stage target")
         if workload.get("slots") is not None:
-            workload["slots"] = max(1, math.ceil(workload["slots"] * scale))
+            workload["slots"] = max(1, math.ceil(_scaled(workload["slots"], scale, "slots")))
     for key in ("shards", "route", "durability", "workers"):
         if key in given:
             engine[key] = given[key]
@@ -373,6 +374,14 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
     if "seed" in given:
         data["input"]["seed"] = given["seed"]
     return _revalidate(data, scenario.source, "the command line", smoked=scenario.smoked)
+
+
+def _scaled(value: float, scale: float, what: str) -> float:
+    """``value * scale``; InputError when that is too large to be a number."""
+    product = value * scale
+    if not math.isfinite(product):
+        raise InputError(f"--scale: {scale!r} makes the scenario's {what} too large")
+    return product
 
 
 def _one_line(exc: ValidationError, source: Optional[Path], origin: Optional[str] = None) -> InputError:
@@ -453,13 +462,13 @@ def load_scenario(name_or_path: str | Path, overrides: Optional[Mapping[str, Any
     """Load a packaged scenario by name or a scenario file by path, then ``--smoke`` and overrides."""
     text = str(name_or_path)
     as_path = Path(text).expanduser()
-    if isinstance(name_or_path, Path) or "/" in text or "\\" in text or text.endswith(".toml") or as_path.is_file():
+    if isinstance(name_or_path, Path) or "/" in text or "\\" in text or text.endswith(".toml") or is_file(as_path):
         path = as_path
-        if not path.is_file():
+        if not is_file(path):
             raise InputError(f"{path}: no such scenario file")
     else:
         path = scenarios_dir() / f"{text}.toml"
-        if not path.is_file():
+        if not is_file(path):
             raise InputError(f"unknown scenario '{text}' (known: {', '.join(scenario_names())}; or give a file path)")
     scenario = _read(path)
     if smoke:

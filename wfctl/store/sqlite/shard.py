@@ -298,6 +298,27 @@ class SQLiteShardStore(ShardStore):
                 (execution_id,)).fetchall()
         return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
 
+    def journal_page(self, execution_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[JournalRecord]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
+                " started_at, finished_at FROM journal WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (execution_id, after_seq, limit)).fetchall()
+        return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
+
+    def journal_count(self, execution_id: str) -> int:
+        with self._db.read() as conn:
+            (count,) = conn.execute("SELECT COUNT(*) FROM journal WHERE execution_id = ?", (execution_id,)).fetchone()
+        return count
+
+    def journal_steps(self, execution_id: str) -> int:
+        with self._db.read() as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM journal j WHERE j.execution_id = ? AND NOT (j.status = 'started' AND EXISTS ("
+                "SELECT 1 FROM journal n WHERE n.execution_id = j.execution_id AND n.seq = j.seq + 1"
+                " AND n.step_slug = j.step_slug AND n.attempt = j.attempt))", (execution_id,)).fetchone()
+        return count
+
     def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
                   limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
         wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "list")
