@@ -46,13 +46,8 @@ EXTRA_CODES = {
     "stress run": {98, 99},
 }
 
-#: Parameters not fuzzed yet because another helper of issue 9 owns the findings they hit; the
-#: lead re-enables them after merging (remove the entry).
-#: - the root --data-dir (helper A: data directories below a file, unwritable, /proc/self).
-NOT_FUZZED_PARAMS = {("", "data_dir")}
-#: - non-finite numbers in JSON input (helper D: '{"a": NaN}' is accepted and `start --wait --json`
-#:   prints bare NaN/Infinity); put '{"a": NaN}', '{"a": 1e999}', 'Infinity', '[-Infinity]' here.
-NOT_FUZZED_VALUES: list[str] = []
+#: Non-finite numbers in JSON input: refused on input, never printed bare.
+NON_FINITE_JSON = ['{"a": NaN}', '{"a": 1e999}', "Infinity", "[-Infinity]", '{"a": -1e400}']
 
 
 def _commands():
@@ -94,6 +89,15 @@ def workspace(tmp_path_factory):
     return {"data": data, "ids": ids, "regular": regular, "good_json": good_json, "tmp": tmp}
 
 
+def _data_dirs(ws) -> st.SearchStrategy[str]:
+    """The root --data-dir: the prepared directory 3 times in 4, else one that cannot be used
+    (a regular file, below one, under /proc/self, missing, or inside the data directory)."""
+    odd = [ws["regular"], ws["regular"] / "below", "/proc/self/wfctl", ws["tmp"] / "missing" / "deeper",
+           ws["data"] / "shard-000.db", ws["tmp"] / "dir.json", ""]
+    return st.integers(0, 3).flatmap(
+        lambda n: st.just(str(ws["data"])) if n else st.sampled_from([str(p) for p in odd]))
+
+
 def _deep(n: int) -> str:
     return '{"a":' * n + "1" + "}" * n
 
@@ -105,7 +109,7 @@ def _strings(ws) -> st.SearchStrategy[str]:
     pool = [
         "", " ", "-", "--", ".", "..", "\n", "a\nb", "x" * 10_000, "é", "\ud800",
         "0", "-1", "1e20", "nan", "inf", "-inf", "1e400", "99999999999999999999999",
-        "{}", "[]", "null", '{"a": 1}', *NOT_FUZZED_VALUES,  "[1, 2]", '{"name": "Ada"}', "{", '"x"', _deep(50), _deep(1000),
+        "{}", "[]", "null", '{"a": 1}', *NON_FINITE_JSON,  "[1, 2]", '{"name": "Ada"}', "{", '"x"', _deep(50), _deep(1000),
         "@", "@/nonexistent/x.json", str(tmp / "latin1.json"), f"@{tmp / 'latin1.json'}", str(tmp / "empty.yaml"),
         str(tmp / "dir.json"), f"@{tmp / 'dir.json'}", "/dev/null", "@/dev/null", f"@{ws['regular']}", f"@{ws['good_json']}",
         str(ws["regular"]), str(tmp / "nonexistent" / "x"), str(tmp), str(ws["good_json"]),
@@ -162,8 +166,6 @@ def _argv(draw, command, ws):
     options: list[str] = []
     arguments: list[str] = []
     for param in command.params:
-        if ("", param.name) in NOT_FUZZED_PARAMS:
-            continue
         if param.param_type_name == "argument":
             count = draw(st.integers(0, 2)) if param.nargs == -1 else 1
             arguments += [draw(_value(param, ws)) for _ in range(count)]
@@ -234,9 +236,9 @@ def test_fuzz_command(path, command, workspace, no_processes, monkeypatch):
     @settings(max_examples=EXAMPLES_PER_COMMAND, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                      HealthCheck.data_too_large])
-    @given(args=_argv(command, workspace))
-    def check(args):
-        argv = ["--data-dir", str(workspace["data"]), *path.split(), *args]
+    @given(args=_argv(command, workspace), data_dir=_data_dirs(workspace))
+    def check(args, data_dir):
+        argv = ["--data-dir", data_dir, *path.split(), *args]
         code, out, err = _invoke(argv, monkeypatch)
         shown = f"wfctl {json.dumps(argv)[:400]} -> exit {code}\nstderr: {err[:600]!r}"
         assert code in allowed, shown
