@@ -123,3 +123,23 @@ def test_status_json_of_a_short_run_is_unchanged_in_shape(tmp_path):
         assert doc["steps_total"] == len(doc["steps"]) > 0 and doc["output"]
     text = wfctl(data, "status", eid).stdout
     assert "steps shown" not in text
+
+
+def test_start_wait_shows_the_last_steps_of_a_long_run(tmp_path):
+    """`start --wait` prints the run's last 50 steps and steps_total, not its whole journal."""
+    definition = tmp_path / "counting.json"
+    definition.write_text(json.dumps({"id": "counting", "name": "Counting", "steps": [
+        {"stepSlug": "start", "name": "Start", "stepType": "start", "nextSteps": {"success": "each"}},
+        {"stepSlug": "each", "name": "Each", "stepType": "loop",
+         "config": {"items": "{{input.items}}"}, "nextSteps": {"loop": "note", "done": "end"}},
+        {"stepSlug": "note", "name": "Note", "stepType": "action",
+         "config": {"type": "log", "parameters": {"message": "{{loop.item}}"}},
+         "nextSteps": {"success": "each"}},
+        {"stepSlug": "end", "name": "End", "stepType": "output", "config": {"mapping": {"ok": True}}}]}))
+    proc = wfctl(tmp_path / "data", "start", str(definition), "--input", json.dumps({"items": list(range(80))}),
+                 "--wait", "--json")
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert status["status"] == "completed"
+    assert status["steps_total"] > 160 and len(status["steps"]) == 50
+    assert status["steps"][-1]["slug"] == "end"

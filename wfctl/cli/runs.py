@@ -12,6 +12,8 @@ from .output import (ALLOW_MODULE_HELP, confirm, console, engine, escape, print_
 
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "canceled": 3}
 EXIT_TIMEOUT = 4
+#: Steps `start --wait` shows (the last ones; `wfctl status ID --all-steps` shows every step).
+WAIT_STEPS = 50
 STATUSES = ("pending", "running", "completed", "failed", "canceled")
 UNFINISHED_STATUSES = ("pending", "running")
 FINISHED_STATUSES = ("completed", "failed", "canceled")
@@ -48,7 +50,7 @@ def start_command(
 
     A definition file is registered when its id is new and reused when its content is a stored version; a file whose id is registered with other content is refused unless --replace (or `defs apply` first). The run stays on the definition version it started on.
 
-    Prints the execution id (and, with --wait, the run's status and steps). Exit codes: 0 started (or, with --wait, completed), 1 failed, 3 canceled, 4 timed out, 2 bad input, 130 interrupted (Ctrl-C or SIGTERM: the shard's lease is released, the run goes on under a worker).
+    Prints the execution id (and, with --wait, the run's status and its last 50 steps; `wfctl status ID --all-steps` shows them all). Exit codes: 0 started (or, with --wait, completed), 1 failed, 3 canceled, 4 timed out, 2 bad input, 130 interrupted (Ctrl-C or SIGTERM: the shard's lease is released, the run goes on under a worker).
     """
     from ..errors import InputError
     from ..jsoninput import json_argument, load_json_file
@@ -80,7 +82,7 @@ def start_command(
     import signal
 
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: the shard's lease is released, exit 130
-    status = {**eng.wait(started.execution_id, timeout), "created": started.created}
+    status = {**eng.wait(started.execution_id, timeout, steps=WAIT_STEPS), "created": started.created}
     if json_out:
         print_json(status)
     else:

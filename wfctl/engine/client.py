@@ -771,8 +771,10 @@ class Engine:
         older_than = self.clock() - seconds
         return sum(self._over_shards(lambda store: store.delete_finished(older_than, statuses)))
 
-    def wait(self, execution_id: str, timeout: float | None = None, poll: float = 0.02) -> dict[str, Any]:
-        """Follow a run until it finishes or ``timeout`` seconds pass; returns its status.
+    def wait(self, execution_id: str, timeout: float | None = None, poll: float = 0.02,
+             steps: int | None = None) -> dict[str, Any]:
+        """Follow a run until it finishes or ``timeout`` seconds pass; returns its status (with
+        its last ``steps`` steps, or all of them when None: see :meth:`status`).
 
         While no worker holds the run's shard lease, this process takes it and runs this run
         alone (the shard's other runs wait for a worker), releasing the lease when done; while
@@ -796,7 +798,7 @@ class Engine:
         finally:
             stop.set()
             thread.join()
-        return self.status(execution_id)
+        return self.status(execution_id, steps)
 
     def shards(self, check: bool = False) -> list[dict[str, Any]]:
         """Per-shard statistics (:class:`~wfctl.store.ShardStats` fields, plus ``path``);
