@@ -100,7 +100,7 @@ def test_backfill_starts_slots_as_they_are_consumed(tmp_path):
     path = tmp_path / "per-second.json"
     path.write_text(json.dumps(body))
     with Engine(tmp_path / "data") as eng:
-        [(definition_id, _)] = eng.apply([path])
+        definition_id = eng.apply([path])[0].id
         spec = schedule_of(eng.definition(definition_id))
         with pytest.raises(InputError, match="more than 10000 slots"):
             Scheduler(eng).backfill(spec, 1_700_000_000.0, 1_700_000_000.0 + 20_000)

@@ -93,6 +93,7 @@ def test_durable_run_fails_at_its_step_limit(tmp_path):
     assert proc.returncode == 1, proc.stderr
     run = json.loads(proc.stdout)
     assert run["status"] == "failed" and run["error"] == LIMIT_ERROR.format(300)
+    run = json.loads(wfctl("status", run["execution_id"], "--all-steps", "--json", data=data).stdout)
     done = Counter(s["status"] for s in run["steps"])
     assert done["completed"] == 300 and done["failed"] == 1
     assert run["steps"][-1]["error"] == LIMIT_ERROR.format(300)
@@ -129,7 +130,7 @@ def test_step_count_survives_a_worker_restart(tmp_path):
     assert status == "running" and 10 <= before < limit
     drained = wfctl("worker", "--drain", data=data, timeout=300)
     assert drained.returncode == 0, drained.stderr
-    run = json.loads(wfctl("status", execution_id, "--json", data=data).stdout)
+    run = json.loads(wfctl("status", execution_id, "--all-steps", "--json", data=data).stdout)
     assert run["status"] == "failed" and run["error"] == LIMIT_ERROR.format(limit)
     assert sum(1 for s in run["steps"] if s["status"] == "completed") == limit
 
