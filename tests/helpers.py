@@ -52,3 +52,54 @@ def local_http_server(handler, server_cls=ThreadingHTTPServer):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def wfctl_argv(data, *args) -> list[str]:
+    """``python -m wfctl [--data-dir DATA] ARGS`` with this interpreter."""
+    import sys
+
+    return [sys.executable, "-m", "wfctl", *(["--data-dir", str(data)] if data is not None else []), *map(str, args)]
+
+
+def wfctl_env(drop=(), **extra) -> dict:
+    """The environment for a wfctl subprocess: this one without ``WFCTL_DATA_DIR``,
+    ``WFCTL_DEBUG`` (and ``drop``), this checkout first on the path, wide Rich output, plus ``extra``."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("WFCTL_DATA_DIR", "WFCTL_DEBUG", *drop)}
+    env.update({"PYTHONPATH": str(ROOT), "COLUMNS": "200"}, **extra)
+    return env
+
+
+def wfctl(data, *args, env=None, timeout: float = 180, argv_prefix=(), cwd=None):
+    """Run ``wfctl --data-dir DATA ARGS`` (no ``--data-dir`` when DATA is None) in a subprocess
+    (no stdin) and return the CompletedProcess; fails the test on a traceback or an internal
+    error, which wfctl must never print."""
+    import subprocess
+    import tempfile
+
+    proc = subprocess.run([*argv_prefix, *wfctl_argv(data, *args)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, env=wfctl_env() if env is None else env, timeout=timeout,
+                          cwd=cwd or tempfile.gettempdir())
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    return proc
+
+
+def refused(proc) -> str:
+    """The one stderr line of a command refused with exit 2."""
+    assert proc.returncode == 2, (proc.args, proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wfctl: error: "), proc.stderr
+    return lines[0]
+
+
+def wait_until(condition, timeout: float = 60.0, interval: float = 0.1) -> bool:
+    """Poll ``condition()`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False

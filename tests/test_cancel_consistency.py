@@ -5,14 +5,12 @@ is journaled (a side-effecting step in flight at the cancel is recorded, ending 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from http.server import BaseHTTPRequestHandler
 
-from helpers import local_http_server
+from helpers import local_http_server, wfctl_argv, wfctl_env
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
 from wfctl.store.base import STARTED
@@ -57,14 +55,6 @@ class _Slow(BaseHTTPRequestHandler):
         pass
 
 
-def _argv(data, *args) -> list[str]:
-    return [sys.executable, "-m", "wfctl", "--data-dir", str(data), *map(str, args)]
-
-
-def _env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in ("WFCTL_DATA_DIR", "WFCTL_DEBUG")}
-
-
 def _check_canceled(run, journal) -> list[str]:
     """What is inconsistent in a canceled run's record and journal (empty when nothing)."""
     problems = []
@@ -86,7 +76,7 @@ def _check_canceled(run, journal) -> list[str]:
 
 def test_bulk_cancel_during_a_busy_worker_leaves_consistent_records(tmp_path):
     data = tmp_path / "data"
-    subprocess.run(_argv(data, "init", "--shards", "1"), check=True, capture_output=True, env=_env())
+    subprocess.run(wfctl_argv(data, "init", "--shards", "1"), check=True, capture_output=True, env=wfctl_env())
     with local_http_server(_Slow) as url:
         definition = tmp_path / "busy.json"
         definition.write_text(json.dumps(_busy(url)))
@@ -94,16 +84,16 @@ def test_bulk_cancel_during_a_busy_worker_leaves_consistent_records(tmp_path):
             engine.apply([definition])
             for _ in range(RUNS):
                 engine.start("busy", {"items": list(range(6)), "inner": list(range(30))})
-        worker = subprocess.Popen(_argv(data, "worker", "--no-scheduler"), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=_env())
+        worker = subprocess.Popen(wfctl_argv(data, "worker", "--no-scheduler"), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=wfctl_env())
         try:
             deadline = time.monotonic() + 60
             with Engine(data) as engine:  # cancel once the worker is busy on the shard
                 while engine.count(["running"], "busy") < 20 and time.monotonic() < deadline:
                     time.sleep(0.05)
                 assert engine.count(["running"], "busy") >= 20, "the worker did not start the runs"
-            cancel = subprocess.run(_argv(data, "cancel", "--definition", "busy", "--yes", "--json"),
-                                    capture_output=True, text=True, stdin=subprocess.DEVNULL, env=_env(), timeout=120)
+            cancel = subprocess.run(wfctl_argv(data, "cancel", "--definition", "busy", "--yes", "--json"),
+                                    capture_output=True, text=True, stdin=subprocess.DEVNULL, env=wfctl_env(), timeout=120)
             assert cancel.returncode == 0, cancel.stderr
             count = json.loads(cancel.stdout)["count"]
             worker.send_signal(signal.SIGTERM)  # in-flight steps finish and are committed first

@@ -8,16 +8,15 @@ failed for every shard. Real ``wfctl`` processes on real (damaged) SQLite files.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
+from helpers import wfctl, wfctl_argv, wfctl_env
 from wfctl.engine import Engine
 from wfctl.store import DataDir
 
@@ -25,23 +24,6 @@ DEFINITION = {"id": "big", "name": "big", "steps": [
     {"stepSlug": "start", "name": "Start", "stepType": "start", "config": {}, "nextSteps": {"success": "done"}},
     {"stepSlug": "done", "name": "Done", "stepType": "output", "config": {"mapping": {"x": "{{input.blob}}"}},
      "nextSteps": {}}]}
-
-
-def _argv(data, *args):
-    return [sys.executable, "-m", "wfctl", "--data-dir", str(data), *map(str, args)]
-
-
-def _env():
-    env = {k: v for k, v in os.environ.items() if k not in ("WFCTL_DATA_DIR", "WFCTL_DEBUG")}
-    env["COLUMNS"] = "200"
-    return env
-
-
-def wfctl(data, *args, timeout=180) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_argv(data, *args), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          env=_env(), timeout=timeout)
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
-    return proc
 
 
 def warnings_about(proc_stderr: str, name: str) -> list[str]:
@@ -107,8 +89,8 @@ def test_listing_cleanup_and_shards_serve_the_other_shards(damaged):
 
 def test_worker_does_not_spin_on_the_damaged_shard(damaged):
     data, ids = damaged
-    worker = subprocess.Popen(_argv(data, "worker", "--no-scheduler"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=_env())
+    worker = subprocess.Popen(wfctl_argv(data, "worker", "--no-scheduler"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=wfctl_env())
     try:
         deadline = time.monotonic() + 120
         with Engine(data, create=False) as engine:

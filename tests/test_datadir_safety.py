@@ -12,13 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES
+from helpers import EXAMPLES, refused
+from helpers import wfctl as run_wfctl
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
 
@@ -31,24 +31,9 @@ needs_other_user = pytest.mark.skipif(OTHER is not None and shutil.which("setpri
 
 
 def wfctl(*args, data=None, user=None, timeout=120) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "wfctl", *(["--data-dir", str(data)] if data is not None else []), *map(str, args)]
-    if user is not None:  # run as another user (the tests run as root, who may write anything)
-        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
-    env = {k: v for k, v in os.environ.items() if k not in ("WFCTL_DATA_DIR", "WFCTL_DEBUG")}
-    env["COLUMNS"] = "200"
-    env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env,
-                          timeout=timeout, cwd=tempfile.gettempdir())
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
-    return proc
-
-
-def refused(proc: subprocess.CompletedProcess) -> str:
-    """The one stderr line of a command refused with exit 2."""
-    assert proc.returncode == 2, (proc.args, proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wfctl: error: "), proc.stderr
-    return lines[0]
+    """wfctl in a subprocess; ``user``: as that user (the tests run as root, who may write anything)."""
+    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
+    return run_wfctl(data, *args, timeout=timeout, argv_prefix=prefix)
 
 
 def ok(proc: subprocess.CompletedProcess):

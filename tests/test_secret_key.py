@@ -9,13 +9,13 @@ Real ``wfctl`` processes on real data directories.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import refused, wfctl_env
+from helpers import wfctl as run_wfctl
 from wfctl.engine.keys import fingerprint
 from wfctl.secrets import SecretBox
 
@@ -34,21 +34,9 @@ DEFINITION = {
 
 
 def wfctl(data, *args, key: str | None = None, timeout=180) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("WFCTL_DATA_DIR", "WFCTL_DEBUG", "WFCTL_SECRET_KEY")}
-    env.update({"COLUMNS": "200", "VAULT_TOKEN": TOKEN})
-    if key is not None:
-        env["WFCTL_SECRET_KEY"] = key
-    proc = subprocess.run([sys.executable, "-m", "wfctl", "--data-dir", str(data), *map(str, args)],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=timeout)
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
-    return proc
-
-
-def refused(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.args, proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wfctl: error: "), proc.stderr
-    return lines[0]
+    """wfctl in a subprocess with VAULT_TOKEN set, and ``key`` as $WFCTL_SECRET_KEY (else none)."""
+    env = wfctl_env(drop=("WFCTL_SECRET_KEY",), VAULT_TOKEN=TOKEN, **({"WFCTL_SECRET_KEY": key} if key else {}))
+    return run_wfctl(data, *args, env=env, timeout=timeout)
 
 
 def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

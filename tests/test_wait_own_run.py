@@ -5,13 +5,11 @@ and SIGTERM stops it like Ctrl-C, releasing the shard's lease at once."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
-from helpers import EXAMPLES
+from helpers import EXAMPLES, wait_until, wfctl, wfctl_argv, wfctl_env
 from wfctl.engine import Engine
 
 HELLO = str(EXAMPLES / "hello.json")
@@ -20,30 +18,6 @@ SLEEPY = {"id": "sleepy", "name": "Sleepy", "steps": [
     {"stepSlug": "nap", "name": "Nap", "stepType": "action",
      "config": {"type": "sleep", "parameters": {"seconds": 300}}, "nextSteps": {"success": "done"}},
     {"stepSlug": "done", "name": "Done", "stepType": "output", "config": {"mapping": {"slept": True}}}]}
-
-
-def _argv(data, *args) -> list[str]:
-    return [sys.executable, "-m", "wfctl", "--data-dir", str(data), *map(str, args)]
-
-
-def _env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in ("WFCTL_DATA_DIR", "WFCTL_DEBUG")}
-
-
-def wfctl(data, *args, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_argv(data, *args), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          env=_env(), timeout=timeout)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def _wait_until(condition, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _shards(data) -> list[dict]:
@@ -81,15 +55,15 @@ def test_sigterm_on_start_wait_releases_the_lease_and_exits_130(tmp_path):
     definition = tmp_path / "sleepy.json"
     definition.write_text(json.dumps(SLEEPY))
     assert wfctl(data, "init", "--shards", "1").returncode == 0
-    proc = subprocess.Popen(_argv(data, "start", definition, "--wait"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=_env())
+    proc = subprocess.Popen(wfctl_argv(data, "start", definition, "--wait"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=wfctl_env())
     try:
         def sleeping() -> bool:  # --wait holds the lease and its run sleeps in its step
             with Engine(data) as engine:
                 runs = engine.list()
                 return bool(engine.shards()[0]["lease_owner"] and runs and runs[0]["status"] == "running")
 
-        assert _wait_until(sleeping), "start --wait did not take the shard and start its run"
+        assert wait_until(sleeping), "start --wait did not take the shard and start its run"
         began = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

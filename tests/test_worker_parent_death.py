@@ -7,28 +7,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-from helpers import EXAMPLES
+from helpers import EXAMPLES, wait_until, wfctl, wfctl_argv, wfctl_env
 
 HELLO = str(EXAMPLES / "hello.json")
-
-
-def _argv(data, *args) -> list[str]:
-    return [sys.executable, "-m", "wfctl", "--data-dir", str(data), *map(str, args)]
-
-
-def _env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in ("WFCTL_DATA_DIR", "WFCTL_DEBUG")}
-
-
-def wfctl(data, *args, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_argv(data, *args), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          env=_env(), timeout=timeout)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
 
 
 def _shards(data) -> list[dict]:
@@ -52,31 +35,22 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def _wait_until(condition, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_kill_9_of_the_worker_parent_stops_its_children_and_frees_the_leases(tmp_path):
     data = tmp_path / "data"
     assert wfctl(data, "init", "--shards", "2").returncode == 0
-    parent = subprocess.Popen(_argv(data, "worker", "--processes", "2", "--no-scheduler"),
+    parent = subprocess.Popen(wfctl_argv(data, "worker", "--processes", "2", "--no-scheduler"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                              env=_env(), start_new_session=True)
+                              env=wfctl_env(), start_new_session=True)
     children: set[int] = set()
     try:
-        assert _wait_until(lambda: all(s["lease_owner"] for s in _shards(data))), "the worker took no lease"
+        assert wait_until(lambda: all(s["lease_owner"] for s in _shards(data))), "the worker took no lease"
         owners = {s["lease_owner"] for s in _shards(data)}
         children = {int(owner.split(":")[1]) for owner in owners}  # host:pid:random, one per child
         assert len(children) == 2 and parent.pid not in children
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=60)
 
-        assert _wait_until(lambda: not any(_alive(pid) for pid in children)), \
+        assert wait_until(lambda: not any(_alive(pid) for pid in children)), \
             f"worker processes {sorted(p for p in children if _alive(p))} outlived their parent"
         shards = _shards(data)
         assert [s["lease_owner"] for s in shards] == [None, None], shards  # released, not left to expire
