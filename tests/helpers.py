@@ -103,3 +103,12 @@ def wait_until(condition, timeout: float = 60.0, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def reply_json(handler, body: bytes = b'{"ok": true}', status: int = 200) -> None:
+    """Answer an http.server request with a JSON body."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -10,7 +10,7 @@ import subprocess
 import time
 from http.server import BaseHTTPRequestHandler
 
-from helpers import local_http_server, wfctl_argv, wfctl_env
+from helpers import local_http_server, reply_json, wfctl_argv, wfctl_env
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
 from wfctl.store.base import STARTED
@@ -44,12 +44,7 @@ def _busy(url: str) -> dict:
 class _Slow(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         time.sleep(0.005)
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply_json(self)
 
     def log_message(self, *args):
         pass

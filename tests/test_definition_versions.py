@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES, local_http_server
+from helpers import EXAMPLES, local_http_server, reply_json
 from test_cli_engine import _argv, _env, error_line, init, ok, ok_json, start_runs, wfctl, wfctl_many
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
@@ -82,12 +82,7 @@ class Gate(BaseHTTPRequestHandler):
         with Gate.lock:
             Gate.held += 1
         Gate.opened.wait(DEADLINE_S * 2)
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply_json(self)
 
     def log_message(self, *args):
         pass

@@ -141,19 +141,6 @@ class Sealer:
         return (plain, {**plain, **decoys}) if decoys else (frame, None)
 
 
-def _template_strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        if "{{" in value:
-            yield value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _template_strings(key)
-            yield from _template_strings(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _template_strings(item)
-
-
 def strings_in(value: Any) -> Iterator[str]:
     """Every string inside a JSON-like value (dict keys included)."""
     if isinstance(value, str):
@@ -175,7 +162,7 @@ def derived_strings(value: Any, real: Mapping[str, Any], fake: Mapping[str, Any]
     from ..expressions import compile_expression, compile_template
 
     found: set[str] = set()
-    for text in _template_strings(value):
+    for text in (s for s in strings_in(value) if "{{" in s):
         try:
             sources = compile_template(text).tags
         except Exception:  # an invalid template: rendering reports it
