@@ -520,7 +520,9 @@ def _ratio_chart(scenario: Mapping, title: str) -> str:
     baseline, names = _comparison_columns(scenario)
     rows = {str(r.get("metric")): r for r in _comparison_rows(scenario)}
     picked = [rows[m] for m in _HEADLINE_RATIOS if m in rows] or list(rows.values())[:4]
-    chart = _chart("Bar", title, "metric", f"ratio to {baseline} (\u00d7)", lambda v: f"\u00d7{v:.2f}")
+    longest = max((len(n) for n in names), default=0)
+    chart = _chart("Bar", title, "metric", f"ratio to {baseline} (\u00d7)", lambda v: f"\u00d7{v:.2f}",
+                   legend_at_bottom_columns=3 if longest <= 18 else 1, truncate_legend=60)
     chart.x_labels = [_row_label(r) for r in picked]
     for name in names:
         if name != baseline:
