@@ -144,9 +144,9 @@ def _threshold_limit(expression: str, metric: str) -> str:
     op, limit = match.groups()
     number = as_number(limit) if not _threshold_unit(expression) else None
     if number is not None and metric_unit_kind(metric) == "fraction":
-        return f"{op} {format_percent(number)}"
+        return f"{escape(op)} {format_percent(number)}"
     shown = _unit(metric, number) if number is not None else re.sub(r"(\d)\s*(ms|s|/s)$", r"\1 \2", limit)
-    return f"{op} {escape(shown)}"
+    return f"{escape(op)} {escape(shown)}"
 
 
 def _settings_value(key: str, value: Any) -> str:
