@@ -52,7 +52,7 @@ figure svg .plot_title{display:none}
 details{margin:.6em 0}summary{cursor:pointer;font-weight:600;font-size:1.1em;margin:.8em 0}
 code{overflow-wrap:anywhere}th:first-child{min-width:8em}
 @media (max-width:760px){
-body{padding:.5em .8em;font-size:14px}
+body{padding:.5em .8em;font-size:14px}.grid{display:block}
 table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
 table.stack thead{display:none}
 table.stack tr{border:1px solid #ddd;margin-bottom:.5em}
@@ -201,7 +201,8 @@ def _table(headers: list[str], rows: list[list[Cell]], numeric: Collection[int] 
         return f'<td{f" class={chr(34)}{classes}{chr(34)}" if classes else ""} data-label="{label}">{html}</td>'
 
     body = "".join("<tr>" + "".join(cell(i, c) for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f'<table class="stack"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    stack = ' class="stack"' if len(headers) > 2 else ""  # two columns fit any width as they are
+    return f"<table{stack}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
