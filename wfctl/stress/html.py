@@ -358,7 +358,7 @@ def _chart(kind: str, title: str, x_title: str, y_title: str, formatter: Callabl
         no_data_text="No data", include_x_axis=True, value_formatter=formatter,
     )
     if kind == "XY":
-        options["x_value_formatter"] = lambda v: f"{v:g}"
+        options["x_value_formatter"] = lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}".rstrip("0").rstrip(".")
     options.update(config)
     return getattr(pygal, kind)(**options)
 
