@@ -104,12 +104,20 @@ def _unit(metric: str, value: Any) -> str:
     if kind == "fraction":
         return format_percent(value)
     if kind == "seconds":
-        return format_duration(value)
+        return _duration(value)
     if metric.endswith("_bytes"):
         return format_bytes(value)
     if metric == "lock_retries_per_1000":
         return f"{format_count(round(float(value), 2))} per 1,000 starts"
     return format_count(value)
+
+
+def _duration(seconds: Any) -> str:
+    """Seconds as text: sub-second values in ms (0.041 -> "41 ms"), others as format_duration."""
+    number = as_number(seconds)
+    if number is not None and abs(number) < 1:
+        return f"{number * 1000:,.0f} ms"
+    return format_duration(seconds)
 
 
 def _ratio(value: Any) -> str:
@@ -650,7 +658,7 @@ def _variant_section(variant: Mapping, open_: bool) -> str:
             f"{format_count(count)} shards" if count is not None else "",
             f"route {escape(str(variant['route']))}" if variant.get("route") else "",
             "every start on one definition" if variant.get("hot_definition") else "",
-            f"ran {format_duration(variant.get('duration_s'))}" if variant.get("duration_s") is not None else "",
+            f"ran {_duration(variant.get('duration_s'))}" if variant.get("duration_s") is not None else "",
         ) if text
     )
     rows = []
