@@ -162,6 +162,19 @@ def test_html_report_names_every_chart(result, smoke_all):
     assert "<script src" not in html
 
 
+def test_variants_keep_their_in_flight_and_queue_samples_for_the_report(result, smoke_all):
+    _, tmp = smoke_all
+    html = (tmp / "all.html").read_text()
+    for s in result["scenarios"]:
+        for v in s["variants"]:
+            samples = v["samples"]
+            assert samples, (s["name"], v["name"])
+            times = [p["t"] for p in samples]
+            assert times == sorted(times) and times[0] >= 0
+            assert all(0 <= p["in_flight"] <= v["metrics"]["started"] and p["queue_depth"] >= 0 for p in samples)
+            assert f"In-flight runs and queue depth over time — {v['name']}" in html
+
+
 def test_crosscheck_reports_each_disagreement():
     workers = Counters(completed=9, failed=1)
     assert crosscheck({"completed": 9, "failed": 1}, 10, workers) == []

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import html
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from wfctl.stress.html import chart_titles, render_html
+from wfctl.stress.report import format_bytes, format_ms, format_rate
 
 BASE = "1 shard, spread"
 SHARDED = "4 shards, route definition, spread"
@@ -45,6 +48,7 @@ def _variant(name: str, shards: int, **metrics: float | int | None) -> dict:
         ],
         "crosscheck": {"ok": True, "differences": []},
         "slots": None,
+        "samples": [{"t": 0.25, "in_flight": 3, "queue_depth": 2}, {"t": 0.5, "in_flight": 0, "queue_depth": 0}],
     }
 
 
@@ -106,11 +110,10 @@ def test_one_self_contained_document(result: dict) -> None:
 def test_every_chart_is_named_in_a_heading_and_an_svg_title(result: dict) -> None:
     page = render_html(result)
     titles = chart_titles(result)
-    assert titles == [
-        f"Throughput over time — {BASE}", f"Latency over time — {BASE}", f"Contention per shard — {BASE}",
-        f"Throughput over time — {SHARDED}", f"Latency over time — {SHARDED}", f"Contention per shard — {SHARDED}",
-        "Variant comparison — throughput (completions/s)", "Variant comparison — start latency p99 (ms)",
-    ]
+    per_variant = ("Throughput over time", "In-flight runs and queue depth over time", "Start latency over time",
+                   "End-to-end latency over time", "Lock retries per shard")
+    assert titles == [f"Headline ratios vs {BASE} — shard-comparison"] + [
+        f"{kind} — {name}" for name in (BASE, SHARDED) for kind in per_variant]
     for title in titles:
         assert f"<h4>{html.escape(title)}</h4>" in page
         assert f"<title>{html.escape(title, quote=False)}</title>" in page
@@ -120,12 +123,12 @@ def test_every_chart_is_named_in_a_heading_and_an_svg_title(result: dict) -> Non
 def test_tables(result: dict) -> None:
     page = render_html(result)
     assert "PASS" in page and "shard-comparison" in page
-    assert "100.0 %" in page  # success rate
+    assert "100%" in page  # success rate
     assert "17000000 bytes is over the 16777216-byte limit" in page  # errors table
     assert "failed == 0" in page  # thresholds table
-    assert "1.72×" in page and "n/a" in page  # comparison ratios, a null ratio
+    assert "×1.72" in page and "n/a" in page  # comparison ratios, a null ratio
     assert "engine.durability" in page  # settings summary
-    assert "shards 4, route definition" in page  # variant facts (shard count from the shard list)
+    assert "4 shards, route definition" in page  # variant facts (shard count from the shard list)
 
 
 def test_failures_and_crosscheck_differences_are_highlighted(result: dict) -> None:
@@ -169,11 +172,168 @@ def test_empty_and_minimal_inputs(result: dict) -> None:
     for key in ("comparison", "thresholds"):
         del bare["scenarios"][0][key]
     for v in bare["scenarios"][0]["variants"]:
-        for key in ("errors", "slots", "crosscheck", "timeline", "shards"):
+        for key in ("errors", "slots", "crosscheck", "timeline", "shards", "samples"):
             v.pop(key, None)
     page = render_html(bare)
-    assert "Variant comparison" not in page
-    assert len(chart_titles(bare)) == 6
+    assert "Headline ratios" not in page
+    assert len(chart_titles(bare)) == 8  # no samples: no in-flight chart
 
     assert "<html" in render_html({})
     assert chart_titles({}) == []
+
+
+# ---------------------------------------------------------------- a report that tells the story (real result)
+
+REAL = Path(__file__).parent / "data" / "stress-smoke-result.json"
+
+
+@pytest.fixture
+def real() -> dict:
+    """A trimmed ``wfctl stress run all --smoke`` result (every packaged scenario)."""
+    return json.loads(REAL.read_text())
+
+
+def _sections(page: str) -> dict[str, str]:
+    """Each scenario's <section>, by scenario name."""
+    out = {}
+    for body in re.findall(r"<section>(.*?)</section>", page, re.S):
+        match = re.match(r'<h2 id="[^"]+">([^<]+?) <span', body)
+        if match:
+            out[html.unescape(match.group(1))] = body
+    return out
+
+
+def _lead(section: str) -> str:
+    return re.search(r'<div class="lead">(.*?)</div>\s*<h3>Thresholds', section, re.S).group(1)
+
+
+def _scenario(result: dict, name: str) -> dict:
+    return next(s for s in result["scenarios"] if s["name"] == name)
+
+
+def _main(result: dict, name: str) -> dict:
+    return _scenario(result, name)["variants"][0]["metrics"]
+
+
+def test_the_page_opens_with_a_summary_then_contents(real: dict) -> None:
+    scenario = real["scenarios"][0]
+    scenario["thresholds"][0].update(passed=False, expression="start_latency.p99 < 0.001s", metric="start_latency.p99",
+                                     value=2.5)
+    real["passed"], real["exit_code"] = False, 99
+    page = render_html(real)
+    summary_at, contents_at = page.index('id="summary"'), page.index('<nav aria-label="Contents">')
+    first_scenario = page.index('<h2 id="s-')
+    assert summary_at < contents_at < first_scenario
+    summary = page[summary_at:contents_at]
+    checked = sum(len(s["thresholds"]) for s in real["scenarios"])
+    assert f"<strong>FAIL</strong> (exit code 99): {checked} thresholds checked, 1 failed." in summary
+    assert "Thresholds failed" in summary and "<code>start_latency.p99 &lt; 0.001s</code>, actual 0.0025 s" in summary
+    lines = re.findall(r"<li><a href=\"#(s-[^\"]+)\">", summary)
+    assert lines == [f"s-{s['name']}" for s in real["scenarios"]]
+    for name in (s["name"] for s in real["scenarios"]):  # the contents link every scenario, and the anchors exist
+        assert f'<li><a href="#s-{name}">{name}</a></li>' in page[contents_at:first_scenario]
+        assert f'id="s-{name}"' in page
+    m = _main(real, "scheduler-overlap")
+    assert (f"fire lag p99 {format_ms(m['fire_lag.p99'])} ms; slots: {m['slots.expected']} expected, "
+            f"{m['slots.fired']} fired, {m['slots.duplicates']} duplicates, {m['slots.missed']} missed") in summary
+    m = _main(real, "sustained-load")
+    assert f"target {format_rate(m['starts.target_rate'])}/s, achieved {format_rate(m['starts.rate'])}/s" in summary
+    m = _main(real, "payload-pressure")
+    assert f"{format_bytes(m['stored_bytes'])} stored, {m['rejected']} starts rejected" in summary
+
+
+def test_each_scenario_leads_with_what_it_exists_to_show(real: dict) -> None:
+    page = render_html(real)
+    sections = _sections(page)
+    assert set(sections) == {s["name"] for s in real["scenarios"]}
+    for name, section in sections.items():  # the lead comes before the thresholds and the variants
+        assert section.index('<div class="lead">') < section.index("<h3>Thresholds") < section.index("Variant ")
+
+    lead, m = _lead(sections["scheduler-overlap"]), _main(real, "scheduler-overlap")
+    for header in ("fire lag p50", "fire lag p99", "slots expected", "fired", "duplicates", "missed"):
+        assert f">{header}</th>" in lead
+    for stat in ("p50", "p95", "p99", "max"):
+        assert f"{format_ms(m[f'fire_lag.{stat}'])} ms" in lead
+
+    lead, m = _lead(sections["loop-contention"]), _main(real, "loop-contention")
+    types = sorted({k.split(".")[1] for k in m if k.startswith("step_latency.") and k.endswith(".p99")})
+    assert len(types) >= 3
+    for step_type in types:
+        assert f'data-label="step type">{step_type}</td>' in lead
+        assert f"{format_ms(m[f'step_latency.{step_type}.p99'])} ms" in lead
+    assert "<h4>Step latency by type — loop-contention</h4>" in lead
+
+    lead, m = _lead(sections["sustained-load"]), _main(real, "sustained-load")
+    for header in ("target starts/s", "achieved starts/s", "late", "dropped"):
+        assert f">{header}</th>" in lead
+    assert f"{format_rate(m['starts.target_rate'])}/s" in lead and f"{format_rate(m['starts.rate'])}/s" in lead
+
+    lead, m = _lead(sections["payload-pressure"]), _main(real, "payload-pressure")
+    assert m["rejected"] > 0
+    assert f'data-label="bytes stored">{format_bytes(m["stored_bytes"])}</td>' in lead
+    assert f'data-label="starts rejected">{m["rejected"]}</td>' in lead
+
+    lead = _lead(sections["shard-comparison"])
+    baseline = _scenario(real, "shard-comparison")["comparison"]["baseline"]
+    assert lead.index(f"<h4>Headline ratios vs {baseline} — shard-comparison</h4>") < lead.index("<table")
+    assert chart_titles(real)[chart_titles(real).index(f"Headline ratios vs {baseline} — shard-comparison") + 1] \
+        .startswith("Throughput over time — ")
+
+
+def test_every_number_carries_its_unit(real: dict) -> None:
+    sections = _sections(render_html(real))
+    section, m = sections["concurrent-starts"], _main(real, "concurrent-starts")
+    cells = dict(re.findall(r'data-label="figure">([^<]+)</td><td class="num" data-label="value">(.*?)</td>', section))
+    assert cells["start latency p99"] == f"{format_ms(m['start_latency.p99'])} ms"
+    assert cells["completions/s"] == f"{format_rate(m['completions.rate'])}/s"
+    assert cells["success rate"].endswith("%")
+    assert cells["lock retries"].endswith(" per 1,000 starts")
+    assert cells["stored in shards"] == format_bytes(m["stored_bytes"])
+
+
+def test_thresholds_are_shown_in_their_own_unit(real: dict) -> None:
+    scenario = _scenario(real, "sustained-load")
+    item = next(t for t in scenario["thresholds"] if t["expression"] == "e2e_latency.p95 < 5s")
+    section = _sections(render_html(real))["sustained-load"]
+    row = re.search(r"<tr><td[^>]*><code>e2e_latency.p95 &lt; 5s</code></td>.*?</tr>", section).group(0)
+    assert 'data-label="limit">&lt; 5 s</td>' in row
+    assert f'data-label="actual">{item["value"] / 1000:,.4g} s</td>' in row and " ms</td>" not in row
+
+
+def test_comparison_cells_are_coloured_better_or_worse(real: dict) -> None:
+    scenario = _scenario(real, "shard-comparison")
+    baseline = scenario["comparison"]["baseline"]
+    section = _sections(render_html(real))["shard-comparison"]
+    coloured = 0
+    for row in scenario["comparison"]["rows"]:
+        label = row["label"]
+        html_row = re.search(rf"<tr><td data-label=\"metric\">{re.escape(html.escape(label))}[ <].*?</tr>", section).group(0)
+        for name, ratio in row["ratios"].items():
+            if name == baseline or ratio is None or row["higher_is_better"] is None or f"{ratio:.2f}" == "1.00":
+                continue
+            verdict = "better" if (ratio > 1) == row["higher_is_better"] else "worse"
+            assert f'<td class="num cmp {verdict}" data-label="{html.escape(name)}">' in html_row
+            coloured += 1
+    assert coloured >= 10
+
+
+def test_latency_charts_separate_and_counts_never_in_scientific_notation(result: dict) -> None:
+    variant = result["scenarios"][0]["variants"][0]
+    for point in variant["timeline"]["points"]:
+        point["starts"], point["completions"] = 2_500_000, 1_250_000
+    variant["samples"] = [{"t": 0.25, "in_flight": 1_200_000, "queue_depth": 900_000}]
+    variant["shards"][0]["lock_retries"] = 3_000_000
+    page = render_html(result)
+    figures = dict(re.findall(r"<figure><h4>([^<]+)</h4>(.*?)</figure>", page, re.S))
+    for title, svg in figures.items():
+        labels = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+        assert not [t for t in labels if re.search(r"\de[+-]?\d", t)], title
+    throughput = figures[html.escape(f"Throughput over time — {BASE}")]
+    assert ">5,000,000</text>" in throughput  # 2,500,000 per 0.5 s interval
+    for kind, label in (("Start", "start latency"), ("End-to-end", "end-to-end latency")):
+        svg = figures[html.escape(f"{kind} latency over time — {BASE}")]
+        assert label in svg and "(ms)" in svg and "starts/s" not in svg
+    in_flight = figures[html.escape(f"In-flight runs and queue depth over time — {BASE}")]
+    assert "in-flight runs" in in_flight and "queue depth" in in_flight and ">1,200,000</text>" in in_flight
+    shard_chart = figures[html.escape(f"Lock retries per shard — {BASE}")]
+    assert set(re.findall(r'class="series serie-(\d+)', shard_chart)) == {"0"}  # one scale on one axis

@@ -48,6 +48,8 @@ from .compare import RESULT_SCHEMA
 MAX_CLIENT_PROCESSES = 64
 #: How often the harness samples the shard files while a variant runs.
 SAMPLE_EVERY_S = 0.25
+#: At most this many in-flight samples are kept per variant (thinned on long runs).
+MAX_SAMPLES = 600
 #: The live view's rates are averaged over at least this long.
 RATE_WINDOW_S = 1.0
 #: How long the processes may take to start before the run is abandoned.
@@ -147,6 +149,7 @@ class _VariantRun:
         self.origin = 0.0
         self._last_sample: tuple[float, int, int] | None = None
         self._rates = (0.0, 0.0)
+        self.samples: list[dict[str, float | int]] = []  # in-flight runs and queue depth, for the report
         self.probe: Any = None
         self.armed_at: float | None = None
 
@@ -275,6 +278,7 @@ class _VariantRun:
             self._rates = ((runs - runs0) / (now - then), ((runs - unfinished) - finished0) / (now - then))
             self._last_sample = (now, runs, runs - unfinished)
         starts_rate, completions_rate = self._rates
+        self._keep_sample(now, unfinished, sum(s["queue_depth"] for s in shards))
         if self.progress is not None:
             self.progress({
                 "scenario": self.scenario.name, "variant": self.variant.name, "phase": self.phase,
@@ -284,6 +288,14 @@ class _VariantRun:
                 "rejected": self.sync.rejected.value, "shards": shards,
             })
         return runs, unfinished
+
+    def _keep_sample(self, now: float, in_flight: int, queue_depth: int) -> None:
+        """Keep a sample of the running variant; past MAX_SAMPLES every other one is dropped."""
+        if self.phase not in ("running", "draining") or now < self.origin:
+            return
+        self.samples.append({"t": round(now - self.origin, 3), "in_flight": in_flight, "queue_depth": queue_depth})
+        if len(self.samples) > MAX_SAMPLES:
+            self.samples = self.samples[::2]
 
     def run_until_done(self, target: int | None, deadline_slot: float | None) -> float:
         """Sample until the workload is sent and every run finished (or the stuck limit passed).
@@ -451,6 +463,7 @@ def _collect(run: _VariantRun, origin: float, ended: float,
         "metrics": metrics,
         "errors": [{"message": m, "count": n} for m, n in merged.errors.most_common()],
         "timeline": {"interval_s": timeline.interval_s, "points": timeline.points()},
+        "samples": run.samples,
         "shards": shards,
         "crosscheck": {"ok": not differences, "differences": differences},
         "slots": slots,

@@ -1,43 +1,72 @@
 """Render a stress-run result (schema ``wfctl.stress.result/1``) as one HTML page.
 
-The page is self-contained: styles are inline and the charts are pygal SVGs embedded
-inline with their scripts removed, so it renders offline (opened from disk or kept as a
-CI artifact) and references no external script, font, stylesheet or image. Every string
-taken from the result is escaped. pygal is imported only when a page is rendered.
+The page opens with a summary (verdict, failed thresholds, one line of headline figures per
+scenario) and a table of contents. Each scenario then leads with what it exists to show
+(fire lag and slots, step latency by type, target vs achieved rate, bytes stored and
+rejected, or the side-by-side comparison with a chart of its headline ratios), followed by
+its thresholds and one section per variant.
+
+Every number carries its unit; tables stack into label/value lines at phone width so the
+page never scrolls sideways. The page is self-contained: styles are inline and the charts
+are pygal SVGs embedded inline with their scripts removed, so it renders offline and
+references no external script, font, stylesheet or image. Every string taken from the
+result is escaped. pygal is imported only when a page is rendered.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable, Collection, Mapping
 from html import escape
-from collections.abc import Collection
 from typing import Any
 
 from .metrics import as_number
+from .report import format_bytes, format_count, format_duration, format_ms, format_percent, format_rate
+from .thresholds import metric_unit_kind
 
 __all__ = ["chart_titles", "render_html"]
 
 _DASH = "\u2014"
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0 auto;
-max-width:1100px;padding:1em 1.5em}
-h1{font-size:1.6em}h2{margin-top:2em;border-bottom:2px solid #ddd;padding-bottom:.2em}
-h3{margin-top:1.6em}h4{margin:1.2em 0 .3em}
-table{border-collapse:collapse;margin:.4em 0 1em}
+*{box-sizing:border-box}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0 auto;
+max-width:1320px;padding:1em 1.5em;overflow-wrap:break-word}
+h1{font-size:1.6em;margin:.3em 0}h2{margin-top:2.2em;border-bottom:2px solid #ddd;padding-bottom:.2em}
+h3{margin-top:1.6em}h4{margin:.6em 0 .2em;font-size:1em}
+table{border-collapse:collapse;margin:.4em 0 1em;max-width:100%}
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.cmp{white-space:normal}td.cmp span span{white-space:nowrap}td.better{background:#e3f4e5;color:#1b5e20}td.worse{background:#fde7e7;color:#b71c1c}
 .badge{display:inline-block;padding:.1em .6em;border-radius:.8em;color:#fff;font-size:.8em;
 font-weight:600;vertical-align:middle}
 .pass{background:#2e7d32}.fail{background:#c62828}.na{background:#777}
-.muted{color:#666}.error{color:#b71c1c;background:#fdecea}
-.grid{display:flex;flex-wrap:wrap;gap:0 2em}
-figure{margin:.5em 0 1.5em}figure svg{width:100%;max-width:900px;height:auto}
+.muted{color:#666}.error{color:#b71c1c;background:#fdecea}.bad{color:#b71c1c;font-weight:600}
+.summary{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;background:#fafafa}
+.summary ul{padding-left:1.2em;margin:.3em 0}.summary li{margin:.2em 0}
+nav ol{columns:2 18em;padding-left:1.4em}
+.lead{border-left:4px solid #1f77b4;padding:.1em 0 .1em 1em;margin:1em 0}.lead figure{max-width:720px}
+.grid{display:flex;flex-wrap:wrap;gap:0 2.5em}.grid>div{min-width:0;max-width:100%}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,560px),1fr));gap:0 1.5em}
+figure{margin:.5em 0 1.2em;min-width:0}figure svg{display:block;width:100%;height:auto;max-width:900px}
 figure svg .plot_title{display:none}
+details{margin:.6em 0}summary{cursor:pointer;font-weight:600;font-size:1.1em;margin:.8em 0}
+code{overflow-wrap:anywhere}th:first-child{min-width:8em}
+@media (max-width:760px){
+body{padding:.5em .8em;font-size:14px}.grid{display:block}
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+table.stack thead{display:none}
+table.stack tr{border:1px solid #ddd;margin-bottom:.5em}
+table.stack td{border:none;border-bottom:1px solid #eee;display:flex;justify-content:space-between;gap:1em;
+text-align:right;white-space:normal}
+table.stack td::before{content:attr(data-label);font-weight:600;text-align:left;color:#555}
+}
 """
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+_LATENCY_STATS = (("p50", "p50"), ("p95", "p95"), ("p99", "p99"), ("max", "max"))
+#: The comparison rows charted as ratios, when present (same unit: ×baseline).
+_HEADLINE_RATIOS = ("completions.rate", "start_latency.p99", "e2e_latency.p95", "lock_retries_per_1000")
 _KEY_FIGURES = (
-    ("started", "started"),
+    ("runs started", "started"),
     ("completed", "completed"),
     ("failed", "failed"),
     ("stuck", "stuck"),
@@ -45,70 +74,111 @@ _KEY_FIGURES = (
     ("late", "late"),
     ("rejected", "rejected"),
     ("success rate", "success_rate"),
+    ("starts/s", "starts.rate"),
     ("completions/s", "completions.rate"),
-    ("start latency p50 (ms)", "start_latency.p50"),
-    ("start latency p99 (ms)", "start_latency.p99"),
-    ("e2e latency p50 (ms)", "e2e_latency.p50"),
-    ("e2e latency p99 (ms)", "e2e_latency.p99"),
-    ("lock retries / 1000 starts", "lock_retries_per_1000"),
+    ("peak completions/s", "completions.peak_rate"),
+    ("start latency p50", "start_latency.p50"),
+    ("start latency p99", "start_latency.p99"),
+    ("end-to-end latency p50", "e2e_latency.p50"),
+    ("end-to-end latency p99", "e2e_latency.p99"),
+    ("lock retries", "lock_retries_per_1000"),
+    ("lock wait", "lock_wait_ms"),
+    ("stored in shards", "stored_bytes"),
+    ("shard file growth", "file_growth_bytes"),
 )
+_BAD_WHEN_NONZERO = {"failed", "stuck", "dropped", "late", "slots.duplicates", "slots.missed"}
 
 
-# ---------------------------------------------------------------- chart names
+# ---------------------------------------------------------------- values with units
 
 
-def _variant_titles(variant: dict) -> tuple[str, str, str]:
-    name = str(variant.get("name", ""))
-    return (
-        f"Throughput over time {_DASH} {name}",
-        f"Latency over time {_DASH} {name}",
-        f"Contention per shard {_DASH} {name}",
-    )
+def _unit(metric: str, value: Any) -> str:
+    """``value`` of ``metric`` as text with its unit (escaped); None -> a dash."""
+    if as_number(value) is None:
+        return _DASH
+    kind = metric_unit_kind(metric)
+    if kind == "ms" or metric.endswith("_ms"):
+        return f"{format_ms(value)} ms"
+    if kind == "rate" or metric.endswith("_rate") and metric != "success_rate":
+        return f"{format_rate(value)}/s"
+    if kind == "fraction":
+        return format_percent(value)
+    if kind == "seconds":
+        return _duration(value)
+    if metric.endswith("_bytes"):
+        return format_bytes(value)
+    if metric == "lock_retries_per_1000":
+        return f"{format_count(round(float(value), 2))} per 1,000 starts"
+    return format_count(value)
 
 
-def _comparison_rows(scenario: dict) -> list[dict]:
-    return list((scenario.get("comparison") or {}).get("rows") or [])
+def _duration(seconds: Any) -> str:
+    """Seconds as text: sub-second values in ms (0.041 -> "41 ms"), others as format_duration."""
+    number = as_number(seconds)
+    if number is not None and abs(number) < 1:
+        return f"{number * 1000:,.0f} ms"
+    return format_duration(seconds)
 
 
-def _row_label(row: dict) -> str:
-    return str(row.get("label") or row.get("metric") or "")
+def _ratio(value: Any) -> str:
+    number = as_number(value)
+    return "n/a" if number is None else f"\u00d7{number:.2f}"
 
 
-def _comparison_title(row: dict) -> str:
-    return f"Variant comparison {_DASH} {_row_label(row)}"
+def _threshold_unit(expression: str) -> str:
+    """The unit written in a threshold expression ("ms", "s", "/s", "%" or "")."""
+    match = re.search(r"\d\s*(ms|s|/s|%)\s*$", expression)
+    return match.group(1) if match else ""
 
 
-def chart_titles(result: dict) -> list[str]:
-    """Return the name of every chart :func:`render_html` draws for ``result``, in page order."""
-    titles: list[str] = []
-    for scenario in result.get("scenarios") or []:
-        for variant in scenario.get("variants") or []:
-            titles.extend(_variant_titles(variant))
-        titles.extend(_comparison_title(row) for row in _comparison_rows(scenario))
-    return titles
+def _in_threshold_unit(metric: str, value: Any, unit: str) -> str:
+    """``value`` (in the metric's unit) in the unit the threshold was written in."""
+    number = as_number(value)
+    if number is None:
+        return _DASH
+    kind = metric_unit_kind(metric)
+    if kind == "ms" and unit == "s":
+        return f"{number / 1000:,.4g} s"
+    if kind == "seconds" and unit == "ms":
+        return f"{number * 1000:,.4g} ms"
+    return _unit(metric, value)
 
 
-# ---------------------------------------------------------------- formatting
+def _threshold_limit(expression: str, metric: str) -> str:
+    """The limit of a threshold, as written, with the metric's unit when none was written."""
+    match = re.search(r"(<=|>=|==|!=|<|>)\s*(\S+(?:\s*(?:ms|s|/s|%))?)\s*$", expression)
+    if not match:
+        return _DASH
+    op, limit = match.groups()
+    number = as_number(limit) if not _threshold_unit(expression) else None
+    if number is not None and metric_unit_kind(metric) == "fraction":
+        return f"{escape(op)} {format_percent(number)}"
+    shown = _unit(metric, number) if number is not None else re.sub(r"(\d)\s*(ms|s|/s)$", r"\1 \2", limit)
+    return f"{escape(op)} {escape(shown)}"
 
 
-def _fmt(value: Any) -> str:
-    """A short, escaped text for a value: numbers rounded, None as a dash."""
+def _settings_value(key: str, value: Any) -> str:
+    last = key.rsplit(".", 1)[-1]
+    number = as_number(value)
+    if number is None or isinstance(value, bool):
+        return _plain(value)
+    if last.endswith("_s") or last in ("duration", "late_after", "stuck_after"):
+        return format_duration(number)
+    if last in ("rate", "target"):
+        return f"{format_rate(value)}/s"
+    if last.endswith("_bytes"):
+        return format_bytes(number)
+    return format_count(value)
+
+
+def _plain(value: Any) -> str:
     if value is None:
         return _DASH
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return str(value)
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        if abs(value) >= 100:
-            return f"{value:.1f}"
-        return f"{value:.3g}"
     if isinstance(value, (list, dict)):
-        return escape(json.dumps(value, ensure_ascii=False)) if value else _DASH
+        return escape(", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict)
+                      else ", ".join(str(v) for v in value)) or _DASH
     return escape(str(value))
 
 
@@ -118,15 +188,29 @@ def _badge(passed: Any) -> str:
     return '<span class="badge pass">PASS</span>' if passed else '<span class="badge fail">FAIL</span>'
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: Collection[int] = ()) -> str:
-    """An HTML table; ``headers`` are plain text, ``rows`` cells are already-escaped HTML."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+def _flag(metric: str, value: Any) -> str:
+    """A count shown in red when it is one of the counts that should be zero and is not."""
+    text = _unit(metric, value)
+    return f'<span class="bad">{text}</span>' if metric in _BAD_WHEN_NONZERO and (as_number(value) or 0) > 0 else text
 
-    def row_html(row: list[str]) -> str:
-        return "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
 
-    body = "".join(f"<tr>{row_html(row)}</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+Cell = str | tuple[str, str]  # HTML, or (HTML, extra td classes)
+
+
+def _table(headers: list[str], rows: list[list[Cell]], numeric: Collection[int] = ()) -> str:
+    """A table that stacks into label/value lines at phone width. ``headers`` are plain text;
+    cells are already-escaped HTML, optionally with extra classes."""
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
+
+    def cell(i: int, c: Cell) -> str:
+        html, extra = (c, "") if isinstance(c, str) else c
+        classes = " ".join(x for x in ("num" if i in numeric else "", extra) if x)
+        label = escape(headers[i]) if i < len(headers) else ""
+        return f'<td{f" class={chr(34)}{classes}{chr(34)}" if classes else ""} data-label="{label}">{html}</td>'
+
+    body = "".join("<tr>" + "".join(cell(i, c) for i, c in enumerate(row)) + "</tr>" for row in rows)
+    stack = ' class="stack"' if len(headers) > 2 else ""  # two columns fit any width as they are
+    return f"<table{stack}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -135,11 +219,127 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix[:-1], data)]
 
 
+def _anchor(name: str) -> str:
+    return "s-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "scenario")
+
+
+# ---------------------------------------------------------------- scenario kinds
+
+
+def _variants(scenario: Mapping) -> list[dict]:
+    return [v for v in scenario.get("variants") or [] if isinstance(v, dict)]
+
+
+def _metrics(variant: Mapping) -> Mapping:
+    metrics = variant.get("metrics")
+    return metrics if isinstance(metrics, Mapping) else {}
+
+
+def _settings(scenario: Mapping, *path: str) -> Any:
+    value: Any = scenario.get("settings") or {}
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def _step_types(variants: list[dict]) -> list[str]:
+    types = {k.split(".")[1] for v in variants for k in _metrics(v) if k.startswith("step_latency.") and k.count(".") == 2}
+    return sorted(types)
+
+
+def _kinds(scenario: Mapping) -> list[str]:
+    """What the scenario exists to show, most specific first."""
+    variants = _variants(scenario)
+    kinds = []
+    if _comparison_rows(scenario):
+        kinds.append("comparison")
+    model = _settings(scenario, "workload", "model")
+    if model == "scheduled" or any(v.get("slots") for v in variants):
+        kinds.append("schedule")
+    if model == "open" or any(as_number(_metrics(v).get("starts.target_rate")) for v in variants):
+        kinds.append("rate")
+    generator = _settings(scenario, "input", "generator")
+    if generator == "sized":
+        kinds.append("payload")
+    if generator == "loops":
+        kinds.append("steps")
+    return kinds or ["starts"]
+
+
+# ---------------------------------------------------------------- chart names
+
+
+def _variant_titles(variant: Mapping) -> dict[str, str]:
+    name = str(variant.get("name", ""))
+    titles = {
+        "throughput": f"Throughput over time {_DASH} {name}",
+        "in_flight": f"In-flight runs and queue depth over time {_DASH} {name}",
+        "start": f"Start latency over time {_DASH} {name}",
+        "e2e": f"End-to-end latency over time {_DASH} {name}",
+        "shards": f"Lock retries per shard {_DASH} {name}",
+    }
+    if not variant.get("samples"):
+        del titles["in_flight"]
+    if _metrics(variant).get("start_latency.count") == 0:  # the scheduled model: no start calls
+        del titles["start"]
+    return titles
+
+
+def _comparison_rows(scenario: Mapping) -> list[dict]:
+    return [r for r in (scenario.get("comparison") or {}).get("rows") or [] if isinstance(r, dict)]
+
+
+def _row_label(row: Mapping) -> str:
+    return str(row.get("label") or row.get("metric") or "")
+
+
+def _scenario_titles(scenario: Mapping) -> list[str]:
+    """The charts that lead a scenario's section, in page order."""
+    kinds = _kinds(scenario)
+    titles = []
+    if "comparison" in kinds:
+        baseline = (scenario.get("comparison") or {}).get("baseline")
+        titles.append(f"Headline ratios vs {baseline} {_DASH} {scenario.get('name', '')}")
+    if "steps" in kinds and _step_types(_variants(scenario)):
+        titles.append(f"Step latency by type {_DASH} {scenario.get('name', '')}")
+    return titles
+
+
+def chart_titles(result: dict) -> list[str]:
+    """Return the name of every chart :func:`render_html` draws for ``result``, in page order."""
+    titles: list[str] = []
+    for scenario in result.get("scenarios") or []:
+        if not isinstance(scenario, dict):
+            continue
+        titles.extend(_scenario_titles(scenario))
+        for variant in _variants(scenario):
+            titles.extend(_variant_titles(variant).values())
+    return titles
+
+
 # ---------------------------------------------------------------- charts (pygal)
 
 
-def _short(value: float) -> str:
-    return f"{value:.4g}"
+def _count_label(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
+
+
+def _ms_label(value: float) -> str:
+    """An axis or value label in ms, never in scientific notation: 0.8 ms, 2.25 ms, 1,234 ms."""
+    size = abs(value)
+    text = f"{value:,.0f}" if size >= 100 else "0" if size < 0.001 else f"{value:.3f}".rstrip("0").rstrip(".")
+    return f"{text} ms"
+
+
+def _int_ticks(values: list[Any]) -> list[int]:
+    """Whole-number axis ticks from 0 to at or above the largest value, at most 9 of them
+    (steps of 1, 2 or 5 x 10^k): a count axis never shows 0.5 or 1e+03."""
+    top = max([float(v) for v in values if v is not None] + [1.0])
+    step, factors = 1, iter((2, 2.5, 2) * 20)
+    while top / step > 8:
+        step = int(step * next(factors))
+    last = -(-top // step) * step
+    return list(range(0, int(last) + 1, step))
 
 
 def _svg(chart: Any) -> str:
@@ -150,26 +350,23 @@ def _svg(chart: Any) -> str:
     return re.sub(r"<!--.*?-->", "", svg, flags=re.S).strip()
 
 
-def _chart(kind: str, title: str, x_title: str, y_title: str, **config: Any) -> Any:
+def _chart(kind: str, title: str, x_title: str, y_title: str, formatter: Callable[[float], str], **config: Any) -> Any:
     import pygal
     from pygal.style import Style
 
     style = Style(
-        background="transparent",
-        plot_background="#fff",
+        background="transparent", plot_background="#fff",
         font_family='system-ui, "Segoe UI", Roboto, sans-serif',
-        title_font_size=15,
-        legend_font_size=12,
-        label_font_size=11,
-        major_label_font_size=11,
-        no_data_font_size=20,
-        colors=_COLORS,
+        title_font_size=16, legend_font_size=15, label_font_size=14, major_label_font_size=14,
+        no_data_font_size=20, colors=_COLORS,
     )
     options = dict(
-        title=title, x_title=x_title, y_title=y_title, style=style, js=[], width=900, height=340,
+        title=title, x_title=x_title, y_title=y_title, style=style, js=[], width=620, height=380,
         legend_at_bottom=True, truncate_legend=-1, truncate_label=-1, disable_xml_declaration=True,
-        no_data_text="No data", include_x_axis=True,
+        no_data_text="No data", include_x_axis=True, value_formatter=formatter,
     )
+    if kind == "XY":
+        options["x_value_formatter"] = lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}".rstrip("0").rstrip(".")
     options.update(config)
     return getattr(pygal, kind)(**options)
 
@@ -178,148 +375,380 @@ def _figure(title: str, svg: str) -> str:
     return f"<figure><h4>{escape(title)}</h4>{svg}</figure>"
 
 
-def _timeline_charts(variant: dict, titles: tuple[str, str, str]) -> str:
+def _series(points: list[dict], key: str, scale: float = 1.0) -> list[tuple[float, float | None]]:
+    out = []
+    for p in points:
+        v = as_number(p.get(key))
+        out.append((float(p["t"]), None if v is None else v / scale))
+    return out
+
+
+def _timeline_charts(variant: Mapping, titles: Mapping[str, str]) -> list[str]:
     timeline = variant.get("timeline") or {}
-    points = [p for p in timeline.get("points") or [] if as_number(p.get("t")) is not None]
+    points = [p for p in timeline.get("points") or [] if isinstance(p, dict) and as_number(p.get("t")) is not None]
     interval = as_number(timeline.get("interval_s")) or 1.0
-    dots = len(points) <= 40
+    xy = dict(show_dots=len(points) <= 40, allow_interruptions=True)
+    figures = []
+    starts, completions = _series(points, "starts", interval), _series(points, "completions", interval)
+    ticks = _int_ticks([v for _, v in starts + completions])
+    throughput = _chart("XY", titles["throughput"], "time since start (s)", "runs per second", _count_label,
+                        y_labels=ticks, **xy)
+    throughput.add("starts/s", starts)
+    throughput.add("completions/s", completions)
+    figures.append(_figure(titles["throughput"], _svg(throughput)))
+    samples = [s for s in variant.get("samples") or [] if isinstance(s, dict) and as_number(s.get("t")) is not None]
+    if "in_flight" in titles:
+        in_flight, queue = _series(samples, "in_flight"), _series(samples, "queue_depth")
+        chart = _chart("XY", titles["in_flight"], "time since start (s)", "runs", _count_label,
+                       y_labels=_int_ticks([v for _, v in in_flight + queue]), show_dots=len(samples) <= 40,
+                       allow_interruptions=True)
+        chart.add("in-flight runs", in_flight)
+        chart.add("queue depth", queue)
+        figures.append(_figure(titles["in_flight"], _svg(chart)))
+    for key, label in (("start", "start latency"), ("e2e", "end-to-end latency")):
+        if key in titles:
+            chart = _chart("XY", titles[key], "time since start (s)", f"{label} (ms)", _ms_label, **xy)
+            chart.add("p50", _series(points, f"{key}_latency_p50"))
+            chart.add("p99", _series(points, f"{key}_latency_p99"))
+            figures.append(_figure(titles[key], _svg(chart)))
+    return figures
 
-    def series(key: str, scale: float = 1.0) -> list[tuple[float, float | None]]:
-        out = []
-        for p in points:
-            v = as_number(p.get(key))
-            out.append((float(p["t"]), None if v is None else v / scale))
-        return out
 
-    throughput = _chart("XY", titles[0], "time (s)", "per second", show_dots=dots, allow_interruptions=True)
-    throughput.add("starts/s", series("starts", interval))
-    throughput.add("completions/s", series("completions", interval))
-    latency = _chart("XY", titles[1], "time (s)", "latency (ms)", show_dots=dots, allow_interruptions=True)
-    for key, label in (
-        ("start_latency_p50", "start p50"),
-        ("start_latency_p99", "start p99"),
-        ("e2e_latency_p50", "e2e p50"),
-        ("e2e_latency_p99", "e2e p99"),
-    ):
-        latency.add(label, series(key))
-    return _figure(titles[0], _svg(throughput)) + _figure(titles[1], _svg(latency))
-
-
-def _shard_list(variant: dict) -> list[dict]:
+def _shard_list(variant: Mapping) -> list[dict]:
     shards = variant.get("shards")
     return [s for s in shards if isinstance(s, dict)] if isinstance(shards, list) else []
 
 
-def _shard_chart(variant: dict, title: str) -> str:
+def _shard_chart(variant: Mapping, title: str) -> str:
     shards = _shard_list(variant)
-    chart = _chart("Bar", title, "shard", "count", value_formatter=_short)
+    retries = [as_number(s.get("lock_retries")) for s in shards]
+    chart = _chart("Bar", title, "shard", "lock retries (count)", _count_label, y_labels=_int_ticks(retries))
     chart.x_labels = [str(s.get("shard", i)) for i, s in enumerate(shards)]
-    chart.add("lock retries", [as_number(s.get("lock_retries")) for s in shards])
-    chart.add("runs", [as_number(s.get("runs")) for s in shards])
-    waits = [as_number(s.get("lock_wait_ms")) for s in shards]
-    # pygal's secondary axis fails on a series without any value: draw that one on the left axis.
-    has_wait = any(w is not None for w in waits)
-    chart.add("lock wait (ms, right axis)" if has_wait else "lock wait (ms)", waits, secondary=has_wait)
+    chart.add("lock retries", retries)
     return _figure(title, _svg(chart))
 
 
-def _comparison_chart(row: dict, variants: list[str]) -> str:
-    title = _comparison_title(row)
-    values = row.get("values") or {}
-    chart = _chart("Bar", title, "variant", _row_label(row), show_x_labels=False)
-    chart.x_labels = [_row_label(row)]
-    for name in variants:
-        chart.add(name, [as_number(values.get(name))])
+# ---------------------------------------------------------------- scenario leads
+
+
+def _latency_cells(metrics: Mapping, base: str) -> list[Cell]:
+    return [_unit(f"{base}.{stat}", metrics.get(f"{base}.{stat}")) for stat, _ in _LATENCY_STATS]
+
+
+def _lead_schedule(scenario: Mapping) -> str:
+    rows = []
+    for v in _variants(scenario):
+        m, slots = _metrics(v), v.get("slots") if isinstance(v.get("slots"), Mapping) else {}
+        counts = [_flag(f"slots.{k}", slots.get(k, m.get(f"slots.{k}"))) for k in ("expected", "fired", "duplicates",
+                                                                                      "missed")]
+        rows.append([escape(str(v.get("name", ""))), *_latency_cells(m, "fire_lag"), *counts])
+    headers = ["variant", *(f"fire lag {h}" for _, h in _LATENCY_STATS), "slots expected", "fired", "duplicates",
+               "missed"]
+    return ("<p>Fire lag is how long after its due instant each scheduled run was created; each due slot "
+            "must start exactly one run.</p>" + _table(headers, rows, set(range(1, len(headers)))))
+
+
+def _lead_rate(scenario: Mapping) -> str:
+    rows = []
+    for v in _variants(scenario):
+        m = _metrics(v)
+        target, achieved = as_number(m.get("starts.target_rate")), as_number(m.get("starts.rate"))
+        share = format_percent(achieved / target) if target and achieved is not None else _DASH
+        rows.append([escape(str(v.get("name", ""))), _unit("starts.target_rate", target),
+                     _unit("starts.rate", achieved), share, _unit("completions.rate", m.get("completions.rate")),
+                     _flag("late", m.get("late")), _flag("dropped", m.get("dropped")),
+                     _unit("e2e_latency.p99", m.get("e2e_latency.p99"))])
+    headers = ["variant", "target starts/s", "achieved starts/s", "achieved of target", "completions/s", "late",
+               "dropped", "end-to-end p99"]
+    return ("<p>Starts arrive on a fixed plan whatever the engine does: does it keep up?</p>"
+            + _table(headers, rows, set(range(1, len(headers)))))
+
+
+def _lead_payload(scenario: Mapping) -> str:
+    size = _settings(scenario, "input", "size_bytes")
+    rows = []
+    for v in _variants(scenario):
+        m = _metrics(v)
+        rows.append([escape(str(v.get("name", ""))), format_bytes(size), _unit("started", m.get("started")),
+                     _unit("stored_bytes", m.get("stored_bytes")), _unit("file_growth_bytes", m.get("file_growth_bytes")),
+                     _flag("rejected", m.get("rejected")), _unit("e2e_latency.p99", m.get("e2e_latency.p99"))])
+    headers = ["variant", "input size per start", "runs started", "bytes stored", "shard file growth",
+               "starts rejected", "end-to-end p99"]
+    return ("<p>Large inputs are stored in full; oversized ones are refused at the start (rejected), never "
+            "half-stored.</p>" + _table(headers, rows, set(range(1, len(headers)))))
+
+
+def _lead_steps(scenario: Mapping, title: str | None) -> str:
+    variants = _variants(scenario)
+    several = len(variants) > 1
+    rows = []
+    for t in _step_types(variants):
+        for v in variants:
+            m = _metrics(v)
+            base = f"step_latency.{t}"
+            rows.append([escape(t), *([escape(str(v.get("name", "")))] if several else []),
+                         _unit(f"{base}.count", m.get(f"{base}.count")), *_latency_cells(m, base)])
+    headers = ["step type", *(["variant"] if several else []), "steps", *(h for _, h in _LATENCY_STATS)]
+    table = _table(headers, rows, set(range(2 if several else 1, len(headers))))
+    chart = ""
+    if title and variants:
+        types = _step_types(variants)
+        m = _metrics(variants[0])
+        bar = _chart("Bar", title, "step type", "step latency (ms)", _ms_label)
+        bar.x_labels = types
+        for stat in ("p50", "p99"):
+            bar.add(stat, [as_number(m.get(f"step_latency.{t}.{stat}")) for t in types])
+        chart = _figure(title, _svg(bar))
+    return "<p>How long each step type takes while many long runs journal steps on the same shards.</p>" + table + chart
+
+
+def _lead_starts(scenario: Mapping) -> str:
+    rows = []
+    for v in _variants(scenario):
+        m = _metrics(v)
+        rows.append([escape(str(v.get("name", ""))), *_latency_cells(m, "start_latency"),
+                     _unit("lock_retries_per_1000", m.get("lock_retries_per_1000")),
+                     _unit("completions.rate", m.get("completions.rate"))])
+    headers = ["variant", *(f"start {h}" for _, h in _LATENCY_STATS), "lock retries", "completions/s"]
+    return "<p>Start latency and lock contention when many starts hit the shards at once.</p>" + _table(
+        headers, rows, set(range(1, len(headers))))
+
+
+def _comparison_columns(scenario: Mapping) -> tuple[str | None, list[str]]:
+    baseline = (scenario.get("comparison") or {}).get("baseline")
+    names: list[str] = [str(baseline)] if baseline is not None else []
+    candidates = [v.get("name") for v in _variants(scenario)]
+    candidates += [k for r in _comparison_rows(scenario) for k in (r.get("values") or {})]
+    for name in candidates:
+        if name is not None and str(name) not in names:
+            names.append(str(name))
+    return (None if baseline is None else str(baseline)), names
+
+
+def _ratio_chart(scenario: Mapping, title: str) -> str:
+    baseline, names = _comparison_columns(scenario)
+    rows = {str(r.get("metric")): r for r in _comparison_rows(scenario)}
+    picked = [rows[m] for m in _HEADLINE_RATIOS if m in rows] or list(rows.values())[:4]
+    longest = max((len(n) for n in names), default=0)
+    chart = _chart("Bar", title, "metric", f"ratio to {baseline} (\u00d7)", lambda v: f"\u00d7{v:.2f}",
+                   legend_at_bottom_columns=3 if longest <= 18 else 1, truncate_legend=60)
+    chart.x_labels = [_row_label(r) for r in picked]
+    for name in names:
+        if name != baseline:
+            chart.add(name, [as_number((r.get("ratios") or {}).get(name)) for r in picked])
     return _figure(title, _svg(chart))
+
+
+def _lead_comparison(scenario: Mapping, title: str) -> str:
+    baseline, names = _comparison_columns(scenario)
+    rows = []
+    for row in _comparison_rows(scenario):
+        metric = str(row.get("metric", ""))
+        values, ratios, better = row.get("values") or {}, row.get("ratios") or {}, row.get("higher_is_better")
+        direction = {True: "higher is better", False: "lower is better"}.get(better, "")
+        cells: list[Cell] = [escape(_row_label(row)) + (f' <span class="muted">({direction})</span>' if direction
+                                                          else "")]
+        for name in names:
+            ratio = as_number(ratios.get(name))
+            text = f"<span>{_unit(metric, values.get(name))}</span>"
+            if name != baseline:
+                text += f" <span>{_ratio(ratio)}</span>"
+            text = f"<span>{text}</span>"
+            verdict = ""
+            if name != baseline and ratio is not None and better is not None and _ratio(ratio) != _ratio(1.0):
+                verdict = "better" if (ratio > 1.0) == bool(better) else "worse"
+            cells.append((text, f"cmp {verdict}".strip()))
+        rows.append(cells)
+    note = (f'<p class="muted">Each cell: the value, then its ratio to the baseline {escape(str(baseline))}; '
+            'green is better than the baseline, red worse.</p>' if baseline else "")
+    headers = ["metric", *(f"{n} (baseline)" if n == baseline else n for n in names)]
+    return (_ratio_chart(scenario, title) + note + _table(headers, rows, set(range(1, len(headers)))))
+
+
+def _lead(scenario: Mapping) -> str:
+    kinds = _kinds(scenario)
+    titles = iter(_scenario_titles(scenario))
+    parts = []
+    for kind in kinds:
+        if kind == "comparison":
+            parts.append(_lead_comparison(scenario, next(titles)))
+        elif kind == "schedule":
+            parts.append(_lead_schedule(scenario))
+        elif kind == "rate":
+            parts.append(_lead_rate(scenario))
+        elif kind == "payload":
+            parts.append(_lead_payload(scenario))
+        elif kind == "steps":
+            parts.append(_lead_steps(scenario, next(titles, None)))
+        else:
+            parts.append(_lead_starts(scenario))
+    return '<div class="lead"><h3>What this scenario shows</h3>' + "".join(parts) + "</div>"
+
+
+def _headline(scenario: Mapping) -> str:
+    """One line of headline figures (escaped HTML) for the summary."""
+    variants = _variants(scenario)
+    if not variants:
+        return "no variants"
+    kind = _kinds(scenario)[0]
+    m = _metrics(variants[0])
+    if kind == "comparison":
+        _, names = _comparison_columns(scenario)
+        rows = {str(r.get("metric")): r for r in _comparison_rows(scenario)}
+        row = rows.get("completions.rate")
+        if row:
+            ratios = [(n, as_number((row.get("ratios") or {}).get(n))) for n in names[1:]]
+            ratios = [(n, r) for n, r in ratios if r is not None]
+            if ratios:
+                best = max(ratios, key=lambda x: x[1])
+                worst = min(ratios, key=lambda x: x[1])
+                return (f"completions/s vs {escape(names[0])}: best {escape(best[0])} {_ratio(best[1])}, "
+                        f"worst {escape(worst[0])} {_ratio(worst[1])} ({len(variants)} variants)")
+        return f"{len(variants)} variants compared"
+    if kind == "schedule":
+        return (f"fire lag p99 {_unit('fire_lag.p99', m.get('fire_lag.p99'))}; slots: "
+                f"{_unit('slots.expected', m.get('slots.expected'))} expected, "
+                f"{_unit('slots.fired', m.get('slots.fired'))} fired, {_flag('slots.duplicates', m.get('slots.duplicates'))}"
+                f" duplicates, {_flag('slots.missed', m.get('slots.missed'))} missed")
+    if kind == "rate":
+        return (f"target {_unit('starts.target_rate', m.get('starts.target_rate'))}, achieved "
+                f"{_unit('starts.rate', m.get('starts.rate'))}; {_flag('late', m.get('late'))} late, "
+                f"{_flag('dropped', m.get('dropped'))} dropped; end-to-end p99 {_unit('e2e_latency.p99', m.get('e2e_latency.p99'))}")
+    if kind == "payload":
+        return (f"{_unit('stored_bytes', m.get('stored_bytes'))} stored, {_flag('rejected', m.get('rejected'))} "
+                f"starts rejected; end-to-end p99 {_unit('e2e_latency.p99', m.get('e2e_latency.p99'))}")
+    if kind == "steps":
+        slowest = max(_step_types(variants), default=None, key=lambda t: as_number(m.get(f"step_latency.{t}.p99")) or 0)
+        if slowest:
+            return (f"slowest step type {escape(slowest)}: p99 {_unit(f'step_latency.{slowest}.p99', m.get(f'step_latency.{slowest}.p99'))};"
+                    f" lock retries {_unit('lock_retries_per_1000', m.get('lock_retries_per_1000'))}")
+    return (f"start p99 {_unit('start_latency.p99', m.get('start_latency.p99'))}, "
+            f"completions {_unit('completions.rate', m.get('completions.rate'))}; "
+            f"lock retries {_unit('lock_retries_per_1000', m.get('lock_retries_per_1000'))}")
 
 
 # ---------------------------------------------------------------- sections
 
 
-def _variant_section(variant: dict) -> str:
-    metrics = variant.get("metrics") or {}
+def _thresholds(scenario: Mapping) -> list[dict]:
+    return [t for t in scenario.get("thresholds") or [] if isinstance(t, dict)]
+
+
+def _thresholds_section(scenario: Mapping) -> str:
+    thresholds = _thresholds(scenario)
+    if not thresholds:
+        return ""
+    rows = []
+    for t in thresholds:
+        expression, metric = str(t.get("expression") or ""), str(t.get("metric") or "")
+        actual = _in_threshold_unit(metric, t.get("value"), _threshold_unit(expression))
+        rows.append([f"<code>{escape(expression)}</code>", _plain(t.get("variant")), _threshold_limit(expression, metric),
+                     actual, _badge(t.get("passed"))])
+    return "<h3>Thresholds</h3>" + _table(["threshold", "variant", "limit", "actual", "result"], rows, {2, 3})
+
+
+def _variant_section(variant: Mapping, open_: bool) -> str:
+    metrics = _metrics(variant)
     name = str(variant.get("name", ""))
-    # "shards" is a shard count in some documents and the per-shard list in others.
-    count = variant.get("shards") if isinstance(variant.get("shards"), int) else len(_shard_list(variant)) or None
+    count = variant.get("shard_count")
+    if count is None:
+        count = variant.get("shards") if isinstance(variant.get("shards"), int) else len(_shard_list(variant)) or None
     facts = ", ".join(
-        f"{label} {_fmt(value)}"
-        for label, value in (
-            ("shards", count), ("route", variant.get("route")), ("hot definition", variant.get("hot_definition")),
-            ("duration (s)", variant.get("duration_s")),
-        )
-        if value is not None
+        text for text in (
+            f"{format_count(count)} shards" if count is not None else "",
+            f"route {escape(str(variant['route']))}" if variant.get("route") else "",
+            "every start on one definition" if variant.get("hot_definition") else "",
+            f"ran {_duration(variant.get('duration_s'))}" if variant.get("duration_s") is not None else "",
+        ) if text
     )
     rows = []
     for label, key in _KEY_FIGURES:
-        value = metrics.get(key)
-        shown = f"{value * 100:.1f} %" if key == "success_rate" and as_number(value) is not None else _fmt(value)
-        rows.append([escape(label), shown])
-    parts = [f"<h3>Variant: {escape(name)}</h3>", f'<p class="muted">{facts}</p>' if facts else "",
-             _table(["figure", "value"], rows, {1})]
+        if key in metrics:
+            rows.append([escape(label), _flag(key, metrics.get(key))])
+    parts = [f'<p class="muted">{facts}</p>' if facts else ""]
+    tables = [f'<div><h4>Key figures</h4>{_table(["figure", "value"], rows, {1})}</div>']
     errors = [e for e in variant.get("errors") or [] if isinstance(e, dict)]
     if errors:
         parts.append("<h4>Errors</h4>")
-        rows = [[_fmt(e.get("message")), _fmt(e.get("count"))] for e in errors]
-        parts.append(_table(["message", "count"], rows, {1}))
+        parts.append(_table(["message", "count"], [[_plain(e.get("message")), format_count(e.get("count"))]
+                                                   for e in errors], {1}))
     differences = (variant.get("crosscheck") or {}).get("differences") or []
     if differences:
-        items = "".join(f'<li class="error">{_fmt(d)}</li>' for d in differences)
+        items = "".join(f'<li class="error">{_plain(d)}</li>' for d in differences)
         parts.append(f'<h4 class="error">Cross-check differences ({len(differences)})</h4><ul>{items}</ul>')
+    shards = _shard_list(variant)
+    if shards:
+        shard_rows = []
+        for s in shards:
+            by_status = s.get("by_status") if isinstance(s.get("by_status"), Mapping) else {}
+            stored = sum(as_number(s.get(k)) or 0 for k in ("file_bytes", "wal_bytes"))
+            shard_rows.append([_plain(s.get("shard")), format_count(s.get("runs")),
+                               format_count(sum(int(by_status.get(k) or 0) for k in ("pending", "running"))),
+                               format_count(s.get("queue_depth")), format_count(s.get("lock_retries")),
+                               _unit("lock_wait_ms", s.get("lock_wait_ms")), format_bytes(stored)])
+        tables.append("<div><h4>Shards</h4>" + _table(
+            ["shard", "runs", "unfinished", "queue depth", "lock retries", "lock wait", "file + WAL"], shard_rows,
+            set(range(1, 7))) + "</div>")
+    parts.append('<div class="grid">' + "".join(tables) + "</div>")
     titles = _variant_titles(variant)
-    parts.append(_timeline_charts(variant, titles))
-    parts.append(_shard_chart(variant, titles[2]))
-    return "\n".join(p for p in parts if p)
+    figures = _timeline_charts(variant, titles) + [_shard_chart(variant, titles["shards"])]
+    parts.append('<div class="charts">' + "".join(figures) + "</div>")
+    body = "\n".join(p for p in parts if p)
+    return (f"<details{' open' if open_ else ''}><summary>Variant {escape(name)}</summary>{body}</details>")
 
 
-def _comparison_section(scenario: dict) -> str:
-    comparison = scenario.get("comparison") or {}
-    rows = _comparison_rows(scenario)
-    if not rows:
-        return ""
-    baseline = comparison.get("baseline")
-    variants: list[str] = [str(baseline)] if baseline is not None else []
-    names = [v.get("name") for v in scenario.get("variants") or []]
-    names += [k for r in rows for k in (r.get("values") or {})]
-    for name in names:
-        if name is not None and str(name) not in variants:
-            variants.append(str(name))
-    headers = ["metric"] + [h for v in variants for h in (f"{v}", f"{v} ratio")]
-    table_rows = []
-    for row in rows:
-        values, ratios = row.get("values") or {}, row.get("ratios") or {}
-        better = {True: " (higher is better)", False: " (lower is better)"}.get(row.get("higher_is_better"), "")
-        cells = [escape(_row_label(row) + better)]
-        for v in variants:
-            ratio = as_number(ratios.get(v))
-            cells += [_fmt(values.get(v)), "n/a" if ratio is None else f"{_fmt(ratio)}\u00d7"]
-        table_rows.append(cells)
-    note = f'<p class="muted">Ratios are relative to the baseline {escape(str(baseline))}.</p>' if baseline else ""
-    table = _table(headers, table_rows, set(range(1, len(headers))))
-    charts = "".join(_comparison_chart(row, variants) for row in rows)
-    return f"<h3>Variant comparison</h3>{note}{table}{charts}"
+def _settings_section(scenario: Mapping) -> str:
+    settings = [("smoke preset", scenario.get("smoke")), ("source", scenario.get("source"))]
+    settings += _flatten(scenario.get("settings") or {})
+    rows = [[escape(k), _settings_value(k, v)] for k, v in settings if v is not None and v != [] and k]
+    return f"<details><summary>Settings</summary>{_table(['setting', 'value'], rows)}</details>"
 
 
-def _scenario_section(scenario: dict) -> str:
+def _scenario_section(scenario: Mapping) -> str:
     name = str(scenario.get("name", ""))
-    parts = [f"<h2>{escape(name)} {_badge(scenario.get('passed'))}</h2>"]
+    parts = [f'<h2 id="{_anchor(name)}">{escape(name)} {_badge(scenario.get("passed"))}</h2>']
+    facts = [text for text in (
+        "smoke preset" if scenario.get("smoke") else "",
+        f"took {format_duration(scenario.get('duration_s'))}" if scenario.get("duration_s") is not None else "") if text]
+    if facts:
+        parts.append(f'<p class="muted">{", ".join(facts)}</p>')
     for key in ("description", "shows"):
         if scenario.get(key):
             parts.append(f"<p>{escape(str(scenario[key]))}</p>")
-    settings = [(label, scenario.get(key)) for label, key in (("smoke", "smoke"), ("duration (s)", "duration_s"))]
-    settings.append(("source", scenario.get("source")))
-    settings += _flatten(scenario.get("settings") or {})
-    rows = [[escape(k), _fmt(v)] for k, v in settings if v is not None and v != [] and k]
-    parts += ["<h3>Settings</h3>", _table(["setting", "value"], rows)]
-    thresholds = [t for t in scenario.get("thresholds") or [] if isinstance(t, dict)]
-    if thresholds:
-        rows = [
-            [_fmt(t.get("expression")), _fmt(t.get("variant")), _fmt(t.get("value")), _badge(t.get("passed"))]
-            for t in thresholds
-        ]
-        parts += ["<h3>Thresholds</h3>", _table(["expression", "variant", "value", "result"], rows, {2})]
-    parts += [_variant_section(v) for v in scenario.get("variants") or [] if isinstance(v, dict)]
-    parts.append(_comparison_section(scenario))
+    parts.append(_lead(scenario))
+    parts.append(_thresholds_section(scenario))
+    parts.append(_settings_section(scenario))
+    variants = _variants(scenario)
+    parts += [_variant_section(v, len(variants) == 1) for v in variants]
     return "<section>" + "\n".join(p for p in parts if p) + "</section>"
+
+
+def _summary(result: Mapping, scenarios: list[dict]) -> str:
+    checked = [(s, t) for s in scenarios for t in _thresholds(s)]
+    failed = [(s, t) for s, t in checked if not t.get("passed")]
+    exit_code = result.get("exit_code")
+    verdict = {True: "PASS", False: "FAIL"}.get(result.get("passed"), "n/a")
+    line = (f"<p><strong>{verdict}</strong>{f' (exit code {_plain(exit_code)})' if exit_code is not None else ''}: "
+            f"{len(checked)} thresholds checked, {len(failed)} failed.</p>")
+    failures = ""
+    if failed:
+        items = "".join(
+            f'<li class="error">{escape(str(s.get("name", "")))} / {_plain(t.get("variant"))}: '
+            f'<code>{escape(str(t.get("expression") or ""))}</code>, actual '
+            f'{_in_threshold_unit(str(t.get("metric") or ""), t.get("value"), _threshold_unit(str(t.get("expression") or "")))}</li>'
+            for s, t in failed)
+        failures = f"<h3>Thresholds failed</h3><ul>{items}</ul>"
+    lines = "".join(
+        f'<li><a href="#{_anchor(str(s.get("name", "")))}">{escape(str(s.get("name", "")))}</a> '
+        f'{_badge(s.get("passed"))} {_headline(s)}</li>' for s in scenarios)
+    per_scenario = f"<h3>Scenarios</h3><ul>{lines}</ul>" if scenarios else ""
+    return f'<section class="summary" id="summary"><h2 style="margin-top:.3em">Summary</h2>{line}{failures}{per_scenario}</section>'
+
+
+def _contents(scenarios: list[dict]) -> str:
+    items = "".join(f'<li><a href="#{_anchor(str(s.get("name", "")))}">{escape(str(s.get("name", "")))}</a></li>'
+                    for s in scenarios)
+    return f'<nav aria-label="Contents"><h2>Contents</h2><ol>{items}<li><a href="#run">The run</a></li></ol></nav>'
 
 
 def render_html(result: dict) -> str:
@@ -333,11 +762,12 @@ def render_html(result: dict) -> str:
         ("wfctl version", result.get("wfctl_version")),
         ("exit code", result.get("exit_code")),
     ] + [(f"machine {k}", v) for k, v in machine.items()]
-    summary = _table(["run", ""], [[escape(k), _fmt(v)] for k, v in info if v is not None])
+    run = _table(["run", "value"], [[escape(k), _plain(v)] for k, v in info if v is not None])
     body = "\n".join(_scenario_section(s) for s in scenarios) or '<p class="muted">No scenarios.</p>'
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>wfctl stress: {escape(heading)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>wfctl stress run {_badge(result.get('passed'))}</h1>{summary}\n{body}\n</body></html>\n"
+        f"<h1>wfctl stress run {_badge(result.get('passed'))}</h1>{_summary(result, scenarios)}{_contents(scenarios)}\n"
+        f'{body}\n<section><h2 id="run">The run</h2>{run}</section>\n</body></html>\n'
     )

@@ -334,30 +334,6 @@ def _render_crosscheck(console: Any, variants: Sequence[Mapping[str, Any]], name
             console.print(f"  [red]{escape(_difference_text(difference))}[/red]")
 
 
-def _slots_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
-    with_slots = [(v, n) for v, n in zip(variants, names) if v.get("slots") is not None]
-    if not with_slots:
-        return None
-    table = Table(title="schedule slots", title_justify="left")
-    several = len(variants) > 1
-    if several:
-        table.add_column("variant", overflow="fold")
-    for header in ("expected", "fired", "duplicates", "missed"):
-        table.add_column(header, justify="right", overflow="fold")
-    for variant, name in with_slots:
-        slots = variant["slots"] if isinstance(variant["slots"], Mapping) else {}
-        metrics = _metrics(variant)
-        cells = []
-        for key in ("expected", "fired", "duplicates", "missed"):
-            value = slots.get(key, metrics.get(f"slots.{key}"))
-            text = format_count(value)
-            if key in ("duplicates", "missed") and (as_number(value) or 0) > 0:
-                text = f"[red]{text}[/red]"
-            cells.append(text)
-        table.add_row(*([escape(name)] if several else []), *cells)
-    return table
-
-
 def _comparison_table(scenario: Mapping[str, Any], names: Sequence[str]) -> Table | None:
     comparison = scenario.get("comparison")
     if not isinstance(comparison, Mapping) or not comparison.get("rows"):
@@ -414,6 +390,95 @@ def _thresholds_table(scenario: Mapping[str, Any]) -> Table | None:
     return table
 
 
+def _schedule_lead(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table:
+    table = Table(title="schedule slots and fire lag", title_justify="left")
+    several = len(variants) > 1
+    if several:
+        table.add_column("variant", overflow="fold")
+    for header in ("expected", "fired", "duplicates", "missed", "fire lag p50", "p99", "max"):
+        table.add_column(header, justify="right", overflow="fold")
+    for variant, name in zip(variants, names):
+        slots = variant.get("slots") if isinstance(variant.get("slots"), Mapping) else {}
+        metrics = _metrics(variant)
+        cells = []
+        for key in ("expected", "fired", "duplicates", "missed"):
+            value = slots.get(key, metrics.get(f"slots.{key}"))
+            text = format_count(value)
+            cells.append(f"[red]{text}[/red]" if key in ("duplicates", "missed") and (as_number(value) or 0) > 0 else text)
+        cells += [format_value(f"fire_lag.{stat}", metrics.get(f"fire_lag.{stat}")) for stat in ("p50", "p99", "max")]
+        table.add_row(*([escape(name)] if several else []), *cells)
+    return table
+
+
+def _rate_lead(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table:
+    table = _variant_table("arrivals: target vs achieved", names, "figure")
+    target = [as_number(_metrics(v).get("starts.target_rate")) for v in variants]
+    achieved = [as_number(_metrics(v).get("starts.rate")) for v in variants]
+    table.add_row("target starts/s", *(format_value("starts.rate", t) for t in target))
+    table.add_row("achieved starts/s", *(format_value("starts.rate", a) for a in achieved))
+    table.add_row("achieved of target", *(format_percent(a / t) if a is not None and t else MISSING
+                                          for a, t in zip(achieved, target)))
+    table.add_row("completions/s", *(format_value("completions.rate", _metrics(v).get("completions.rate"))
+                                     for v in variants))
+    for key in ("late", "dropped"):
+        values = [_metrics(v).get(key) for v in variants]
+        table.add_row(key, *(f"[red]{format_count(x)}[/red]" if (as_number(x) or 0) > 0 else format_count(x)
+                             for x in values))
+    table.add_row("e2e p99", *(format_value("e2e_latency.p99", _metrics(v).get("e2e_latency.p99")) for v in variants))
+    return table
+
+
+def _payload_lead(scenario: Mapping[str, Any], variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table:
+    table = _variant_table("payloads: bytes stored and rejected", names, "figure")
+    size = ((scenario.get("settings") or {}).get("input") or {}).get("size_bytes")
+    table.add_row("input size per start", *(format_bytes(size) for _ in variants))
+    table.add_row("runs started", *(format_count(_metrics(v).get("started")) for v in variants))
+    table.add_row("bytes stored", *(format_bytes(_metrics(v).get("stored_bytes")) for v in variants))
+    table.add_row("shard file growth", *(format_bytes(_metrics(v).get("file_growth_bytes")) for v in variants))
+    table.add_row("starts rejected", *(format_count(_metrics(v).get("rejected")) for v in variants))
+    return table
+
+
+def _steps_lead(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
+    types = _step_types(variants)
+    if not types:
+        return None
+    several = len(variants) > 1
+    table = Table(title="step latency by type (ms)", title_justify="left")
+    table.add_column("step type", style="bold", no_wrap=True)
+    if several:
+        table.add_column("variant", no_wrap=True)
+    for header in ("steps", "p50", "p95", "p99", "max"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for step_type in types:
+        for i, (variant, name) in enumerate(zip(variants, names)):
+            metrics = _metrics(variant)
+            base = f"step_latency.{step_type}"
+            cells = [format_count(metrics.get(f"{base}.count"))]
+            cells += [format_ms(metrics.get(f"{base}.{stat}")) for stat in ("p50", "p95", "p99", "max")]
+            label = escape(step_type) if i == 0 else ""
+            table.add_row(label, *([escape(name)] if several else []), *cells)
+    return table
+
+
+def _lead_tables(scenario: Mapping[str, Any], variants: Sequence[Mapping[str, Any]],
+                 names: Sequence[str]) -> list[Table]:
+    """What the scenario exists to show, printed before everything else."""
+    settings = scenario.get("settings") if isinstance(scenario.get("settings"), Mapping) else {}
+    model = (settings.get("workload") or {}).get("model")
+    generator = (settings.get("input") or {}).get("generator")
+    tables: list[Table | None] = [_comparison_table(scenario, names)]
+    if variants and (model == "scheduled" or any(v.get("slots") for v in variants)):
+        tables.append(_schedule_lead(variants, names))
+    if variants and model == "open":
+        tables.append(_rate_lead(variants, names))
+    if variants and generator == "sized":
+        tables.append(_payload_lead(scenario, variants, names))
+    if variants and generator == "loops":
+        tables.append(_steps_lead(variants, names))
+    return [t for t in tables if t is not None]
+
+
 def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
     name = str(scenario.get("name", "scenario"))
     mode = "smoke" if scenario.get("smoke") else "full"
@@ -427,6 +492,8 @@ def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
     names = [_variant_name(v, i) for i, v in enumerate(variants)]
     if len(variants) == 1:
         console.print(f"variant: [bold]{escape(names[0])}[/bold]")
+    for table in _lead_tables(scenario, variants, names):
+        console.print(table)
     if variants:
         console.print(_counts_table(variants, names))
         console.print(_throughput_table(variants, names))
@@ -436,12 +503,9 @@ def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
             if table is not None:
                 console.print(table)
         _render_crosscheck(console, variants, names)
-        slots = _slots_table(variants, names)
-        if slots is not None:
-            console.print(slots)
-    for table in (_comparison_table(scenario, names), _thresholds_table(scenario)):
-        if table is not None:
-            console.print(table)
+    thresholds = _thresholds_table(scenario)
+    if thresholds is not None:
+        console.print(thresholds)
 
 
 def render_report(console: Any, result: Mapping[str, Any]) -> None:
