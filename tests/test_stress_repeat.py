@@ -130,7 +130,7 @@ defaults = ["failed == 0"]
 def test_real_comparison_with_two_repetitions(tmp_path):
     (tmp_path / "pair.toml").write_text(SCENARIO)
     proc = wfctl(None, "stress", "run", "./pair.toml", "--repeat", "2", "--no-live", "--json", "r.json",
-                 cwd=tmp_path, timeout=900, env=wfctl_env(TMPDIR=str(tmp_path)))
+                 "--html", "r.html", cwd=tmp_path, timeout=900, env=wfctl_env(TMPDIR=str(tmp_path)))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     result = json.loads((tmp_path / "r.json").read_text())
     schema = json.loads((ROOT / "docs" / "stress-result.schema.json").read_text())
@@ -157,3 +157,5 @@ def test_real_comparison_with_two_repetitions(tmp_path):
     assert "median (min–max) over 2 repetitions" in proc.stdout
     assert "machine during 1sh/spread: CPU" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].startswith("PASS")
+    html = (tmp_path / "r.html").read_text()
+    assert "medians of 2 repetitions" in html and "<p>Machine: CPU " in html

@@ -561,8 +561,9 @@ def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, ke
     checks = scenario_thresholds(scenario, thresholds)
     began = time.time()
     runs: dict[str, list[dict[str, Any]]] = {}
-    for _, variant in run_order(variants(scenario), scenario.repeat):
-        runs.setdefault(variant.name, []).append(run_variant(scenario, variant, keep=keep, progress=progress))
+    for rep, variant in run_order(variants(scenario), scenario.repeat):
+        shown = progress if progress is None or scenario.repeat == 1 else _labelled(progress, rep, scenario.repeat)
+        runs.setdefault(variant.name, []).append(run_variant(scenario, variant, keep=keep, progress=shown))
     results = [aggregate(runs[v.name]) for v in variants(scenario)]
     evaluated = []
     for result in results:
@@ -584,6 +585,11 @@ def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, ke
         "comparison": comparison_table(results) if scenario.comparison is not None else None,
         "thresholds": evaluated,
     }
+
+
+def _labelled(progress: Progress, rep: int, repeat: int) -> Progress:
+    """``progress`` with the repetition in the variant's name (``4sh/def/hot (2/3)``)."""
+    return lambda snapshot: progress({**snapshot, "variant": f"{snapshot['variant']} ({rep + 1}/{repeat})"})
 
 
 def _evaluate(checks: list[tuple[Threshold, str]], result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from collections.abc import Collection
 from typing import Any
 
 from .metrics import as_number
+from .report import machine_line
 
 __all__ = ["chart_titles", "render_html"]
 
@@ -254,7 +255,11 @@ def _variant_section(variant: dict) -> str:
         value = metrics.get(key)
         shown = f"{value * 100:.1f} %" if key == "success_rate" and as_number(value) is not None else _fmt(value)
         rows.append([escape(label), shown])
+    repeats = variant.get("repeats") if isinstance(variant.get("repeats"), dict) else {}
+    load = machine_line(variant.get("machine"), markup=False)
     parts = [f"<h3>Variant: {escape(name)}</h3>", f'<p class="muted">{facts}</p>' if facts else "",
+             f'<p class="muted">medians of {_fmt(repeats.get("count"))} repetitions</p>' if repeats else "",
+             f"<p>Machine: {escape(load)}</p>" if load else "",
              _table(["figure", "value"], rows, {1})]
     errors = [e for e in variant.get("errors") or [] if isinstance(e, dict)]
     if errors:

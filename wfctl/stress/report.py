@@ -434,9 +434,10 @@ def _repeats_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) 
     return table
 
 
-def machine_line(machine: object) -> str | None:
+def machine_line(machine: object, markup: bool = True) -> str | None:
     """One line on the machine's load during a variant: CPU busy, this run's share, processes vs
-    cores, and SATURATED when the figures are CPU-bound (None without a measurement)."""
+    cores, and SATURATED when the figures are CPU-bound (None without a measurement); Rich
+    markup unless ``markup`` is False."""
     if not isinstance(machine, Mapping) or as_number(machine.get("cpu_busy")) is None:
         return None
     text = f"CPU {format_percent(machine['cpu_busy'])} busy"
@@ -448,8 +449,8 @@ def machine_line(machine: object) -> str | None:
     runs = machine.get("saturated_runs")
     if machine.get("saturated"):
         which = f" in {runs} repetition(s)" if isinstance(runs, int) else ""
-        return (f"{text}  [bold yellow]SATURATED{which}: throughput and latency are CPU-bound here, "
-                f"not only contention-bound[/bold yellow]")
+        warning = f"SATURATED{which}: throughput and latency are CPU-bound here, not only contention-bound"
+        return f"{text}  [bold yellow]{warning}[/bold yellow]" if markup else f"{text}. {warning}"
     return text
 
 
