@@ -16,6 +16,9 @@ stuck limit passed, stops the processes, and then:
 
 A comparison scenario runs one variant per shard count, routing mode and definition
 spread (see :func:`variants`) and adds a side-by-side table of ratios to the first.
+With ``repeat`` N each variant runs N times in alternating order and is reported as the
+median and spread of its repetitions (:mod:`wfctl.stress.repeat`); the machine's CPU load
+is sampled while each variant runs (:mod:`wfctl.stress.machine`).
 Memory depends on durations and shard counts, never on the number of runs.
 """
 
@@ -367,7 +370,7 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
         sampler = CpuSampler([p.pid for p in run.all_processes()]).start()
         origin = run.go()
         ended = run.run_until_done(target, deadline_slot)
-        machine = sampler.stop()
+        machine, sampler = sampler.stop(), None
         run.stop()
         result = _collect(run, origin, ended, expected_slots)
         result.update(started_at=_iso(started_at), data_dir=str(run.data) if keep is not None else None,
