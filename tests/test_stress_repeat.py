@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import statistics
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from helpers import ROOT, wfctl, wfctl_env
+from wfctl.errors import InputError
 from wfctl.stress.harness import _evaluate, scenario_thresholds
 from wfctl.stress.machine import summarise
 from wfctl.stress.repeat import aggregate, ratio_stats, run_order
@@ -159,3 +159,15 @@ def test_real_comparison_with_two_repetitions(tmp_path):
     assert proc.stdout.strip().splitlines()[-1].startswith("PASS")
     html = (tmp_path / "r.html").read_text()
     assert "medians of 2 repetitions" in html and "<p>Machine: CPU " in html
+
+
+def test_smoke_runs_once_unless_its_table_says_otherwise(tmp_path):
+    path = tmp_path / "pair.toml"
+    path.write_text("repeat = 4\n" + SCENARIO)
+    assert load_scenario(path).repeat == 4
+    assert load_scenario(path, smoke=True).repeat == 1  # no [smoke] table at all
+    path.write_text("repeat = 4\n" + SCENARIO + "[smoke]\nrepeat = 2\n")
+    assert load_scenario(path, smoke=True).repeat == 2
+    path.write_text("repeat = 0\n" + SCENARIO)
+    with pytest.raises(InputError, match="repeat"):
+        load_scenario(path)
