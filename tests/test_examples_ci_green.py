@@ -4,6 +4,7 @@ exits 0 and never prints REGRESSION. Real stress processes: two smoke suites (a 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,16 @@ def _bash(script: str, cwd: Path, output: Path) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL, timeout=1200)
 
 
+def _breaches(folder: Path) -> str:
+    """The thresholds that failed in a run's report, for the failure message."""
+    path = folder / "stress-report.json"
+    if not path.is_file():
+        return "no stress-report.json\n"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    return "".join(f"{s['name']} / {t['variant']}: {t['expression']} (value {t['value']})\n"
+                   for s in result["scenarios"] for t in s["thresholds"] if not t["passed"])
+
+
 def test_smoke_suite_twice_then_the_comparison_step_is_green(tmp_path):
     assert Path(sys.executable).with_name("wfctl").is_file(), "the wfctl console script is not installed"
     stress = _step("wfctl stress run all --smoke")
@@ -46,7 +57,7 @@ def test_smoke_suite_twice_then_the_comparison_step_is_green(tmp_path):
         folder.mkdir()
         proc = _bash(stress["run"], folder, folder / "github-output")
         code = (folder / "github-output").read_text().strip()
-        assert proc.returncode == 0 and code == "code=0", proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert proc.returncode == 0 and code == "code=0", _breaches(folder) + proc.stdout[-2000:] + proc.stderr[-3000:]
         assert (folder / "stress-report.json").is_file() and (folder / "stress-report.html").is_file()
         runs.append(folder)
     (runs[1] / "baseline").mkdir()
