@@ -74,6 +74,10 @@ def run_command(
     duration: Optional[str] = typer.Option(None, "--duration", help="Open model: length of the arrivals, e.g. 30s, 2m."),
     total: Optional[int] = typer.Option(None, "--total", min=1, help="Closed model: starts in all."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the input generator."),
+    repeat: Optional[int] = typer.Option(
+        None, "--repeat", min=1, max=100, metavar="N",
+        help="Run each variant N times, interleaved (A B C, C B A, ...); report medians, spreads (min-max) and "
+             "ratios per repetition. Default: the scenario's 'repeat' (1; --smoke: 1)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON here (docs/stress.md)."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report with charts here."),
     thresholds: Optional[List[str]] = typer.Option(
@@ -82,21 +86,28 @@ def run_command(
     baseline: Optional[Path] = typer.Option(None, "--compare", help="A baseline result (--json) to compare against."),
     fail_on_regression: Optional[float] = typer.Option(
         None, "--fail-on-regression", min=0, metavar="PCT",
-        help="With --compare: exit 98 when a metric is worse than the baseline by more than PCT percent."),
+        help="With --compare: exit 98 when a metric is worse than the baseline by more than PCT percent, more "
+             "than its noise floor and, with repetitions on both sides, outside the baseline's range."),
+    metrics: Optional[List[str]] = typer.Option(
+        None, "--metrics", metavar="GLOB",
+        help="With --compare: the metrics to compare (repeatable or comma-separated globs, 'all' for every "
+             "metric). Default: throughput, start/e2e/fire-lag p50 and p99, failed, stuck, lock retries per 1,000."),
     keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (paths are in the report)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show live progress while running."),
 ) -> None:
     """Run stress scenarios on fresh data directories with real worker, client and scheduler processes.
 
     Prints an end report (counts, latency percentiles, throughput, per-shard contention, cross-check against the
-    shard files, thresholds). Exit codes: 0 all thresholds passed, 99 a threshold breached, 98 a regression beyond
+    shard files, thresholds, the machine's CPU load, medians and spreads with --repeat); the last line says PASS or
+    FAIL. Exit codes: 0 all thresholds passed, 99 a threshold breached, 98 a regression beyond
     --fail-on-regression, 1 a variant could not run (a process failed to start or died), 2 bad usage, scenario or
     baseline, 130 interrupted.
     """
-    from ..stress.compare import comparisons_exit_code, compare_results, load_result
+    from ..stress.compare import (DEFAULT_TOLERANCE_PCT, check_metric_globs, comparisons_exit_code,
+                                  compare_results, load_result, metric_globs)
     from ..stress.harness import run_stress
     from ..stress.live import LiveView
-    from ..stress.report import render_report
+    from ..stress.report import render_report, render_verdict
     from ..stress.scenarios import load_scenarios
     from ..stress.thresholds import parse_thresholds
 
@@ -106,23 +117,27 @@ def run_command(
         from ..errors import InputError
 
         raise InputError("--fail-on-regression needs --compare BASELINE.json")
+    globs = metric_globs(metrics)
+    check_metric_globs(globs, _metric_names(base) if base is not None else ())
     overrides = dict(shards=shards, route=route, clients=clients, rate=rate, duration=duration, total=total,
-                     seed=seed, scale=scale)
+                     seed=seed, scale=scale, repeat=repeat)
     scenarios = load_scenarios(target, overrides, smoke=smoke)
     out = console()
     keep_dir = _keep_dir() if keep else None
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: stop the processes, remove the data directories
     with LiveView(out, enabled=live) as view:
         result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]])
-    comparisons = compare_results(base, result, fail_on_regression or 0.0) if base is not None else None
+    tolerance = DEFAULT_TOLERANCE_PCT if fail_on_regression is None else fail_on_regression
+    comparisons = compare_results(base, result, tolerance, globs) if base is not None else None
     if comparisons is not None:  # a breach (99) wins over a regression (98)
         result["exit_code"] = result["exit_code"] or comparisons_exit_code(comparisons, fail_on_regression)
     _write_outputs(result, json_path, html_path, out)  # first: a broken pipe must not lose the result
-    render_report(out, result)
-    if comparisons is not None:
-        _show_comparison(out, comparisons, baseline, fail_on_regression)
+    render_report(out, result, verdict=False)
+    worse = _show_comparison(out, comparisons, baseline, fail_on_regression) if comparisons is not None else 0
     if keep_dir is not None:
         out.print(f"data directories kept under {keep_dir}")
+    out.print()
+    render_verdict(out, result, worse, fail_on_regression)  # the last line: PASS or FAIL
     raise typer.Exit(result["exit_code"])
 
 
@@ -132,32 +147,66 @@ def compare_command(
     current: Path = typer.Argument(..., help="The result to compare with it."),
     fail_on_regression: Optional[float] = typer.Option(
         None, "--fail-on-regression", min=0, metavar="PCT",
-        help="Exit 98 when a metric is worse than the baseline by more than PCT percent."),
+        help="Exit 98 when a metric is worse than the baseline by more than PCT percent, more than its noise floor "
+             "and, when both results have repetitions, outside the baseline's range."),
+    metrics: Optional[List[str]] = typer.Option(
+        None, "--metrics", metavar="GLOB",
+        help="The metrics to compare (repeatable or comma-separated globs, 'all' for every metric). Default: "
+             "throughput, start/e2e/fire-lag p50 and p99, failed, stuck, lock retries per 1,000 starts."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
-    """Compare two stress results metric by metric, per scenario and variant; flag regressions.
+    """Compare two stress results per scenario and variant; flag changes beyond the noise.
 
-    Latencies, failures, stuck runs and lock retries are better lower; throughput and success better higher;
-    the rest is informational. Exit 98 with --fail-on-regression when any metric regressed beyond PCT.
+    A metric regresses when it got worse by more than the tolerance (--fail-on-regression PCT, else 10 % and
+    only marked 'worse'), more than its absolute floor (1 ms for latencies, 1/s for rates, 10 lock retries per
+    1,000 starts) and, when both results have repetitions, when the ranges do not overlap. Exit 98 with
+    --fail-on-regression when any metric regressed; the last line says PASS or FAIL.
     """
-    from ..stress.compare import comparisons_exit_code, compare_results, load_result
+    from ..stress.compare import (DEFAULT_TOLERANCE_PCT, check_metric_globs, comparisons_exit_code,
+                                  compare_results, load_result, metric_globs)
 
-    comparisons = compare_results(load_result(str(baseline)), load_result(str(current)), fail_on_regression or 0.0)
+    base, cur = load_result(str(baseline)), load_result(str(current))
+    globs = metric_globs(metrics)
+    check_metric_globs(globs, [*_metric_names(base), *_metric_names(cur)])
+    tolerance = DEFAULT_TOLERANCE_PCT if fail_on_regression is None else fail_on_regression
+    comparisons = compare_results(base, cur, tolerance, globs)
+    code = comparisons_exit_code(comparisons, fail_on_regression)
     if json_out:
         print_json([{"scenario": c.scenario, "variant": c.variant,
-                     "metrics": [vars(row) for row in c.rows]} for c in comparisons])
+                     "metrics": [{**vars(row), "worse": row.regression,
+                                  "regression": row.regression and fail_on_regression is not None}
+                                 for row in c.rows]} for c in comparisons])
     else:
-        _show_comparison(console(), comparisons, baseline, fail_on_regression, current)
-    raise typer.Exit(comparisons_exit_code(comparisons, fail_on_regression))
+        out = console()
+        worse = _show_comparison(out, comparisons, baseline, fail_on_regression, current)
+        out.print()
+        if code:
+            out.print(f"[bold red]FAIL: {worse} metric(s) regressed beyond {tolerance:g}% and the noise floors "
+                      f"(exit {code})[/bold red]")
+        else:
+            out.print(f"[bold green]PASS: no regression beyond {tolerance:g}% and the noise floors"
+                      + ("" if fail_on_regression is not None else " (no --fail-on-regression: never fails)")
+                      + "[/bold green]")
+    raise typer.Exit(code)
+
+
+def _metric_names(result: dict) -> list[str]:
+    return [m for s in result.get("scenarios") or [] for v in s.get("variants") or [] for m in v.get("metrics") or {}]
 
 
 def _show_comparison(out, comparisons, baseline: Path, fail_on_regression: Optional[float],
-                     current: Optional[Path] = None) -> None:
+                     current: Optional[Path] = None) -> int:
+    """Print each variant's comparison; the number of metrics that got worse beyond the noise."""
+    from ..stress.compare import DEFAULT_TOLERANCE_PCT
     from ..stress.report import render_comparison
 
+    tolerance = DEFAULT_TOLERANCE_PCT if fail_on_regression is None else fail_on_regression
+    worse = 0
     for c in comparisons:
         out.print(f"[bold]{escape(c.scenario)}[/bold] / {escape(c.variant)}")
-        render_comparison(out, c.rows, str(baseline), str(current or "this run"), fail_on_regression)
+        worse += render_comparison(out, c.rows, str(baseline), str(current or "this run"), tolerance,
+                                   fail_on_regression is not None)
+    return worse
 
 
 def _write_outputs(result: dict, json_path: Optional[Path], html_path: Optional[Path], out) -> None:

@@ -16,6 +16,9 @@ stuck limit passed, stops the processes, and then:
 
 A comparison scenario runs one variant per shard count, routing mode and definition
 spread (see :func:`variants`) and adds a side-by-side table of ratios to the first.
+With ``repeat`` N each variant runs N times in alternating order and is reported as the
+median and spread of its repetitions (:mod:`wfctl.stress.repeat`); the machine's CPU load
+is sampled while each variant runs (:mod:`wfctl.stress.machine`).
 Memory depends on durations and shard counts, never on the number of runs.
 """
 
@@ -38,7 +41,9 @@ from typing import Any
 from ..engine.processes import split_shards
 from ..errors import WfctlError
 from .agents import ClientPlan, Sync, client_main, read_payload, scheduler_main, worker_main
-from .metrics import RunMetrics, Timeline, as_number
+from .machine import CpuSampler
+from .metrics import RunMetrics, Timeline
+from .repeat import aggregate, repetition_metrics, ratio_stats, run_order
 from .scenarios import Scenario, definition_path
 from .thresholds import BREACH_EXIT_CODE, Threshold, combine_thresholds, evaluate_thresholds, parse_thresholds
 from .workload import planned_arrivals, target_rate
@@ -362,6 +367,7 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
     root = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-{slug}-", dir=keep))
     run = _VariantRun(scenario, variant, root, progress)
     started_at = time.time()
+    sampler = None
     try:
         weighted = run.prepare()
         run.spawn(weighted)
@@ -373,13 +379,18 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
         target = (workload.total if workload.model == "closed"
                   else planned_arrivals(workload) if workload.model == "open"
                   else sum(len(v) for v in expected_slots.values()))
+        sampler = CpuSampler([p.pid for p in run.all_processes()]).start()
         origin = run.go()
         ended = run.run_until_done(target, deadline_slot)
+        machine, sampler = sampler.stop(), None
         run.stop()
         result = _collect(run, origin, ended, expected_slots)
-        result.update(started_at=_iso(started_at), data_dir=str(run.data) if keep is not None else None)
+        result.update(started_at=_iso(started_at), data_dir=str(run.data) if keep is not None else None,
+                      machine=machine)
         return result
     finally:
+        if sampler is not None:
+            sampler.stop()
         for proc in run.all_processes():
             if proc.is_alive():
                 proc.kill()
@@ -531,20 +542,23 @@ def _scan(engine: Any, shard_count: int, timeline: Timeline, late_after: float, 
 
 def comparison_table(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Each comparison metric per variant, with its ratio to the first variant (None when
-    either value is missing or the baseline is 0)."""
+    either value is missing or the baseline is 0). With repetitions the ratio is taken per
+    repetition, then the median (``ratios``) and the spread (``ratio_spread``) of those."""
     from .compare import higher_is_better
 
     baseline = results[0]
+    repeated = all(r.get("repeats") for r in results)
     rows = []
     for metric, label in COMPARISON_ROWS:
-        base = baseline["metrics"].get(metric)
-        values, ratios = {}, {}
+        values, ratios, spreads = {}, {}, {}
         for result in results:
-            value = result["metrics"].get(metric)
-            values[result["name"]] = value
-            ratios[result["name"]] = (value / base if as_number(value) is not None and as_number(base) else None)
-        rows.append({"metric": metric, "label": label, "higher_is_better": higher_is_better(metric),
-                     "values": values, "ratios": ratios})
+            values[result["name"]] = result["metrics"].get(metric)
+            ratios[result["name"]], spreads[result["name"]] = ratio_stats(result, baseline, metric)
+        row = {"metric": metric, "label": label, "higher_is_better": higher_is_better(metric),
+               "values": values, "ratios": ratios}
+        if repeated:  # ratios per repetition, then their median (ratios) and spread
+            row["ratio_spread"] = spreads
+        rows.append(row)
     return {"baseline": baseline["name"], "rows": rows}
 
 
@@ -562,13 +576,14 @@ def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, ke
     """Run every variant of ``scenario``; the ``scenarios[]`` entry of the JSON result."""
     checks = scenario_thresholds(scenario, thresholds)
     began = time.time()
-    results = [run_variant(scenario, v, keep=keep, progress=progress) for v in variants(scenario)]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for rep, variant in run_order(variants(scenario), scenario.repeat):
+        shown = progress if progress is None or scenario.repeat == 1 else _labelled(progress, rep, scenario.repeat)
+        runs.setdefault(variant.name, []).append(run_variant(scenario, variant, keep=keep, progress=shown))
+    results = [aggregate(runs[v.name]) for v in variants(scenario)]
     evaluated = []
     for result in results:
-        outcomes, _ = evaluate_thresholds([t for t, _ in checks], result["metrics"])
-        for (threshold, source), outcome in zip(checks, outcomes):
-            evaluated.append({"expression": threshold.text, "metric": threshold.metric, "variant": result["name"],
-                              "value": outcome.actual, "passed": outcome.passed, "source": source})
+        evaluated += _evaluate(checks, result)
     return {
         "name": scenario.name, "description": scenario.description, "shows": scenario.shows,
         "source": str(scenario.source) if scenario.source else None, "smoke": scenario.smoked,
@@ -578,6 +593,7 @@ def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, ke
             "workload": scenario.workload.model_dump(mode="json"),
             "input": scenario.input.model_dump(mode="json", exclude_defaults=True) | {"generator": scenario.input.generator},
             "definitions": scenario.definition_count(),
+            "repeat": scenario.repeat,
         },
         "duration_s": round(time.time() - began, 3),
         "passed": all(t["passed"] for t in evaluated),
@@ -585,6 +601,25 @@ def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, ke
         "comparison": comparison_table(results) if scenario.comparison is not None else None,
         "thresholds": evaluated,
     }
+
+
+def _labelled(progress: Progress, rep: int, repeat: int) -> Progress:
+    """``progress`` with the repetition in the variant's name (``4sh/def/hot (2/3)``)."""
+    return lambda snapshot: progress({**snapshot, "variant": f"{snapshot['variant']} ({rep + 1}/{repeat})"})
+
+
+def _evaluate(checks: list[tuple[Threshold, str]], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every threshold on every repetition of a variant: it passes when it held in each; its
+    value is that of the first repetition where it failed, else the variant's median."""
+    per_run = [evaluate_thresholds([t for t, _ in checks], m)[0] for m in repetition_metrics(result)]
+    median_outcomes = evaluate_thresholds([t for t, _ in checks], result["metrics"])[0]
+    out = []
+    for i, (threshold, source) in enumerate(checks):
+        failed = [outcomes[i] for outcomes in per_run if not outcomes[i].passed]
+        shown = failed[0] if failed else median_outcomes[i]
+        out.append({"expression": threshold.text, "metric": threshold.metric, "variant": result["name"],
+                    "value": shown.actual, "passed": not failed, "source": source})
+    return out
 
 
 def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = (), *, keep: Path | None = None,

@@ -21,7 +21,7 @@ from html import escape
 from typing import Any
 
 from .metrics import as_number
-from .report import format_bytes, format_count, format_duration, format_ms, format_percent, format_rate
+from .report import format_bytes, format_count, format_duration, format_ms, format_percent, format_rate, machine_line
 from .thresholds import metric_unit_kind
 
 __all__ = ["chart_titles", "render_html"]
@@ -665,7 +665,11 @@ def _variant_section(variant: Mapping, open_: bool) -> str:
     for label, key in _KEY_FIGURES:
         if key in metrics:
             rows.append([escape(label), _flag(key, metrics.get(key))])
-    parts = [f'<p class="muted">{facts}</p>' if facts else ""]
+    repeats = variant.get("repeats") if isinstance(variant.get("repeats"), dict) else {}
+    load = machine_line(variant.get("machine"), markup=False)
+    parts = [f'<p class="muted">{facts}</p>' if facts else "",
+             f'<p class="muted">medians of {format_count(repeats.get("count"))} repetitions</p>' if repeats else "",
+             f"<p>Machine: {escape(load)}</p>" if load else ""]
     tables = [f'<div><h4>Key figures</h4>{_table(["figure", "value"], rows, {1})}</div>']
     errors = [e for e in variant.get("errors") or [] if isinstance(e, dict)]
     if errors:

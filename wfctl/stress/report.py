@@ -18,7 +18,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from wfctl.stress.compare import Comparison
+from wfctl.stress.compare import REGRESSION_EXIT_CODE, Comparison
 from wfctl.stress.metrics import as_number
 from wfctl.stress.thresholds import BREACH_EXIT_CODE, metric_unit_kind
 
@@ -353,6 +353,7 @@ def _comparison_table(scenario: Mapping[str, Any], names: Sequence[str]) -> Tabl
         metric = str(row.get("metric", ""))
         values = row.get("values") or {}
         ratios = row.get("ratios") or {}
+        ratio_spread = row.get("ratio_spread") or {}
         better = row.get("higher_is_better")
         cells = []
         for name in columns:
@@ -365,9 +366,75 @@ def _comparison_table(scenario: Mapping[str, Any], names: Sequence[str]) -> Tabl
                 good = (ratio > 1.0) == bool(better)
                 colour = "green" if good else "red"
                 ratio_text = f"[{colour}]{ratio_text}[/{colour}]"
-            cells.append(f"{format_value(metric, values.get(name))}  {ratio_text}")
+            cells.append(f"{format_value(metric, values.get(name))}  {ratio_text}"
+                         + (_ratio_range(ratio_spread.get(name)) if name != baseline else ""))
         table.add_row(escape(str(row.get("label") or metric)), *cells)
     return table
+
+
+def _ratio_range(spread: object) -> str:
+    """`` (1.20-1.50)``: the spread of a ratio over the repetitions ("" without repetitions)."""
+    if not isinstance(spread, Mapping) or as_number(spread.get("min")) is None:
+        return ""
+    return f" [dim]({spread['min']:.2f}–{spread['max']:.2f})[/dim]"
+
+
+#: The figures the repetitions table shows (median and spread; the JSON has every figure's).
+REPEAT_ROWS = (
+    ("completions/s", "completions.rate"), ("starts/s", "starts.rate"), ("start p50", "start_latency.p50"),
+    ("start p99", "start_latency.p99"), ("e2e p50", "e2e_latency.p50"), ("e2e p99", "e2e_latency.p99"),
+    ("fire lag p99", "fire_lag.p99"), ("failed", "failed"), ("stuck", "stuck"),
+    ("lock retries per 1,000 starts", "lock_retries_per_1000"), ("time", "duration_s"),
+)
+
+
+def _repeats_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
+    """Median and spread (min–max) over the repetitions of the headline figures, per variant."""
+    counts = [v["repeats"].get("count") for v in variants if isinstance(v.get("repeats"), Mapping)]
+    if not counts:
+        return None
+    table = _variant_table(f"median (min–max) over {max(counts)} repetitions", names, "figure")
+    for label, metric in REPEAT_ROWS:
+        cells, shown = [], False
+        for variant in variants:
+            value = _metrics(variant).get(metric)
+            repeats = variant.get("repeats")
+            spread = (repeats.get("spread") or {}).get(metric) if isinstance(repeats, Mapping) else None
+            shown = shown or as_number(value) is not None
+            text = format_value(metric, value)
+            if isinstance(spread, Mapping) and as_number(spread.get("min")) is not None:
+                text += f"\n[dim]({format_value(metric, spread['min'])}–{format_value(metric, spread['max'])})[/dim]"
+            cells.append(text)
+        if shown:
+            table.add_row(label, *cells)
+    return table
+
+
+def machine_line(machine: object, markup: bool = True) -> str | None:
+    """One line on the machine's load during a variant: CPU busy, this run's share, processes vs
+    cores, and SATURATED when the figures are CPU-bound (None without a measurement); Rich
+    markup unless ``markup`` is False."""
+    if not isinstance(machine, Mapping) or as_number(machine.get("cpu_busy")) is None:
+        return None
+    text = f"CPU {format_percent(machine['cpu_busy'])} busy"
+    if as_number(machine.get("cpu_busy_peak")) is not None:
+        text += f" (peak {format_percent(machine['cpu_busy_peak'])})"
+    if as_number(machine.get("own_cpu")) is not None:
+        text += f", this run {format_percent(machine['own_cpu'])}"
+    text += f"; {machine.get('processes')} processes on {machine.get('cpus')} cores"
+    runs = machine.get("saturated_runs")
+    if machine.get("saturated"):
+        which = f" in {runs} repetition(s)" if isinstance(runs, int) else ""
+        warning = f"SATURATED{which}: throughput and latency are CPU-bound here, not only contention-bound"
+        return f"{text}  [bold yellow]{warning}[/bold yellow]" if markup else f"{text}. {warning}"
+    return text
+
+
+def _render_machine(console: Any, variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
+    for variant, name in zip(variants, names):
+        line = machine_line(variant.get("machine"))
+        if line is not None:
+            console.print(f"machine during {escape(name)}: {line}")
 
 
 def _thresholds_table(scenario: Mapping[str, Any]) -> Table | None:
@@ -503,44 +570,60 @@ def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
             if table is not None:
                 console.print(table)
         _render_crosscheck(console, variants, names)
+        repeats = _repeats_table(variants, names)
+        if repeats is not None:
+            console.print(repeats)
+        _render_machine(console, variants, names)
     thresholds = _thresholds_table(scenario)
     if thresholds is not None:
         console.print(thresholds)
 
 
-def render_report(console: Any, result: Mapping[str, Any]) -> None:
-    """Print the end report of a stress run ``result`` (a ``wfctl.stress.result/1`` dict)."""
-    scenarios = [s for s in result.get("scenarios") or [] if isinstance(s, Mapping)]
-    checked = breached = 0
-    for scenario in scenarios:
+def render_report(console: Any, result: Mapping[str, Any], *, verdict: bool = True) -> None:
+    """Print the end report of a stress run ``result`` (a ``wfctl.stress.result/1`` dict); the
+    last line is the verdict unless ``verdict`` is False (``--compare`` prints it after the comparison)."""
+    for scenario in (s for s in result.get("scenarios") or [] if isinstance(s, Mapping)):
         _render_scenario(console, scenario)
+    if verdict:
+        console.print()
+        render_verdict(console, result)
+
+
+def render_verdict(console: Any, result: Mapping[str, Any], regressed: int = 0,
+                   fail_on_regression: float | None = None) -> None:
+    """The run's last line: PASS, or FAIL with the thresholds breached (99) or the metrics that
+    regressed beyond ``--fail-on-regression`` (98)."""
+    checked = breached = 0
+    for scenario in (s for s in result.get("scenarios") or [] if isinstance(s, Mapping)):
         for item in scenario.get("thresholds") or []:
             checked += 1
             breached += not item.get("passed")
-    console.print()
     if breached:
         noun = "threshold" if breached == 1 else "thresholds"
         console.print(f"[bold red]FAIL: {breached} {noun} breached (exit {BREACH_EXIT_CODE})[/bold red]")
     elif result.get("passed") is False:
         console.print(f"[bold red]FAIL: run failed (exit {escape(str(result.get('exit_code', 1)))})[/bold red]")
+    elif regressed and fail_on_regression is not None:
+        console.print(f"[bold red]FAIL: {_regressed_text(regressed, fail_on_regression)} "
+                      f"(exit {REGRESSION_EXIT_CODE})[/bold red]")
     else:
         console.print(f"[bold green]PASS: all thresholds passed ({checked} checked)[/bold green]")
+
+
+def _regressed_text(regressed: int, tolerance: float) -> str:
+    noun = "metric" if regressed == 1 else "metrics"
+    return f"{regressed} {noun} regressed beyond {tolerance:g}% and the noise floors"
 
 
 # -- wfctl stress compare ------------------------------------------------------------
 
 
-def _improved(row: Comparison, tolerance_pct: float) -> bool:
-    if row.regression or row.higher_is_better is None:
-        return False
-    b, c = as_number(row.baseline), as_number(row.current)
-    if b is None or c is None:
-        return False
-    if row.change_pct is None:  # baseline 0
-        return row.higher_is_better and c > 0
-    if row.higher_is_better:
-        return row.change_pct > tolerance_pct
-    return row.change_pct < -tolerance_pct
+def _with_range(metric: str, value: object, spread: object) -> str:
+    text = format_value(metric, value)
+    if spread is not None:
+        low, high = spread  # type: ignore[misc]
+        text += f"\n[dim]({format_value(metric, low)}–{format_value(metric, high)})[/dim]"
+    return text
 
 
 def render_comparison(
@@ -549,46 +632,57 @@ def render_comparison(
     baseline_label: str,
     current_label: str,
     tolerance_pct: float | None,
-) -> None:
-    """Print ``wfctl stress compare``: metric, baseline, current, change % and regressions."""
-    tolerance = tolerance_pct or 0.0
+    fail_on_regression: bool | None = None,
+) -> int:
+    """Print one variant's comparison: metric, baseline, current (with the repetitions' ranges),
+    change and a mark: "REGRESSION" when ``fail_on_regression`` (default: a ``tolerance_pct`` was
+    given) and the change passed the noise rules (:mod:`wfctl.stress.compare`), else "worse";
+    "improved"; or why a change the wrong way is noise. Returns the metrics that got worse."""
+    failing = tolerance_pct is not None if fail_on_regression is None else fail_on_regression
     title = "comparison"
     if tolerance_pct is not None:
-        title += f" (regression tolerance {tolerance_pct:g}%)"
+        title += f" (tolerance {tolerance_pct:g}% and the noise floors)"
     table = Table(title=title, title_justify="left")
     table.add_column("metric", style="bold", overflow="fold")
     table.add_column(f"baseline\n[dim]{escape(baseline_label)}[/dim]", justify="right", overflow="fold")
     table.add_column(f"current\n[dim]{escape(current_label)}[/dim]", justify="right", overflow="fold")
     table.add_column("change", justify="right", overflow="fold")
     table.add_column("", overflow="fold")
-    regressed = 0
+    worse = 0
     for row in rows:
         if row.baseline is None and row.current is None:
             continue
         change = NOT_AVAILABLE if row.change_pct is None else f"{row.change_pct:+.1f}%"
         marker = ""
         if row.regression:
-            regressed += 1
+            worse += 1
             change = f"[red]{change}[/red]"
-            marker = "[bold red]REGRESSION[/bold red]"
-        elif _improved(row, tolerance):
+            marker = "[bold red]REGRESSION[/bold red]" if failing else "[yellow]worse[/yellow]"
+        elif row.improved:
             change = f"[green]{change}[/green]"
             marker = "[green]improved[/green]"
+        elif row.note:
+            marker = f"[dim]noise: {escape(row.note)}[/dim]"
         elif row.higher_is_better is None:
             change = f"[dim]{change}[/dim]"
         table.add_row(
             escape(row.metric),
-            format_value(row.metric, row.baseline),
-            format_value(row.metric, row.current),
+            _with_range(row.metric, row.baseline, row.baseline_range),
+            _with_range(row.metric, row.current, row.current_range),
             change,
             marker,
         )
     console.print(table)
-    if regressed:
-        noun = "metric" if regressed == 1 else "metrics"
-        console.print(f"[bold red]{regressed} {noun} regressed[/bold red]")
+    if worse and failing:
+        noun = "metric" if worse == 1 else "metrics"
+        console.print(f"[bold red]{worse} {noun} regressed[/bold red]")
+    elif worse:
+        noun = "metric" if worse == 1 else "metrics"
+        console.print(f"[yellow]{worse} {noun} worse beyond the tolerance and the noise floors "
+                      f"(not a failure without --fail-on-regression)[/yellow]")
     else:
-        console.print("[green]no regressions[/green]")
+        console.print("[green]no regressions (no change beyond the tolerance and the noise floors)[/green]")
+    return worse
 
 
 __all__ = [
@@ -600,6 +694,8 @@ __all__ = [
     "format_rate",
     "format_ratio",
     "format_value",
+    "machine_line",
     "render_comparison",
     "render_report",
+    "render_verdict",
 ]

@@ -11,6 +11,7 @@ File format (every table rejects unknown keys; durations are strings such as ``"
 
     stuck_after = "5m"            # top-level: the harness waits this long after the last start; a run
                                   # still unfinished then (at least this long after its start) is stuck
+    repeat = 1                    # top-level: run each variant this many times (median and spread)
 
     [scenario]
     name = "concurrent-starts"    # the name `wfctl stress list` shows
@@ -68,7 +69,7 @@ File format (every table rejects unknown keys; durations are strings such as ``"
     clients = 10
     total = 10
     stuck_after = "15s"           # also: shards, workers, rate, duration, stages, slots,
-                                  # size_bytes, iterations, rows
+                                  # size_bytes, iterations, rows, repeat (default 1)
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ __all__ = [
 
 PACKAGE = "wfctl_scenarios"
 OVERRIDE_KEYS = ("shards", "route", "durability", "workers", "clients", "total", "rate", "duration",
-                 "stuck_after", "seed", "scale")
+                 "stuck_after", "seed", "scale", "repeat")
+#: Repetitions of each variant at most (``repeat``, ``--repeat``).
+MAX_REPEAT = 100
 
 
 def _duration(value: Any) -> Any:
@@ -240,12 +243,14 @@ class Smoke(_Model):
     iterations: Optional[int] = Field(None, ge=1)
     rows: Optional[int] = Field(None, ge=0)
     stuck_after: Optional[Duration] = None
+    repeat: Optional[int] = Field(None, ge=1, le=MAX_REPEAT)
 
 
 class Scenario(_Model):
     """One scenario file, validated. ``source`` is the file it came from."""
 
     stuck_after: Duration = 300.0
+    repeat: int = Field(1, ge=1, le=MAX_REPEAT)
     scenario: Meta
     engine: Engine = Field(default_factory=Engine)
     workload: Workload
@@ -284,11 +289,12 @@ class Scenario(_Model):
         return [p for d in self.definitions if (p := definition_path(d, self.source)) is not None]
 
     def apply_smoke(self) -> "Scenario":
-        """A copy with the ``[smoke]`` overrides applied (the scenario itself if it has none)."""
-        if self.smoke is None or self.smoked:
+        """A copy with the ``[smoke]`` overrides applied; a smoke run runs each variant once unless
+        ``[smoke] repeat`` says otherwise."""
+        if self.smoked or (self.smoke is None and self.repeat == 1):
             return self
         data = self._data()
-        smoke = self.smoke.model_dump(exclude_none=True)
+        smoke = {"repeat": 1, **(self.smoke.model_dump(exclude_none=True) if self.smoke is not None else {})}
         for key, value in smoke.items():
             if key in ("shards", "workers"):
                 data["engine"][key] = value
@@ -319,8 +325,8 @@ def _revalidate(data: dict[str, Any], source: Optional[Path], origin: str, smoke
 def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) -> Scenario:
     """A copy of ``scenario`` with command-line overrides; None values are ignored.
 
-    Keys: shards, route, durability, workers, clients, total, rate, duration, stuck_after, seed
-    and scale (a factor multiplying the totals, rates, stage targets and slots of the file;
+    Keys: shards, route, durability, workers, clients, total, rate, duration, stuck_after, seed,
+    repeat and scale (a factor multiplying the totals, rates, stage targets and slots of the file;
     explicit values given alongside it win). ``rate`` also scales the stage targets by the new
     rate over the file's, so a ramp keeps its shape. On a comparison scenario ``shards`` N makes
     the variants [1, N] and ``route`` keeps only that routing mode.
@@ -369,8 +375,9 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
             workload["stages"] = []  # a shorter run than the ramp: hold `rate` for the whole duration
             if workload.get("rate") is None:
                 raise InputError("--duration: shorter than the scenario's stages and the scenario has no 'rate'")
-    if "stuck_after" in given:
-        data["stuck_after"] = given["stuck_after"]
+    for key in ("stuck_after", "repeat"):
+        if key in given:
+            data[key] = given[key]
     if "seed" in given:
         data["input"]["seed"] = given["seed"]
     return _revalidate(data, scenario.source, "the command line", smoked=scenario.smoked)
