@@ -118,11 +118,11 @@ def run_command(
     if comparisons is not None:  # a breach (99) wins over a regression (98)
         result["exit_code"] = result["exit_code"] or comparisons_exit_code(comparisons, fail_on_regression)
     _write_outputs(result, json_path, html_path, out)  # first: a broken pipe must not lose the result
+    if keep_dir is not None:  # before the report, whose last line is the verdict
+        _print_kept(out, result)
     render_report(out, result)
     if comparisons is not None:
         _show_comparison(out, comparisons, baseline, fail_on_regression)
-    if keep_dir is not None:
-        out.print(f"data directories kept under {keep_dir}")
     raise typer.Exit(result["exit_code"])
 
 
@@ -183,6 +183,14 @@ def _html(result: dict) -> str:
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
+
+
+def _print_kept(out, result: dict) -> None:
+    """The kept data directories, each ready for ``WFCTL_DATA_DIR`` (the folder above them is not one)."""
+    kept = [(s["name"], v["name"], v["data_dir"]) for s in result["scenarios"] for v in s["variants"] if v.get("data_dir")]
+    out.print("data directories kept (inspect one with WFCTL_DATA_DIR=DIR wfctl shards, wfctl list, ...):")
+    for scenario, variant, path in kept:
+        out.print(f"  {escape(scenario)} / {escape(variant)}: {escape(path)}", soft_wrap=True)
 
 
 def _keep_dir() -> Path:
