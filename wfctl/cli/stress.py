@@ -63,7 +63,7 @@ def _scenario_json(scenario) -> dict:
 def run_command(
     target: str = typer.Argument(..., metavar="NAME|FILE|all",
                                  help="A packaged scenario (see 'wfctl stress list'), a scenario file, or 'all'."),
-    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small smoke preset (its file's smoke table; about 20 s or less)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small smoke preset (its file's smoke table; seconds to a minute on 2 cores)."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Multiply the totals, rates, stage targets and slots."),
     shards: Optional[int] = typer.Option(None, "--shards", min=1, max=1000,
                                          help="Shards (a comparison runs 1 and this many)."),
@@ -83,7 +83,7 @@ def run_command(
     fail_on_regression: Optional[float] = typer.Option(
         None, "--fail-on-regression", min=0, metavar="PCT",
         help="With --compare: exit 98 when a metric is worse than the baseline by more than PCT percent."),
-    keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (paths are in the report)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (each printed, ready for WFCTL_DATA_DIR)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show live progress while running."),
 ) -> None:
     """Run stress scenarios on fresh data directories with real worker, client and scheduler processes.
