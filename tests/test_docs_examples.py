@@ -198,3 +198,18 @@ def test_the_platform_actions_example_runs_with_its_stubs_and_fails_without(tmp_
     durable = wfctl(tmp_path / "data", "start", EXAMPLES / "mail-to-conversation.json", "--wait", "--stubs", stubs,
                     "--json")
     assert durable.returncode == 0 and json.loads(durable.stdout)["output"]["messages"] == 2
+
+
+WALL_TIME = re.compile(r"\b\d+(?:[-–]\d+(?:\.\d+)?)? ?(?:minutes?|min)\b|\babout \d+(?:[-–]\d+)? ?s\b|\b\d+-\d+ s\b"
+                       r"|\ba minute\b")
+
+
+@pytest.mark.parametrize("doc", DOCS + [ROOT / "examples" / "ci" / "README.md"], ids=lambda d: d.name)
+def test_wall_times_say_on_which_machine_and_load(doc):
+    """A paragraph (or table row, or code block) that says how long something takes names the
+    machine (its cores) or its load: the same command runs 2.5 times slower on a busy machine."""
+    for para in re.split(r"\n\s*\n|\n(?=\|)", doc.read_text(encoding="utf-8")):
+        para = re.sub(r"(?<!`)`[^`\n]+`(?!`)", "", para)  # inline code: options, output, examples
+        times = [m.group(0) for m in WALL_TIME.finditer(para) if "timeout" not in para[max(0, m.start() - 40):m.start()]]
+        if times and doc.name != "benchmarks.md":  # benchmarks.md names its machine once, at the top
+            assert re.search(r"\bcores?\b|\bload", para), (doc.name, times, para[:300])
