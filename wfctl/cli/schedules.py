@@ -105,10 +105,11 @@ def _render_schedules(rows: list[dict], now: float) -> None:
     year = time.strftime("%Y", time.gmtime(now))
     columns = [("definition", 0), ("schedule", 1), ("tz", 3), ("overlap", 4), ("next (UTC)", 2), ("then", 8),
                ("last slot (UTC)", 5), ("started", 6), ("skipped", 7), ("canceled", 9)]
-    cells = []
+    cells, errors = [], []
     for r in rows:
-        if "error" in r:
-            cells.append([escape(r["definition_id"]), f"[red]{escape(r['error'])}[/red]"] + [""] * 8)
+        if "error" in r:  # the whole message goes under the table
+            cells.append([escape(r["definition_id"]), "[red]invalid[/red]"] + [""] * 8)
+            errors.append(f"[red]{escape(r['definition_id'])}: {escape(r['error'])}[/red]")
             continue
         c = r["counters"]
         following = r["next"][0] if r["next"] else None
@@ -119,13 +120,16 @@ def _render_schedules(rows: list[dict], now: float) -> None:
         else:
             wait = datetime.fromisoformat(following.replace("Z", "+00:00")).timestamp() - now
             upcoming = f"{short_time(following, year)} (in {format_seconds(max(0.0, wait))})"
-        cells.append([escape(r["definition_id"]), escape(r["schedule"]), r["timezone"], r["overlap"], upcoming,
-                      "" if r["paused"] else ", ".join(short_time(t, year) for t in r["next"][1:]), short_time(r["last_slot"], year) or "-",
+        then = "" if r["paused"] else ", ".join(short_time(t, year) for t in r["next"][1:])
+        cells.append([escape(r["definition_id"]), escape(r["schedule"]), r["timezone"], r["overlap"], upcoming, then,
+                      short_time(r["last_slot"], year) or "-",
                       str(c["started"]), str(c["skipped_overlap"] + c["skipped_catchup"] + c["skipped_paused"]),
                       str(c["canceled"])])
     out = console()
     table, hidden = fitted_table(columns, cells, {"definition": 10, "schedule": 9}, out.width)
     out.print(table)
+    for line in errors:
+        out.print(line)
     if hidden and rows:
         out.print(f"not shown at {out.width} columns: {', '.join(hidden)} (see --json)")
 
