@@ -34,3 +34,29 @@ def check_seconds(seconds: float, what: str = "duration", text: str | None = Non
     if seconds < 0:
         raise InputError(f"{what}: {shown} must not be negative")
     return float(seconds)
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for people: ``0.012`` -> "12 ms", ``1.234`` -> "1.2 s", ``125`` -> "2 min 5 s",
+    ``1500`` -> "25 min", ``12000`` -> "3 h 20 min", ``200000`` -> "2 d 7 h"; negatives keep the sign."""
+    if seconds < 0:
+        return "-" + format_seconds(-seconds)
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 10:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

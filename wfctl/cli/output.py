@@ -97,3 +97,43 @@ def short_json(value: Any, width: int = 60) -> str:
     """Compact JSON, cut to ``width`` characters."""
     text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def fitted_table(columns: list[tuple[str, float]], rows: list[list[str]], flexible: dict[str, int],
+                 width: int):
+    """A borderless table of ``rows`` (cells in Rich markup, one line each) that fits ``width`` columns
+    without wrapping a cell: ``columns`` are (header, priority), the lower priorities kept first; a
+    ``flexible`` column shrinks to its minimum width with an ellipsis, every other one is shown whole
+    or left out. Returns the table and the headers left out."""
+    from rich.table import Table
+    from rich.text import Text
+
+    need = [max([len(h)] + [Text.from_markup(row[i]).cell_len for row in rows]) for i, (h, _) in enumerate(columns)]
+    widths: dict[int, int] = {}
+    for i in sorted(range(len(columns)), key=lambda i: columns[i][1]):
+        wanted = min(need[i], flexible.get(columns[i][0], need[i]))
+        if sum(widths.values()) + 2 * len(widths) + wanted <= width:
+            widths[i] = wanted
+    spare = width - sum(widths.values()) - 2 * (len(widths) - 1)
+    for i in sorted(widths):  # the flexible columns grow back towards their content, left to right
+        if columns[i][0] in flexible:
+            grow = max(0, min(spare, need[i] - widths[i]))
+            widths[i] += grow
+            spare -= grow
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    shown = sorted(widths)
+    for i in shown:
+        table.add_column(columns[i][0], no_wrap=True, overflow="ellipsis", width=widths[i])
+    for row in rows:
+        table.add_row(*(" ".join(row[i].split()) for i in shown))
+    return table, [h for i, (h, _) in enumerate(columns) if i not in widths]
+
+
+def short_time(text: str | None, year: str, seconds: bool = True) -> str:
+    """``2026-11-24T12:34:56.789Z`` -> "11-24 12:34:56" (or "11-24 12:34" without ``seconds``) in
+    the year ``year``, else "2025-11-24 12:34"; "" for None."""
+    if not text:
+        return ""
+    if text.startswith(year):
+        return text[5:10] + " " + text[11:19 if seconds else 16]
+    return text[:10] + " " + text[11:16]

@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from .output import (ALLOW_MODULE_HELP, confirm, console, engine, escape, print_json, print_json_streamed,
-                     short_json, status_markup)
+from .output import (ALLOW_MODULE_HELP, confirm, console, engine, escape, fitted_table, print_json,
+                     print_json_streamed, short_json, short_time, status_markup)
 
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "canceled": 3}
 EXIT_TIMEOUT = 4
@@ -121,26 +121,7 @@ def list_command(
     if json_out:
         print_json(runs)
         return
-    from rich.table import Table
-
-    table = Table(title_justify="left")
-    slots = any(run.get("slot_time") for run in runs)  # slot columns only when a scheduled run is listed
-    columns = ["execution id", "definition", "version", "shard", "status", "created", "completed", "output / error"]
-    if slots:
-        columns[6:6] = ["slot", "fire lag"]
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for run in runs:
-        detail = run["error"] if run["status"] == "failed" else short_json(run["output"], 40)
-        cells = [run["execution_id"], run["definition_id"], run.get("definition_version") or "-", str(run["shard"]),
-                 status_markup(run["status"]), run["created_at"] or "", run["completed_at"] or "", escape(detail or "")]
-        if slots:
-            lag = run.get("fire_lag_ms")
-            cells[6:6] = [run.get("slot_time") or "", "" if lag is None else f"{lag:.0f} ms"]
-        table.add_row(*cells)
-    out = console()
-    out.print(table)
-    out.print(f"{len(runs)} run(s)")
+    _render_list(runs)
 
 
 def cancel_command(
@@ -249,3 +230,43 @@ def _render_status(status: dict) -> None:
     if status.get("error"):
         out.print("error: " + status["error"], markup=False)
     out.print("output: " + short_json(status.get("output"), 400), markup=False)
+
+
+def _render_list(runs: list[dict]) -> None:
+    """The runs as a table that fits the terminal: an execution id is never wrapped; the columns that
+    do not fit (least useful first) are left out and named under the table."""
+    import time
+
+    from ..durations import format_seconds
+
+    def took(run):
+        done, created = _epoch(run["completed_at"]), _epoch(run["created_at"])
+        return "" if done is None or created is None else format_seconds(max(0.0, done - created))
+
+    def detail(run):
+        return escape(run["error"] if run["status"] == "failed" else short_json(run["output"], 60) or "")
+
+    year = time.strftime("%Y", time.gmtime())
+    slots = any(run.get("slot_time") for run in runs)  # slot columns only when a scheduled run is listed
+    # (header, cell, priority: the lower ones are kept first when the terminal is narrow)
+    columns = [("execution id", lambda r: r["execution_id"], 0), ("definition", lambda r: escape(r["definition_id"]), 2),
+               ("version", lambda r: r.get("definition_version") or "-", 8), ("shard", lambda r: str(r["shard"]), 7),
+               ("status", lambda r: status_markup(r["status"]), 1),
+               ("created (UTC)", lambda r: short_time(r["created_at"], year), 3)]
+    if slots:
+        columns += [("slot (UTC)", lambda r: short_time(r.get("slot_time"), year), 6),
+                    ("fire lag", lambda r: "" if r.get("fire_lag_ms") is None
+                     else format_seconds(r["fire_lag_ms"] / 1000), 4)]
+    columns += [("took", took, 5), ("output / error", detail, 6.5)]
+    out = console()
+    table, hidden = fitted_table([(h, p) for h, _, p in columns], [[cell(r) for _, cell, _ in columns] for r in runs],
+                                 {"definition": 10, "output / error": 14}, out.width)
+    out.print(table)
+    note = f"; not shown at {out.width} columns: {', '.join(hidden)} (see --json)" if hidden and runs else ""
+    out.print(f"{len(runs)} run(s){note}")
+
+
+def _epoch(text: str | None) -> float | None:
+    from datetime import datetime
+
+    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

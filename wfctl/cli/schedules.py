@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 
 import typer
 
@@ -91,19 +92,46 @@ def list_command(ctx: typer.Context, json_out: bool = typer.Option(False, "--jso
     if json_out:
         print_json(rows)
         return
-    from rich.table import Table
+    _render_schedules(rows, eng.clock())
 
-    table = Table("definition", "schedule", "tz", "overlap", "next", "last slot", "paused", "started/skipped/canceled")
+
+def _render_schedules(rows: list[dict], now: float) -> None:
+    """The schedules as a table that fits the terminal (columns that do not fit are named under it)."""
+    import time
+
+    from ..durations import format_seconds
+    from .output import fitted_table, short_time
+
+    year = time.strftime("%Y", time.gmtime(now))
+    columns = [("definition", 0), ("schedule", 1), ("tz", 3), ("overlap", 4), ("next (UTC)", 2), ("then", 8),
+               ("last slot (UTC)", 5), ("started", 6), ("skipped", 7), ("canceled", 9)]
+    cells, errors = [], []
     for r in rows:
-        if "error" in r:
-            table.add_row(escape(r["definition_id"]), f"[red]{escape(r['error'])}[/red]", "", "", "", "", "", "")
+        if "error" in r:  # the whole message goes under the table
+            cells.append([escape(r["definition_id"]), "[red]invalid[/red]"] + [""] * 8)
+            errors.append(f"[red]{escape(r['definition_id'])}: {escape(r['error'])}[/red]")
             continue
         c = r["counters"]
-        skipped = c["skipped_overlap"] + c["skipped_catchup"] + c["skipped_paused"]
-        table.add_row(escape(r["definition_id"]), escape(r["schedule"]), r["timezone"], r["overlap"],
-                      "\n".join(r["next"]), r["last_slot"] or "-", "yes" if r["paused"] else "no",
-                      f"{c['started']}/{skipped}/{c['canceled']}")
-    console().print(table)
+        following = r["next"][0] if r["next"] else None
+        if r["paused"]:
+            upcoming = "paused"
+        elif following is None:
+            upcoming = "-"
+        else:
+            wait = datetime.fromisoformat(following.replace("Z", "+00:00")).timestamp() - now
+            upcoming = f"{short_time(following, year)} (in {format_seconds(max(0.0, wait))})"
+        then = "" if r["paused"] else ", ".join(short_time(t, year) for t in r["next"][1:])
+        cells.append([escape(r["definition_id"]), escape(r["schedule"]), r["timezone"], r["overlap"], upcoming, then,
+                      short_time(r["last_slot"], year) or "-",
+                      str(c["started"]), str(c["skipped_overlap"] + c["skipped_catchup"] + c["skipped_paused"]),
+                      str(c["canceled"])])
+    out = console()
+    table, hidden = fitted_table(columns, cells, {"definition": 10, "schedule": 9}, out.width)
+    out.print(table)
+    for line in errors:
+        out.print(line)
+    if hidden and rows:
+        out.print(f"not shown at {out.width} columns: {', '.join(hidden)} (see --json)")
 
 
 def _set_paused(ctx: typer.Context, definition_id: str, paused: bool) -> None:

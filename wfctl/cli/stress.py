@@ -63,7 +63,7 @@ def _scenario_json(scenario) -> dict:
 def run_command(
     target: str = typer.Argument(..., metavar="NAME|FILE|all",
                                  help="A packaged scenario (see 'wfctl stress list'), a scenario file, or 'all'."),
-    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small smoke preset (its file's smoke table; about 20 s or less)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small smoke preset (its file's smoke table; seconds to a minute on 2 cores)."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Multiply the totals, rates, stage targets and slots."),
     shards: Optional[int] = typer.Option(None, "--shards", min=1, max=1000,
                                          help="Shards (a comparison runs 1 and this many)."),
@@ -92,7 +92,7 @@ def run_command(
         None, "--metrics", metavar="GLOB",
         help="With --compare: the metrics to compare (repeatable or comma-separated globs, 'all' for every "
              "metric). Default: throughput, start/e2e/fire-lag p50 and p99, failed, stuck, lock retries per 1,000."),
-    keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (paths are in the report)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (each printed, ready for WFCTL_DATA_DIR)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show live progress while running."),
 ) -> None:
     """Run stress scenarios on fresh data directories with real worker, client and scheduler processes.
@@ -132,10 +132,10 @@ def run_command(
     if comparisons is not None:  # a breach (99) wins over a regression (98)
         result["exit_code"] = result["exit_code"] or comparisons_exit_code(comparisons, fail_on_regression)
     _write_outputs(result, json_path, html_path, out)  # first: a broken pipe must not lose the result
+    if keep_dir is not None:  # before the report, whose last line is the verdict
+        _print_kept(out, result)
     render_report(out, result, verdict=False)
     worse = _show_comparison(out, comparisons, baseline, fail_on_regression) if comparisons is not None else 0
-    if keep_dir is not None:
-        out.print(f"data directories kept under {keep_dir}")
     out.print()
     render_verdict(out, result, worse, fail_on_regression)  # the last line: PASS or FAIL
     raise typer.Exit(result["exit_code"])
@@ -232,6 +232,14 @@ def _html(result: dict) -> str:
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
+
+
+def _print_kept(out, result: dict) -> None:
+    """The kept data directories, each ready for ``WFCTL_DATA_DIR`` (the folder above them is not one)."""
+    kept = [(s["name"], v["name"], v["data_dir"]) for s in result["scenarios"] for v in s["variants"] if v.get("data_dir")]
+    out.print("data directories kept (inspect one with WFCTL_DATA_DIR=DIR wfctl shards, wfctl list, ...):")
+    for scenario, variant, path in kept:
+        out.print(f"  {escape(scenario)} / {escape(variant)}: {escape(path)}", soft_wrap=True)
 
 
 def _keep_dir() -> Path:

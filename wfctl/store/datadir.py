@@ -127,6 +127,7 @@ class DataDir:
         path = Path(path)
         if not _exists(path / SETTINGS_FILE):
             if not create:
+                _refuse_folder_of_data_dirs(path)
                 if not _exists(path):
                     raise InputError(f"data directory {path} does not exist; create it with wfctl init")
                 if not path.is_dir():
@@ -151,6 +152,8 @@ class DataDir:
     @classmethod
     def _create(cls, path: Path, wanted: Settings, *, strict: bool) -> "DataDir":
         wanted.validate(str(path))
+        if not _exists(path / SETTINGS_FILE):
+            _refuse_folder_of_data_dirs(path)
         try:
             if path.exists() and not path.is_dir():
                 raise InputError(f"{path} exists and is not a directory")
@@ -269,6 +272,27 @@ def _shard_numbers(path: Path) -> list[int]:
     except OSError as exc:
         raise InputError(f"cannot list data directory {path}: {exc.strerror or exc}") from None
     return [int(m.group(1)) for name in names if (m := _SHARD_FILE.fullmatch(name))]
+
+
+def _nested_data_dirs(path: Path) -> list[Path]:
+    """The data directories one or two levels below ``path`` (a folder of ``wfctl stress run --keep``
+    holds ``SCENARIO-VARIANT-*/data``); none when ``path`` is missing or cannot be listed."""
+    try:
+        if not path.is_dir():
+            return []
+        return sorted(p.parent for pattern in (f"*/{SETTINGS_FILE}", f"*/*/{SETTINGS_FILE}") for p in path.glob(pattern))
+    except OSError:
+        return []
+
+
+def _refuse_folder_of_data_dirs(path: Path) -> None:
+    """InputError when ``path`` is not a data directory but holds some (a ``--keep`` folder of the
+    stress harness): a data directory is never created, or looked for, above others."""
+    nested = _nested_data_dirs(path)
+    if nested:
+        shown = ", ".join(map(str, nested[:3])) + (f" and {len(nested) - 3} more" if len(nested) > 3 else "")
+        raise InputError(f"{path} is not a wfctl data directory but holds {len(nested)}: {shown}; point "
+                         "--data-dir or $WFCTL_DATA_DIR at one of them")
 
 
 def _leftovers(path: Path) -> bool:
