@@ -54,7 +54,8 @@ RATE_WINDOW_S = 1.0
 READY_TIMEOUT_S = 120.0
 #: Delay between the go signal and the start instant, so every process sleeps to the same instant.
 GO_DELAY_S = 0.05
-#: Time a scheduled variant waits after its last due slot for the schedulers to fire it.
+#: Time a scheduled variant waits after its last due slot (for duplicates to show), at least; it waits
+#: on until every expected slot has a run, or until ``stuck_after`` (then the slots count as missed).
 SLOT_GRACE_S = 2.0
 
 #: Checked on every variant whatever the scenario says (source "harness").
@@ -297,12 +298,13 @@ class _VariantRun:
         stuck_after = self.scenario.stuck_after
         sent_at: float | None = None
         while True:
-            _, unfinished = self.sample(target)
+            runs, unfinished = self.sample(target)
             now = time.time()
             if sent_at is None:
                 self._check_alive()
-                if deadline_slot is not None:
-                    sent = now >= deadline_slot + SLOT_GRACE_S
+                if deadline_slot is not None:  # a loaded machine may fire late: wait for the runs, not a time
+                    sent = (now >= deadline_slot + SLOT_GRACE_S and runs >= (target or 0)
+                            or now >= deadline_slot + SLOT_GRACE_S + stuck_after)
                 else:
                     sent = all(proc.exitcode is not None for proc in self.clients)
                 if sent:

@@ -64,10 +64,10 @@ File format (every table rejects unknown keys; durations are strings such as ``"
     [thresholds]
     defaults = ["failed == 0"]    # checked against wfctl.stress.metrics.known_metric_names()
 
-    [smoke]                       # optional overrides for `--smoke` (about 20 s or less)
+    [smoke]                       # optional overrides for `--smoke`: small, sized by work (counts), not time
     clients = 10
     total = 10
-    stuck_after = "15s"           # also: shards, workers, rate, duration, stages, slots,
+    stuck_after = "2m"            # also: shards, workers, rate, duration, stages, slots,
                                   # size_bytes, iterations, rows
 """
 
