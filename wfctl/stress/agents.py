@@ -87,7 +87,7 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _wait_for_go(sync: Sync, stop: threading.Event | None = None) -> float:
+def _wait_for_go(sync: Sync, stop: Any = None) -> float:
     """Signal ready, then sleep until the common start instant (or until ``stop`` is set: 0.0)."""
     sync.ready.release()
     while not sync.go.wait(0.1):
@@ -147,7 +147,7 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
     for engine in engines:
         engine.prepare(d for d, _ in plan.definitions)
     maker = InputMaker(InputSpec.model_validate(plan.input), engines[0].datadir.settings.max_payload_bytes)
-    origin = _wait_for_go(sync)
+    origin = _wait_for_go(sync, sync.stop)  # stopped before the start: sends nothing (loops check stop)
     recorder = _Recorder(origin, plan.late_after, sync)
     if plan.model == "closed":
         def user(vu: int, engine: Any) -> None:
