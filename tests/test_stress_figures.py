@@ -195,3 +195,12 @@ def test_an_internal_failure_is_not_reported_as_a_usage_error(tmp_path):
     assert proc.returncode == 70, proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("wfctl: internal error: ValueError: timelines with different origins")
+
+
+def test_smoke_late_after_gives_a_loaded_machine_room():
+    """A loaded 2-core machine fired scheduler-overlap's slots up to 0.7 s late: the smoke preset's
+    late threshold (late == 0) counts a start late after 3 s, the full preset after 1 s."""
+    from wfctl.stress.scenarios import load_scenario
+
+    full, smoke = load_scenario("scheduler-overlap"), load_scenario("scheduler-overlap", smoke=True)
+    assert full.workload.late_after == 1.0 and smoke.workload.late_after == 3.0

@@ -68,7 +68,7 @@ File format (every table rejects unknown keys; durations are strings such as ``"
     clients = 10
     total = 10
     stuck_after = "2m"            # also: shards, workers, rate, duration, stages, slots,
-                                  # size_bytes, iterations, rows
+                                  # size_bytes, iterations, rows, late_after
 """
 
 from __future__ import annotations
@@ -240,6 +240,7 @@ class Smoke(_Model):
     iterations: Optional[int] = Field(None, ge=1)
     rows: Optional[int] = Field(None, ge=0)
     stuck_after: Optional[Duration] = None
+    late_after: Optional[Duration] = None
 
 
 class Scenario(_Model):
@@ -294,7 +295,7 @@ class Scenario(_Model):
                 data["engine"][key] = value
                 if key == "shards" and data.get("comparison"):
                     data["comparison"]["shards"] = sorted({1, value})
-            elif key in ("clients", "total", "rate", "duration", "stages", "slots"):
+            elif key in ("clients", "total", "rate", "duration", "stages", "slots", "late_after"):
                 data["workload"][key] = value
             elif key in ("size_bytes", "iterations", "rows"):
                 data["input"][key] = value
