@@ -235,7 +235,7 @@ def test_wait_on_a_run_canceled_by_another_process_exits_3(tmp_path):
     proc = subprocess.Popen(_argv(["start", sleepy_def(tmp_path), "--wait", "--json"], data),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         runs = []
         while not runs and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -469,7 +469,7 @@ def test_sigterm_stops_a_worker_promptly_and_releases_its_leases(tmp_path):
     try:
         assert _wait_for_leases(data), "the worker did not take its shards"
         [eid] = start_runs(data, HELLO, 1)  # the running worker does it
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with Engine(data) as engine:
                 if engine.status(eid)["status"] == "completed":

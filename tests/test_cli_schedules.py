@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from helpers import EXAMPLES, ROOT
+from helpers import EXAMPLES, ROOT, wait_until
 
 SCHEDULED = EXAMPLES / "scheduled.json"
 
@@ -59,15 +59,15 @@ def _per_second(tmp_path):
     return path
 
 
-def _worker_for(data, seconds, *options):
+def _worker_until(data, condition, *options):
+    """Run ``wfctl worker OPTIONS`` until ``condition()`` holds (at most 120 s), then stop it."""
     import signal
-    import time
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "wfctl", "--data-dir", str(data), "worker", *options],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(seconds)
+        assert wait_until(lambda: condition() or proc.poll() is not None, timeout=120, interval=0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -78,9 +78,23 @@ def test_worker_runs_the_scheduler_unless_told_not_to(tmp_path):
     data = tmp_path / "data"
     assert wfctl(data, "init", "--shards", "2").returncode == 0
     assert wfctl(data, "defs", "apply", str(_per_second(tmp_path))).returncode == 0
-    _worker_for(data, 3.0, "--no-scheduler")
+    import time
+
+    def up_for(seconds):
+        """The worker holds every shard (it is running) and has for ``seconds`` of per-second slots."""
+        if not all(s["lease_owner"] for s in json.loads(wfctl(data, "shards", "--json").stdout)):
+            return False
+        held.setdefault("since", time.monotonic())
+        return time.monotonic() - held["since"] >= seconds  # an observation window, not a synchronisation
+
+    held: dict = {}
+    _worker_until(data, lambda: up_for(2.0), "--no-scheduler")
     assert json.loads(wfctl(data, "list", "--json").stdout) == []
-    _worker_for(data, 3.5)
+
+    def completed_one():
+        return any(r["status"] == "completed" for r in json.loads(wfctl(data, "list", "--json").stdout))
+
+    _worker_until(data, completed_one)
     runs = json.loads(wfctl(data, "list", "--json").stdout)
     assert runs and all(r["slot_time"] and r["fire_lag_ms"] >= 0 for r in runs)
     assert any(r["status"] == "completed" for r in runs)

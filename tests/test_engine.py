@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 import test_worker_effects as effects
-from helpers import EXAMPLES, FakeClock, step
+from helpers import EXAMPLES, FakeClock, step, wait_until
 from wfctl.engine import Engine, Worker
 from wfctl.engine.ids import shard_of
 from wfctl.errors import DefinitionError, InputError
@@ -207,15 +207,16 @@ def test_cancel_of_running_run_journals_the_result_but_does_not_follow_it(engine
     thread = threading.Thread(target=worker.run, kwargs={"stop_event": stop})
     thread.start()
     try:
-        assert effects.ENTERED.wait(10)
+        assert effects.ENTERED.wait(60)
         assert engine.status(eid)["status"] == "running"
         assert engine.cancel([eid]) == [eid]
         gate.set()
-        for _ in range(500):
+
+        def wait_step_done() -> bool:
             steps = engine.status(eid)["steps"]
-            if steps[-1]["slug"] == "wait" and steps[-1]["status"] == "completed":
-                break
-            time.sleep(0.01)
+            return steps[-1]["slug"] == "wait" and steps[-1]["status"] == "completed"
+
+        wait_until(wait_step_done, timeout=60, interval=0.01)
     finally:
         stop.set()
         thread.join()
@@ -235,26 +236,26 @@ def test_fencing_takeover_after_lease_expiry(tmp_path, gate, caplog):
     try:
         w1.tick()  # takes the lease, commits start, re-queues before the side effect
         w1.tick()  # claims again, marks the step started, runs it (blocks on attempt 1)
-        assert effects.ENTERED.wait(10)
+        assert effects.ENTERED.wait(60)
         w2.tick()
         assert w2.leases == {}  # held by w1
         clock.now += 6  # w1's lease expires (it was not renewed)
         w2.tick()
         assert list(w2.leases) == [0] and w2.leases[0] == w1.leases[0] + 1
-        for _ in range(200):
+        def w2_completed() -> bool:
             w2.tick()
-            if new.status(eid)["status"] == "completed":
-                break
-            time.sleep(0.01)
+            return new.status(eid)["status"] == "completed"
+
+        wait_until(w2_completed, timeout=60, interval=0.01)
         assert new.status(eid)["output"] == {"attempt": 2}
         w1._next_heartbeat = float("inf")  # no renewal first: w1 learns of the takeover from its commit
         gate.set()  # w1's attempt 1 returns now: its late commit must be rejected
         with caplog.at_level(logging.WARNING, logger="wfctl.worker"):
-            for _ in range(100):
+            def w1_lost_its_lease() -> bool:
                 w1.tick()
-                if not w1.leases:
-                    break
-                time.sleep(0.01)
+                return not w1.leases
+
+            wait_until(w1_lost_its_lease, timeout=60, interval=0.01)
         assert "lost the lease of shard 0" in caplog.text and "no longer valid" in caplog.text
         assert w1.leases == {}
         status = new.status(eid)
@@ -326,7 +327,7 @@ def test_corrupt_shard_names_the_file_and_others_keep_working(tmp_path):
 
 def test_wait_runs_the_shard_in_process_when_no_worker_holds_it(engine):
     eid = engine.start("nested-loops", NESTED_INPUT).execution_id
-    status = engine.wait(eid, timeout=10)
+    status = engine.wait(eid, timeout=60)
     assert status["status"] == "completed" and status["output"]["lines"] == 6
     assert {s["lease_owner"] for s in engine.shards()} == {None}  # released afterwards
 
@@ -339,4 +340,4 @@ def test_wait_follows_a_run_whose_shard_is_held_elsewhere(engine):
     assert status["status"] == "pending"  # the holder is not working; wait did not take its shard
     assert engine.shards()[shard]["lease_owner"] == "other"
     engine.shard_store(shard).release_lease("other", generation)
-    assert engine.wait(eid, timeout=10)["status"] == "completed"
+    assert engine.wait(eid, timeout=60)["status"] == "completed"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
 from wfctl.stress.harness import crosscheck, variants
 from wfctl.stress.html import chart_titles
 from wfctl.stress.metrics import Counters
@@ -246,10 +247,17 @@ def test_sigterm_stops_every_process_and_removes_the_data_directory(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "wfctl", "stress", "run", "sustained-load", "--no-live"],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("sustained-load-*/metrics")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2)  # the variant is running: workers and clients are up
+    def runs_started() -> bool:  # the variant is running: workers and clients are up, the first run exists
+        for shard in tmp_path.glob("sustained-load-*/data/shard-*.db"):
+            try:
+                with sqlite3.connect(f"file:{shard}?mode=ro", uri=True, timeout=5) as conn:
+                    if conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]:
+                        return True
+            except sqlite3.Error:  # not created yet
+                pass
+        return False
+
+    assert wait_until(runs_started, timeout=120, interval=0.2), "the variant did not start any run"
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

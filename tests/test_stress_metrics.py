@@ -258,5 +258,5 @@ def test_timeline_bounds_its_points_and_merges_across_processes():
     merged = Timeline.from_payload(b.to_payload()).merge(Timeline.from_payload(a.to_payload()))
     assert merged.interval_s == 8.0
     assert merged.points()[0]["completions"] == 5 and sum(p["starts"] for p in merged.points()) == 100
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError):  # an internal error, never reported as a usage error
         merged.merge(Timeline(origin=1.0))

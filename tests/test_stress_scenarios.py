@@ -63,7 +63,8 @@ def _smoke_seconds(s) -> float:
 @pytest.mark.parametrize("name", NAMES)
 def test_smoke_presets_are_small(name):
     full, smoke = load_scenario(name), load_scenario(name, smoke=True)
-    assert smoke.smoked and smoke.stuck_after <= 20
+    # Sized by work; the deadline has room for a machine at half speed (the wait ends when the work is done).
+    assert smoke.smoked and smoke.stuck_after >= 60
     assert _smoke_seconds(smoke) <= 15
     w = smoke.workload
     if w.model == "closed":
@@ -178,7 +179,7 @@ def test_unknown_key(tmp_path):
 def test_bad_duration(tmp_path):
     message = _bad(tmp_path, lambda t: t.replace('stuck_after = "5m"', 'stuck_after = "five minutes"'))
     assert "stuck_after:" in message and "five minutes" in message
-    message = _bad(tmp_path, lambda t: t.replace('stuck_after = "15s"', 'stuck_after = "-3s"'))
+    message = _bad(tmp_path, lambda t: t.replace('stuck_after = "2m"', 'stuck_after = "-3s"'))
     assert "smoke.stuck_after:" in message
 
 

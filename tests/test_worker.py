@@ -9,13 +9,12 @@ import random
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES, step
+from helpers import EXAMPLES, step, wait_until
 from wfctl.engine import Engine, run_workers
 from wfctl.engine.ids import shard_of
 from wfctl.errors import InputError
@@ -104,9 +103,18 @@ def test_kill_9_worker_repeatedly_loses_nothing_and_reruns_only_in_flight_steps(
     env = {**os.environ, "WFCTL_TEST_EFFECTS": str(calls_file), "WFCTL_ALLOW_MODULES": "test_worker_effects",
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     rng = random.Random(20240601)
+
+    def calls_made() -> int:
+        return len(calls_file.read_bytes().splitlines()) if calls_file.exists() else 0
+
     for _ in range(3):
+        before = calls_made()
         proc = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(data), "run"], env=env)
-        time.sleep(rng.uniform(0.5, 0.9))  # start-up takes ~0.35 s; the work ~1.5 s
+        # Kill once this worker has demonstrably made side effects (at a varying point of the
+        # ~1,500 calls), whatever its start-up took: never on a timer.
+        wanted = before + rng.randint(20, 300)
+        assert wait_until(lambda: calls_made() >= wanted or proc.poll() is not None, timeout=120), \
+            "the worker made no side effects in 120 s"
         proc.kill()
         assert proc.wait(10) == -9
     final = subprocess.run([sys.executable, "-c", WORKER_SCRIPT, str(data), "drain"], env=env, timeout=120)
@@ -150,11 +158,7 @@ def test_stop_event_stops_worker_processes_and_releases_leases(tmp_path):
     thread = threading.Thread(target=lambda: codes.append(run_workers(tmp_path, processes=2, stop_event=stop)))
     thread.start()
     with Engine(tmp_path) as engine:
-        for _ in range(300):
-            if all(s["lease_owner"] for s in engine.shards()):
-                break
-            time.sleep(0.05)
-        assert all(s["lease_owner"] for s in engine.shards())
+        assert wait_until(lambda: all(s["lease_owner"] for s in engine.shards()), timeout=60)
         stop.set()
         thread.join(30)
         assert codes == [0]

@@ -63,7 +63,7 @@ def _scenario_json(scenario) -> dict:
 def run_command(
     target: str = typer.Argument(..., metavar="NAME|FILE|all",
                                  help="A packaged scenario (see 'wfctl stress list'), a scenario file, or 'all'."),
-    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small smoke preset (its file's smoke table; seconds to a minute on 2 cores)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Each scenario's small smoke preset (its file's smoke table, sized by work; 1-2.5 min for all on 2 cores)."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Multiply the totals, rates, stage targets and slots."),
     shards: Optional[int] = typer.Option(None, "--shards", min=1, max=1000,
                                          help="Shards (a comparison runs 1 and this many)."),

@@ -7,6 +7,8 @@ once, to a JSON file the harness merges (:func:`write_payload` / :func:`read_pay
 
 Start-up handshake: every process releases ``ready`` once its engine is open; the harness
 waits for all of them, writes the common start instant into ``origin`` and sets ``go``.
+Every process (clients, workers, schedulers) does nothing until that instant, so all of a
+variant's events, and every timeline, count from the same origin.
 """
 
 from __future__ import annotations
@@ -85,9 +87,12 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _wait_for_go(sync: Sync) -> float:
+def _wait_for_go(sync: Sync, stop: Any = None) -> float:
+    """Signal ready, then sleep until the common start instant (or until ``stop`` is set: 0.0)."""
     sync.ready.release()
-    sync.go.wait()
+    while not sync.go.wait(0.1):
+        if stop is not None and stop.is_set():
+            return 0.0
     origin = sync.origin.value
     delay = origin - time.time()
     if delay > 0:
@@ -142,7 +147,7 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
     for engine in engines:
         engine.prepare(d for d, _ in plan.definitions)
     maker = InputMaker(InputSpec.model_validate(plan.input), engines[0].datadir.settings.max_payload_bytes)
-    origin = _wait_for_go(sync)
+    origin = _wait_for_go(sync, sync.stop)  # stopped before the start: sends nothing (loops check stop)
     recorder = _Recorder(origin, plan.late_after, sync)
     if plan.model == "closed":
         def user(vu: int, engine: Any) -> None:
@@ -187,15 +192,12 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
 class _Observer:
     """A worker's metrics, fed by :class:`~wfctl.engine.worker.Worker` after each commit."""
 
-    def __init__(self, sync: Sync) -> None:
-        self.sync = sync
+    def __init__(self, origin: float) -> None:
         self.metrics = RunMetrics()
-        self.timeline: Timeline | None = None
+        self.timeline = Timeline(origin)
 
     def __call__(self, commits: Any, now: float) -> None:
         timeline = self.timeline
-        if timeline is None:
-            timeline = self.timeline = Timeline(self.sync.origin.value)
         metrics = self.metrics
         for commit in commits:
             for row in commit.journal:
@@ -208,8 +210,7 @@ class _Observer:
                 metrics.record_end("failed", None, now, error=commit.error or "failed")
 
     def payload(self) -> dict[str, Any]:
-        return {"metrics": self.metrics.to_payload(),
-                "timeline": self.timeline.to_payload() if self.timeline is not None else None}
+        return {"metrics": self.metrics.to_payload(), "timeline": self.timeline.to_payload()}
 
 
 def worker_main(data_dir: str, shards: list[int], sync: Sync, metrics_path: str) -> None:
@@ -220,11 +221,10 @@ def worker_main(data_dir: str, shards: list[int], sync: Sync, metrics_path: str)
     from ..engine import Engine
     from ..engine.worker import Worker
 
-    observer = _Observer(sync)
     engine = Engine(data_dir)
     engine.prepare(row["id"] for row in engine.definitions())
+    observer = _Observer(_wait_for_go(sync, stop))
     worker = Worker(engine, shards, observer=observer)
-    sync.ready.release()
     code = worker.run(stop_event=stop)
     engine.close()
     write_payload(metrics_path, observer.payload())
@@ -240,5 +240,5 @@ def scheduler_main(data_dir: str, sync: Sync) -> None:
     from ..schedules.scheduler import Scheduler
 
     with Engine(data_dir) as engine:
-        sync.ready.release()
+        _wait_for_go(sync, stop)
         Scheduler(engine).run(stop_event=stop)

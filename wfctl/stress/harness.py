@@ -61,7 +61,8 @@ RATE_WINDOW_S = 1.0
 READY_TIMEOUT_S = 120.0
 #: Delay between the go signal and the start instant, so every process sleeps to the same instant.
 GO_DELAY_S = 0.05
-#: Time a scheduled variant waits after its last due slot for the schedulers to fire it.
+#: Time a scheduled variant waits after its last due slot (for duplicates to show), at least; it waits
+#: on until every expected slot has a run, or until ``stuck_after`` (then the slots count as missed).
 SLOT_GRACE_S = 2.0
 
 #: Checked on every variant whatever the scenario says (source "harness").
@@ -172,12 +173,18 @@ class _VariantRun:
         with Engine(self.data) as engine:
             engine.apply(files)
             self.initial_bytes = {s["shard"]: s["file_bytes"] + s["wal_bytes"] for s in engine.shards()}
-            if self.scenario.workload.model == "scheduled":
-                from ..schedules.scheduler import Scheduler
-
-                Scheduler(engine).tick()  # the first plan: slots count from now
-                self.armed_at = engine.clock()
         return weighted
+
+    def arm_schedules(self) -> None:
+        """The schedules' first plan: slots count from now. Called once every process is ready
+        (they wait for the start instant), so no slot is due before the variant begins however
+        long the processes took to start."""
+        from ..engine import Engine
+        from ..schedules.scheduler import Scheduler
+
+        with Engine(self.data) as engine:
+            Scheduler(engine).tick()
+            self.armed_at = engine.clock()
 
     def _definition_files(self) -> tuple[list[Path], list[tuple[str, float]]]:
         folder = self.root / "definitions"
@@ -308,12 +315,13 @@ class _VariantRun:
         stuck_after = self.scenario.stuck_after
         sent_at: float | None = None
         while True:
-            _, unfinished = self.sample(target)
+            runs, unfinished = self.sample(target)
             now = time.time()
             if sent_at is None:
                 self._check_alive()
-                if deadline_slot is not None:
-                    sent = now >= deadline_slot + SLOT_GRACE_S
+                if deadline_slot is not None:  # a loaded machine may fire late: wait for the runs, not a time
+                    sent = (now >= deadline_slot + SLOT_GRACE_S and runs >= (target or 0)
+                            or now >= deadline_slot + SLOT_GRACE_S + stuck_after)
                 else:
                     sent = all(proc.exitcode is not None for proc in self.clients)
                 if sent:
@@ -375,6 +383,7 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
         workload = scenario.workload
         deadline_slot, expected_slots = None, None
         if workload.model == "scheduled":
+            run.arm_schedules()
             deadline_slot, expected_slots = _scheduled_window(run.data, run.armed_at, workload.slots)
         target = (workload.total if workload.model == "closed"
                   else planned_arrivals(workload) if workload.model == "open"
@@ -414,7 +423,7 @@ def _collect(run: _VariantRun, origin: float, ended: float,
         for path in files:
             try:
                 metrics, tl = read_payload(path)
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, WfctlError) as exc:
                 missing.append(f"{path.name}: no metrics ({exc.__class__.__name__})")
                 continue
             into.merge(metrics)
@@ -447,8 +456,15 @@ def _collect(run: _VariantRun, origin: float, ended: float,
                        "lock_wait_ms": round(s.lock_wait_ms, 3), "transactions": s.transactions,
                        "file_bytes": s.file_bytes, "wal_bytes": s.wal_bytes, "file_growth_bytes": growth})
     merged.lock_retries = sum(s["lock_retries"] for s in shards)
+    # Both phases begin at the first start (its planned instant); the start phase ends at the last
+    # start, the completion phase at the last completion, or at the end of the wait when runs are stuck.
+    first = scan.first_start if scan.first_start is not None else origin
     last = scan.last_completed if counts.stuck == 0 and scan.last_completed else ended
-    merged.duration_s = max(last - origin, 1e-3)
+    merged.duration_s = max(last - first, 1e-3)
+    if scan.last_start is not None:
+        merged.start_phase_s = max(scan.last_start - first, 1e-3)
+    peak = timeline.peak_rate("completions", merged.duration_s / 10)
+    merged.peak_rate = None if peak is None else max(peak, counts.completed / merged.duration_s)
 
     metrics = merged.to_dict()
     slots = None
@@ -502,6 +518,8 @@ class _Scan:
     fire_lag: Any
     late: int
     last_completed: float | None
+    first_start: float | None  # the earliest planned start (slot_time, else created_at) of any run
+    last_start: float | None  # the latest created_at of any run
     slot_runs: dict[tuple[str, float], int]
     stored_bytes: int
     shards: list[Any]  # ShardStats per shard, read after every process stopped
@@ -516,6 +534,8 @@ def _scan(engine: Any, shard_count: int, timeline: Timeline, late_after: float, 
     slot_runs: dict[tuple[str, float], int] = {}
     late = stored = 0
     last: float | None = None
+    first_start: float | None = None
+    last_start: float | None = None
     stats = []
     for n in range(shard_count):
         store = engine.shard_store(n)
@@ -523,6 +543,9 @@ def _scan(engine: Any, shard_count: int, timeline: Timeline, late_after: float, 
         stored += store.stored_bytes()
         for r in store.scan_runs():
             by_status[r.status] = by_status.get(r.status, 0) + 1
+            planned = r.created_at if r.slot_time is None else min(r.slot_time, r.created_at)
+            first_start = planned if first_start is None else min(first_start, planned)
+            last_start = r.created_at if last_start is None else max(last_start, r.created_at)
             if r.status == "completed" and r.completed_at is not None:
                 last = r.completed_at if last is None else max(last, r.completed_at)
                 if r.slot_time is not None:
@@ -534,7 +557,7 @@ def _scan(engine: Any, shard_count: int, timeline: Timeline, late_after: float, 
                 late += lag > late_after
                 key = (r.definition_id, r.slot_time)
                 slot_runs[key] = slot_runs.get(key, 0) + 1
-    return _Scan(by_status, e2e, fire_lag, late, last, slot_runs, stored, stats)
+    return _Scan(by_status, e2e, fire_lag, late, last, first_start, last_start, slot_runs, stored, stats)
 
 
 # -- scenarios and the whole run -------------------------------------------------------------

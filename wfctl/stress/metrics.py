@@ -16,7 +16,9 @@ Units in the flat namespace (see :func:`known_metric_names`):
 
 * ``<name>_latency.<stat>``: milliseconds (``count`` is a sample count). Stats of an
   empty recorder are ``None``.
-* ``*.rate``: per second, over ``duration_s``.
+* ``starts.rate``: per second, over the start phase (``start_phase_s``: first start to last
+  start); ``completions.rate``: per second, over ``duration_s`` (first start to last
+  completion, or to the end of the wait when runs are stuck).
 * ``success_rate``: a fraction in 0..1 (thresholds accept ``99.5%``).
 * ``lock_retries_per_1000``: lock retries per 1000 started runs.
 * everything else: plain counts.
@@ -377,6 +379,11 @@ class RunMetrics:
         max_seconds: int = DEFAULT_MAX_SECONDS,
         duration_s: float | None = None,
     ) -> None:
+        #: Set by the harness: the start phase (first start to last start) and the peak completion
+        #: rate from its timeline; without them ``starts.rate`` uses ``duration_s`` and the peak the
+        #: per-second buckets.
+        self.start_phase_s: float | None = None
+        self.peak_rate: float | None = None
         self.start_latency = LatencyRecorder()
         self.e2e_latency = LatencyRecorder()
         self.fire_lag = LatencyRecorder()
@@ -509,8 +516,9 @@ class RunMetrics:
         duration = self.effective_duration_s()
         out["completions.count"] = c.completed
         out["completions.rate"] = _safe_div(c.completed, duration)
-        out["completions.peak_rate"] = self.completions.peak
-        out["starts.rate"] = _safe_div(c.started, duration)
+        out["completions.peak_rate"] = self.completions.peak if self.peak_rate is None else self.peak_rate
+        start_phase = duration if self.start_phase_s is None else self.start_phase_s
+        out["starts.rate"] = _safe_div(c.started, start_phase)
         out["success_rate"] = c.success_rate
         out["errors.count"] = self.errors.total
         out["lock_retries"] = self.lock_retries
@@ -520,6 +528,9 @@ class RunMetrics:
 
 
 TIMELINE_POINTS = 300
+#: The finest interval (1/128 s): a sub-second run still gets several points, and doubling
+#: reaches round intervals (0.25 s, 0.5 s, 1 s, 2 s, ...) as a run gets longer.
+TIMELINE_INTERVAL_S = 1 / 128
 TIMELINE_DIGITS = 1  # ~6% resolution: enough for a chart, ~4 KB per interval and series
 
 
@@ -528,12 +539,14 @@ class Timeline:
 
     At most ``max_points`` intervals are kept: when a later event would need more, the
     interval doubles and neighbouring intervals merge, so memory is bounded whatever the
-    run's length or number of events. Processes given the same ``origin`` merge exactly.
+    run's length or number of events, and the interval always fits the run's length.
+    Processes given the same ``origin`` merge exactly.
     """
 
     __slots__ = ("origin", "interval_s", "max_points", "counts", "latencies")
 
-    def __init__(self, origin: float, interval_s: float = 1.0, max_points: int = TIMELINE_POINTS) -> None:
+    def __init__(self, origin: float, interval_s: float = TIMELINE_INTERVAL_S,
+                 max_points: int = TIMELINE_POINTS) -> None:
         if interval_s <= 0 or max_points < 2:
             raise InputError("a timeline needs a positive interval and at least 2 points")
         self.origin = origin
@@ -584,8 +597,8 @@ class Timeline:
 
     def merge(self, other: Timeline) -> Timeline:
         """Add ``other``'s events (same origin; the coarser interval wins)."""
-        if abs(other.origin - self.origin) > 1e-6:
-            raise InputError("timelines with different origins cannot be merged")
+        if abs(other.origin - self.origin) > 1e-6:  # a harness bug, not a user's mistake
+            raise ValueError(f"timelines with different origins cannot be merged ({self.origin} vs {other.origin})")
         while self.interval_s < other.interval_s - 1e-12:
             self._coarsen()
         factor = max(1, round(self.interval_s / other.interval_s))
@@ -601,6 +614,20 @@ class Timeline:
                     target = mine_h[index // factor] = HdrHistogram(LOWEST_US, HIGHEST_US, TIMELINE_DIGITS)
                 target.add(hist)
         return self
+
+    def peak_rate(self, name: str, window_s: float) -> float | None:
+        """The highest events per second of series ``name`` over any window of ``window_s``
+        (rounded to whole intervals, at least one); None when the series has no events."""
+        series = self.counts.get(name)
+        if not series:
+            return None
+        k = max(1, round(window_s / self.interval_s))
+        first, last = min(series), max(series)
+        window = best = sum(series.get(i, 0) for i in range(first, first + k))
+        for i in range(first + k, last + 1):
+            window += series.get(i, 0) - series.get(i - k, 0)
+            best = max(best, window)
+        return best / (k * self.interval_s)
 
     def to_payload(self) -> dict[str, Any]:
         return {

@@ -65,11 +65,11 @@ File format (every table rejects unknown keys; durations are strings such as ``"
     [thresholds]
     defaults = ["failed == 0"]    # checked against wfctl.stress.metrics.known_metric_names()
 
-    [smoke]                       # optional overrides for `--smoke` (about 20 s or less)
+    [smoke]                       # optional overrides for `--smoke`: small, sized by work (counts), not time
     clients = 10
     total = 10
-    stuck_after = "15s"           # also: shards, workers, rate, duration, stages, slots,
-                                  # size_bytes, iterations, rows, repeat (default 1)
+    stuck_after = "2m"            # also: shards, workers, rate, duration, stages, slots,
+                                  # size_bytes, iterations, rows, late_after, repeat (default 1)
 """
 
 from __future__ import annotations
@@ -244,6 +244,7 @@ class Smoke(_Model):
     rows: Optional[int] = Field(None, ge=0)
     stuck_after: Optional[Duration] = None
     repeat: Optional[int] = Field(None, ge=1, le=MAX_REPEAT)
+    late_after: Optional[Duration] = None
 
 
 class Scenario(_Model):
@@ -300,7 +301,7 @@ class Scenario(_Model):
                 data["engine"][key] = value
                 if key == "shards" and data.get("comparison"):
                     data["comparison"]["shards"] = sorted({1, value})
-            elif key in ("clients", "total", "rate", "duration", "stages", "slots"):
+            elif key in ("clients", "total", "rate", "duration", "stages", "slots", "late_after"):
                 data["workload"][key] = value
             elif key in ("size_bytes", "iterations", "rows"):
                 data["input"][key] = value
