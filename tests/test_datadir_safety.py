@@ -12,12 +12,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES, refused
+from helpers import EXAMPLES, refused, wfctl_env
 from helpers import wfctl as run_wfctl
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
@@ -26,13 +27,28 @@ HELLO = str(EXAMPLES / "hello.json")
 ROOT = Path(__file__).resolve().parents[1]
 #: Root may write anything: as root, the permission checks run as user ``nobody`` (``setpriv``).
 OTHER = 65534 if os.geteuid() == 0 else None
-needs_other_user = pytest.mark.skipif(OTHER is not None and shutil.which("setpriv") is None,
-                                      reason="running as root without setpriv: cannot drop write permission")
+_AS_OTHER = ["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups"]
+
+
+def _other_user_problem() -> str | None:
+    """Why the permission checks cannot run as another user here (None when they can)."""
+    if OTHER is None:
+        return None
+    if shutil.which("setpriv") is None:
+        return "running as root without setpriv: cannot drop write permission"
+    probe = subprocess.run([*_AS_OTHER, sys.executable, "-c", "import wfctl.cli"], capture_output=True, text=True,
+                           env=wfctl_env(), cwd=tempfile.gettempdir())
+    if probe.returncode != 0:  # e.g. the virtualenv lies in a folder only root may enter
+        return f"user {OTHER} cannot run this Python and wfctl: {probe.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+needs_other_user = pytest.mark.skipif(_other_user_problem() is not None, reason=str(_other_user_problem()))
 
 
 def wfctl(*args, data=None, user=None, timeout=120) -> subprocess.CompletedProcess:
     """wfctl in a subprocess; ``user``: as that user (the tests run as root, who may write anything)."""
-    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
+    prefix = _AS_OTHER if user is not None else []
     return run_wfctl(data, *args, timeout=timeout, argv_prefix=prefix)
 
 
