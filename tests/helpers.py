@@ -93,14 +93,16 @@ def refused(proc) -> str:
     return lines[0]
 
 
-def wait_until(condition, timeout: float = 60.0, interval: float = 0.1) -> bool:
-    """Poll ``condition()`` until it is true (True) or ``timeout`` seconds pass (False)."""
+def wait_until(condition, timeout: float = 60.0, interval: float = 0.1):
+    """Poll ``condition()`` until it gives a true value (returned) or ``timeout`` seconds pass
+    (False): the one way tests wait for something, never a bare sleep."""
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return True
+        value = condition()
+        if value:
+            return value
         time.sleep(interval)
     return False
 

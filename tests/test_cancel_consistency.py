@@ -10,7 +10,7 @@ import subprocess
 import time
 from http.server import BaseHTTPRequestHandler
 
-from helpers import local_http_server, reply_json, wfctl_argv, wfctl_env
+from helpers import local_http_server, reply_json, wait_until, wfctl_argv, wfctl_env
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
 from wfctl.store.base import STARTED
@@ -43,7 +43,7 @@ def _busy(url: str) -> dict:
 
 class _Slow(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
-        time.sleep(0.005)
+        time.sleep(0.005)  # the workload: a slow HTTP call keeps the worker's steps in flight
         reply_json(self)
 
     def log_message(self, *args):
@@ -82,11 +82,9 @@ def test_bulk_cancel_during_a_busy_worker_leaves_consistent_records(tmp_path):
         worker = subprocess.Popen(wfctl_argv(data, "worker", "--no-scheduler"), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=wfctl_env())
         try:
-            deadline = time.monotonic() + 60
             with Engine(data) as engine:  # cancel once the worker is busy on the shard
-                while engine.count(["running"], "busy") < 20 and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                assert engine.count(["running"], "busy") >= 20, "the worker did not start the runs"
+                assert wait_until(lambda: engine.count(["running"], "busy") >= 20, interval=0.05), \
+                    "the worker did not start the runs"
             cancel = subprocess.run(wfctl_argv(data, "cancel", "--definition", "busy", "--yes", "--json"),
                                     capture_output=True, text=True, stdin=subprocess.DEVNULL, env=wfctl_env(), timeout=120)
             assert cancel.returncode == 0, cancel.stderr

@@ -12,11 +12,10 @@ import random
 import signal
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
-from helpers import wfctl, wfctl_argv, wfctl_env
+from helpers import wait_until, wfctl, wfctl_argv, wfctl_env
 from wfctl.engine import Engine
 from wfctl.store import DataDir
 
@@ -87,18 +86,26 @@ def test_listing_cleanup_and_shards_serve_the_other_shards(damaged):
     assert len(warnings_about(proc.stderr, "shard-000.db")) <= 1 and len(proc.stderr.splitlines()) <= 1
 
 
+def _heartbeat(data, shard: int) -> float | None:
+    """When the worker last renewed shard ``shard``'s lease (its file's shard_status row)."""
+    with sqlite3.connect(f"file:{data / f'shard-{shard:03d}.db'}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT heartbeat_at FROM shard_status WHERE id = 1").fetchone()[0]
+
+
 def test_worker_does_not_spin_on_the_damaged_shard(damaged):
     data, ids = damaged
     worker = subprocess.Popen(wfctl_argv(data, "worker", "--no-scheduler"), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=wfctl_env())
     try:
-        deadline = time.monotonic() + 120
         with Engine(data, create=False) as engine:
             store = engine.shard_store(1)
-            while store.count_runs(["pending", "running"]) and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_until(lambda: not store.count_runs(["pending", "running"]), 120, interval=0.2)
             assert store.count_runs(["completed"]) == 200
-        time.sleep(1.0)  # let a spinning worker show itself: ~80 lease retakes a second before the fix
+        # Two more lease renewals of the healthy shard: the worker's loop went round many times,
+        # enough for a spinning worker to show itself (~80 lease retakes a second before the fix).
+        first = _heartbeat(data, 1)
+        assert wait_until(lambda: (beat := _heartbeat(data, 1)) is not None and first is not None
+                          and beat > first + 1.0, 60, interval=0.2), "the worker stopped renewing shard 1"
     finally:
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=60)

@@ -13,13 +13,12 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES, local_http_server, reply_json
+from helpers import EXAMPLES, local_http_server, reply_json, wait_until
 from test_cli_engine import _argv, _env, error_line, init, ok, ok_json, start_runs, wfctl, wfctl_many
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
@@ -29,13 +28,9 @@ DEADLINE_S = 90
 
 
 def wait_for(condition, what: str, deadline_s: float = DEADLINE_S):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    value = wait_until(condition, deadline_s, interval=0.05)
+    assert value, f"timed out waiting for {what}"
+    return value
 
 
 def step(slug, step_type, config=None, then=None):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
-from helpers import step
+from helpers import step, wait_until
 from wfctl.engine import Engine
 from wfctl.store import DataDir
 
@@ -53,10 +52,8 @@ def test_a_step_longer_than_the_lease_keeps_it_and_runs_once(tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     first = worker("first")
-    deadline = time.monotonic() + 60
-    while not (calls.exists() and calls.read_text()):  # the long step has started
-        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
-        time.sleep(0.05)
+    started = wait_until(lambda: first.poll() is not None or (calls.exists() and calls.read_text()), interval=0.05)
+    assert started and first.poll() is None, first.communicate()  # the long step has started
     second = worker("second")  # tries to take the shard every TTL / 3 until the run is done
     out_first, err_first = first.communicate(timeout=120)
     out_second, err_second = second.communicate(timeout=120)

@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-from helpers import definition, step
+from helpers import definition, step, wait_until
 from wfctl.actions import ActionRegistry, default_registry
 from wfctl.secrets import SecretBox
 
@@ -70,16 +69,15 @@ def test_a_durable_run_stores_no_secret_while_in_flight_nor_after(tmp_path):
     worker = subprocess.Popen([sys.executable, "-m", "wfctl", "--data-dir", str(data), "worker"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + DEADLINE_S
-        while not (calls.exists() and calls.read_text()):  # the body ran: the loop state is stored
-            assert time.monotonic() < deadline and worker.poll() is None, "the loop body never ran"
-            time.sleep(0.05)
+        ran = wait_until(lambda: worker.poll() is not None or (calls.exists() and calls.read_text()), DEADLINE_S,
+                         interval=0.05)
+        assert ran and worker.poll() is None, "the loop body never ran"  # the loop state is stored
         in_flight = raw_leaks(data)
         assert json.loads(wfctl("status", eid, "--json"))["status"] == "running"  # still in the loop
         assert in_flight == []
-        while (status := json.loads(wfctl("status", eid, "--json")))["status"] == "running":
-            assert time.monotonic() < deadline, "the run did not finish"
-            time.sleep(0.2)
+        status = wait_until(lambda: (s := json.loads(wfctl("status", eid, "--json")))["status"] != "running" and s,
+                            DEADLINE_S, interval=0.2)
+        assert status, "the run did not finish"
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES, TALE_EXAMPLES, step
+from helpers import EXAMPLES, TALE_EXAMPLES, step, wait_until
 from wfctl.definitions import validate_file
 from wfctl.store import DataDir
 
@@ -119,10 +119,8 @@ def test_step_count_survives_a_worker_restart(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while _completed_steps(data, execution_id)[1] < 10:
-            assert time.monotonic() < deadline, "the worker made no progress"
-            time.sleep(0.2)
+        assert wait_until(lambda: _completed_steps(data, execution_id)[1] >= 10, interval=0.2), \
+            "the worker made no progress"
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(30)
