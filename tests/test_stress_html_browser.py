@@ -84,15 +84,12 @@ _LAYOUT = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def pages(result: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
-    """The report opened at each width: its layout facts and the screenshot path."""
+def _open_at_widths(report: Path, shots: Path | None = None) -> dict[int, dict]:
+    """``report`` opened in headless Chromium at each width: its layout facts, the requests it
+    made, the summary's text and (with ``shots``) a full-page screenshot in that folder."""
     chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
-    tmp = tmp_path_factory.mktemp("html-browser")
-    report = tmp / "report.html"
-    report.write_text(render_html(result), encoding="utf-8")
     requests: list[str] = []
     out: dict[int, dict] = {}
     with sync_playwright() as p:
@@ -103,14 +100,24 @@ def pages(result: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[int, d
                 page = browser.new_page(viewport={"width": width, "height": 900})
                 page.on("request", lambda r: requests.append(r.url))
                 page.goto(report.as_uri(), timeout=LOAD_TIMEOUT_MS, wait_until="load")
-                layout = page.evaluate(_LAYOUT)
-                shot = tmp / f"report-{width}.png"
-                page.screenshot(path=str(shot), full_page=True, timeout=LOAD_TIMEOUT_MS)
-                out[width] = {**layout, "screenshot": shot, "requests": list(requests)}
+                out[width] = {**page.evaluate(_LAYOUT), "requests": list(requests),
+                              "summary": page.inner_text("#summary")}
+                if shots is not None:
+                    out[width]["screenshot"] = shot = shots / f"report-{width}.png"
+                    page.screenshot(path=str(shot), full_page=True, timeout=LOAD_TIMEOUT_MS)
                 page.close()
         finally:
             browser.close()
     return out
+
+
+@pytest.fixture(scope="module")
+def pages(result: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
+    """The report opened at each width: its layout facts and the screenshot path."""
+    tmp = tmp_path_factory.mktemp("html-browser")
+    report = tmp / "report.html"
+    report.write_text(render_html(result), encoding="utf-8")
+    return _open_at_widths(report, tmp)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -142,9 +149,6 @@ def test_the_page_loads_nothing_from_elsewhere(pages: dict) -> None:
 
 def test_a_wide_comparison_still_fits(result: dict, tmp_path: Path) -> None:
     """Long variant names and failed thresholds: still no sideways scroll at either width."""
-    chromium = _chromium()
-    from playwright.sync_api import sync_playwright
-
     wide = copy.deepcopy(result)
     scenario = next(s for s in wide["scenarios"] if s.get("comparison"))
     long = "4sh/exec/hot-with-a-really-long-variant-name-that-does-not-wrap-easily"
@@ -156,15 +160,6 @@ def test_a_wide_comparison_still_fits(result: dict, tmp_path: Path) -> None:
     scenario["thresholds"][0].update(passed=False, expression="start_latency.p99 < 0.001ms")
     report = tmp_path / "wide.html"
     report.write_text(render_html(wide), encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"],
-                                    timeout=LOAD_TIMEOUT_MS)
-        try:
-            for width in WIDTHS:
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.goto(report.as_uri(), timeout=LOAD_TIMEOUT_MS)
-                layout = page.evaluate(_LAYOUT)
-                assert layout["scrollWidth"] <= width and layout["overflowing"] == [], (width, layout["overflowing"])
-                assert "start_latency.p99 < 0.001ms" in page.inner_text("#summary")
-        finally:
-            browser.close()
+    for width, layout in _open_at_widths(report).items():
+        assert layout["scrollWidth"] <= width and layout["overflowing"] == [], (width, layout["overflowing"])
+        assert "start_latency.p99 < 0.001ms" in layout["summary"]

@@ -59,6 +59,22 @@ def _scenario_json(scenario) -> dict:
     }
 
 
+def _fail_on_regression_option(lead: str):
+    """``--fail-on-regression PCT`` of `run --compare` and `compare`."""
+    return typer.Option(
+        None, "--fail-on-regression", min=0, metavar="PCT",
+        help=f"{lead} 98 when a metric is worse than the baseline by more than PCT percent, more than its noise "
+             "floor and, when both results have repetitions, outside the baseline's range.")
+
+
+def _metrics_option(lead: str):
+    """``--metrics GLOB`` of `run --compare` and `compare`."""
+    return typer.Option(
+        None, "--metrics", metavar="GLOB",
+        help=f"{lead} to compare (repeatable or comma-separated globs, 'all' for every metric). Default: "
+             "throughput, start/e2e/fire-lag p50 and p99, failed, stuck, lock retries per 1,000 starts.")
+
+
 @app.command("run")
 def run_command(
     target: str = typer.Argument(..., metavar="NAME|FILE|all",
@@ -84,14 +100,8 @@ def run_command(
         None, "--threshold", "-t", help="A pass/fail check, e.g. 'start_latency.p99 < 50ms' (repeatable; replaces "
                                         "the scenario's threshold on the same metric). A breach exits 99."),
     baseline: Optional[Path] = typer.Option(None, "--compare", help="A baseline result (--json) to compare against."),
-    fail_on_regression: Optional[float] = typer.Option(
-        None, "--fail-on-regression", min=0, metavar="PCT",
-        help="With --compare: exit 98 when a metric is worse than the baseline by more than PCT percent, more "
-             "than its noise floor and, with repetitions on both sides, outside the baseline's range."),
-    metrics: Optional[List[str]] = typer.Option(
-        None, "--metrics", metavar="GLOB",
-        help="With --compare: the metrics to compare (repeatable or comma-separated globs, 'all' for every "
-             "metric). Default: throughput, start/e2e/fire-lag p50 and p99, failed, stuck, lock retries per 1,000."),
+    fail_on_regression: Optional[float] = _fail_on_regression_option("With --compare: exit"),
+    metrics: Optional[List[str]] = _metrics_option("With --compare: the metrics"),
     keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (each printed, ready for WFCTL_DATA_DIR)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show live progress while running."),
 ) -> None:
@@ -145,14 +155,8 @@ def run_command(
 def compare_command(
     baseline: Path = typer.Argument(..., help="The baseline result (wfctl stress run --json)."),
     current: Path = typer.Argument(..., help="The result to compare with it."),
-    fail_on_regression: Optional[float] = typer.Option(
-        None, "--fail-on-regression", min=0, metavar="PCT",
-        help="Exit 98 when a metric is worse than the baseline by more than PCT percent, more than its noise floor "
-             "and, when both results have repetitions, outside the baseline's range."),
-    metrics: Optional[List[str]] = typer.Option(
-        None, "--metrics", metavar="GLOB",
-        help="The metrics to compare (repeatable or comma-separated globs, 'all' for every metric). Default: "
-             "throughput, start/e2e/fire-lag p50 and p99, failed, stuck, lock retries per 1,000 starts."),
+    fail_on_regression: Optional[float] = _fail_on_regression_option("Exit"),
+    metrics: Optional[List[str]] = _metrics_option("The metrics"),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Compare two stress results per scenario and variant; flag changes beyond the noise.
