@@ -221,6 +221,19 @@ def test_report_shows_target_rate_when_set():
     assert "50.0" in _lines_with(con.export_text(), "target starts/s")[0]
 
 
+def test_throughput_rows_name_the_window_each_rate_is_measured_over():
+    """starts/s and completions/s are measured over different windows (docs/stress.md): the
+    terminal report says which, so equal-looking figures are not read as one measurement."""
+    result = _result()
+    metrics = result["scenarios"][0]["variants"][0]["metrics"]
+    metrics["starts.rate"], metrics["completions.rate"] = 2345.0, 1276.0
+    con = _console()
+    render_report(con, result)
+    text = con.export_text()
+    assert "2,345" in _lines_with(text, "starts/s (first start to last start)")[0]
+    assert "1,276" in _lines_with(text, "completions/s (first start to last completion)")[0]
+
+
 # -- wfctl stress compare --------------------------------------------------------------
 
 

@@ -186,9 +186,9 @@ def _counts_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -
 def _throughput_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table:
     table = _variant_table("throughput", names, "rate")
     rows = [
-        ("completions/s", "completions.rate"),
+        ("completions/s (first start to last completion)", "completions.rate"),
         ("peak completions/s", "completions.peak_rate"),
-        ("starts/s", "starts.rate"),
+        ("starts/s (first start to last start)", "starts.rate"),
     ]
     if any(as_number(_metrics(v).get("starts.target_rate")) is not None for v in variants):
         rows.append(("target starts/s", "starts.target_rate"))
