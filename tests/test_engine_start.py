@@ -25,7 +25,7 @@ def open_engine(tmp_path, **settings) -> Engine:
 
 
 def raw(engine, shard, sql, params=()):
-    conn = sqlite3.connect(engine.datadir.shard_path(shard))
+    conn = sqlite3.connect(engine.datadir.backend.shard_path(shard))
     try:
         return conn.execute(sql, params).fetchall()
     finally:
@@ -55,7 +55,7 @@ def test_one_client_spreads_its_runs_and_ids_hash_to_their_shard(tmp_path):
 def test_a_held_write_lock_sends_the_run_to_another_shard(tmp_path):
     with open_engine(tmp_path, shards=4, route="execution") as engine:
         engine.start("hello")
-        blocker = sqlite3.connect(engine.datadir.shard_path((engine._home + 1) % 4), isolation_level=None)
+        blocker = sqlite3.connect(engine.datadir.backend.shard_path((engine._home + 1) % 4), isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
             held = (engine._home + 1) % 4
@@ -80,7 +80,7 @@ def test_keyed_and_definition_routed_starts_follow_the_hash(tmp_path):
 
 
 def test_limits_are_checked_before_anything_is_written(tmp_path):
-    DataDir.init(tmp_path / "data", shards=2, route="execution", max_payload_bytes=2000, spill_threshold_bytes=1000)
+    DataDir.init(tmp_path / "data", shards=2, route="execution", max_payload_bytes=2000, options={"spill_threshold_bytes": 1000})
     with Engine(tmp_path / "data") as engine:
         engine.apply([EXAMPLES / "hello.json"])
         with pytest.raises(PayloadTooLargeError, match=r"^input of run [0-9a-f]{2}-[0-9a-f]{32} is "):

@@ -36,14 +36,15 @@ def init_command(
     base = DataDir.open(path, create=False).settings if os.path.exists(path / SETTINGS_FILE) else Settings()
     datadir = DataDir.init(path, shards=base.shards if shards is None else shards,
                            route=base.route if route is None else route,
-                           durability=base.durability if durability is None else durability)
+                           durability=base.durability if durability is None else durability,
+                           backend=base.backend, options=base.options)
     from ..engine.keys import secret_box
 
     secret_box(datadir)  # the key is made with the directory (or checked against it)
-    settings = {"path": str(datadir.path), "shards": datadir.shard_count, "route": datadir.settings.route,
-                "durability": datadir.settings.durability}
+    settings = {"path": str(datadir.path), "backend": datadir.settings.backend, "shards": datadir.shard_count,
+                "route": datadir.settings.route, "durability": datadir.settings.durability}
     if json_out:
         print_json(settings)
     else:
-        console().print(f"initialised {settings['path']}: {settings['shards']} shards, route by "
+        console().print(f"initialised {settings['path']}: {settings['backend']}, {settings['shards']} shards, route by "
                         f"{settings['route']}, durability {settings['durability']}", markup=False)

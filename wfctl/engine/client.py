@@ -325,7 +325,7 @@ class Engine:
     def _each_shard(self, shard: int | None = None) -> Iterable[ShardStore]:
         """The stores of every shard (or of ``shard``); a damaged file is skipped with a warning."""
         if shard is not None:
-            self.datadir.shard_path(shard)  # validates the number
+            self.datadir.check_shard(shard)
             yield self.shard_store(shard)
             return
         for n in range(self.shard_count):
@@ -351,8 +351,8 @@ class Engine:
 
     def _set_aside(self, shard: int, exc: Exception) -> None:
         if shard not in self._damaged:
-            path = str(self.datadir.shard_path(shard))
-            self._damaged[shard] = str(exc) if path in str(exc) else f"{path}: {exc}"
+            where = self.datadir.location(shard)
+            self._damaged[shard] = str(exc) if where in str(exc) else f"{where}: {exc}"
             _log.warning("skipping shard %d: %s", shard, self._damaged[shard])
 
     # -- definitions -----------------------------------------------------------------------
@@ -801,19 +801,20 @@ class Engine:
         return self.status(execution_id, steps)
 
     def shards(self, check: bool = False) -> list[dict[str, Any]]:
-        """Per-shard statistics (:class:`~wfctl.store.ShardStats` fields, plus ``path``);
-        a damaged shard gives ``{shard, path, error}``. ``check`` checks each file's integrity
+        """Per-shard statistics (:class:`~wfctl.store.ShardStats` fields, plus ``location``,
+        where the shard lives, and the backend's own keys, e.g. SQLite's ``path``); a damaged
+        shard gives ``{shard, location, ..., error}``. ``check`` checks each shard's integrity
         (reading all of it) so that damage is found even where the statistics do not read."""
         out = []
         for n in range(self.shard_count):
-            path = str(self.datadir.shard_path(n))
+            where = self.datadir.backend.location_details(n)
             try:
                 if n in self._damaged:
                     raise CorruptShardError(self._damaged[n])
                 store = self.shard_store(n)
                 if check:
                     store.check()
-                out.append({**asdict(store.stats()), "path": path})
+                out.append({**asdict(store.stats()), **where})
             except StoreError as exc:
-                out.append({"shard": n, "path": path, "error": str(exc)})
+                out.append({"shard": n, **where, "error": str(exc)})
         return out

@@ -89,7 +89,7 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     secret_box(datadir)  # a missing, invalid or different key: one line here, not one per process
     chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
     for shard in chosen:
-        datadir.shard_path(shard)  # InputError for a shard the directory does not have
+        datadir.check_shard(shard)
     from ..actions.policy import ActionPolicy
 
     ActionPolicy.resolve(allow_modules, setting=datadir.settings.allow_modules)  # a bad prefix: before any spawn

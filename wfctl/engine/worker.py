@@ -265,8 +265,8 @@ class Worker:
                 self.engine.shard_store(shard).release_lease(self.owner, generation)
             except StoreError:
                 pass  # the damaged file may refuse it: the lease expires
-        path = str(self.engine.datadir.shard_path(shard))
-        _log.error("shard %d is unusable, skipping it: %s", shard, exc if path in str(exc) else f"{path}: {exc}")
+        where = self.engine.datadir.location(shard)
+        _log.error("shard %d is unusable, skipping it: %s", shard, exc if where in str(exc) else f"{where}: {exc}")
 
     def _drained(self) -> bool:
         for shard in self.shards:
