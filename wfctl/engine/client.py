@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -30,6 +28,7 @@ from ..store import (FINISHED, CorruptShardError, DataDir, JournalRecord, RunRec
 from ..store.base import STARTED
 from ..store.payload import content_hash, encode
 from . import ids
+from .start_plan import StartPlan
 
 if TYPE_CHECKING:  # the definition model (pydantic) is imported on first use: status/list never need it
     from ..definitions import Definition
@@ -131,66 +130,6 @@ def check_limit(value: int, what: str) -> int:
 #: it moved to for this many starts (instead of moving on at every start).
 STAY_AFTER_CONFLICT = 64
 
-_INPUT_MARK = {"\x00wfctl-input\x00": 0}
-_ID_MARK = "\x00wfctl-execution-id\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class _StartPlan:
-    """What every start of a definition shares, computed once per definition.
-
-    ``parts``: the initial state's JSON split around the input and the execution id
-    (``parts[0] + input + parts[1] + id + parts[2]``), built from the interpreter's own
-    ``new_run`` and checked against it, with ``current`` its first step and ``size`` the
-    parts' UTF-8 bytes; None when a start's state must be built by ``new_run`` each time (the
-    definition declares secrets, which are resolved and encrypted per run). ``version``: the
-    definition version every run of the plan is pinned to (its content hash).
-    """
-
-    definition: Definition
-    timeout_s: float
-    parts: tuple[str, str, str] | None = None
-    current: str | None = None
-    size: int = 0
-    version: str | None = None
-
-    @classmethod
-    def build(cls, d: Definition, interpreter: Any) -> "_StartPlan":
-        plan = cls(d, d.config.timeout / 1000.0, version=d.content_hash)
-        if getattr(d.config, "secrets", None):
-            return plan
-        marked = interpreter.new_run(d, dict(_INPUT_MARK), _ID_MARK).to_dict()
-        text, _ = encode(marked, "state", sys.maxsize)
-        input_mark = encode(_INPUT_MARK, "mark", sys.maxsize)[0]
-        id_mark = encode(_ID_MARK, "mark", sys.maxsize)[0]
-        head, sep1, rest = text.partition(input_mark)
-        middle, sep2, tail = rest.partition(id_mark)
-        if not (sep1 and sep2) or input_mark in head + middle + tail or id_mark in head + middle + tail:
-            return plan
-        parts = (head, middle + '"', '"' + tail)
-        size = sum(len(p.encode("utf-8", "surrogatepass")) for p in parts)
-        templated = cls(d, plan.timeout_s, parts, marked.get("current"), size, plan.version)
-        sample, sample_id = {"a": [1, "é"]}, "00-" + "0" * 32  # the template must give new_run's state
-        expected = interpreter.new_run(d, sample, sample_id).to_dict()
-        built, _ = templated.initial(None, sample, encode(sample, "sample", sys.maxsize), sample_id)
-        if (json.loads(built[0]) != json.loads(encode(expected, "state", sys.maxsize)[0])
-                or interpreter.new_run(d, sample, sample_id).to_dict() != expected):
-            return plan  # not a pure function of (input, id): build it per start
-        return templated
-
-    def initial(self, engine: "Engine | None", input: Any, input_json: tuple[str | None, int],
-                execution_id: str) -> tuple[tuple[str | None, int], str | None]:
-        """The initial state of run ``execution_id`` as ``(JSON text, UTF-8 size)``, and its first step."""
-        if self.parts is None:
-            state = engine.interpreter.new_run(self.definition, input, execution_id).to_dict()
-            return encode(state, f"state of run {execution_id}", sys.maxsize), state.get("current")
-        text, size = input_json
-        if text is None:
-            text, size = "{}", 2
-        head, middle, tail = self.parts
-        return (f"{head}{text}{middle}{execution_id}{tail}", self.size + size + len(execution_id)), self.current
-
-
 class Engine:
     """A data directory's runs and definitions.
 
@@ -222,7 +161,7 @@ class Engine:
         self._files: dict[Path, tuple[int, int, Definition]] = {}
         self._interpreter = None
         self._lock = threading.RLock()
-        self._plans: dict[str | tuple[str, str | None], _StartPlan] = {}
+        self._plans: dict[str | tuple[str, str | None], StartPlan] = {}
         self._max_payload = self.datadir.settings.max_payload_bytes
         self._home = int.from_bytes(os.urandom(4), "big") % self.datadir.shard_count  # this client's current shard
         self._stay = 0
@@ -544,16 +483,17 @@ class Engine:
         :meth:`apply` does).
 
         The input is encoded once and checked against the payload limit, and so is the run's
-        initial state (built from a per-definition template, see :class:`_StartPlan`), before
+        initial state (built from a per-definition template, see :class:`~wfctl.engine.start_plan.StartPlan`), before
         anything is written.
 
         With execution routing and no idempotency key, the engine picks the shard and draws an
         id that hashes to it (:func:`ids.new_body_for_shard`): the next shard in turn (so one
-        client spreads its runs over every shard), written only if its write lock is free at
-        once, else the next shard whose lock is free; when every lock is held it waits for the
-        first. After such a conflict it stays on the shard it found free for
-        :data:`STAY_AFTER_CONFLICT` starts: clients writing at the same time settle on different
-        shards instead of queueing on one lock (and re-reading each other's pages).
+        client spreads its runs over every shard). When the store can try a start
+        (:attr:`ShardStore.can_try_start`; SQLite), the run is written there only if the shard is
+        not busy (its write lock is free at once), else on the next shard that is not; when every
+        one is busy it waits for the first. After such a conflict it stays on the shard it found
+        free for :data:`STAY_AFTER_CONFLICT` starts: clients writing at the same time settle on
+        different shards instead of queueing on one lock (and re-reading each other's pages).
         """
         plan = (self._plans.get(definition)
                 if isinstance(definition, str) and not replace and not definition.lower().endswith(SUFFIXES)
@@ -566,7 +506,7 @@ class Engine:
             raise InputError(f"idempotency key must be a non-empty string, got {idempotency_key!r}")
         d = plan.definition
         count = self.shard_count
-        choose = (idempotency_key is None and plan.parts is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
+        choose = (idempotency_key is None and plan.template is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
                   and self.datadir.settings.route == "execution")
         if choose:
             if self._stay > 0:
@@ -580,26 +520,29 @@ class Engine:
             shard = self.datadir.shard_for(d.id, body)
         eid = ids.execution_id(shard, body)
         input_json = encode(input, f"input of run {eid}", self._max_payload)
-        state_json, current = plan.initial(self, input, input_json, eid)
+        interpreter = self.interpreter if plan.template is None else None
+        state_json, current = plan.initial(interpreter, input, input_json, eid)
         now = self.clock()
-        if choose:
-            first = (shard, eid, state_json)
-            for i in range(count):  # the current shard first, then the others whose lock is free
+        store = self.shard_store(shard)
+        if choose and store.can_try_start:
+            first = (shard, eid, state_json, current)
+            for i in range(count):  # the current shard first, then the others that are not busy
                 if i:
                     shard = (self._home + i) % count
+                    store = self.shard_store(shard)
                     eid = ids.execution_id(shard, ids.new_body_for_shard(shard, count))
-                    state_json, current = plan.initial(self, input, input_json, eid)
-                started = self.shard_store(shard).start_run(
-                    eid, d.id, input_json, state_json, current_step=current, timeout_s=plan.timeout_s,
-                    now=now, wait=False, slot_time=slot_time, definition_version=plan.version)
+                    state_json, current = plan.initial(interpreter, input, input_json, eid)
+                started = store.try_start(eid, d.id, input_json, state_json, current_step=current,
+                                          timeout_s=plan.timeout_s, now=now, slot_time=slot_time,
+                                          definition_version=plan.version)
                 if started is not None:
                     if i:  # contention: stay on the shard found free
                         self._home, self._stay = shard, STAY_AFTER_CONFLICT
                     return StartResult(started[0], shard, started[1])
-            shard, eid, state_json = first  # every lock held: wait for the current shard's
-            current = plan.current
+            shard, eid, state_json, current = first  # every shard busy: wait for the current one
+            store = self.shard_store(shard)
             self._stay = STAY_AFTER_CONFLICT
-        started = self.shard_store(shard).start_run(
+        started = store.start_run(
             eid, d.id, input_json, state_json, current_step=current, idempotency_key=idempotency_key,
             timeout_s=plan.timeout_s, now=now, slot_time=slot_time, definition_version=plan.version)
         return StartResult(started[0], shard, started[1])
@@ -648,13 +591,13 @@ class Engine:
 
         compile_expression("0")  # the expression parser, which the first step would build
 
-    def _plan(self, d: Definition) -> "_StartPlan":
-        """The start plan of ``d`` (built once per definition object, see :class:`_StartPlan`;
+    def _plan(self, d: Definition) -> "StartPlan":
+        """The start plan of ``d`` (built once per definition object, see :class:`StartPlan`;
         kept by id for the current version, by id and version for an older one)."""
         key = d.id if self._definitions.get(d.id) is d else (d.id, d.content_hash)
         plan = self._plans.get(key)
         if plan is None or plan.definition is not d:
-            plan = _StartPlan.build(d, self.interpreter)
+            plan = StartPlan.build(d, self.interpreter)
             with self._lock:
                 self._plans[key] = plan
         return plan

@@ -266,11 +266,28 @@ class SQLiteShardStore(ShardStore):
                                           now, None, None, now, None, run.slot_time, run.definition_version), True))
         return results
 
+    can_try_start = True
+
     def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
-                  wait: bool = True, slot_time: float | None = None,
-                  definition_version: str | None = None) -> tuple[str, bool] | None:
+                  slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool]:
+        return self._start(execution_id, definition_id, input_json, state_json, current_step, idempotency_key,
+                           timeout_s, now, slot_time, definition_version, wait=True)
+
+    def try_start(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+                  state_json: tuple[str | None, int], *, current_step: str | None,
+                  idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
+                  slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool] | None:
+        """:meth:`start_run`, or None at once, writing nothing, when the file's write lock is held
+        elsewhere (counted as a lock retry)."""
+        return self._start(execution_id, definition_id, input_json, state_json, current_step, idempotency_key,
+                           timeout_s, now, slot_time, definition_version, wait=False)
+
+    def _start(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+               state_json: tuple[str | None, int], current_step: str | None, idempotency_key: str | None,
+               timeout_s: float | None, now: float, slot_time: float | None, definition_version: str | None,
+               *, wait: bool) -> tuple[str, bool] | None:
         limit = self.max_payload_bytes
         check_size(input_json[1], f"input of run {execution_id}", limit)
         check_size(state_json[1], f"state of run {execution_id}", limit)
