@@ -11,7 +11,7 @@ import pytest
 
 from helpers import EXAMPLES, step
 from wfctl.engine import Engine
-from wfctl.engine import client as engine_client
+import wfctl.engine.engine as engine_module
 from wfctl.engine import ids
 from wfctl.interpreter import Interpreter
 from wfctl.store import DataDir, fnv1a_32
@@ -169,4 +169,4 @@ def test_a_template_that_does_not_match_new_run_is_not_used(tmp_path, monkeypatc
         assert engine._plans["hello"].template is None
         state = engine.shard_store(started.shard).get_run(started.execution_id).state
         assert state["variables"]["n"] == Stamping.calls
-    assert engine_client.STAY_AFTER_CONFLICT > 0
+    assert engine_module.STAY_AFTER_CONFLICT > 0

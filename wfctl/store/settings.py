@@ -68,7 +68,8 @@ class Settings:
         if not positive_int(self.max_payload_bytes):
             raise InputError(f"{where}: max_payload_bytes must be a positive integer, got {self.max_payload_bytes!r}")
         if not isinstance(self.options, dict):
-            raise InputError(f"{where}: {self.backend} must be an object of {self.backend} options, got {self.options!r}")
+            raise InputError(f"{where}: {self.backend} must be an object of {self.backend} options, "
+                             f"got {self.options!r}")
         if not (isinstance(self.allow_modules, list) and all(isinstance(m, str) for m in self.allow_modules)):
             raise InputError(f"{where}: allow_modules must be a list of module prefixes, got {self.allow_modules!r}")
         if self.secret_key_fingerprint is not None and not isinstance(self.secret_key_fingerprint, str):
