@@ -72,6 +72,15 @@ def test_location_names_the_file_and_checks_the_shard(tmp_path):
         datadir.location(2)
 
 
+def test_drop_removes_the_deployment_files(tmp_path):
+    datadir = DataDir.init(tmp_path, shards=2)
+    datadir.open_shard(1).close()  # leaves -wal/-shm files behind while open, then checkpoints
+    datadir.backend.drop()
+    assert sorted(p.name for p in tmp_path.iterdir() if ".db" in p.name) == []
+    with pytest.raises(InputError, match="catalog.db is missing"):
+        DataDir.open(tmp_path)
+
+
 def test_open_creates_with_defaults(tmp_path):
     datadir = DataDir.open(tmp_path / "new")
     assert (datadir.settings.shards, datadir.settings.route, datadir.settings.durability) == \

@@ -13,14 +13,14 @@ from .output import console, print_json
 def init_command(
     ctx: typer.Context,
     shards: Optional[int] = typer.Option(
-        None, "--shards", min=1, max=1000, help="How many shard files (independent writers). Default: 4.",
+        None, "--shards", min=1, max=1000, help="How many shards (independent writers). Default: 4.",
         show_default=False),
     route: Optional[str] = typer.Option(
         None, "--route", help="Route runs by 'definition' id (tale #401) or 'execution' id (tale #425). "
         "Default: definition.", show_default=False),
     durability: Optional[str] = typer.Option(
-        None, "--durability", help="'normal' (WAL, synchronous=NORMAL) or 'full' (survives power loss). "
-        "Default: normal.", show_default=False),
+        None, "--durability", help="'normal' (the last commits may be lost on power loss, never consistency) "
+        "or 'full' (every commit survives power loss). Default: normal.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print the settings as JSON."),
 ) -> None:
     """Create the data directory (--data-dir, $WFCTL_DATA_DIR or ./.wfctl) with N shards.

@@ -18,7 +18,6 @@ from ..errors import InputError
 from .errors import CorruptShardError, PayloadTooLargeError
 
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
-DEFAULT_SPILL_THRESHOLD_BYTES = 256 * 1024
 
 _MiB = 1024 * 1024
 

@@ -19,10 +19,9 @@ from typing import Any
 from ...errors import InputError
 from ..backend import Backend
 from ..base import CatalogStore, ShardStore
-from ..payload import DEFAULT_SPILL_THRESHOLD_BYTES
 from .catalog import SQLiteCatalogStore, create_catalog_file
 from .connection import DEFAULT_BUSY_DEADLINE_S
-from .shard import SQLiteShardStore, create_shard_file
+from .shard import DEFAULT_SPILL_THRESHOLD_BYTES, SQLiteShardStore, create_shard_file
 
 CATALOG_FILE = "catalog.db"
 _SHARD_FILE = re.compile(r"shard-(\d{3,})\.db")

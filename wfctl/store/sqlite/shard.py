@@ -16,10 +16,12 @@ from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_
                     UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats,
                     ShardStore, StepCommit)
 from ..errors import CorruptShardError, FencingError
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES, check_size, decode, encode
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, check_size, decode, encode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
 from .schema import SHARD_APP_ID, add_run_columns, check_schema, create_shard_schema, is_initialized, shard_lacks_columns
 
+#: Inputs, states and outputs larger than this are stored out of line (the ``blobs`` table).
+DEFAULT_SPILL_THRESHOLD_BYTES = 256 * 1024
 DELETE_BATCH = 100
 _IN_CHUNK = 500
 
