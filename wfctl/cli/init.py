@@ -46,5 +46,5 @@ def init_command(
     if json_out:
         print_json(settings)
     else:
-        console().print(f"initialised {settings['path']}: {settings['backend']}, {settings['shards']} shards, route by "
-                        f"{settings['route']}, durability {settings['durability']}", markup=False)
+        console().print(f"initialised {settings['path']}: {settings['backend']}, {settings['shards']} shards, "
+                        f"route by {settings['route']}, durability {settings['durability']}", markup=False)

@@ -465,8 +465,9 @@ class Engine:
     def status(self, execution_id: str, steps: int | None = None, *, stream: bool = False) -> dict[str, Any]:
         """The run (see :func:`run_dict`), ``steps_total`` (its step count) and ``steps`` (see
         :func:`fold_steps`): the last ``steps`` of them (1 to
-        :data:`~wfctl.engine.views.MAX_LIST_LIMIT`), or all of them when None. ``stream`` (with all steps): ``steps`` is an iterator reading the journal
-        page by page, so that a long journal is never all in memory."""
+        :data:`~wfctl.engine.views.MAX_LIST_LIMIT`), or all of them when None. ``stream`` (with
+        all steps): ``steps`` is an iterator reading the journal page by page, so that a long
+        journal is never all in memory."""
         if steps is not None:
             check_limit(steps, "steps")
         run = self._run(execution_id)

@@ -79,8 +79,8 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     Setting ``stop_event`` (or Ctrl-C, which returns 130) sends them SIGTERM and waits for
     them. ``interpreter_factory`` must be picklable (a module-level function); ``owner``
     names the leases (``<owner>-<n>`` per process); ``allow_modules`` go to each process's
-    :class:`~wfctl.engine.runtime.Runtime` (module prefixes for ``module:function`` actions); ``worker_options`` go to :class:`Worker`
-    (max_parallel, lease_ttl, batch, ...).
+    :class:`~wfctl.engine.runtime.Runtime` (module prefixes for ``module:function`` actions);
+    ``worker_options`` go to :class:`Worker` (max_parallel, lease_ttl, batch, ...).
     Returns 0 when every process exited with 0, else the first non-zero exit code
     (128 + signal number for a process killed by a signal).
     """
