@@ -85,7 +85,6 @@ class Engine:
         self.runtime = Runtime.open(data_dir, create=create, interpreter_factory=interpreter_factory, clock=clock,
                                     allow_modules=allow_modules)
         self.datadir = self.runtime.datadir
-        self.clock = clock
         self._damaged: dict[int, str] = {}  # shard -> why it is set aside (a damaged shard)
         self._files: dict[Path, tuple[int, int, Definition]] = {}
         self._lock = threading.RLock()
@@ -100,6 +99,11 @@ class Engine:
     def shard_count(self) -> int:
         """How many shards the data directory has."""
         return self.datadir.shard_count
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The runtime's clock (epoch seconds)."""
+        return self.runtime.clock
 
     @property
     def action_policy(self):
