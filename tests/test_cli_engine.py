@@ -35,7 +35,7 @@ STATUS_KEYS = RUN_KEYS | {"steps_total", "steps"}
 STEP_KEYS = {"slug", "type", "status", "attempt", "port", "output", "error", "started_at", "finished_at"}
 SHARD_KEYS = {"shard", "runs_by_status", "queue_depth", "lock_retries", "lock_wait_ms", "transactions",
               "lease_owner", "lease_expires_at", "generation", "heartbeat_at", "file_bytes", "wal_bytes", "path",
-              "waiting", "waiting_error"}
+              "location", "waiting", "waiting_error"}
 
 
 # -- running wfctl -------------------------------------------------------------------------
@@ -133,7 +133,8 @@ def test_init_settings_reinit_and_newer_schema(tmp_path):
     data = tmp_path / "data"
     settings = ok_json(wfctl("init", "--shards", "2", "--route", "execution", "--durability", "full", "--json",
                              data=data))
-    assert settings == {"path": str(data), "shards": 2, "route": "execution", "durability": "full"}
+    assert settings == {"path": str(data), "backend": "sqlite", "shards": 2, "route": "execution",
+                        "durability": "full"}
     stored = json.loads((data / "wfctl.json").read_text())
     assert stored["schema_version"] == SCHEMA_VERSION and stored["created_at"].endswith("Z")
     assert (stored["shards"], stored["route"], stored["durability"]) == (2, "execution", "full")
@@ -412,6 +413,7 @@ def test_shards_json(tmp_path):
     for row in rows:
         assert set(row) == SHARD_KEYS
         assert Path(row["path"]).name == f"shard-{row['shard']:03d}.db" and Path(row["path"]).parent == data
+        assert row["location"] == row["path"]  # where any backend's shard lives; SQLite: the file
         assert row["lease_owner"] is None and row["lease_expires_at"] is None and isinstance(row["generation"], int)
         assert row["lock_retries"] >= 0 and row["lock_wait_ms"] >= 0 and row["file_bytes"] > 0
     assert rows[shard]["runs_by_status"] == {"pending": 1} and rows[shard]["queue_depth"] == 1

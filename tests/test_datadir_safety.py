@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -105,6 +106,46 @@ def test_a_creation_cut_short_is_completed(tmp_path):
     ok(wfctl("start", HELLO, data=data))
     assert json.loads((data / "wfctl.json").read_text())["shards"] == 4
     assert not (data / ".wfctl.creating").exists()
+
+
+# -- the backend named in wfctl.json -----------------------------------------------------------------
+
+def test_settings_written_before_backends_still_open(tmp_path):
+    """A wfctl.json of the layout before backends (no ``backend``, ``spill_threshold_bytes`` at the
+    top level) is read as the SQLite backend with that option, by every command."""
+    data, ids = eight_shards_with_runs(tmp_path)
+    settings = json.loads((data / "wfctl.json").read_text())
+    assert (settings["backend"], settings["sqlite"]) == ("sqlite", {"spill_threshold_bytes": 256 * 1024})
+    old = {k: v for k, v in settings.items() if k not in ("backend", "sqlite")} | {"spill_threshold_bytes": 1000}
+    (data / "wfctl.json").write_text(json.dumps(old))
+    assert listed(data) == ids
+    assert ok_json_of(wfctl("init", "--shards", "8", "--json", data=data))["backend"] == "sqlite"
+    datadir = DataDir.open(data, create=False)
+    assert (datadir.settings.backend, datadir.settings.options) == ("sqlite", {"spill_threshold_bytes": 1000})
+    with Engine(datadir) as engine:  # the old option is the one used: a 1.5 KB input is stored out of line
+        started = engine.start(HELLO, {"name": "x" * 1500})
+    conn = sqlite3.connect(datadir.backend.shard_path(started.shard))
+    assert conn.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 2  # the input, the state holding it
+    conn.close()
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"backend": "mongodb"}, "wfctl.json: backend must be one of postgresql, sqlite, got 'mongodb'"),
+    ({"sqlite": {"spill_threshold_bytes": 0}}, "wfctl.json: sqlite: spill_threshold_bytes must be a positive integer"),
+    ({"sqlite": {"page_size": 4096}}, "wfctl.json: sqlite: unknown option 'page_size'"),
+])
+def test_a_bad_backend_setting_is_one_line(tmp_path, change, message):
+    data = tmp_path / "data"
+    DataDir.init(data, shards=1)
+    settings = json.loads((data / "wfctl.json").read_text())
+    (data / "wfctl.json").write_text(json.dumps({**settings, **change}))
+    for args in (["list"], ["start", HELLO], ["shards"], ["init"]):
+        line = refused(wfctl(*args, data=data))
+        assert message in line and str(data) in line, (args, line)
+
+
+def ok_json_of(proc: subprocess.CompletedProcess):
+    return json.loads(ok(proc).stdout)
 
 
 # -- finding: read-only commands create nothing ----------------------------------------------------

@@ -246,7 +246,7 @@ def test_files_written_before_versions_are_upgraded(tmp_path):
 
 
 def test_the_version_is_computed_once_per_definition_not_per_start(tmp_path, monkeypatch):
-    import wfctl.engine.client as client
+    import wfctl.engine.engine as client
 
     calls = []
     real = client.content_hash

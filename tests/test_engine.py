@@ -12,7 +12,7 @@ import pytest
 
 import test_worker_effects as effects
 from helpers import EXAMPLES, FakeClock, step, wait_until
-from wfctl.engine import Engine, Worker
+from wfctl.engine import Engine, Runtime, Worker
 from wfctl.engine.ids import shard_of
 from wfctl.errors import DefinitionError, InputError
 from wfctl.store import DataDir
@@ -60,7 +60,37 @@ def gate():
 
 
 def drain(engine, **options):
-    assert Worker(engine, owner="test", **options).run(drain=True) == 0
+    assert Worker(engine.runtime, owner="test", **options).run(drain=True) == 0
+
+
+def test_a_worker_needs_only_a_runtime(tmp_path, engine):
+    """A Worker runs on a Runtime (stores, definitions, interpreter, clock): the engine's, which it
+    shares and leaves open, or one it builds, and closes, for a data directory."""
+    first = [engine.start("hello", {"name": f"n{i}"}).execution_id for i in range(4)]
+    worker = Worker(engine.runtime, owner="shared")
+    assert worker.runtime is engine.runtime and worker.interpreter is engine.interpreter
+    assert worker.run(drain=True) == 0
+    assert {engine.status(eid)["status"] for eid in first} == {"completed"}  # the shared stores are still open
+    second = engine.start("hello", {"name": "own"}).execution_id
+    own = Worker(engine.datadir.path, owner="own")
+    assert own.runtime is not engine.runtime and own.run(drain=True) == 0
+    assert engine.status(second)["output"]["message"] == "Hello, own!"
+    with Runtime.open(engine.datadir.path, create=False) as runtime:
+        assert runtime.definition("hello").content_hash == engine.definition("hello").content_hash
+        assert runtime.shard_store(0) is runtime.shard_store(0)
+
+
+def test_wait_runs_the_run_on_the_engines_runtime(engine, monkeypatch):
+    """``wait`` builds its worker on the engine's runtime, not around the engine."""
+    import wfctl.engine.worker as worker_module
+
+    built = []
+    real = worker_module.Worker.__init__
+    monkeypatch.setattr(worker_module.Worker, "__init__", lambda self, source, *a, **k: built.append(source)
+                        or real(self, source, *a, **k))
+    eid = engine.start("hello", {"name": "w"}).execution_id
+    assert engine.wait(eid, timeout=60)["status"] == "completed"
+    assert built == [engine.runtime]
 
 
 def completed_slugs(status) -> Counter:

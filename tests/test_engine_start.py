@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections import Counter
 
 import pytest
 
 from helpers import EXAMPLES, step
 from wfctl.engine import Engine
-from wfctl.engine import client as engine_client
+import wfctl.engine.engine as engine_module
 from wfctl.engine import ids
 from wfctl.interpreter import Interpreter
 from wfctl.store import DataDir, fnv1a_32
@@ -25,7 +26,7 @@ def open_engine(tmp_path, **settings) -> Engine:
 
 
 def raw(engine, shard, sql, params=()):
-    conn = sqlite3.connect(engine.datadir.shard_path(shard))
+    conn = sqlite3.connect(engine.datadir.backend.shard_path(shard))
     try:
         return conn.execute(sql, params).fetchall()
     finally:
@@ -55,7 +56,7 @@ def test_one_client_spreads_its_runs_and_ids_hash_to_their_shard(tmp_path):
 def test_a_held_write_lock_sends_the_run_to_another_shard(tmp_path):
     with open_engine(tmp_path, shards=4, route="execution") as engine:
         engine.start("hello")
-        blocker = sqlite3.connect(engine.datadir.shard_path((engine._home + 1) % 4), isolation_level=None)
+        blocker = sqlite3.connect(engine.datadir.backend.shard_path((engine._home + 1) % 4), isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
             held = (engine._home + 1) % 4
@@ -66,6 +67,30 @@ def test_a_held_write_lock_sends_the_run_to_another_shard(tmp_path):
             blocker.execute("ROLLBACK")
         retries = {s["shard"]: s["lock_retries"] for s in engine.shards()}
         assert retries[held] == 1
+
+
+def test_a_store_that_cannot_try_a_start_is_waited_for(tmp_path, monkeypatch):
+    """Trying another shard is a capability of the store (``can_try_start``): without it the
+    engine keeps its shard in turn and waits for the busy one."""
+    from wfctl.store.sqlite.shard import SQLiteShardStore
+
+    monkeypatch.setattr(SQLiteShardStore, "can_try_start", False)
+    monkeypatch.setattr(SQLiteShardStore, "try_start", None)  # never called
+    with open_engine(tmp_path, shards=4, route="execution") as engine:
+        engine.start("hello")
+        held = (engine._home + 1) % 4
+        blocker = sqlite3.connect(engine.datadir.backend.shard_path(held), isolation_level=None,
+                                  check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, blocker.execute, ["ROLLBACK"])
+        release.start()
+        try:
+            started = engine.start("hello")
+        finally:
+            release.join()
+        assert started.shard == held and started.created
+        assert engine.shards()[held]["lock_retries"] >= 1  # it waited for the lock
+        assert engine.start("hello").shard == (held + 1) % 4  # and goes on in turn
 
 
 def test_keyed_and_definition_routed_starts_follow_the_hash(tmp_path):
@@ -80,7 +105,7 @@ def test_keyed_and_definition_routed_starts_follow_the_hash(tmp_path):
 
 
 def test_limits_are_checked_before_anything_is_written(tmp_path):
-    DataDir.init(tmp_path / "data", shards=2, route="execution", max_payload_bytes=2000, spill_threshold_bytes=1000)
+    DataDir.init(tmp_path / "data", shards=2, route="execution", max_payload_bytes=2000, options={"spill_threshold_bytes": 1000})
     with Engine(tmp_path / "data") as engine:
         engine.apply([EXAMPLES / "hello.json"])
         with pytest.raises(PayloadTooLargeError, match=r"^input of run [0-9a-f]{2}-[0-9a-f]{32} is "):
@@ -105,7 +130,7 @@ def test_definitions_with_secrets_build_the_state_per_start(tmp_path, monkeypatc
         engine.apply([path])
         first, second = engine.start("secret"), engine.start("secret")
         plan = engine._plans["secret"]
-        assert plan.parts is None
+        assert plan.template is None
         states = [engine.shard_store(s.shard).get_run(s.execution_id).state for s in (first, second)]
         tokens = [s["variables"]["secrets"]["TOKEN"] for s in states]
         assert tokens[0] != tokens[1] and "tok-1" not in json.dumps(states)  # encrypted per run
@@ -141,7 +166,7 @@ def test_a_template_that_does_not_match_new_run_is_not_used(tmp_path, monkeypatc
     with Engine(tmp_path / "data", interpreter_factory=lambda box: Stamping(secret_box=box)) as engine:
         engine.apply([EXAMPLES / "hello.json"])
         started = engine.start("hello")
-        assert engine._plans["hello"].parts is None
+        assert engine._plans["hello"].template is None
         state = engine.shard_store(started.shard).get_run(started.execution_id).state
         assert state["variables"]["n"] == Stamping.calls
-    assert engine_client.STAY_AFTER_CONFLICT > 0
+    assert engine_module.STAY_AFTER_CONFLICT > 0

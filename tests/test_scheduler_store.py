@@ -58,11 +58,11 @@ def test_existing_files_are_upgraded_additively(tmp_path):
         eng.apply([_definition(tmp_path)])
         old = eng.start("d").execution_id
     # make the files look like ones written before schedules
-    conn = sqlite3.connect(data.shard_path(0))
+    conn = sqlite3.connect(data.backend.shard_path(0))
     conn.execute("ALTER TABLE runs DROP COLUMN slot_time")
     conn.commit()
     conn.close()
-    conn = sqlite3.connect(data.catalog_path)
+    conn = sqlite3.connect(data.backend.catalog_path)
     conn.execute("DROP TABLE schedules")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.commit()
@@ -72,7 +72,7 @@ def test_existing_files_are_upgraded_additively(tmp_path):
         run = eng.start("d", idempotency_key="s", slot_time=1.0)
         assert eng.status(run.execution_id)["slot_time"] == "1970-01-01T00:00:01.000Z"
         assert eng.put_schedule_state("d", 0, {"version": 1})
-    conn = sqlite3.connect(data.catalog_path)
+    conn = sqlite3.connect(data.backend.catalog_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == version  # schema version kept
     conn.close()
 

@@ -15,7 +15,7 @@ from wfctl.store.sqlite.connection import (RETRY_CAP_S, RETRY_START_S, STARVING_
 
 
 def test_backoff_schedule_deadline_and_counters(tmp_path):
-    path = DataDir.init(tmp_path, shards=1).shard_path(0)
+    path = DataDir.init(tmp_path, shards=1).backend.shard_path(0)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     clock = FakeClock(start=0.0)

@@ -23,12 +23,12 @@ def test_init_creates_files_and_settings(tmp_path):
     assert (settings["shards"], settings["route"], settings["durability"]) == (3, "execution", "full")
     assert settings["created_at"].endswith("Z")
     assert datadir.shard_count == 3
-    assert datadir.shard_path(2) == path / "shard-002.db"
+    assert datadir.backend.shard_path(2) == path / "shard-002.db"
 
 
 def test_files_are_wal_and_stamped(tmp_path):
     datadir = DataDir.init(tmp_path, shards=1)
-    conn = sqlite3.connect(datadir.shard_path(0))
+    conn = sqlite3.connect(datadir.backend.shard_path(0))
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -40,7 +40,8 @@ def test_init_again_with_same_settings_is_accepted(tmp_path):
     assert DataDir.init(tmp_path, shards=2).shard_count == 2
 
 
-@pytest.mark.parametrize("change", [{"shards": 8}, {"route": "execution"}, {"durability": "full"}])
+@pytest.mark.parametrize("change", [{"shards": 8}, {"route": "execution"}, {"durability": "full"},
+                                    {"options": {"spill_threshold_bytes": 1000}}])
 def test_init_refuses_different_settings(tmp_path, change):
     DataDir.init(tmp_path, shards=2)
     with pytest.raises(InputError, match="refusing to re-initialize") as info:
@@ -55,6 +56,29 @@ def test_init_refuses_different_settings(tmp_path, change):
 def test_init_validates_settings(tmp_path, kwargs, message):
     with pytest.raises(InputError, match=message):
         DataDir.init(tmp_path / "d", **kwargs)
+
+
+def test_sqlite_refuses_a_placement(tmp_path):
+    with pytest.raises(InputError, match="placement is for the postgresql backend"):
+        DataDir.init(tmp_path / "d", shards=2, placement={0: "host=a", 1: "host=b"})
+    assert not (tmp_path / "d" / "wfctl.json").exists()
+
+
+def test_location_names_the_file_and_checks_the_shard(tmp_path):
+    datadir = DataDir.init(tmp_path, shards=2)
+    assert datadir.location(1) == str(tmp_path / "shard-001.db")
+    assert datadir.location() == str(tmp_path / "catalog.db")
+    with pytest.raises(InputError, match=r"has shards 0..1, not 2"):
+        datadir.location(2)
+
+
+def test_drop_removes_the_deployment_files(tmp_path):
+    datadir = DataDir.init(tmp_path, shards=2)
+    datadir.open_shard(1).close()  # leaves -wal/-shm files behind while open, then checkpoints
+    datadir.backend.drop()
+    assert sorted(p.name for p in tmp_path.iterdir() if ".db" in p.name) == []
+    with pytest.raises(InputError, match="catalog.db is missing"):
+        DataDir.open(tmp_path)
 
 
 def test_open_creates_with_defaults(tmp_path):
@@ -88,7 +112,7 @@ def test_newer_schema_is_refused(tmp_path):
 
 def test_newer_shard_file_is_refused(tmp_path):
     datadir = DataDir.init(tmp_path, shards=1)
-    conn = sqlite3.connect(datadir.shard_path(0))
+    conn = sqlite3.connect(datadir.backend.shard_path(0))
     conn.execute("PRAGMA user_version = 99")
     conn.close()
     with pytest.raises(InputError, match=r"newer wfctl \(schema 99 > 1\)"):

@@ -24,7 +24,7 @@ def state(current="start", **variables):
 
 @pytest.fixture
 def datadir(tmp_path):
-    return DataDir.init(tmp_path, shards=2, max_payload_bytes=20_000, spill_threshold_bytes=2_000)
+    return DataDir.init(tmp_path, shards=2, max_payload_bytes=20_000, options={"spill_threshold_bytes": 2_000})
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def store(datadir):
 
 
 def raw(datadir, sql, params=()):
-    conn = sqlite3.connect(datadir.shard_path(0))
+    conn = sqlite3.connect(datadir.backend.shard_path(0))
     try:
         return conn.execute(sql, params).fetchall()
     finally:
@@ -405,7 +405,7 @@ def holder(datadir, seconds):
     locked = threading.Event()
 
     def hold():
-        conn = sqlite3.connect(datadir.shard_path(0), isolation_level=None)
+        conn = sqlite3.connect(datadir.backend.shard_path(0), isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         locked.set()
         time.sleep(seconds)
@@ -429,8 +429,9 @@ def test_lock_waits_are_retried_and_counted(datadir):
         assert store.stats().lock_retries == stats.lock_retries
 
 
-def test_busy_past_the_deadline_is_a_store_busy_error(datadir):
-    with datadir.open_shard(0, busy_deadline_s=0.1) as store:
+def test_busy_past_the_deadline_is_a_store_busy_error(tmp_path):
+    datadir = DataDir.init(tmp_path / "short", shards=1, options={"busy_deadline_s": 0.1})  # the sqlite option
+    with datadir.open_shard(0) as store:
         thread = holder(datadir, 0.5)
         with pytest.raises(StoreBusyError) as info:
             store.create_run("e1", "wf", None, None, now=T0)

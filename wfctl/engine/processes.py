@@ -44,7 +44,7 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
     import logging
     import sys
 
-    from .client import Engine
+    from .runtime import Runtime
     from .worker import Worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
@@ -55,13 +55,14 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
     from ..errors import WfctlError
 
     try:
-        engine = Engine(data_dir, interpreter_factory=options.pop("interpreter_factory", None),
-                        allow_modules=options.pop("allow_modules", ()), create=False)
-        worker = Worker(engine, shards, **options)
+        runtime = Runtime.open(data_dir, create=False, interpreter_factory=options.pop("interpreter_factory", None),
+                               allow_modules=options.pop("allow_modules", ()))
+        worker = Worker(runtime, shards, **options)
     except WfctlError as exc:  # e.g. the key changed since the parent checked it: one line, no traceback
         print(f"wfctl: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     code = worker.run(drain=drain, stop_event=stop)
+    runtime.close()
     # Stopped and leases released: a second SIGTERM (the parent's, or the whole process group's)
     # must not kill the interpreter while it shuts down.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,8 +79,8 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     Setting ``stop_event`` (or Ctrl-C, which returns 130) sends them SIGTERM and waits for
     them. ``interpreter_factory`` must be picklable (a module-level function); ``owner``
     names the leases (``<owner>-<n>`` per process); ``allow_modules`` go to each process's
-    :class:`Engine` (module prefixes for ``module:function`` actions); ``worker_options`` go to :class:`Worker`
-    (max_parallel, lease_ttl, batch, ...).
+    :class:`~wfctl.engine.runtime.Runtime` (module prefixes for ``module:function`` actions);
+    ``worker_options`` go to :class:`Worker` (max_parallel, lease_ttl, batch, ...).
     Returns 0 when every process exited with 0, else the first non-zero exit code
     (128 + signal number for a process killed by a signal).
     """
@@ -89,7 +90,7 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     secret_box(datadir)  # a missing, invalid or different key: one line here, not one per process
     chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
     for shard in chosen:
-        datadir.shard_path(shard)  # InputError for a shard the directory does not have
+        datadir.check_shard(shard)
     from ..actions.policy import ActionPolicy
 
     ActionPolicy.resolve(allow_modules, setting=datadir.settings.allow_modules)  # a bad prefix: before any spawn

@@ -45,7 +45,8 @@ from ..store import (COMPLETED, FAILED, PENDING, RUNNING, UNFINISHED, CorruptSha
                      JournalRow,
                      PayloadTooLargeError, RunRecord, ShardStore, StepCommit, StoreError)
 from ..store.base import RETRYING, STARTED
-from .client import Engine
+from .engine import Engine
+from .runtime import Runtime
 
 _log = logging.getLogger("wfctl.worker")
 
@@ -75,20 +76,26 @@ class _Run:
 class Worker:
     """Runs the work of ``shards`` (default: all) of a data directory; see the module docstring.
 
+    ``source``: the :class:`~wfctl.engine.runtime.Runtime` whose stores, definitions,
+    interpreter and clock it uses (an :class:`Engine`'s :attr:`~Engine.runtime` when given an
+    engine), or a data directory (a path or a DataDir), for which it builds, and closes, its own.
+
     ``observer(commits, now)``, if given, is called in the worker loop with every batch of
     :class:`StepCommit` once it is committed (the stress harness counts outcomes and step
     latencies with it); it must be quick and must not raise. ``only``, if given, limits the
     worker to those runs (``start --wait``): the shards' other runs are left to other workers.
     """
 
-    def __init__(self, engine_or_datadir: Engine | str | Path | DataDir, shards: list[int] | None = None,
+    def __init__(self, source: Runtime | Engine | str | Path | DataDir, shards: list[int] | None = None,
                  owner: str | None = None, max_parallel: int = 8, lease_ttl: float = 5.0, batch: int = 64, *,
                  max_pure_steps: int = 64, poll_interval: float = 0.01, sweep_interval: float = 1.0,
                  observer: Callable[[Sequence[StepCommit], float], None] | None = None,
                  only: Collection[str] | None = None):
-        self._own_engine = not isinstance(engine_or_datadir, Engine)
-        self.engine = Engine(engine_or_datadir) if self._own_engine else engine_or_datadir
-        count = self.engine.shard_count
+        if isinstance(source, Engine):
+            source = source.runtime
+        self._own_runtime = not isinstance(source, Runtime)
+        self.runtime = Runtime.open(source) if self._own_runtime else source
+        count = self.runtime.shard_count
         self.shards = list(range(count)) if shards is None else list(dict.fromkeys(shards))
         for shard in self.shards:
             if not (isinstance(shard, int) and 0 <= shard < count):
@@ -104,8 +111,8 @@ class Worker:
         self.sweep_interval = sweep_interval
         self.observer = observer
         self.only = None if only is None else frozenset(only)
-        self.clock = self.engine.clock
-        self.interpreter = self.engine.interpreter
+        self.clock = self.runtime.clock
+        self.interpreter = self.runtime.interpreter
         self.leases: dict[int, int] = {}  # shard -> fencing generation
         self.broken: dict[int, str] = {}  # shard -> why it cannot be used
         self.held: dict[str, int] = {}  # execution id -> shard: runs whose secrets this key cannot decrypt
@@ -151,8 +158,8 @@ class Worker:
         if self._renewer is not None:
             self._renewer.join()
         self.release()
-        if self._own_engine:
-            self.engine.close()
+        if self._own_runtime:
+            self.runtime.close()
 
     def tick(self, claim: bool = True) -> bool:
         """One pass: leases, finished side-effecting steps, claims, sweep, commits. True when
@@ -174,7 +181,7 @@ class Worker:
             finished.setdefault(item.shard, []).append((item, outcome))
         busy = False
         for shard, generation in list(self.leases.items()):
-            store = self.engine.shard_store(shard)
+            store = self.runtime.shard_store(shard)
             commits: list[StepCommit] = []
             effects: list[_Run] = []
             try:
@@ -214,7 +221,7 @@ class Worker:
             if shard in self.broken:
                 continue
             try:
-                store = self.engine.shard_store(shard)
+                store = self.runtime.shard_store(shard)
                 if shard in self.leases:
                     store.renew_lease(self.owner, self.leases[shard], self.lease_ttl, now=now)
                 else:
@@ -240,7 +247,7 @@ class Worker:
                 for shard, generation in list(self.leases.items()):
                     try:
                         if shard not in stores:
-                            stores[shard] = self.engine.datadir.open_shard(shard)
+                            stores[shard] = self.runtime.datadir.open_shard(shard)
                         stores[shard].renew_lease(self.owner, generation, self.lease_ttl, now=self.clock())
                     except WfctlError as exc:
                         _log.debug("shard %d: the renewer cannot renew generation %d: %s", shard, generation, exc)
@@ -252,7 +259,7 @@ class Worker:
         """Give up every held lease."""
         for shard, generation in list(self.leases.items()):
             try:
-                self.engine.shard_store(shard).release_lease(self.owner, generation)
+                self.runtime.shard_store(shard).release_lease(self.owner, generation)
             except StoreError as exc:
                 _log.warning("shard %d: cannot release the lease: %s", shard, exc)
             del self.leases[shard]
@@ -262,11 +269,11 @@ class Worker:
         generation = self.leases.pop(shard, None)
         if generation is not None:
             try:
-                self.engine.shard_store(shard).release_lease(self.owner, generation)
+                self.runtime.shard_store(shard).release_lease(self.owner, generation)
             except StoreError:
                 pass  # the damaged file may refuse it: the lease expires
-        path = str(self.engine.datadir.shard_path(shard))
-        _log.error("shard %d is unusable, skipping it: %s", shard, exc if path in str(exc) else f"{path}: {exc}")
+        where = self.runtime.datadir.location(shard)
+        _log.error("shard %d is unusable, skipping it: %s", shard, exc if where in str(exc) else f"{where}: {exc}")
 
     def _drained(self) -> bool:
         for shard in self.shards:
@@ -274,7 +281,7 @@ class Worker:
                 continue
             held = sum(1 for s in self.held.values() if s == shard)
             try:
-                if self.engine.shard_store(shard).count_runs(UNFINISHED) > held:
+                if self.runtime.shard_store(shard).count_runs(UNFINISHED) > held:
                     return False
             except CorruptShardError as exc:
                 self._break(shard, exc)
@@ -295,7 +302,7 @@ class Worker:
         wrong key must not fail runs for good: they go on once a worker has the right key)."""
         attempt = 1 if record.status == PENDING else record.attempt + 1
         try:
-            definition = self.engine.definition(record.definition_id, version=record.definition_version)
+            definition = self.runtime.definition(record.definition_id, version=record.definition_version)
             if record.state is None:
                 raise InputError(f"run {record.execution_id} has no stored state")
             state = RunState.from_dict(record.state)

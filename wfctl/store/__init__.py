@@ -1,20 +1,22 @@
-"""Storage: the interface the engine uses (:mod:`.base`), the data directory, routing, SQLite.
+"""Storage: the interface the engine uses (:mod:`.base`), the data directory, routing, backends.
 
 No SQL lives outside this package; the engine talks to :class:`ShardStore` and
-:class:`CatalogStore`, opened through a :class:`DataDir`.
+:class:`CatalogStore`, opened through a :class:`DataDir`, whose :class:`Backend` (SQLite,
+PostgreSQL) creates and opens them.
 """
 
 from .base import (CANCELED, COMPLETED, FAILED, FINISHED, PENDING, RUN_STATUSES, RUNNING, SCHEMA_VERSION,
                    UNFINISHED, CatalogStore, DefinitionVersion, JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats,
                    ShardStore, StepCommit)
+from .backend import Backend, open_backend
 from .datadir import DataDir, Settings, resolve_data_dir
 from .errors import CorruptShardError, FencingError, PayloadTooLargeError, StoreBusyError, StoreError
 from .routing import fnv1a_32, safe_shard_index, shard_for
 
 __all__ = [
     "CANCELED", "COMPLETED", "FAILED", "FINISHED", "PENDING", "RUN_STATUSES", "RUNNING", "SCHEMA_VERSION",
-    "UNFINISHED", "CatalogStore", "CorruptShardError", "DataDir", "DefinitionVersion", "FencingError", "JournalRecord",
+    "UNFINISHED", "Backend", "CatalogStore", "CorruptShardError", "DataDir", "DefinitionVersion", "FencingError", "JournalRecord",
     "JournalRow", "NewRun", "PayloadTooLargeError", "RunRecord", "RunTimes", "Settings", "ShardProgress", "ShardStats", "ShardStore",
-    "StepCommit", "StoreBusyError", "StoreError", "fnv1a_32", "resolve_data_dir", "safe_shard_index",
+    "StepCommit", "StoreBusyError", "StoreError", "fnv1a_32", "open_backend", "resolve_data_dir", "safe_shard_index",
     "shard_for",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
 """The layout of a data directory and of its files; a newer one is refused."""
@@ -209,6 +209,8 @@ class ShardStore(ABC):
     """
 
     shard: int
+    #: Whether the store has ``try_start`` (see :meth:`start_run`).
+    can_try_start: ClassVar[bool] = False
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -232,27 +234,24 @@ class ShardStore(ABC):
     def create_runs(self, runs: Sequence[NewRun], *, now: float) -> list[tuple[RunRecord, bool]]:
         """:meth:`create_run` for many runs in one transaction (group commit), in order."""
 
+    @abstractmethod
     def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
-                  wait: bool = True, slot_time: float | None = None,
-                  definition_version: str | None = None) -> tuple[str, bool] | None:
-        """:meth:`create_run` for a caller that encoded the input and the state itself (the
-        engine's start path): ``input_json`` and ``state_json`` are ``(JSON text or None, size
-        in UTF-8 bytes)`` as :func:`wfctl.store.payload.encode` returns them, and
-        ``current_step`` is the state's first step. The size limit is checked before anything
-        is written.
+                  slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool]:
+        """:meth:`create_run` for a caller that encoded the input and the state itself (what the
+        engine's start path calls): ``input_json`` and ``state_json`` are ``(JSON text or None,
+        size in UTF-8 bytes)`` as :mod:`wfctl.store.payload` makes them, and ``current_step`` is
+        the state's first step. The size limit is checked before anything is written.
 
         Returns ``(execution id, created)``: the id of the existing run, and False, when the
-        id or the idempotency key is taken. With ``wait`` False, returns None at once, writing
-        nothing, when the shard's write lock is held elsewhere (counted as a lock retry).
-        """
-        from .payload import decode
+        id or the idempotency key is taken.
 
-        run = NewRun(execution_id, definition_id, decode(input_json[0]), decode(state_json[0]),
-                     idempotency_key, timeout_s, slot_time, definition_version)
-        record, created = self.create_runs([run], now=now)[0]
-        return record.execution_id, created
+        A store that declares :attr:`can_try_start` also has ``try_start``, taking the same
+        arguments: a start that returns None at once, writing nothing, when the shard is busy
+        (SQLite: its write lock is held elsewhere; counted as a retry), so that the engine
+        can try another shard instead of waiting.
+        """
 
     @abstractmethod
     def get_run(self, execution_id: str) -> RunRecord | None:

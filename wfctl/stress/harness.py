@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import platform
 import shutil
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -650,16 +649,19 @@ def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = 
     """Run ``scenarios`` in order; the whole JSON result (``docs/stress.md`` documents it)."""
     from .. import __version__
 
+    from ..store import Settings, open_backend
+
     thresholds = list(thresholds)
     results = [run_scenario(s, thresholds, keep=keep, progress=progress) for s in scenarios]
+    backend = open_backend(Path(tempfile.gettempdir()), Settings()).describe()  # the variants' (the default)
     passed = all(r["passed"] for r in results)
     return {
         "schema": RESULT_SCHEMA,
         "wfctl_version": __version__,
         "created_at": _iso(time.time()),
         "command": list(command) if command is not None else None,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-                    "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    backend["backend"]: backend.get("version", ""), "platform": platform.platform()},
         "passed": passed,
         "exit_code": 0 if passed else BREACH_EXIT_CODE,
         "scenarios": results,

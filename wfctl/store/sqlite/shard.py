@@ -16,10 +16,12 @@ from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_
                     UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats,
                     ShardStore, StepCommit)
 from ..errors import CorruptShardError, FencingError
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SPILL_THRESHOLD_BYTES, check_size, decode, encode
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, check_size, decode, encode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
 from .schema import SHARD_APP_ID, add_run_columns, check_schema, create_shard_schema, is_initialized, shard_lacks_columns
 
+#: Inputs, states and outputs larger than this are stored out of line (the ``blobs`` table).
+DEFAULT_SPILL_THRESHOLD_BYTES = 256 * 1024
 DELETE_BATCH = 100
 _IN_CHUNK = 500
 
@@ -266,11 +268,28 @@ class SQLiteShardStore(ShardStore):
                                           now, None, None, now, None, run.slot_time, run.definition_version), True))
         return results
 
+    can_try_start = True
+
     def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
-                  wait: bool = True, slot_time: float | None = None,
-                  definition_version: str | None = None) -> tuple[str, bool] | None:
+                  slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool]:
+        return self._start(execution_id, definition_id, input_json, state_json, current_step, idempotency_key,
+                           timeout_s, now, slot_time, definition_version, wait=True)
+
+    def try_start(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+                  state_json: tuple[str | None, int], *, current_step: str | None,
+                  idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
+                  slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool] | None:
+        """:meth:`start_run`, or None at once, writing nothing, when the file's write lock is held
+        elsewhere (counted as a lock retry)."""
+        return self._start(execution_id, definition_id, input_json, state_json, current_step, idempotency_key,
+                           timeout_s, now, slot_time, definition_version, wait=False)
+
+    def _start(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+               state_json: tuple[str | None, int], current_step: str | None, idempotency_key: str | None,
+               timeout_s: float | None, now: float, slot_time: float | None, definition_version: str | None,
+               *, wait: bool) -> tuple[str, bool] | None:
         limit = self.max_payload_bytes
         check_size(input_json[1], f"input of run {execution_id}", limit)
         check_size(state_json[1], f"state of run {execution_id}", limit)

@@ -1,35 +1,33 @@
 """The public library object: start, inspect, cancel and clean up durable runs in a data directory.
 
 Every method is a few calls on the storage interface (:mod:`wfctl.store`); the CLI and the
-stress harness are thin layers over :class:`Engine`. A start is one transaction on one shard
-file: the catalog is read once per definition and kept in memory, and the execution id
+stress harness are thin layers over :class:`Engine`. A start is one transaction on one
+shard: the catalog is read once per definition and kept in memory, and the execution id
 carries the shard (see :mod:`wfctl.engine.ids`).
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
-import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..durations import check_seconds
 from ..errors import DefinitionError, InputError
 from ..paths import is_file
-from ..store import (FINISHED, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore, StoreError,
-                     resolve_data_dir)
-from ..store.base import STARTED
+from ..store import (FINISHED, CatalogStore, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore,
+                     StoreError)
 from ..store.payload import content_hash, encode
 from . import ids
+from .runtime import Runtime
+from .start_plan import StartPlan
+from .views import check_limit, fold_steps, iso, run_dict, shown
 
 if TYPE_CHECKING:  # the definition model (pydantic) is imported on first use: status/list never need it
     from ..definitions import Definition
@@ -55,12 +53,6 @@ class Applied:
     source: str | None = None
 
 
-def shown(text: str, limit: int = 80) -> str:
-    """``text`` for a one-line message: escaped like a Python string and shortened."""
-    escaped = repr(text)[1:-1] if isinstance(text, str) else repr(text)
-    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
-
-
 @dataclass(frozen=True, slots=True)
 class StartResult:
     """A started run: its id, its shard, and False when an idempotent start found an existing run."""
@@ -70,125 +62,9 @@ class StartResult:
     created: bool
 
 
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC with milliseconds (``2026-01-02T03:04:05.678Z``)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def run_dict(run: RunRecord) -> dict[str, Any]:
-    """A run as JSON (without its journal). ``slot_time`` (ISO 8601 UTC) and ``fire_lag_ms``
-    (``created_at - slot_time`` in ms) are set for a run started for a schedule slot, null for
-    a run started by hand. ``definition_version`` is the version the run is pinned to (null:
-    a run stored before versions, which follows the current version)."""
-    scheduled = run.slot_time is not None
-    return {
-        "execution_id": run.execution_id, "definition_id": run.definition_id,
-        "definition_version": run.definition_version, "shard": run.shard,
-        "status": run.status, "current_step": run.current_step, "input": run.input, "output": run.output,
-        "error": run.error, "created_at": iso(run.created_at), "started_at": iso(run.started_at),
-        "completed_at": iso(run.completed_at), "slot_time": iso(run.slot_time) if scheduled else None,
-        "fire_lag_ms": round((run.created_at - run.slot_time) * 1000.0, 3) if scheduled else None,
-    }
-
-
-def fold_steps(journal: Iterable[JournalRecord]) -> Iterator[dict[str, Any]]:
-    """The journal rows (oldest first, read as they come) as JSON steps: a side-effecting
-    step's ``started`` row is folded into its result.
-
-    A ``started`` row with no result right after it is ``started`` when it is the last row (the
-    step is in flight) and ``interrupted`` otherwise (its worker died; the step was run again).
-    """
-    prev = row = None
-    for nxt in itertools.chain(journal, [None]):
-        if row is not None and not (row.status == STARTED and nxt is not None
-                                    and (nxt.step_slug, nxt.attempt) == (row.step_slug, row.attempt)):
-            status = row.status
-            started_at = row.started_at
-            if prev is not None and prev.status == STARTED and (prev.step_slug, prev.attempt) == (row.step_slug, row.attempt):
-                started_at = prev.started_at
-            elif status == STARTED and nxt is not None:
-                status = "interrupted"
-            yield {"slug": row.step_slug, "type": row.step_type, "status": status, "attempt": row.attempt,
-                   "port": row.port, "output": row.output, "error": row.error,
-                   "started_at": iso(started_at), "finished_at": iso(row.finished_at)}
-        prev, row = row, nxt
-
-
-#: The most runs :meth:`Engine.list` returns at once (and the most steps ``status`` shows).
-MAX_LIST_LIMIT = 1_000_000_000
-
-
-def check_limit(value: int, what: str) -> int:
-    """``value`` if it is an int in 1..:data:`MAX_LIST_LIMIT`; else InputError naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIST_LIMIT:
-        raise InputError(f"{what}: expected a whole number from 1 to {MAX_LIST_LIMIT}, got {value!r}")
-    return value
-
-
-#: With execution routing, a client that found its shard's write lock held stays on the shard
+#: With execution routing, a client that found its shard busy (see :meth:`Engine.start`) stays on the shard
 #: it moved to for this many starts (instead of moving on at every start).
 STAY_AFTER_CONFLICT = 64
-
-_INPUT_MARK = {"\x00wfctl-input\x00": 0}
-_ID_MARK = "\x00wfctl-execution-id\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class _StartPlan:
-    """What every start of a definition shares, computed once per definition.
-
-    ``parts``: the initial state's JSON split around the input and the execution id
-    (``parts[0] + input + parts[1] + id + parts[2]``), built from the interpreter's own
-    ``new_run`` and checked against it, with ``current`` its first step and ``size`` the
-    parts' UTF-8 bytes; None when a start's state must be built by ``new_run`` each time (the
-    definition declares secrets, which are resolved and encrypted per run). ``version``: the
-    definition version every run of the plan is pinned to (its content hash).
-    """
-
-    definition: Definition
-    timeout_s: float
-    parts: tuple[str, str, str] | None = None
-    current: str | None = None
-    size: int = 0
-    version: str | None = None
-
-    @classmethod
-    def build(cls, d: Definition, interpreter: Any) -> "_StartPlan":
-        plan = cls(d, d.config.timeout / 1000.0, version=d.content_hash)
-        if getattr(d.config, "secrets", None):
-            return plan
-        marked = interpreter.new_run(d, dict(_INPUT_MARK), _ID_MARK).to_dict()
-        text, _ = encode(marked, "state", sys.maxsize)
-        input_mark = encode(_INPUT_MARK, "mark", sys.maxsize)[0]
-        id_mark = encode(_ID_MARK, "mark", sys.maxsize)[0]
-        head, sep1, rest = text.partition(input_mark)
-        middle, sep2, tail = rest.partition(id_mark)
-        if not (sep1 and sep2) or input_mark in head + middle + tail or id_mark in head + middle + tail:
-            return plan
-        parts = (head, middle + '"', '"' + tail)
-        size = sum(len(p.encode("utf-8", "surrogatepass")) for p in parts)
-        templated = cls(d, plan.timeout_s, parts, marked.get("current"), size, plan.version)
-        sample, sample_id = {"a": [1, "é"]}, "00-" + "0" * 32  # the template must give new_run's state
-        expected = interpreter.new_run(d, sample, sample_id).to_dict()
-        built, _ = templated.initial(None, sample, encode(sample, "sample", sys.maxsize), sample_id)
-        if (json.loads(built[0]) != json.loads(encode(expected, "state", sys.maxsize)[0])
-                or interpreter.new_run(d, sample, sample_id).to_dict() != expected):
-            return plan  # not a pure function of (input, id): build it per start
-        return templated
-
-    def initial(self, engine: "Engine | None", input: Any, input_json: tuple[str | None, int],
-                execution_id: str) -> tuple[tuple[str | None, int], str | None]:
-        """The initial state of run ``execution_id`` as ``(JSON text, UTF-8 size)``, and its first step."""
-        if self.parts is None:
-            state = engine.interpreter.new_run(self.definition, input, execution_id).to_dict()
-            return encode(state, f"state of run {execution_id}", sys.maxsize), state.get("current")
-        text, size = input_json
-        if text is None:
-            text, size = "{}", 2
-        head, middle, tail = self.parts
-        return (f"{head}{text}{middle}{execution_id}{tail}", self.size + size + len(execution_id)), self.current
 
 
 class Engine:
@@ -196,33 +72,23 @@ class Engine:
 
     ``data_dir``: a path (created with default settings when missing, unless ``create`` is
     False: InputError then) or None for ``$WFCTL_DATA_DIR`` / ``./.wfctl``.
-    ``interpreter_factory(secret_box) -> Interpreter`` builds the interpreter (stubs, a registry, an LLM provider); it must keep the given
-    SecretBox, whose key is shared by every process (see :mod:`wfctl.engine.keys`).
-    ``clock`` gives epoch seconds. ``allow_modules``: module prefixes whose functions
-    definitions may call as ``module:function`` actions, besides those of
-    ``$WFCTL_ALLOW_MODULES`` and the data directory's ``allow_modules`` setting; the resulting
-    :attr:`action_policy` applies to validation and to the interpreter (whatever the factory
-    built). Thread-safe; close it (or use ``with``) when done.
+    ``interpreter_factory``, ``clock`` and ``allow_modules`` go to the engine's
+    :class:`~wfctl.engine.runtime.Runtime` (:attr:`runtime`: its stores, definitions,
+    interpreter and clock, which workers share); the resulting :attr:`action_policy` applies to
+    validation and to the interpreter (whatever the factory built). Thread-safe; close it (or
+    use ``with``) when done.
     """
 
     def __init__(self, data_dir: str | Path | DataDir | None = None, *,
                  interpreter_factory: Callable[..., Any] | None = None, clock: Callable[[], float] = time.time,
                  allow_modules: Collection[str] = (), create: bool = True):
-        self.datadir = data_dir if isinstance(data_dir, DataDir) else DataDir.open(
-            resolve_data_dir(None if data_dir is None else str(data_dir)), create=create)
-        self._allow_modules = tuple(allow_modules)
-        self._action_policy = None
-        self.clock = clock
-        self.interpreter_factory = interpreter_factory
-        self._stores: dict[int, ShardStore] = {}
-        self._damaged: dict[int, str] = {}  # shard -> why it is set aside (a damaged file)
-        self._catalog = None
-        self._definitions: dict[str, Definition] = {}  # the current version of each id read or applied
-        self._versions: dict[tuple[str, str], Definition] = {}  # (id, content hash) -> that version
+        self.runtime = Runtime.open(data_dir, create=create, interpreter_factory=interpreter_factory, clock=clock,
+                                    allow_modules=allow_modules)
+        self.datadir = self.runtime.datadir
+        self._damaged: dict[int, str] = {}  # shard -> why it is set aside (a damaged shard)
         self._files: dict[Path, tuple[int, int, Definition]] = {}
-        self._interpreter = None
         self._lock = threading.RLock()
-        self._plans: dict[str | tuple[str, str | None], _StartPlan] = {}
+        self._plans: dict[str | tuple[str, str | None], StartPlan] = {}
         self._max_payload = self.datadir.settings.max_payload_bytes
         self._home = int.from_bytes(os.urandom(4), "big") % self.datadir.shard_count  # this client's current shard
         self._stay = 0
@@ -235,59 +101,32 @@ class Engine:
         return self.datadir.shard_count
 
     @property
+    def clock(self) -> Callable[[], float]:
+        """The runtime's clock (epoch seconds)."""
+        return self.runtime.clock
+
+    @property
     def action_policy(self):
         """The :class:`~wfctl.actions.ActionPolicy`: which ``module:function`` actions may run."""
-        if self._action_policy is None:
-            from ..actions.policy import ActionPolicy
-
-            self._action_policy = ActionPolicy.resolve(self._allow_modules, os.environ,
-                                                       self.datadir.settings.allow_modules)
-        return self._action_policy
+        return self.runtime.action_policy
 
     @property
     def interpreter(self):
         """The interpreter (built on first use with the data directory's secret key)."""
-        with self._lock:
-            if self._interpreter is None:
-                from .keys import secret_box
-
-                box = secret_box(self.datadir)
-                if self.interpreter_factory is not None:
-                    self._interpreter = self.interpreter_factory(box)
-                else:
-                    from ..interpreter import Interpreter
-
-                    self._interpreter = Interpreter(secret_box=box, clock=self.clock)
-                self._interpreter.policy = self.action_policy
-            return self._interpreter
+        return self.runtime.interpreter
 
     def shard_store(self, shard: int) -> ShardStore:
-        """Shard ``shard``'s store, opened once (CorruptShardError names a damaged file)."""
-        store = self._stores.get(shard)
-        if store is None:
-            with self._lock:
-                store = self._stores.get(shard)
-                if store is None:
-                    store = self._stores[shard] = self.datadir.open_shard(shard)
-        return store
+        """Shard ``shard``'s store, opened once (CorruptShardError names a damaged shard)."""
+        return self.runtime.shard_store(shard)
 
     @property
-    def catalog(self):
+    def catalog(self) -> CatalogStore:
         """The definition catalog, opened once."""
-        with self._lock:
-            if self._catalog is None:
-                self._catalog = self.datadir.open_catalog()
-            return self._catalog
+        return self.runtime.catalog
 
     def close(self) -> None:
-        """Close every opened file."""
-        with self._lock:
-            for store in self._stores.values():
-                store.close()
-            self._stores.clear()
-            if self._catalog is not None:
-                self._catalog.close()
-                self._catalog = None
+        """Close every opened store."""
+        self.runtime.close()
 
     def __enter__(self) -> "Engine":
         return self
@@ -325,7 +164,7 @@ class Engine:
     def _each_shard(self, shard: int | None = None) -> Iterable[ShardStore]:
         """The stores of every shard (or of ``shard``); a damaged file is skipped with a warning."""
         if shard is not None:
-            self.datadir.shard_path(shard)  # validates the number
+            self.datadir.check_shard(shard)
             yield self.shard_store(shard)
             return
         for n in range(self.shard_count):
@@ -351,8 +190,8 @@ class Engine:
 
     def _set_aside(self, shard: int, exc: Exception) -> None:
         if shard not in self._damaged:
-            path = str(self.datadir.shard_path(shard))
-            self._damaged[shard] = str(exc) if path in str(exc) else f"{path}: {exc}"
+            where = self.datadir.location(shard)
+            self._damaged[shard] = str(exc) if where in str(exc) else f"{where}: {exc}"
             _log.warning("skipping shard %d: %s", shard, self._damaged[shard])
 
     # -- definitions -----------------------------------------------------------------------
@@ -384,16 +223,8 @@ class Engine:
         source = os.path.abspath(definition.source) if definition.source else None
         before = self.catalog.get_version(definition.id)
         changed = self.catalog.put_definition(definition.id, body, now=now, source=source)
-        self._remember(definition.pin(version), current=True)
+        self.runtime.remember(definition.pin(version), current=True)
         return Applied(definition.id, version, changed, before and before.hash, before and before.source, source)
-
-    def _remember(self, definition: Definition, current: bool) -> Definition:
-        """Cache a pinned definition by version (and as its id's current version)."""
-        with self._lock:
-            self._versions[(definition.id, definition.content_hash)] = definition
-            if current:
-                self._definitions[definition.id] = definition
-        return definition
 
     def definitions(self) -> list[dict[str, Any]]:
         """Summaries of the stored definitions: ``{id, name, version, updated_at, steps, hash}``
@@ -401,34 +232,9 @@ class Engine:
         return [{**d, "updated_at": iso(d["updated_at"])} for d in self.catalog.list_definitions()]
 
     def definition(self, definition_id: str, reload: bool = False, version: str | None = None) -> Definition:
-        """A stored definition: its current version, or version ``version`` (a content hash).
-
-        Read from the catalog once, then cached (a version never changes; ``reload`` reads
-        which version is current again, e.g. after another process applied a new one).
-        InputError when unknown.
-        """
-        if version is not None:
-            definition = self._versions.get((definition_id, version))
-            if definition is None:
-                found = self.catalog.get_version(definition_id, version)
-                if found is None:
-                    raise InputError(f"unknown version '{shown(version)}' of definition '{shown(definition_id)}'")
-                definition = self._remember(self._parse(found), current=False)
-            return definition
-        definition = None if reload else self._definitions.get(definition_id)
-        if definition is None:
-            found = self.catalog.get_version(definition_id)
-            if found is None:
-                raise InputError(f"unknown definition '{shown(definition_id)}'")
-            definition = self._remember(self._versions.get((definition_id, found.hash)) or self._parse(found),
-                                        current=True)
-        return definition
-
-    @staticmethod
-    def _parse(found: Any) -> Definition:
-        from ..definitions import parse_definition
-
-        return parse_definition(found.body, default_id=found.definition_id).pin(found.hash)
+        """A stored definition: its current version, or version ``version`` (a content hash);
+        read once, then cached (see :meth:`Runtime.definition`). InputError when unknown."""
+        return self.runtime.definition(definition_id, reload, version)
 
     def definition_history(self, definition_id: str) -> list[dict[str, Any]]:
         """The stored versions of a definition, most recently applied first: ``{version,
@@ -454,8 +260,8 @@ class Engine:
             seen = self._files.get(key)
             if seen is not None and seen[:2] == (stat.st_mtime_ns, stat.st_size):
                 d = seen[2]
-                if (self._definitions.get(d.id) is d if replace
-                        else self._versions.get((d.id, d.content_hash)) is d):
+                if (self.runtime.is_current(d) if replace
+                        else self.runtime.cached(d.id, d.content_hash) is d):
                     return d
             definition = self._from_file(path, replace)
             self._files[key] = (stat.st_mtime_ns, stat.st_size, definition)
@@ -481,21 +287,21 @@ class Engine:
             self._store(definition, self.clock())
             return definition
         version = content_hash(definition.to_tale())
-        known = self._versions.get((definition.id, version))
+        known = self.runtime.cached(definition.id, version)
         if known is not None:
             return known
         current = self.catalog.get_version(definition.id)
         if current is None:
             if self.catalog.put_definition(definition.id, definition.to_tale(), now=self.clock(),
                                            source=os.path.abspath(path), replace=False):
-                return self._remember(definition.pin(version), current=True)
+                return self.runtime.remember(definition.pin(version), current=True)
             current = self.catalog.get_version(definition.id)  # registered meanwhile by another process
             if current is None:
                 raise InputError(f"definition '{definition.id}' was registered and deleted meanwhile; start it again")
         if current.hash == version:
-            return self._remember(definition.pin(version), current=True)
+            return self.runtime.remember(definition.pin(version), current=True)
         if self.catalog.get_version(definition.id, version) is not None:
-            return self._remember(definition.pin(version), current=False)
+            return self.runtime.remember(definition.pin(version), current=False)
         source = os.path.abspath(path)
         where = f", applied from {shown(current.source, 200)}" if current.source and current.source != source else ""
         raise InputError(
@@ -507,10 +313,7 @@ class Engine:
         """Delete a definition: cancel its unfinished runs, then delete all its runs, ``batch``
         per transaction on every shard. Returns ``(canceled, deleted)``."""
         known = self.catalog.delete_definition(definition_id)
-        with self._lock:
-            self._definitions.pop(definition_id, None)
-            for key in [k for k in self._versions if k[0] == definition_id]:
-                del self._versions[key]
+        self.runtime.forget(definition_id)
         canceled = deleted = 0
 
         def delete(store: ShardStore) -> None:
@@ -544,21 +347,22 @@ class Engine:
         :meth:`apply` does).
 
         The input is encoded once and checked against the payload limit, and so is the run's
-        initial state (built from a per-definition template, see :class:`_StartPlan`), before
+        initial state (built from a per-definition template, see :class:`~wfctl.engine.start_plan.StartPlan`), before
         anything is written.
 
         With execution routing and no idempotency key, the engine picks the shard and draws an
         id that hashes to it (:func:`ids.new_body_for_shard`): the next shard in turn (so one
-        client spreads its runs over every shard), written only if its write lock is free at
-        once, else the next shard whose lock is free; when every lock is held it waits for the
-        first. After such a conflict it stays on the shard it found free for
-        :data:`STAY_AFTER_CONFLICT` starts: clients writing at the same time settle on different
-        shards instead of queueing on one lock (and re-reading each other's pages).
+        client spreads its runs over every shard). When the store can try a start
+        (:attr:`ShardStore.can_try_start`; SQLite), the run is written there only if the shard is
+        not busy (its write lock is free at once), else on the next shard that is not; when every
+        one is busy it waits for the first. After such a conflict it stays on the shard it found
+        free for :data:`STAY_AFTER_CONFLICT` starts: clients writing at the same time settle on
+        different shards instead of queueing on one lock (and re-reading each other's pages).
         """
         plan = (self._plans.get(definition)
                 if isinstance(definition, str) and not replace and not definition.lower().endswith(SUFFIXES)
                 else None)
-        if plan is None or self._definitions.get(plan.definition.id) is not plan.definition:
+        if plan is None or not self.runtime.is_current(plan.definition):
             plan = self._plan(self._resolve(definition, replace))
         if input is not None and not isinstance(input, dict):
             raise InputError(f"input must be a JSON object, got {type(input).__name__}")
@@ -566,7 +370,7 @@ class Engine:
             raise InputError(f"idempotency key must be a non-empty string, got {idempotency_key!r}")
         d = plan.definition
         count = self.shard_count
-        choose = (idempotency_key is None and plan.parts is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
+        choose = (idempotency_key is None and plan.template is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
                   and self.datadir.settings.route == "execution")
         if choose:
             if self._stay > 0:
@@ -580,26 +384,29 @@ class Engine:
             shard = self.datadir.shard_for(d.id, body)
         eid = ids.execution_id(shard, body)
         input_json = encode(input, f"input of run {eid}", self._max_payload)
-        state_json, current = plan.initial(self, input, input_json, eid)
+        interpreter = self.interpreter if plan.template is None else None
+        state_json, current = plan.initial(interpreter, input, input_json, eid)
         now = self.clock()
-        if choose:
-            first = (shard, eid, state_json)
-            for i in range(count):  # the current shard first, then the others whose lock is free
+        store = self.shard_store(shard)
+        if choose and store.can_try_start:
+            first = (shard, eid, state_json, current)
+            for i in range(count):  # the current shard first, then the others that are not busy
                 if i:
                     shard = (self._home + i) % count
+                    store = self.shard_store(shard)
                     eid = ids.execution_id(shard, ids.new_body_for_shard(shard, count))
-                    state_json, current = plan.initial(self, input, input_json, eid)
-                started = self.shard_store(shard).start_run(
-                    eid, d.id, input_json, state_json, current_step=current, timeout_s=plan.timeout_s,
-                    now=now, wait=False, slot_time=slot_time, definition_version=plan.version)
+                    state_json, current = plan.initial(interpreter, input, input_json, eid)
+                started = store.try_start(eid, d.id, input_json, state_json, current_step=current,
+                                          timeout_s=plan.timeout_s, now=now, slot_time=slot_time,
+                                          definition_version=plan.version)
                 if started is not None:
                     if i:  # contention: stay on the shard found free
                         self._home, self._stay = shard, STAY_AFTER_CONFLICT
                     return StartResult(started[0], shard, started[1])
-            shard, eid, state_json = first  # every lock held: wait for the current shard's
-            current = plan.current
+            shard, eid, state_json, current = first  # every shard busy: wait for the current one
+            store = self.shard_store(shard)
             self._stay = STAY_AFTER_CONFLICT
-        started = self.shard_store(shard).start_run(
+        started = store.start_run(
             eid, d.id, input_json, state_json, current_step=current, idempotency_key=idempotency_key,
             timeout_s=plan.timeout_s, now=now, slot_time=slot_time, definition_version=plan.version)
         return StartResult(started[0], shard, started[1])
@@ -648,22 +455,23 @@ class Engine:
 
         compile_expression("0")  # the expression parser, which the first step would build
 
-    def _plan(self, d: Definition) -> "_StartPlan":
-        """The start plan of ``d`` (built once per definition object, see :class:`_StartPlan`;
+    def _plan(self, d: Definition) -> "StartPlan":
+        """The start plan of ``d`` (built once per definition object, see :class:`StartPlan`;
         kept by id for the current version, by id and version for an older one)."""
-        key = d.id if self._definitions.get(d.id) is d else (d.id, d.content_hash)
+        key = d.id if self.runtime.is_current(d) else (d.id, d.content_hash)
         plan = self._plans.get(key)
         if plan is None or plan.definition is not d:
-            plan = _StartPlan.build(d, self.interpreter)
+            plan = StartPlan.build(d, self.interpreter)
             with self._lock:
                 self._plans[key] = plan
         return plan
 
     def status(self, execution_id: str, steps: int | None = None, *, stream: bool = False) -> dict[str, Any]:
         """The run (see :func:`run_dict`), ``steps_total`` (its step count) and ``steps`` (see
-        :func:`fold_steps`): the last ``steps`` of them (1 to :data:`MAX_LIST_LIMIT`), or all of
-        them when None. ``stream`` (with all steps): ``steps`` is an iterator reading the journal
-        page by page, so that a long journal is never all in memory."""
+        :func:`fold_steps`): the last ``steps`` of them (1 to
+        :data:`~wfctl.engine.views.MAX_LIST_LIMIT`), or all of them when None. ``stream`` (with
+        all steps): ``steps`` is an iterator reading the journal page by page, so that a long
+        journal is never all in memory."""
         if steps is not None:
             check_limit(steps, "steps")
         run = self._run(execution_id)
@@ -689,8 +497,8 @@ class Engine:
     def list(self, statuses: Collection[str] | None = None, definition: str | None = None,
              shard: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Runs newest first, merged across shards (or from ``shard`` only); at most ``limit``
-        (1 to :data:`MAX_LIST_LIMIT`, else InputError); InputError for an unknown ``definition``
-        (see :meth:`require_definition`)."""
+        (1 to :data:`~wfctl.engine.views.MAX_LIST_LIMIT`, else InputError); InputError for an
+        unknown ``definition`` (see :meth:`require_definition`)."""
         check_limit(limit, "limit")
         self.require_definition(definition)
         pages = self._over_shards(lambda store: store.list_runs(statuses, definition, limit), shard)
@@ -787,7 +595,7 @@ class Engine:
         run = self._run(execution_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         stop = threading.Event()
-        worker = Worker(self, [run.shard], owner=None, only=[run.execution_id])
+        worker = Worker(self.runtime, [run.shard], owner=None, only=[run.execution_id])
         thread = threading.Thread(target=worker.run, kwargs={"stop_event": stop}, daemon=True,
                                   name=f"wfctl-wait-{execution_id}")
         thread.start()
@@ -801,19 +609,20 @@ class Engine:
         return self.status(execution_id, steps)
 
     def shards(self, check: bool = False) -> list[dict[str, Any]]:
-        """Per-shard statistics (:class:`~wfctl.store.ShardStats` fields, plus ``path``);
-        a damaged shard gives ``{shard, path, error}``. ``check`` checks each file's integrity
+        """Per-shard statistics (:class:`~wfctl.store.ShardStats` fields, plus ``location``,
+        where the shard lives, and the backend's own keys, e.g. SQLite's ``path``); a damaged
+        shard gives ``{shard, location, ..., error}``. ``check`` checks each shard's integrity
         (reading all of it) so that damage is found even where the statistics do not read."""
         out = []
         for n in range(self.shard_count):
-            path = str(self.datadir.shard_path(n))
+            where = self.datadir.backend.location_details(n)
             try:
                 if n in self._damaged:
                     raise CorruptShardError(self._damaged[n])
                 store = self.shard_store(n)
                 if check:
                     store.check()
-                out.append({**asdict(store.stats()), "path": path})
+                out.append({**asdict(store.stats()), **where})
             except StoreError as exc:
-                out.append({"shard": n, "path": path, "error": str(exc)})
+                out.append({"shard": n, **where, "error": str(exc)})
         return out

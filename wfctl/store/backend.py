@@ -1,0 +1,120 @@
+"""Backends: where a deployment's catalog and shards live, chosen by ``wfctl.json``'s ``backend``.
+
+A :class:`Backend` creates, verifies and opens one deployment's parts (SQLite: files in the
+data directory; PostgreSQL: schemas on one or several servers). :func:`open_backend` looks
+the class up in :data:`BACKENDS` and imports its module on first use, so a backend's driver
+(psycopg) is imported only when that backend is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import InputError
+from .base import CatalogStore, ShardStore
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+#: Backend name -> ``module:class``, imported on first use.
+BACKENDS = {
+    "sqlite": "wfctl.store.sqlite.backend:SQLiteBackend",
+    "postgresql": "wfctl.store.postgresql.backend:PostgresBackend",
+}
+
+
+class Backend(ABC):
+    """Where a deployment's catalog and shards live (SQLite files, PostgreSQL schemas).
+
+    ``project`` is the data (project) directory, which holds ``wfctl.json``; ``settings``
+    its settings, ``settings.options`` this backend's own (``wfctl.json`` under the backend's
+    name, completed with :attr:`default_options`).
+    """
+
+    name: ClassVar[str]
+    #: Options every deployment of this backend has (written to ``wfctl.json`` at creation);
+    #: a top-level key of an old ``wfctl.json`` naming one of them is read as that option.
+    default_options: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, project: Path, settings: Settings):
+        self.project = Path(project)
+        self.settings = settings
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """This backend's options (from ``wfctl.json``)."""
+        return self.settings.options
+
+    @abstractmethod
+    def create(self, *, now: float, placement: Mapping[int, str] | None = None) -> None:
+        """Create the catalog and ``settings.shards`` shards; completes a creation cut short
+        (idempotent) and is safe to run from several processes at once. ``placement``: where
+        each shard lives (shard -> server), for backends that spread shards; others refuse it."""
+
+    @abstractmethod
+    def verify(self) -> None:
+        """InputError (one line) when a part is missing, damaged at the layout level, beyond the
+        shard count, or of a newer schema version."""
+
+    @abstractmethod
+    def open_catalog(self) -> CatalogStore:
+        """Open the definition catalog."""
+
+    @abstractmethod
+    def open_shard(self, shard: int) -> ShardStore:
+        """Open shard ``shard``'s store (CorruptShardError when it is damaged)."""
+
+    @abstractmethod
+    def location(self, shard: int | None = None) -> str:
+        """Where a shard (None: the catalog) lives, for people: a file path, or
+        ``host:port/dbname schema wfctl_shard_003`` (never a password)."""
+
+    def location_details(self, shard: int) -> dict[str, Any]:
+        """Where shard ``shard`` lives, as ``wfctl shards --json`` shows it: ``location`` (see
+        :meth:`location`) and the backend's own keys (SQLite: ``path``)."""
+        return {"location": self.location(shard)}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], where: str) -> None:
+        """InputError naming ``where`` on a bad option (by default: one not in :attr:`default_options`)."""
+        unknown = sorted(set(options) - set(cls.default_options))
+        if unknown:
+            raise InputError(f"{where}: unknown option {unknown[0]!r}")
+
+    def leftovers(self) -> str | None:
+        """What a deployment left in a project directory that has no ``wfctl.json`` (so it lost
+        its settings and must not be re-created), e.g. ``"shard or catalog files"``; None when nothing."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """The backend and its version, for reports: ``{"backend": "sqlite", "version": "3.40.1"}``."""
+        return {"backend": self.name}
+
+    def drop(self) -> None:
+        """Remove everything this deployment created (the stress harness; optional)."""
+        raise NotImplementedError(f"the {self.name} backend cannot drop a deployment")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.project)!r})"
+
+
+def backend_class(name: Any, where: str = "wfctl.json") -> type[Backend]:
+    """The class of backend ``name`` (its module imported now); InputError naming ``where``
+    for an unknown name or a backend whose module cannot be imported (a missing driver)."""
+    target = BACKENDS.get(name) if isinstance(name, str) else None
+    if target is None:
+        raise InputError(f"{where}: backend must be one of {', '.join(sorted(BACKENDS))}, got {name!r}")
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise InputError(f"{where}: the {name} backend cannot be loaded ({exc})") from None
+
+
+def open_backend(project: Path, settings: Settings) -> Backend:
+    """The backend ``settings.backend`` of the deployment whose project directory is ``project``."""
+    return backend_class(settings.backend)(Path(project), settings)

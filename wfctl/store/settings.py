@@ -1,0 +1,109 @@
+"""``wfctl.json``: a deployment's settings, the general ones and its backend's own.
+
+Layout (the backend's options under its name)::
+
+    {"schema_version": 1, "backend": "sqlite", "shards": 4, "route": "definition",
+     "durability": "normal", "max_payload_bytes": 16777216,
+     "sqlite": {"spill_threshold_bytes": 262144}, "created_at": "...", ...}
+
+A file written before backends (no ``backend``, SQLite options such as
+``spill_threshold_bytes`` at the top level) is read as the SQLite backend with those options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import InputError
+from .backend import backend_class
+from .base import SCHEMA_VERSION
+from .payload import DEFAULT_MAX_PAYLOAD_BYTES
+
+SETTINGS_FILE = "wfctl.json"
+DEFAULT_BACKEND = "sqlite"
+ROUTES = ("definition", "execution")
+DURABILITIES = ("normal", "full")
+MAX_SHARDS = 1000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``wfctl.json`` holds.
+
+    ``backend`` names where the catalog and shards live (:data:`wfctl.store.backend.BACKENDS`);
+    ``options`` are that backend's own settings. ``route`` picks the routing key:
+    ``definition`` keeps a definition's runs on one shard, ``execution`` spreads them.
+    ``durability`` ``full`` makes every commit durable on power loss (SQLite
+    ``synchronous=FULL``); ``normal`` may lose the last commits, never consistency.
+    ``created_at`` is ISO 8601 (UTC). ``allow_modules``: module prefixes whose functions
+    definitions may call as ``module:function`` actions (see docs/actions.md).
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    backend: str = DEFAULT_BACKEND
+    shards: int = 4
+    route: str = "definition"
+    durability: str = "normal"
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    options: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    allow_modules: list[str] = field(default_factory=list)  # module prefixes for module:function actions
+    secret_key_fingerprint: str | None = None
+
+    def validate(self, where: str) -> "Settings":
+        """These settings with the backend's default options filled in; InputError naming
+        ``where`` on an invalid value (an unknown backend included)."""
+        def positive_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+        cls = backend_class(self.backend, where)
+        if not positive_int(self.shards) or self.shards > MAX_SHARDS:
+            raise InputError(f"{where}: shards must be an integer from 1 to {MAX_SHARDS}, got {self.shards!r}")
+        if self.route not in ROUTES:
+            raise InputError(f"{where}: route must be one of {', '.join(ROUTES)}, got {self.route!r}")
+        if self.durability not in DURABILITIES:
+            raise InputError(f"{where}: durability must be one of {', '.join(DURABILITIES)}, "
+                             f"got {self.durability!r}")
+        if not positive_int(self.max_payload_bytes):
+            raise InputError(f"{where}: max_payload_bytes must be a positive integer, got {self.max_payload_bytes!r}")
+        if not isinstance(self.options, dict):
+            raise InputError(f"{where}: {self.backend} must be an object of {self.backend} options, "
+                             f"got {self.options!r}")
+        if not (isinstance(self.allow_modules, list) and all(isinstance(m, str) for m in self.allow_modules)):
+            raise InputError(f"{where}: allow_modules must be a list of module prefixes, got {self.allow_modules!r}")
+        if self.secret_key_fingerprint is not None and not isinstance(self.secret_key_fingerprint, str):
+            raise InputError(f"{where}: secret_key_fingerprint must be a string, got {self.secret_key_fingerprint!r}")
+        options = {**cls.default_options, **self.options}
+        cls.check_options(options, f"{where}: {self.backend}")
+        return replace(self, options=options)
+
+    def differences(self, other: "Settings") -> list[str]:
+        """``name=ours`` for every setting (creation time, allowed modules and key fingerprint
+        aside) that differs from ``other``; a backend option as ``backend.name=ours``."""
+        ours, theirs = asdict(self), asdict(other)
+        out = [f"{k}={v}" for k, v in ours.items()
+               if k not in ("options", "created_at", "allow_modules", "secret_key_fingerprint") and v != theirs[k]]
+        if self.backend == other.backend:
+            out += [f"{self.backend}.{k}={self.options.get(k)}" for k in sorted({*self.options, *other.options})
+                    if self.options.get(k) != other.options.get(k)]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``wfctl.json`` object: the options under the backend's name."""
+        return {(self.backend if k == "options" else k): v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str) -> "Settings":
+        """Settings read from a ``wfctl.json`` object (either layout), validated; InputError naming ``where``."""
+        for key in ("shards", "route", "durability"):
+            if key not in data:
+                raise InputError(f"{where}: {key} is missing")
+        backend = data.get("backend", DEFAULT_BACKEND)
+        options = data.get(backend, {}) if isinstance(backend, str) else {}
+        if not isinstance(options, dict):
+            raise InputError(f"{where}: {backend} must be an object of {backend} options, got {options!r}")
+        legacy = backend_class(backend, where).default_options
+        options = {**{k: data[k] for k in legacy if k in data}, **options}
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("backend", "options")}
+        return cls(**known, backend=backend, options=options).validate(where)

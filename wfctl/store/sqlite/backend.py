@@ -1,0 +1,135 @@
+"""The SQLite backend: ``catalog.db`` and one ``shard-NNN.db`` file per shard in the data directory.
+
+Options (``wfctl.json`` under ``sqlite``): ``spill_threshold_bytes`` (values larger than this
+are stored out of line, see :class:`~.shard.SQLiteShardStore`) and ``busy_deadline_s`` (how
+long a write waits for a file's write lock, :data:`~.connection.DEFAULT_BUSY_DEADLINE_S` by
+default). The general ``durability`` setting is SQLite's ``synchronous`` (NORMAL or FULL).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ...errors import InputError
+from ..backend import Backend
+from ..base import CatalogStore, ShardStore
+from .catalog import SQLiteCatalogStore, create_catalog_file
+from .connection import DEFAULT_BUSY_DEADLINE_S
+from .shard import DEFAULT_SPILL_THRESHOLD_BYTES, SQLiteShardStore, create_shard_file
+
+CATALOG_FILE = "catalog.db"
+_SHARD_FILE = re.compile(r"shard-(\d{3,})\.db")
+
+
+def shard_file_name(shard: int) -> str:
+    """``shard-000.db`` for shard 0."""
+    return f"shard-{shard:03d}.db"
+
+
+def _exists(path: Path) -> bool:
+    """Whether the file ``path`` exists; InputError when it cannot be looked at."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise InputError(f"cannot access {path}: {exc.strerror or exc}") from None
+
+
+class SQLiteBackend(Backend):
+    """:class:`~wfctl.store.backend.Backend` on SQLite files in the data directory."""
+
+    name = "sqlite"
+    default_options = {"spill_threshold_bytes": DEFAULT_SPILL_THRESHOLD_BYTES}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], where: str) -> None:
+        for key, value in options.items():
+            if key == "spill_threshold_bytes":
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise InputError(f"{where}: spill_threshold_bytes must be a positive integer, got {value!r}")
+            elif key == "busy_deadline_s":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                        math.isfinite(value) and value > 0):
+                    raise InputError(f"{where}: busy_deadline_s must be a positive number of seconds, got {value!r}")
+            else:
+                raise InputError(f"{where}: unknown option {key!r} "
+                                 "(known: busy_deadline_s, spill_threshold_bytes)")
+
+    @property
+    def catalog_path(self) -> Path:
+        """``catalog.db``."""
+        return self.project / CATALOG_FILE
+
+    def shard_path(self, shard: int) -> Path:
+        """The file of shard ``shard``."""
+        return self.project / shard_file_name(shard)
+
+    def create(self, *, now: float, placement: Mapping[int, str] | None = None) -> None:
+        """Create (or complete) every file; each is created in one write transaction that first
+        checks whether it exists, so concurrent creations agree."""
+        if placement:
+            raise InputError("the sqlite backend keeps every shard in the data directory: "
+                             "placement is for the postgresql backend")
+        durability = self.settings.durability
+        create_catalog_file(self.catalog_path, durability=durability)
+        for shard in range(self.settings.shards):
+            create_shard_file(self.shard_path(shard), shard, durability=durability, now=now)
+
+    def verify(self) -> None:
+        count = self.settings.shards
+        for name in [CATALOG_FILE, *map(shard_file_name, range(count))]:
+            if not _exists(self.project / name):
+                raise InputError(f"data directory {self.project}: {name} is missing")
+        extra = sorted(n for n in self._shard_numbers() if n >= count)
+        if extra:
+            raise InputError(
+                f"data directory {self.project}: {shard_file_name(extra[0])} is beyond the {count} "
+                f"shard(s) wfctl.json declares (was 'shards' lowered by hand? it cannot be changed: "
+                f"set it back to {extra[-1] + 1} or more)")
+
+    def leftovers(self) -> str | None:
+        return "shard or catalog files" if self._shard_numbers() or _exists(self.catalog_path) else None
+
+    def _shard_numbers(self) -> list[int]:
+        """The shard numbers of the ``shard-NNN.db`` files in the data directory."""
+        try:
+            names = os.listdir(self.project)
+        except OSError as exc:
+            raise InputError(f"cannot list data directory {self.project}: {exc.strerror or exc}") from None
+        return [int(m.group(1)) for name in names if (m := _SHARD_FILE.fullmatch(name))]
+
+    def open_shard(self, shard: int) -> ShardStore:
+        return SQLiteShardStore(self.shard_path(shard), shard, durability=self.settings.durability,
+                                max_payload_bytes=self.settings.max_payload_bytes,
+                                spill_threshold_bytes=self.options["spill_threshold_bytes"],
+                                busy_deadline_s=self._busy_deadline_s)
+
+    def open_catalog(self) -> CatalogStore:
+        return SQLiteCatalogStore(self.catalog_path, durability=self.settings.durability,
+                                  max_payload_bytes=self.settings.max_payload_bytes,
+                                  busy_deadline_s=self._busy_deadline_s)
+
+    @property
+    def _busy_deadline_s(self) -> float:
+        return float(self.options.get("busy_deadline_s", DEFAULT_BUSY_DEADLINE_S))
+
+    def location(self, shard: int | None = None) -> str:
+        return str(self.catalog_path if shard is None else self.shard_path(shard))
+
+    def location_details(self, shard: int) -> dict[str, Any]:
+        return {"location": self.location(shard), "path": str(self.shard_path(shard))}
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "version": sqlite3.sqlite_version}
+
+    def drop(self) -> None:
+        """Delete the catalog and shard files (with their ``-wal`` and ``-shm`` files)."""
+        files = [self.catalog_path, *map(self.shard_path, range(self.settings.shards))]
+        for file in files:
+            for path in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
+                path.unlink(missing_ok=True)
