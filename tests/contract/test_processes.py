@@ -11,7 +11,7 @@ from wfctl.store import CANCELED, COMPLETED, PENDING, RUNNING, UNFINISHED, Journ
 from wfctl.store.base import STARTED
 from wfctl.store.errors import FencingError
 
-from helpers import wait_until
+from helpers import canceled_run_problems, wait_until
 
 from .support import leased, state
 
@@ -201,26 +201,6 @@ def _busy_worker(deployment, barrier, results):
     _report(results, "worker", work)
 
 
-def _canceled_problems(run, journal) -> list[str]:
-    """What is inconsistent in a canceled run's record and journal (empty when nothing): nothing
-    started after the cancel, nothing finished after it but the result of the step in flight."""
-    problems = []
-    end = run.completed_at
-    if end is None or run.created_at > end:
-        problems.append(f"created {run.created_at} after completed {end}")
-    if run.started_at is not None and not run.created_at <= run.started_at <= end:
-        problems.append(f"started {run.started_at} not between created {run.created_at} and completed {end}")
-    for i, row in enumerate(journal):
-        if row.started_at is not None and row.started_at > end:
-            problems.append(f"row {row.seq} ({row.step_slug}) started {row.started_at - end:.6f} s after the cancel")
-        prev = journal[i - 1] if i else None
-        in_flight = (prev is not None and prev.status == STARTED and row.status != STARTED
-                     and (prev.step_slug, prev.attempt) == (row.step_slug, row.attempt) and i == len(journal) - 1)
-        if row.finished_at is not None and row.finished_at > end and not in_flight:
-            problems.append(f"row {row.seq} ({row.step_slug}) finished {row.finished_at - end:.6f} s after the cancel")
-    return problems
-
-
 def test_cancel_and_cleanup_racing_a_busy_worker_leave_consistent_records(deploy):
     deployment = deploy(shards=1)
     with deployment.open_shard(0) as store:
@@ -250,7 +230,7 @@ def test_cancel_and_cleanup_racing_a_busy_worker_leave_consistent_records(deploy
         canceled = store.list_runs([CANCELED], limit=1000)
         assert len(canceled) == len(by_id) + by_definition > 0 and {r.definition_id for r in canceled} == {"a"}
         assert any(run.started_at is not None for run in canceled)  # the cancels met runs in progress
-        problems = {run.execution_id: p for run in canceled if (p := _canceled_problems(run, store.journal(run.execution_id)))}
+        problems = {run.execution_id: p for run in canceled if (p := canceled_run_problems(run, store.journal(run.execution_id)))}
         assert not problems, f"{len(problems)} inconsistent canceled runs, e.g. {next(iter(problems.items()))}"
         assert store.count_runs(UNFINISHED) == 0 and store.progress().queue_depth == 0
         completed = store.list_runs([COMPLETED], limit=1000)
