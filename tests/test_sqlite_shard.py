@@ -128,7 +128,8 @@ def test_lease_times_follow_the_callers_clock(store):
         store.claim_ready(g2, now=T0 + 17, limit=10)
     assert store.acquire_lease("w1", 10, now=T0 + 18) == g2 + 1
     stats = store.stats()
-    assert (stats.lease_owner, stats.generation, stats.lease_expires_at, stats.heartbeat_at) == ("w1", 3, T0 + 28, T0 + 18)
+    assert (stats.lease_owner, stats.generation, stats.lease_expires_at, stats.heartbeat_at) == \
+        ("w1", 3, T0 + 28, T0 + 18)
     assert store.renew_lease("w1", 3, 10, now=T0 + 60) == T0 + 70  # expired, not taken over: renewable
 
 

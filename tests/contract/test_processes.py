@@ -230,7 +230,8 @@ def test_cancel_and_cleanup_racing_a_busy_worker_leave_consistent_records(deploy
         canceled = store.list_runs([CANCELED], limit=1000)
         assert len(canceled) == len(by_id) + by_definition > 0 and {r.definition_id for r in canceled} == {"a"}
         assert any(run.started_at is not None for run in canceled)  # the cancels met runs in progress
-        problems = {run.execution_id: p for run in canceled if (p := canceled_run_problems(run, store.journal(run.execution_id)))}
+        problems = {run.execution_id: p for run in canceled
+                    if (p := canceled_run_problems(run, store.journal(run.execution_id)))}
         assert not problems, f"{len(problems)} inconsistent canceled runs, e.g. {next(iter(problems.items()))}"
         assert store.count_runs(UNFINISHED) == 0 and store.progress().queue_depth == 0
         completed = store.list_runs([COMPLETED], limit=1000)
