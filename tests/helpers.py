@@ -1,4 +1,4 @@
-"""Builders shared by the tests: definitions from step dicts, a hand-driven clock."""
+"""Builders shared by the tests: definitions from step dicts, a hand-driven clock, subprocesses, checks."""
 
 from __future__ import annotations
 
@@ -114,3 +114,26 @@ def reply_json(handler, body: bytes = b'{"ok": true}', status: int = 200) -> Non
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
+
+
+def canceled_run_problems(run, journal) -> list[str]:
+    """What is inconsistent in a canceled run's record and journal (empty when nothing): created <=
+    started <= completed (the cancel), no row started after the cancel, none finished after it but
+    the result of the side-effecting step in flight at the cancel (the last row, after its ``started`` row)."""
+    from wfctl.store.base import STARTED
+
+    problems = []
+    end = run.completed_at
+    if end is None or run.created_at > end:
+        problems.append(f"created {run.created_at} after completed {end}")
+    if run.started_at is not None and not run.created_at <= run.started_at <= end:
+        problems.append(f"started {run.started_at} not between created {run.created_at} and completed {end}")
+    for i, row in enumerate(journal):
+        if row.started_at is not None and row.started_at > end:
+            problems.append(f"row {row.seq} ({row.step_slug}) started {row.started_at - end:.6f} s after the cancel")
+        prev = journal[i - 1] if i else None
+        in_flight = (prev is not None and prev.status == STARTED and row.status != STARTED
+                     and (prev.step_slug, prev.attempt) == (row.step_slug, row.attempt) and i == len(journal) - 1)
+        if row.finished_at is not None and row.finished_at > end and not in_flight:
+            problems.append(f"row {row.seq} ({row.step_slug}) finished {row.finished_at - end:.6f} s after the cancel")
+    return problems

@@ -1,6 +1,7 @@
 """A bulk ``wfctl cancel`` while a worker process is busy on the same shard: every canceled run's
 record is consistent (created <= started <= completed) and no step started after the cancel
-is journaled (a side-effecting step in flight at the cancel is recorded, ending later)."""
+is journaled (a side-effecting step in flight at the cancel is recorded, ending later). The store's
+rules behind this are tested on every backend in tests/contract (test_commits, test_processes)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import subprocess
 import time
 from http.server import BaseHTTPRequestHandler
 
-from helpers import local_http_server, reply_json, wait_until, wfctl_argv, wfctl_env
+from helpers import canceled_run_problems, local_http_server, reply_json, wait_until, wfctl_argv, wfctl_env
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
-from wfctl.store.base import STARTED
 
 RUNS = 300
 SLEEPY = {"id": "sleepy", "name": "Sleepy", "steps": [
@@ -50,25 +50,6 @@ class _Slow(BaseHTTPRequestHandler):
         pass
 
 
-def _check_canceled(run, journal) -> list[str]:
-    """What is inconsistent in a canceled run's record and journal (empty when nothing)."""
-    problems = []
-    end = run.completed_at
-    if end is None or run.created_at > end:
-        problems.append(f"created {run.created_at} after completed {end}")
-    if run.started_at is not None and not run.created_at <= run.started_at <= end:
-        problems.append(f"started {run.started_at} not between created {run.created_at} and completed {end}")
-    for i, row in enumerate(journal):
-        if row.started_at is not None and row.started_at > end:
-            problems.append(f"row {row.seq} ({row.step_slug}) started {row.started_at - end:.6f} s after the cancel")
-        prev = journal[i - 1] if i else None
-        in_flight = (prev is not None and prev.status == STARTED and row.status != STARTED
-                     and (prev.step_slug, prev.attempt) == (row.step_slug, row.attempt) and i == len(journal) - 1)
-        if row.finished_at is not None and row.finished_at > end and not in_flight:
-            problems.append(f"row {row.seq} ({row.step_slug}) finished {row.finished_at - end:.6f} s after the cancel")
-    return problems
-
-
 def test_bulk_cancel_during_a_busy_worker_leaves_consistent_records(tmp_path):
     data = tmp_path / "data"
     subprocess.run(wfctl_argv(data, "init", "--shards", "1"), check=True, capture_output=True, env=wfctl_env())
@@ -102,7 +83,7 @@ def test_bulk_cancel_during_a_busy_worker_leaves_consistent_records(tmp_path):
         assert len(canceled) == count > 0
         assert any(run.started_at is not None for run in canceled)  # the cancel met runs in progress
         problems = {run.execution_id: p for run in canceled
-                    if (p := _check_canceled(run, engine.shard_store(run.shard).journal(run.execution_id)))}
+                    if (p := canceled_run_problems(run, engine.shard_store(run.shard).journal(run.execution_id)))}
     assert not problems, f"{len(problems)} inconsistent canceled runs, e.g. {next(iter(problems.items()))}"
 
 
@@ -137,32 +118,4 @@ def test_the_cancel_time_is_read_once_each_shards_lock_is_held(tmp_path):
         [eid] = [r["execution_id"] for r in canceler.list(["canceled"], "sleepy", shard=1)]
         run = canceler.shard_store(1).get_run(eid)
         assert run.started_at == worker_time[0]  # the worker did commit it while the cancel went on
-        assert _check_canceled(run, canceler.shard_store(1).journal(run.execution_id)) == []
-
-
-def test_a_run_canceled_meanwhile_keeps_the_steps_done_before_and_the_step_in_flight(tmp_path):
-    """The store's rule for a worker's commit that finds its run canceled: the rows of steps done
-    by the cancel and the result of the side-effecting step journaled as started before it are
-    recorded; rows of steps computed after the cancel are not."""
-    from test_store_shard import T0, leased, make_runs, state
-    from wfctl.store import COMPLETED, RUNNING, JournalRow, StepCommit
-
-    with DataDir.init(tmp_path, shards=1).open_shard(0) as store:
-        make_runs(store, 2)
-        g = leased(store)
-        store.claim_ready(g, now=T0, limit=10)
-        assert store.mark_step_started(g, "wf-1", JournalRow("call", "action", STARTED, 1, started_at=T0 + 1),
-                                       now=T0 + 1)
-        assert store.cancel_runs(["wf-0", "wf-1"], now=lambda: T0 + 2) == ["wf-0", "wf-1"]
-        pure = [JournalRow("a", "action", COMPLETED, 1, started_at=T0 + 1.5, finished_at=T0 + 1.6),
-                JournalRow("b", "action", COMPLETED, 1, started_at=T0 + 1.9, finished_at=T0 + 2.1),
-                JournalRow("c", "action", COMPLETED, 1, started_at=T0 + 2.2, finished_at=T0 + 2.3)]
-        result = JournalRow("call", "action", COMPLETED, 1, output={"ok": 1}, started_at=T0 + 1, finished_at=T0 + 5)
-        skipped = store.commit_steps(g, [StepCommit("wf-0", RUNNING, state("d"), "d", journal=pure, ready_at=T0 + 3),
-                                         StepCommit("wf-1", RUNNING, state("e"), "e", journal=[result],
-                                                    ready_at=T0 + 5)], now=T0 + 5)
-        assert skipped == ["wf-0", "wf-1"]
-        assert [j.step_slug for j in store.journal("wf-0")] == ["a"]  # b ended, c started, after the cancel
-        assert [(j.step_slug, j.status, j.finished_at) for j in store.journal("wf-1")] == [
-            ("call", STARTED, None), ("call", COMPLETED, T0 + 5)]  # in flight at the cancel: recorded
-        assert store.get_run("wf-1").completed_at == T0 + 2
+        assert canceled_run_problems(run, canceler.shard_store(1).journal(run.execution_id)) == []

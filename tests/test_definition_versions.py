@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -218,33 +217,6 @@ def test_status_and_list_show_the_version(tmp_path):
     assert error_line(bad_version) == "unknown version '0123456789ab' of definition 'hello'"
 
 
-def test_files_written_before_versions_are_upgraded(tmp_path):
-    """A shard without ``runs.definition_version`` and a catalog without versions: the columns
-    and table are added when opened, and an old run follows the current definition."""
-    data = init(tmp_path, shards=1)
-    [old_run] = start_runs(data, str(HELLO), 1)
-    catalog = sqlite3.connect(data / "catalog.db")
-    with catalog:
-        catalog.execute("DROP TABLE definition_versions")
-        catalog.execute("ALTER TABLE definitions DROP COLUMN hash")
-        catalog.execute("ALTER TABLE definitions DROP COLUMN source")
-    catalog.close()
-    shard = sqlite3.connect(data / "shard-000.db")
-    with shard:
-        shard.execute("ALTER TABLE runs DROP COLUMN definition_version")
-    shard.close()
-
-    status = ok_json(wfctl("status", old_run, "--json", data=data))
-    assert status["definition_version"] is None and status["status"] == "pending"
-    [version] = ok_json(wfctl("defs", "history", "hello", "--json", data=data))
-    assert version["current"] and version["runs"] == 0 and version["source"] is None
-    new_run = ok_json(wfctl("start", "hello", "--json", data=data))["execution_id"]
-    assert ok(wfctl("worker", "--drain", data=data)).returncode == 0
-    runs = {r["execution_id"]: r for r in ok_json(wfctl("list", "--json", data=data))}
-    assert runs[old_run]["status"] == runs[new_run]["status"] == "completed"
-    assert (runs[old_run]["definition_version"], runs[new_run]["definition_version"]) == (None, version["version"])
-
-
 def test_the_version_is_computed_once_per_definition_not_per_start(tmp_path, monkeypatch):
     import wfctl.engine.engine as client
 
@@ -262,26 +234,3 @@ def test_the_version_is_computed_once_per_definition_not_per_start(tmp_path, mon
         assert {engine.status(eid)["definition_version"] for eid in ids} == {applied.version}
         assert Worker(engine, owner="test").run(drain=True) == 0
         assert engine.count(["completed"], "hello") == 100
-
-
-def test_catalog_versions(tmp_path):
-    """The catalog keeps every content as a version; ``replace=False`` (the start path) never
-    overwrites an id that another process registered meanwhile."""
-    from wfctl.store.payload import content_hash
-
-    v1, v2 = {"name": "A", "steps": []}, {"name": "B", "steps": [{"stepSlug": "s"}]}
-    DataDir.init(tmp_path / "data", shards=1)
-    with DataDir.open(tmp_path / "data").open_catalog() as catalog:
-        assert catalog.put_definition("d", v1, now=1.0, source="/a.json", replace=False)
-        assert not catalog.put_definition("d", v2, now=2.0, replace=False)
-        assert catalog.get_version("d").hash == content_hash(v1) and catalog.get_definition("d") == v1
-        assert catalog.put_definition("d", v2, now=3.0, source="/b.json")
-        assert not catalog.put_definition("d", {"steps": [{"stepSlug": "s"}], "name": "B"}, now=4.0)  # key order
-        assert catalog.put_definition("d", v1, now=5.0)  # an older version made current again
-        history = catalog.definition_history("d")
-        assert [(v.hash, v.applied_at, v.current, v.source, v.steps) for v in history] == [
-            (content_hash(v1), 5.0, True, "/a.json", 0), (content_hash(v2), 3.0, False, "/b.json", 1)]
-        old = catalog.get_version("d", content_hash(v2))
-        assert old.body == v2 and not old.current and catalog.get_version("d", "0" * 12) is None
-        assert catalog.delete_definition("d")
-        assert catalog.definition_history("d") == [] and catalog.get_version("d", content_hash(v2)) is None

@@ -1,9 +1,9 @@
-"""Storage and engine API of schedules: compare-and-set state, slot_time, key lookups, upgrades."""
+"""The engine API of schedules: slot_time, key lookups, a re-applied definition, overlap policies (the
+catalog's compare-and-set is tested on every backend in tests/contract/test_catalog.py)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from wfctl.engine import Engine
 from wfctl.store import DataDir
@@ -19,18 +19,6 @@ def _definition(tmp_path, sleep=True):
     path = tmp_path / "d.json"
     path.write_text(json.dumps({"id": "d", "name": "d", "steps": steps}))
     return path
-
-
-def test_schedule_state_compare_and_set(tmp_path):
-    with Engine(DataDir.init(tmp_path / "data", shards=2).path, clock=FakeClock()) as eng:
-        assert eng.schedule_state("d") is None
-        assert eng.put_schedule_state("d", 0, {"version": 1, "last_slot": 60.0})
-        assert not eng.put_schedule_state("d", 0, {"version": 1, "last_slot": 0.0})  # insert only when absent
-        assert not eng.put_schedule_state("d", 5, {"version": 6})  # stale version: nothing written
-        assert eng.schedule_state("d") == {"version": 1, "last_slot": 60.0}
-        assert eng.put_schedule_state("d", 1, {"version": 2, "last_slot": 120.0})
-        assert eng.schedule_state("d")["last_slot"] == 120.0
-        assert not eng.put_schedule_state("d", 1, {"version": 2})
 
 
 def test_slot_time_key_lookup_and_cancel(tmp_path):
@@ -50,31 +38,6 @@ def test_slot_time_key_lookup_and_cancel(tmp_path):
         assert eng.status(started.execution_id)["status"] == "canceled"
         listed = {r["execution_id"]: r for r in eng.list()}
         assert listed[started.execution_id]["fire_lag_ms"] == 1500.0
-
-
-def test_existing_files_are_upgraded_additively(tmp_path):
-    data = DataDir.init(tmp_path / "data", shards=1)
-    with Engine(data.path) as eng:
-        eng.apply([_definition(tmp_path)])
-        old = eng.start("d").execution_id
-    # make the files look like ones written before schedules
-    conn = sqlite3.connect(data.backend.shard_path(0))
-    conn.execute("ALTER TABLE runs DROP COLUMN slot_time")
-    conn.commit()
-    conn.close()
-    conn = sqlite3.connect(data.backend.catalog_path)
-    conn.execute("DROP TABLE schedules")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    conn.commit()
-    conn.close()
-    with Engine(data.path) as eng:
-        assert eng.status(old)["status"] == "pending"
-        run = eng.start("d", idempotency_key="s", slot_time=1.0)
-        assert eng.status(run.execution_id)["slot_time"] == "1970-01-01T00:00:01.000Z"
-        assert eng.put_schedule_state("d", 0, {"version": 1})
-    conn = sqlite3.connect(data.backend.catalog_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == version  # schema version kept
-    conn.close()
 
 
 def test_scheduler_follows_a_reapplied_definition(tmp_path):

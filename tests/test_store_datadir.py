@@ -1,16 +1,15 @@
-"""The data directory: init, open, settings, missing files, newer schema, default path."""
+"""The data directory: init, open, settings, newer schema, default path (SQLite's own files:
+tests/test_sqlite_files.py)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from wfctl.errors import InputError
 from wfctl.store import SCHEMA_VERSION, DataDir, resolve_data_dir
-from wfctl.store.errors import CorruptShardError
 
 
 def test_init_creates_files_and_settings(tmp_path):
@@ -24,15 +23,6 @@ def test_init_creates_files_and_settings(tmp_path):
     assert settings["created_at"].endswith("Z")
     assert datadir.shard_count == 3
     assert datadir.backend.shard_path(2) == path / "shard-002.db"
-
-
-def test_files_are_wal_and_stamped(tmp_path):
-    datadir = DataDir.init(tmp_path, shards=1)
-    conn = sqlite3.connect(datadir.backend.shard_path(0))
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"shard_status", "runs", "queue", "journal", "blobs"} <= tables
 
 
 def test_init_again_with_same_settings_is_accepted(tmp_path):
@@ -110,22 +100,6 @@ def test_newer_schema_is_refused(tmp_path):
                                f"(schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION})")
 
 
-def test_newer_shard_file_is_refused(tmp_path):
-    datadir = DataDir.init(tmp_path, shards=1)
-    conn = sqlite3.connect(datadir.backend.shard_path(0))
-    conn.execute("PRAGMA user_version = 99")
-    conn.close()
-    with pytest.raises(InputError, match=r"newer wfctl \(schema 99 > 1\)"):
-        datadir.open_shard(0)
-
-
-def test_missing_shard_file_is_named(tmp_path):
-    DataDir.init(tmp_path, shards=2)
-    (tmp_path / "shard-001.db").unlink()
-    with pytest.raises(InputError, match="shard-001.db is missing"):
-        DataDir.open(tmp_path)
-
-
 def test_bad_settings_file(tmp_path):
     DataDir.init(tmp_path, shards=1)
     (tmp_path / "wfctl.json").write_text("{not json")
@@ -137,17 +111,6 @@ def test_a_file_in_the_way(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(InputError, match="not a directory"):
         DataDir.init(tmp_path / "f")
-
-
-def test_shard_file_swapped_for_another_is_detected(tmp_path):
-    datadir = DataDir.init(tmp_path, shards=2)
-    (tmp_path / "shard-000.db").replace(tmp_path / "keep.db")
-    (tmp_path / "shard-001.db").replace(tmp_path / "shard-000.db")
-    with pytest.raises(CorruptShardError, match="holds shard 1, not shard 0"):
-        datadir.open_shard(0)
-    (tmp_path / "catalog.db").replace(tmp_path / "shard-001.db")
-    with pytest.raises(CorruptShardError, match="not a wfctl shard file"):
-        datadir.open_shard(1)
 
 
 def test_shard_index_out_of_range(tmp_path):

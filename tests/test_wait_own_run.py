@@ -78,16 +78,3 @@ def test_sigterm_on_start_wait_releases_the_lease_and_exits_130(tmp_path):
     assert shard["lease_owner"] is None and shard["runs_by_status"] == {"running": 1}  # the run goes on later
     with Engine(data) as engine:  # a new lease holder gets the shard at once, not after the 5 s lease
         assert engine.shard_store(0).acquire_lease("next", 5.0, now=time.time()) is not None
-
-
-def test_claim_ready_only_claims_the_given_runs(tmp_path):
-    from test_store_shard import T0, leased, make_runs
-    from wfctl.store import DataDir
-
-    with DataDir.init(tmp_path, shards=1).open_shard(0) as store:
-        make_runs(store, 3)
-        g = leased(store)
-        assert store.claim_ready(g, now=T0, limit=10, only=[]) == []
-        assert [r.execution_id for r in store.claim_ready(g, now=T0, limit=10, only=["wf-1", "nope"])] == ["wf-1"]
-        assert store.claim_ready(g, now=T0, limit=10, only=["wf-1"]) == []  # claimed already
-        assert [r.execution_id for r in store.claim_ready(g, now=T0, limit=10)] == ["wf-0", "wf-2"]

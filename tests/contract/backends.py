@@ -1,0 +1,51 @@
+"""The backends the contract suite runs against.
+
+``BACKENDS`` maps a backend's name to its factory: ``factory(path, shards=N, max_payload_bytes=B)``
+creates an empty deployment (a catalog and N shards) under ``path`` (a fresh directory) and returns a
+:class:`Deployment`. A deployment is picklable: a child process (multiprocessing, spawn context)
+receives it as an argument and opens its own stores with it. Adding a backend is one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from wfctl.store import CatalogStore, DataDir, ShardStore
+
+
+class Deployment(Protocol):
+    """One backend's catalog and shards, opened as many times as a test likes (in any process)."""
+
+    def open_shard(self, shard: int) -> ShardStore: ...
+
+    def open_catalog(self) -> CatalogStore: ...
+
+    def close(self) -> None:
+        """Remove what the factory created (called once, by the test process, after the test)."""
+
+
+@dataclass(frozen=True)
+class ProjectDeployment:
+    """A deployment reached through its project directory (``wfctl.json``), as every command reaches it."""
+
+    path: Path
+
+    def open_shard(self, shard: int) -> ShardStore:
+        return DataDir.open(self.path, create=False).open_shard(shard)
+
+    def open_catalog(self) -> CatalogStore:
+        return DataDir.open(self.path, create=False).open_catalog()
+
+    def close(self) -> None:
+        """Nothing to do: the files live in the test's temporary directory."""
+
+
+def sqlite(path: Path, *, shards: int, max_payload_bytes: int) -> Deployment:
+    """SQLite files; values over 2,000 bytes go out of line, so the suite's larger values take that path."""
+    DataDir.init(path, shards=shards, max_payload_bytes=max_payload_bytes, options={"spill_threshold_bytes": 2_000})
+    return ProjectDeployment(path)
+
+
+BACKENDS: dict[str, Callable[..., Deployment]] = {"sqlite": sqlite}

@@ -1,0 +1,223 @@
+"""The SQLite shard store's own behaviour, below the interface (which tests/contract covers on every
+backend): the rows it writes, values out of line, counters, lock waits, leases on the caller's clock."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from wfctl.store import COMPLETED, PENDING, RUNNING, DataDir, JournalRow, NewRun, StepCommit
+from wfctl.store.errors import FencingError, PayloadTooLargeError, StoreBusyError
+
+T0 = 1_790_000_000.0
+
+
+def state(current="start", **variables):
+    return {"variables": {"input": {}, **variables}, "current": current, "status": "running",
+            "output": None, "error": None, "wake_at": None, "steps_run": 0}
+
+
+@pytest.fixture
+def datadir(tmp_path):
+    return DataDir.init(tmp_path, shards=2, max_payload_bytes=20_000, options={"spill_threshold_bytes": 2_000})
+
+
+@pytest.fixture
+def store(datadir):
+    with datadir.open_shard(0) as shard:
+        yield shard
+
+
+def raw(datadir, sql, params=()):
+    conn = sqlite3.connect(datadir.backend.shard_path(0))
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def make_runs(store, n, definition_id="wf", now=T0):
+    return [store.create_run(f"{definition_id}-{i}", definition_id, {"i": i}, state(), now=now)[0]
+            for i in range(n)]
+
+
+def leased(store, owner="w1", now=T0):
+    generation = store.acquire_lease(owner, 30, now=now)
+    assert generation is not None
+    return generation
+
+
+# -- the rows written --------------------------------------------------------------------------
+
+def test_queue_and_journal_rows(store, datadir):
+    """A queue row per unfinished run (``claimed``: the generation that holds it), journal rows per run."""
+    make_runs(store, 3)
+    assert raw(datadir, "SELECT execution_id, ready_at, claimed FROM queue ORDER BY execution_id") == [
+        ("wf-0", T0, None), ("wf-1", T0, None), ("wf-2", T0, None)]
+    g = leased(store)
+    store.claim_ready(g, now=T0, limit=10)
+    assert raw(datadir, "SELECT DISTINCT claimed FROM queue") == [(g,)]
+    store.commit_steps(g, [StepCommit("wf-0", RUNNING, state("b"), "b", ready_at=T0 + 5),
+                           StepCommit("wf-1", COMPLETED, None, None, journal=[JournalRow("a", "x", COMPLETED)]),
+                           StepCommit("wf-2", RUNNING, state("b"), "b")], now=T0 + 2)
+    assert raw(datadir, "SELECT execution_id, ready_at, claimed FROM queue") == [("wf-0", T0 + 5, None)]
+    assert raw(datadir, "SELECT execution_id, seq FROM journal") == [("wf-1", 1)]
+    store.delete_runs(["wf-1"])
+    assert raw(datadir, "SELECT COUNT(*) FROM journal") == [(0,)]
+
+
+def test_json_is_compact_and_not_ascii_escaped(store, datadir):
+    store.create_run("e1", "wf", {"name": "Zoë", "n": [1, 2]}, None, now=T0)
+    assert raw(datadir, "SELECT input FROM runs") == [('{"name":"Zoë","n":[1,2]}',)]
+
+
+def test_create_runs_is_one_transaction(store):
+    before = store.stats().transactions
+    store.create_runs([NewRun(f"e{i}", "wf", {"i": i}, state()) for i in range(50)]
+                      + [NewRun("dup", "wf", None, None, idempotency_key="k")], now=T0)
+    assert store.stats().transactions == before + 1
+    with pytest.raises(PayloadTooLargeError):  # refused before any transaction
+        store.create_run("big", "wf", {"blob": "x" * 25_000}, None, now=T0)
+    assert store.stats().transactions == before + 1
+
+
+def test_large_state_goes_out_of_line_and_stays_there(store, datadir):
+    big = state(payload="y" * 3_000)
+    store.create_run("e1", "wf", {"small": True}, big, now=T0)
+    store.create_run("e2", "wf", {"big": "z" * 3_000}, state(), now=T0)
+    row = raw(datadir, "SELECT state, state_blob, input, input_blob FROM runs WHERE execution_id = 'e1'")[0]
+    assert row[0] is None and row[1] is not None and row[2] == '{"small":true}' and row[3] is None
+    assert store.get_run("e1").state == big
+    row2 = raw(datadir, "SELECT input, input_blob, state FROM runs WHERE execution_id = 'e2'")[0]
+    assert row2[0] is None and row2[1] is not None and row2[2] is not None
+    assert store.get_run("e2").input == {"big": "z" * 3_000}
+    assert len(store.list_runs()[0].input["big"]) == 3_000
+
+    g = leased(store)
+    assert store.claim_ready(g, now=T0, limit=10)[0].state == big
+    store.commit_steps(g, [StepCommit("e1", RUNNING, state("b"), "b", ready_at=T0)], now=T0 + 1)
+    blob_id = row[1]
+    assert raw(datadir, "SELECT state, state_blob FROM runs WHERE execution_id = 'e1'") == [(None, blob_id)]
+    assert store.get_run("e1").state == state("b")
+    store.commit_steps(g, [StepCommit("e2", COMPLETED, big, None, output={"o": "w" * 3_000})], now=T0 + 1)
+    assert raw(datadir, "SELECT state, output FROM runs WHERE execution_id = 'e2'") == [(None, None)]
+    assert store.get_run("e2").output == {"o": "w" * 3_000}
+    assert raw(datadir, "SELECT COUNT(*) FROM blobs") == [(4,)]
+    store.delete_runs(["e2"])
+    assert raw(datadir, "SELECT COUNT(*) FROM blobs") == [(1,)]
+
+
+# -- leases on the caller's clock (SQLite only: PostgreSQL takes lease times from the server) --------
+
+def test_lease_times_follow_the_callers_clock(store):
+    g1 = store.acquire_lease("w1", 10, now=T0)
+    assert g1 == 1
+    assert store.acquire_lease("w2", 10, now=T0 + 5) is None
+    assert store.renew_lease("w1", g1, 10, now=T0 + 5) == T0 + 15
+    assert store.acquire_lease("w2", 10, now=T0 + 14) is None
+    g2 = store.acquire_lease("w2", 10, now=T0 + 16)
+    assert g2 == g1 + 1
+    with pytest.raises(FencingError, match="generation 1"):
+        store.renew_lease("w1", g1, 10, now=T0 + 17)
+    assert store.release_lease("w2", g2) is True
+    with pytest.raises(FencingError, match="released"):
+        store.claim_ready(g2, now=T0 + 17, limit=10)
+    assert store.acquire_lease("w1", 10, now=T0 + 18) == g2 + 1
+    stats = store.stats()
+    assert (stats.lease_owner, stats.generation, stats.lease_expires_at, stats.heartbeat_at) == \
+        ("w1", 3, T0 + 28, T0 + 18)
+    assert store.renew_lease("w1", 3, 10, now=T0 + 60) == T0 + 70  # expired, not taken over: renewable
+
+
+# -- counters and lock waits -------------------------------------------------------------------
+
+def test_counters_are_persisted(datadir):
+    with datadir.open_shard(1) as store:
+        make_runs(store, 40)
+        assert store.stats().transactions == 40
+    with datadir.open_shard(1) as store:
+        stats = store.stats()
+        assert (stats.transactions, stats.lock_retries, stats.runs_by_status) == (40, 0, {PENDING: 40})
+        assert stats.file_bytes > 0 and stats.wal_bytes >= 0
+
+
+def holder(datadir, seconds):
+    """Hold shard 0's write lock for ``seconds`` in another thread; returns (thread, locked event)."""
+    locked = threading.Event()
+
+    def hold():
+        conn = sqlite3.connect(datadir.backend.shard_path(0), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    locked.wait()
+    return thread
+
+
+def test_lock_waits_are_retried_and_counted(datadir):
+    with datadir.open_shard(0) as store:
+        thread = holder(datadir, 0.1)
+        store.create_run("e1", "wf", None, None, now=T0)
+        thread.join()
+        stats = store.stats()
+        assert stats.lock_retries > 0 and stats.lock_wait_ms >= 50
+    with datadir.open_shard(0) as store:
+        assert store.stats().lock_retries == stats.lock_retries
+
+
+def test_busy_past_the_deadline_is_a_store_busy_error(tmp_path):
+    datadir = DataDir.init(tmp_path / "short", shards=1, options={"busy_deadline_s": 0.1})  # the sqlite option
+    with datadir.open_shard(0) as store:
+        thread = holder(datadir, 0.5)
+        with pytest.raises(StoreBusyError) as info:
+            store.create_run("e1", "wf", None, None, now=T0)
+        thread.join()
+        message = str(info.value)
+        assert "shard-000.db" in message and "gave up waiting for the write lock" in message
+        assert "database is locked" not in message
+        assert store.create_run("e1", "wf", None, None, now=T0)[1]
+
+
+PER_PROCESS = 500
+
+
+def _create_many(path, prefix, barrier, results):
+    try:
+        with DataDir.open(path, create=False).open_shard(0) as store:
+            barrier.wait()
+            created = sum(store.create_run(f"{prefix}-{i}", "wf", {"i": i}, None, now=time.time())[1]
+                          for i in range(PER_PROCESS))
+        results.put((prefix, created, None))
+    except BaseException as exc:  # reported to the parent, which fails the test
+        results.put((prefix, 0, repr(exc)))
+
+
+def test_four_processes_wait_for_one_shards_write_lock(tmp_path):
+    """Writers of one file take turns on its write lock: the waits are retried and counted, every
+    process's transactions summed in the file."""
+    ctx = multiprocessing.get_context("fork")
+    DataDir.init(tmp_path, shards=1)
+    results, barrier = ctx.Queue(), ctx.Barrier(4)
+    procs = [ctx.Process(target=_create_many, args=(tmp_path, f"p{n}", barrier, results)) for n in range(4)]
+    for proc in procs:
+        proc.start()
+    out = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    assert [error for *_, error in out if error] == []
+    assert sorted(created for _, created, _ in out) == [PER_PROCESS] * 4
+    with DataDir.open(tmp_path).open_shard(0) as store:
+        stats = store.stats()
+    assert stats.runs_by_status == {"pending": 4 * PER_PROCESS} and stats.queue_depth == 4 * PER_PROCESS
+    assert stats.transactions == 4 * PER_PROCESS
+    assert stats.lock_retries > 0 and stats.lock_wait_ms > 0
