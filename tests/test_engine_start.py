@@ -64,7 +64,7 @@ def test_a_held_write_lock_sends_the_run_to_another_shard(tmp_path):
             assert [engine.start("hello").shard for _ in range(3)] == [started.shard] * 3  # stays there
         finally:
             blocker.execute("ROLLBACK")
-        retries = {s["shard"]: s["lock_retries"] for s in engine.shards()}
+        retries = {s["shard"]: s["retries"]["lock_busy"] for s in engine.shards()}
         assert retries[held] == 1
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 import time
 
 import pytest
 
+from helpers import wfctl, wfctl_env
 from wfctl.store import DataDir, StepCommit
 from wfctl.store.errors import CorruptShardError, FencingError
 
@@ -61,7 +63,14 @@ def test_four_processes_on_one_shard(tmp_path):
     assert len(ids) == len(set(ids)) == 4 * PER_PROCESS
     assert stats.runs_by_status == {"pending": 4 * PER_PROCESS} and stats.queue_depth == 4 * PER_PROCESS
     assert stats.transactions == 4 * PER_PROCESS
-    assert stats.lock_retries > 0 and stats.lock_wait_ms > 0
+    assert stats.retries["lock_busy"] > 0 and stats.wait_ms["lock_busy"] > 0
+    # the same figures, by cause, reach `wfctl shards --json` and its table
+    proc = wfctl(tmp_path, "shards", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads(proc.stdout)
+    assert row["retries"] == stats.retries and row["wait_ms"] == pytest.approx(stats.wait_ms)
+    table = wfctl(tmp_path, "shards", env=wfctl_env(COLUMNS="100")).stdout
+    assert "(lock busy)" in table and f" {stats.retries['lock_busy']} " in table
 
 
 def test_four_processes_on_four_shards(tmp_path):

@@ -396,8 +396,9 @@ def test_counters_are_persisted(datadir):
         assert store.stats().transactions == 40
     with datadir.open_shard(1) as store:
         stats = store.stats()
-        assert (stats.transactions, stats.lock_retries, stats.runs_by_status) == (40, 0, {PENDING: 40})
-        assert stats.file_bytes > 0 and stats.wal_bytes >= 0
+        assert (stats.transactions, stats.retries, stats.runs_by_status) == (40, {"lock_busy": 0}, {PENDING: 40})
+        assert stats.details["file_bytes"] > 0 and stats.details["wal_bytes"] >= 0
+        assert stats.size_bytes == stats.details["file_bytes"] + stats.details["wal_bytes"]
 
 
 def holder(datadir, seconds):
@@ -424,9 +425,13 @@ def test_lock_waits_are_retried_and_counted(datadir):
         store.create_run("e1", "wf", None, None, now=T0)
         thread.join()
         stats = store.stats()
-        assert stats.lock_retries > 0 and stats.lock_wait_ms >= 50
+        assert set(stats.retries) == set(stats.wait_ms) == {"lock_busy"}  # SQLite's only cause
+        assert stats.retries["lock_busy"] > 0 and stats.wait_ms["lock_busy"] >= 50
+        assert (stats.total_retries, stats.total_wait_ms) == (stats.retries["lock_busy"], stats.wait_ms["lock_busy"])
+        progress = store.progress()
+        assert (progress.retries, progress.total_retries) == (stats.retries, stats.total_retries)
     with datadir.open_shard(0) as store:
-        assert store.stats().lock_retries == stats.lock_retries
+        assert store.stats().retries == stats.retries
 
 
 def test_busy_past_the_deadline_is_a_store_busy_error(datadir):
