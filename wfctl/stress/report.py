@@ -271,8 +271,8 @@ def _shards_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str], w
     retries = retries_label(causes).replace(" (", "\n(")  # "retries" over "(lock busy)"
     headers = ["shard", "runs", "unfinished", "failed", "queue", retries, "wait ms", "transactions",
                "size", "growth"] if wide else ["shard", "runs", retries, "wait ms", "size", "growth"]
-    for header in headers:
-        table.add_column(header, justify="right", no_wrap=True)
+    for header in headers:  # a by-cause breakdown may wrap
+        table.add_column(header, justify="right", no_wrap=header not in (retries, "wait ms"))
     for name, shard in rows:
         by_status = shard.get("by_status")
         cells = {
