@@ -199,3 +199,19 @@ def test_a_baseline_with_the_old_names_is_compared(tmp_path):
     upgraded = load_result(str(OLD_NAMES))
     shard = upgraded["scenarios"][0]["variants"][0]["shards"][0]
     assert shard["retries"] == {"lock_busy": 0} and shard["size_bytes"] == shard["details"]["file_bytes"] == 53248
+
+
+def test_old_names_in_repetitions_and_spreads_are_read_too(tmp_path):
+    from wfctl.stress.compare import load_result
+
+    old = _result({"main": {"lock_retries_per_1000": 50.0}}, {"lock_retries_per_1000": {"min": 40.0, "max": 60.0}})
+    old["scenarios"][0]["variants"][0]["repeats"]["runs"] = [{"metrics": {"lock_retries_per_1000": 40.0}}]
+    upgraded = load_result(str(tmp_path / _write(tmp_path, "old.json", old)))
+    v = upgraded["scenarios"][0]["variants"][0]
+    assert v["metrics"] == {"retries_per_1000": 50.0, "retries_per_1000.lock_busy": 50.0}
+    assert v["repeats"]["spread"]["retries_per_1000"] == {"min": 40.0, "max": 60.0}
+    assert v["repeats"]["runs"][0]["metrics"] == {"retries_per_1000": 40.0, "retries_per_1000.lock_busy": 40.0}
+    cur = _result({"main": {"retries_per_1000": 75.0}}, {"retries_per_1000": {"min": 55.0, "max": 90.0}})
+    (row,) = compare_results(upgraded, cur, 0.0)[0].rows  # the headline metric, by its new name
+    assert row.metric == "retries_per_1000" and row.baseline_range == (40.0, 60.0)
+    assert not row.regression and "overlap" in row.note

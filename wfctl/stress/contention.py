@@ -104,14 +104,15 @@ def current_globs(globs: Iterable[str], known: Iterable[str]) -> list[str]:
 
 
 def _upgrade_metrics(metrics: Any) -> None:
-    if not isinstance(metrics, dict) or RETRIES in metrics or "lock_retries" not in metrics:
+    """Old metric names (of a variant, a repetition or a spread) -> today's, with the lock_busy share."""
+    if not isinstance(metrics, dict):
         return
     for old, new in OLD_METRIC_NAMES.items():
         if old in metrics:
-            metrics[new] = metrics.pop(old)
-    for base in BY_CAUSE:
-        if base in metrics:
-            metrics[f"{base}.{LOCK_BUSY}"] = metrics[base]
+            value = metrics.pop(old)
+            metrics.setdefault(new, value)
+            if new in BY_CAUSE:
+                metrics.setdefault(f"{new}.{LOCK_BUSY}", value)
 
 
 def _upgrade_shard(shard: Any) -> None:
