@@ -9,7 +9,7 @@ gets a fresh data directory: 1 and 8 client processes against 1 and 4 shards rou
 execution (runs spread over the shards), plus 8 processes against 4 shards routed by
 definition (one definition: every run on one shard) for contrast. Reported: starts/s (all
 starts over the wall time from the first start to the last end), p50/p99/max start latency
-(HdrHistogram), lock retries per 1,000 starts (the shards' counters, ``Engine.shards()``,
+(HdrHistogram), retries per 1,000 starts (every cause: the shards' counters, ``Engine.shards()``,
 before and after), and the ratio 4 shards / 1 shard under 8 processes.
 
 Durable end-to-end: worker processes (``run_workers``) take the shards' leases first; then
@@ -66,9 +66,9 @@ def fresh_datadir(tmp: str, shards: int, route: str) -> str:
     return path
 
 
-def lock_retries(path: str) -> int:
+def total_retries(path: str) -> int:
     with Engine(path) as engine:
-        return sum(s.get("lock_retries", 0) for s in engine.shards())
+        return sum(sum(s["retries"].values()) for s in engine.shards())
 
 
 def start_client(path: str, count: int, barrier, results) -> None:
@@ -116,9 +116,9 @@ def measure_starts(processes: int, shards: int, route: str, starts: int) -> dict
     with tempfile.TemporaryDirectory(prefix="wfctl-bench-") as tmp:
         path = fresh_datadir(tmp, shards, route)
         load = load_average()
-        before = lock_retries(path)
+        before = total_retries(path)
         outs = run_clients(path, processes, starts)
-        retries = lock_retries(path) - before
+        retries = total_retries(path) - before
         with Engine(path) as engine:
             per_shard = [sum(s["runs_by_status"].values()) for s in engine.shards()]
     total = (starts // processes) * processes
@@ -130,7 +130,7 @@ def measure_starts(processes: int, shards: int, route: str, starts: int) -> dict
         "processes": processes, "shards": shards, "route": route, "starts": total,
         "seconds": round(wall, 3), "starts_per_s": round(total / wall),
         "p50_ms": hist.get_value_at_percentile(50) / 1000, "p99_ms": hist.get_value_at_percentile(99) / 1000,
-        "max_ms": hist.get_max_value() / 1000, "lock_retries_per_1000": round(retries * 1000 / total, 1),
+        "max_ms": hist.get_max_value() / 1000, "retries_per_1000": round(retries * 1000 / total, 1),
         "runs_per_shard": per_shard, "load_before": load,
     }
 
@@ -232,7 +232,7 @@ def main() -> None:
               f" {header[6]:>7} {header[7]:>10}  {header[8]}")
         for r in starts:
             print(f"{r['processes']:>5} {r['shards']:>6} {r['route']:>10} {r['starts_per_s']:>9,} {r['p50_ms']:>7.3f}"
-                  f" {r['p99_ms']:>7.3f} {r['max_ms']:>7.1f} {r['lock_retries_per_1000']:>10}  "
+                  f" {r['p99_ms']:>7.3f} {r['max_ms']:>7.1f} {r['retries_per_1000']:>10}  "
                   f"{', '.join(f'{t:,}' for t in r['all_tries'])} (load {r['load_before']})")
         if ratio is not None:
             print(f"4 shards / 1 shard, 8 processes: {ratio}x")

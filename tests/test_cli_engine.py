@@ -33,8 +33,8 @@ RUN_KEYS = {"execution_id", "definition_id", "definition_version", "shard", "sta
             "created_at", "started_at", "completed_at", "slot_time", "fire_lag_ms"}
 STATUS_KEYS = RUN_KEYS | {"steps_total", "steps"}
 STEP_KEYS = {"slug", "type", "status", "attempt", "port", "output", "error", "started_at", "finished_at"}
-SHARD_KEYS = {"shard", "runs_by_status", "queue_depth", "lock_retries", "lock_wait_ms", "transactions",
-              "lease_owner", "lease_expires_at", "generation", "heartbeat_at", "file_bytes", "wal_bytes", "path",
+SHARD_KEYS = {"shard", "runs_by_status", "queue_depth", "retries", "wait_ms", "transactions",
+              "lease_owner", "lease_expires_at", "generation", "heartbeat_at", "size_bytes", "details", "path",
               "location", "waiting", "waiting_error"}
 
 
@@ -415,11 +415,14 @@ def test_shards_json(tmp_path):
         assert Path(row["path"]).name == f"shard-{row['shard']:03d}.db" and Path(row["path"]).parent == data
         assert row["location"] == row["path"]  # where any backend's shard lives; SQLite: the file
         assert row["lease_owner"] is None and row["lease_expires_at"] is None and isinstance(row["generation"], int)
-        assert row["lock_retries"] >= 0 and row["lock_wait_ms"] >= 0 and row["file_bytes"] > 0
+        assert set(row["retries"]) == set(row["wait_ms"]) == {"lock_busy"}  # SQLite's one cause
+        assert row["retries"]["lock_busy"] >= 0 and row["wait_ms"]["lock_busy"] >= 0
+        assert set(row["details"]) == {"file_bytes", "wal_bytes"} and row["details"]["file_bytes"] > 0
+        assert row["size_bytes"] == row["details"]["file_bytes"] + row["details"]["wal_bytes"]
     assert rows[shard]["runs_by_status"] == {"pending": 1} and rows[shard]["queue_depth"] == 1
     assert rows[shard]["transactions"] >= 1
     assert sum(rows[1 - shard]["runs_by_status"].values()) == 0 and rows[1 - shard]["queue_depth"] == 0
-    assert "1 pending" in ok(table).stdout
+    assert "1 pending" in ok(table).stdout and "(lock busy)" in table.stdout
 
 
 def test_shards_route_matches_the_library(tmp_path):
@@ -509,3 +512,33 @@ def test_sigterm_to_the_whole_process_group_exits_0(tmp_path):
     with Engine(data) as engine:
         assert [s["lease_owner"] for s in engine.shards()] == [None, None]  # this part holds today
     assert proc.returncode == 0, err
+
+
+def test_shards_table_shows_several_causes_at_100_columns(monkeypatch):
+    """A backend with several retry causes (PostgreSQL's): the table shows each shard's total and,
+    when more than one cause has retries, a line per cause; it stays readable 100 columns wide."""
+    from typer.testing import CliRunner
+
+    import wfctl.cli.shards as shards_cli
+
+    causes = {"serialization_failure": 0, "deadlock": 0, "lock_timeout": 0, "connection_lost": 0}
+    rows = [{"shard": 0, "runs_by_status": {"completed": 1200, "failed": 3}, "queue_depth": 2,
+             "retries": {**causes, "serialization_failure": 17, "deadlock": 2}, "wait_ms": {**causes, "deadlock": 840.0},
+             "lease_owner": "worker-a:4242", "size_bytes": 3 * 2**20, "details": {"dead_tuples": 12}},
+            {"shard": 1, "runs_by_status": {}, "queue_depth": 0, "retries": dict(causes), "wait_ms": dict(causes),
+             "lease_owner": None, "size_bytes": 2**20, "details": {"dead_tuples": 0}}]
+
+    class Fake:
+        def shards(self, check=False):
+            return rows
+
+    monkeypatch.setattr(shards_cli, "engine", lambda ctx: Fake())
+    out = CliRunner().invoke(shards_cli.app, [], env={"COLUMNS": "100"}).output
+    assert max(len(line) for line in out.splitlines()) <= 100
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()[:1].isdigit()}
+    assert re.search(r" 2 +19 +840 ms +worker-a:4242 +3\.0 MiB", lines["0"])  # queue, retries total, waited
+    assert re.search(r" 0 +0 +0 ms +- +1\.0 MiB", lines["1"])
+    breakdown = " ".join(out.split())
+    assert "serialization failure 17" in breakdown and "deadlock 2" in breakdown  # only causes with some
+    assert "lock timeout" not in out and "connection lost" not in out
+    assert "(serialization" not in out  # several causes: no single cause in the header

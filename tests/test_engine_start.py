@@ -65,7 +65,7 @@ def test_a_held_write_lock_sends_the_run_to_another_shard(tmp_path):
             assert [engine.start("hello").shard for _ in range(3)] == [started.shard] * 3  # stays there
         finally:
             blocker.execute("ROLLBACK")
-        retries = {s["shard"]: s["lock_retries"] for s in engine.shards()}
+        retries = {s["shard"]: s["retries"]["lock_busy"] for s in engine.shards()}
         assert retries[held] == 1
 
 
@@ -89,7 +89,7 @@ def test_a_store_that_cannot_try_a_start_is_waited_for(tmp_path, monkeypatch):
         finally:
             release.join()
         assert started.shard == held and started.created
-        assert engine.shards()[held]["lock_retries"] >= 1  # it waited for the lock
+        assert engine.shards()[held]["retries"]["lock_busy"] >= 1  # it waited for the lock
         assert engine.start("hello").shard == (held + 1) % 4  # and goes on in turn
 
 

@@ -3,12 +3,15 @@ backend): the rows it writes, values out of line, counters, lock waits, leases o
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 import threading
 import time
 
 import pytest
+
+from helpers import wfctl, wfctl_env
 
 from wfctl.store import COMPLETED, PENDING, RUNNING, DataDir, JournalRow, NewRun, StepCommit
 from wfctl.store.errors import FencingError, PayloadTooLargeError, StoreBusyError
@@ -141,8 +144,9 @@ def test_counters_are_persisted(datadir):
         assert store.stats().transactions == 40
     with datadir.open_shard(1) as store:
         stats = store.stats()
-        assert (stats.transactions, stats.lock_retries, stats.runs_by_status) == (40, 0, {PENDING: 40})
-        assert stats.file_bytes > 0 and stats.wal_bytes >= 0
+        assert (stats.transactions, stats.retries, stats.runs_by_status) == (40, {"lock_busy": 0}, {PENDING: 40})
+        assert stats.details["file_bytes"] > 0 and stats.details["wal_bytes"] >= 0
+        assert stats.size_bytes == stats.details["file_bytes"] + stats.details["wal_bytes"]
 
 
 def holder(datadir, seconds):
@@ -169,9 +173,13 @@ def test_lock_waits_are_retried_and_counted(datadir):
         store.create_run("e1", "wf", None, None, now=T0)
         thread.join()
         stats = store.stats()
-        assert stats.lock_retries > 0 and stats.lock_wait_ms >= 50
+        assert set(stats.retries) == set(stats.wait_ms) == {"lock_busy"}  # SQLite's only cause
+        assert stats.retries["lock_busy"] > 0 and stats.wait_ms["lock_busy"] >= 50
+        assert (stats.total_retries, stats.total_wait_ms) == (stats.retries["lock_busy"], stats.wait_ms["lock_busy"])
+        progress = store.progress()
+        assert (progress.retries, progress.total_retries) == (stats.retries, stats.total_retries)
     with datadir.open_shard(0) as store:
-        assert store.stats().lock_retries == stats.lock_retries
+        assert store.stats().retries == stats.retries
 
 
 def test_busy_past_the_deadline_is_a_store_busy_error(tmp_path):
@@ -220,4 +228,11 @@ def test_four_processes_wait_for_one_shards_write_lock(tmp_path):
         stats = store.stats()
     assert stats.runs_by_status == {"pending": 4 * PER_PROCESS} and stats.queue_depth == 4 * PER_PROCESS
     assert stats.transactions == 4 * PER_PROCESS
-    assert stats.lock_retries > 0 and stats.lock_wait_ms > 0
+    assert stats.retries["lock_busy"] > 0 and stats.wait_ms["lock_busy"] > 0
+    # the same figures, by cause, reach `wfctl shards --json` and its table
+    proc = wfctl(tmp_path, "shards", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads(proc.stdout)
+    assert row["retries"] == stats.retries and row["wait_ms"] == pytest.approx(stats.wait_ms)
+    table = wfctl(tmp_path, "shards", env=wfctl_env(COLUMNS="100")).stdout
+    assert "(lock busy)" in table and f" {stats.retries['lock_busy']} " in table

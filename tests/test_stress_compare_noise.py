@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import wfctl, wfctl_env
+from helpers import ROOT, wfctl, wfctl_env
 from wfctl.errors import InputError
 from wfctl.stress.compare import (
     HEADLINE_METRICS,
@@ -32,14 +32,18 @@ def test_sub_millisecond_latency_never_regresses_by_percentage_alone():
 
 
 def test_floors_per_kind():
-    base = {"completions.rate": 2.0, "lock_retries_per_1000": 0.0, "success_rate": 1.0, "failed": 0}
-    cur = {"completions.rate": 1.2, "lock_retries_per_1000": 8.0, "success_rate": 0.9995, "failed": 1}
+    base = {"completions.rate": 2.0, "retries_per_1000": 0.0, "retries_per_1000.deadlock": 0.0, "success_rate": 1.0,
+            "failed": 0}
+    cur = {"completions.rate": 1.2, "retries_per_1000": 8.0, "retries_per_1000.deadlock": 8.0, "success_rate": 0.9995,
+           "failed": 1}
     rows = _rows(base, cur, 0.0)
     assert not rows["completions.rate"].regression  # -40 % but under 1/s
-    assert not rows["lock_retries_per_1000"].regression  # 0 -> 8 per 1,000 starts: under the floor of 10
+    assert not rows["retries_per_1000"].regression  # 0 -> 8 per 1,000 starts: under the floor of 10
+    assert not rows["retries_per_1000.deadlock"].regression  # a cause has the same floor
     assert not rows["success_rate"].regression  # -0.05 percentage points
     assert rows["failed"].regression  # a failure is never noise
-    assert _rows(base, {**cur, "lock_retries_per_1000": 30.0}, 0.0)["lock_retries_per_1000"].regression
+    worse = _rows(base, {**cur, "retries_per_1000": 30.0, "retries_per_1000.deadlock": 30.0}, 0.0)
+    assert worse["retries_per_1000"].regression and worse["retries_per_1000.deadlock"].regression
 
 
 def test_with_repetitions_overlapping_ranges_are_noise():
@@ -75,8 +79,8 @@ def _result(metrics_by_variant: dict, spread: dict | None = None) -> dict:
 
 FULL = {"start_latency.count": 10, "start_latency.p50": 2.0, "start_latency.p90": 3.0, "start_latency.p99": 4.0,
         "e2e_latency.p50": 20.0, "e2e_latency.p99": 40.0, "fire_lag.p50": None, "fire_lag.p99": None,
-        "completions.rate": 100.0, "starts.rate": 120.0, "failed": 0, "stuck": 0, "lock_retries_per_1000": 5.0,
-        "lock_wait_ms": 3.0, "stored_bytes": 1000, "duration_s": 1.0}
+        "completions.rate": 100.0, "starts.rate": 120.0, "failed": 0, "stuck": 0, "retries_per_1000": 5.0,
+        "wait_ms": 3.0, "stored_bytes": 1000, "duration_s": 1.0}
 
 
 def test_default_compares_the_headline_metrics_only():
@@ -87,9 +91,9 @@ def test_default_compares_the_headline_metrics_only():
 
 
 def test_metrics_globs_select_and_unknown_globs_are_refused():
-    globs = metric_globs(["start_latency.p*", "stored_bytes,lock_wait_ms"])
+    globs = metric_globs(["start_latency.p*", "stored_bytes,wait_ms"])
     assert select_metrics(globs, FULL) == ["start_latency.p50", "start_latency.p90", "start_latency.p99",
-                                           "lock_wait_ms", "stored_bytes"]
+                                           "wait_ms", "stored_bytes"]
     assert len(select_metrics(metric_globs(["all"]), FULL)) == sum(v is not None for v in FULL.values())
     assert metric_globs(None) is None
     check_metric_globs(["step_latency.*.p99", "slots.*"])
@@ -159,3 +163,55 @@ def test_run_compare_says_fail_last_on_98_and_never_regression_on_0(tmp_path):
                  cwd=tmp_path, timeout=600, env=wfctl_env(TMPDIR=str(tmp_path)))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert "REGRESSION" not in proc.stdout and proc.stdout.strip().splitlines()[-1].startswith("PASS")
+
+
+def test_metrics_globs_with_the_old_names_keep_working():
+    assert metric_globs(["lock_retries_per_1000"]) == ["retries_per_1000"]
+    assert metric_globs(["lock_*,failed"]) == ["retries", "retries_per_1000", "wait_ms", "failed"]
+    assert metric_globs(["*retries*"]) == ["*retries*"]  # matches today's names as it is
+    assert select_metrics(metric_globs(["lock_wait_ms"]), FULL) == ["wait_ms"]
+    check_metric_globs(metric_globs(["lock_retries", "retries.*", "retries_per_1000.lock_busy"]))
+
+
+OLD_NAMES = ROOT / "tests" / "data" / "stress-smoke-result-old-names.json"  # a real result from before causes
+
+
+def test_a_baseline_with_the_old_names_is_compared(tmp_path):
+    old = json.loads(OLD_NAMES.read_text())
+    assert "lock_retries_per_1000" in old["scenarios"][1]["variants"][0]["metrics"]
+    current = json.loads((ROOT / "tests" / "data" / "stress-smoke-result.json").read_text())
+    variant = next(s for s in current["scenarios"] if s["name"] == "loop-contention")["variants"][0]
+    variant["metrics"].update({"retries_per_1000": 1500.0, "retries_per_1000.lock_busy": 1500.0})  # was 1000
+    cur = _write(tmp_path, "cur.json", current)
+    proc = wfctl(None, "stress", "compare", str(OLD_NAMES), cur, "--json", "--metrics",
+                 "lock_retries_per_1000,retries_per_1000.*,wait_ms", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {(c["scenario"], c["variant"], m["metric"]): m for c in json.loads(proc.stdout) for m in c["metrics"]}
+    loop = rows[("loop-contention", "main", "retries_per_1000")]
+    assert (loop["baseline"], loop["current"], loop["worse"]) == (1000.0, 1500.0, True)
+    by_cause = rows[("loop-contention", "main", "retries_per_1000.lock_busy")]  # the old retries were SQLite's lock waits
+    assert (by_cause["baseline"], by_cause["worse"]) == (1000.0, True)
+    assert rows[("shard-comparison", "1sh/spread", "wait_ms")]["baseline"] == 282.871
+    assert not any(m.startswith("lock_") for *_, m in rows)
+    # the whole baseline, with its shards, reads as a result of today
+    from wfctl.stress.compare import load_result
+
+    upgraded = load_result(str(OLD_NAMES))
+    shard = upgraded["scenarios"][0]["variants"][0]["shards"][0]
+    assert shard["retries"] == {"lock_busy": 0} and shard["size_bytes"] == shard["details"]["file_bytes"] == 53248
+
+
+def test_old_names_in_repetitions_and_spreads_are_read_too(tmp_path):
+    from wfctl.stress.compare import load_result
+
+    old = _result({"main": {"lock_retries_per_1000": 50.0}}, {"lock_retries_per_1000": {"min": 40.0, "max": 60.0}})
+    old["scenarios"][0]["variants"][0]["repeats"]["runs"] = [{"metrics": {"lock_retries_per_1000": 40.0}}]
+    upgraded = load_result(str(tmp_path / _write(tmp_path, "old.json", old)))
+    v = upgraded["scenarios"][0]["variants"][0]
+    assert v["metrics"] == {"retries_per_1000": 50.0, "retries_per_1000.lock_busy": 50.0}
+    assert v["repeats"]["spread"]["retries_per_1000"] == {"min": 40.0, "max": 60.0}
+    assert v["repeats"]["runs"][0]["metrics"] == {"retries_per_1000": 40.0, "retries_per_1000.lock_busy": 40.0}
+    cur = _result({"main": {"retries_per_1000": 75.0}}, {"retries_per_1000": {"min": 55.0, "max": 90.0}})
+    (row,) = compare_results(upgraded, cur, 0.0)[0].rows  # the headline metric, by its new name
+    assert row.metric == "retries_per_1000" and row.baseline_range == (40.0, 60.0)
+    assert not row.regression and "overlap" in row.note

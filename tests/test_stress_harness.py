@@ -91,6 +91,28 @@ def test_counts_match_the_shard_files(result):
             assert m["e2e_latency.count"] == m["completed"]
 
 
+def test_retries_by_cause_reach_the_json(result):
+    """SQLite's one cause, lock_busy, per shard and in the metrics, as the shard files counted it; the
+    single-shard variants of shard-comparison (4 client processes starting on one file) contend."""
+    for s in result["scenarios"]:
+        for v in s["variants"]:
+            m, shards = v["metrics"], v["shards"]
+            assert all(set(sh["retries"]) == set(sh["wait_ms"]) == {"lock_busy"} for sh in shards)
+            assert [name for name in m if name.startswith("retries")] == [
+                "retries", "retries_per_1000", "retries.lock_busy", "retries_per_1000.lock_busy"]
+            assert m["retries"] == m["retries.lock_busy"] == sum(sh["retries"]["lock_busy"] for sh in shards)
+            assert m["retries_per_1000.lock_busy"] == pytest.approx(m["retries"] * 1000 / m["started"])
+            assert m["wait_ms"] == pytest.approx(sum(sh["wait_ms"]["lock_busy"] for sh in shards), abs=0.01)
+            for sh, path in zip(shards, sorted(Path(v["data_dir"]).glob("shard-*.db"))):
+                assert sh["size_bytes"] == sh["details"]["file_bytes"] + sh["details"]["wal_bytes"] > 0
+                conn = sqlite3.connect(path)
+                (stored,) = conn.execute("SELECT lock_retries FROM shard_status").fetchone()
+                conn.close()
+                assert sh["retries"]["lock_busy"] == stored  # what every process persisted
+    one_shard = [v for v in scenario(result, "shard-comparison")["variants"] if v["shard_count"] == 1]
+    assert sum(v["metrics"]["retries.lock_busy"] for v in one_shard) > 0
+
+
 def test_closed_scenarios_start_every_run_once(result):
     for name in ("concurrent-starts", "loop-contention", "shard-comparison"):
         total = load_scenario(name, smoke=True).workload.total
@@ -146,7 +168,8 @@ def test_shard_comparison_routes_as_configured(result):
     assert all(sh["runs"] > 0 for sh in by_name["4sh/def/spread"]["shards"])
     rows = {r["metric"]: r for r in s["comparison"]["rows"]}
     assert s["comparison"]["baseline"] == "1sh/spread"
-    for metric in ("completions.rate", "start_latency.p50", "start_latency.p99", "lock_retries_per_1000"):
+    assert rows["retries_per_1000"]["label"] == "retries (lock busy) per 1k starts"
+    for metric in ("completions.rate", "start_latency.p50", "start_latency.p99", "retries_per_1000"):
         assert rows[metric]["ratios"]["1sh/spread"] in (1.0, None)
         assert set(rows[metric]["values"]) == set(by_name)
     # failed is 0 everywhere: its ratio is guarded, not a division by zero

@@ -22,7 +22,8 @@ def _metrics(**overrides: float | int | None) -> dict:
         "start_latency.p50": 0.3, "start_latency.p99": 1.2, "e2e_latency.p50": 4.0, "e2e_latency.p99": 9.5,
         "started": 5, "completed": 5, "failed": 0, "canceled": 0, "stuck": 0, "dropped": 0, "late": 0,
         "rejected": 0, "completions.rate": 2.38, "starts.rate": 2.38, "success_rate": 1.0,
-        "lock_retries": 0, "lock_retries_per_1000": 0.0, "lock_wait_ms": 0.0, "crosscheck.differences": 0,
+        "retries": 0, "retries_per_1000": 0.0, "retries.lock_busy": 0, "retries_per_1000.lock_busy": 0.0,
+        "wait_ms": 0.0, "crosscheck.differences": 0,
     }
     metrics.update(overrides)
     return metrics
@@ -43,7 +44,8 @@ def _variant(name: str, shards: int, **metrics: float | int | None) -> dict:
             ],
         },
         "shards": [
-            {"shard": i, "runs": 5, "by_status": {"completed": 5}, "lock_retries": i, "lock_wait_ms": 1.5 * i}
+            {"shard": i, "runs": 5, "by_status": {"completed": 5}, "retries": {"lock_busy": i},
+             "wait_ms": {"lock_busy": 1.5 * i}}
             for i in range(shards)
         ],
         "crosscheck": {"ok": True, "differences": []},
@@ -111,7 +113,7 @@ def test_every_chart_is_named_in_a_heading_and_an_svg_title(result: dict) -> Non
     page = render_html(result)
     titles = chart_titles(result)
     per_variant = ("Throughput over time", "In-flight runs and queue depth over time", "Start latency over time",
-                   "End-to-end latency over time", "Lock retries per shard")
+                   "End-to-end latency over time", "Retries per shard")
     assert titles == [f"Headline ratios vs {BASE} — shard-comparison"] + [
         f"{kind} — {name}" for name in (BASE, SHARDED) for kind in per_variant]
     for title in titles:
@@ -163,7 +165,7 @@ def test_empty_and_minimal_inputs(result: dict) -> None:
     variant["metrics"] = {}
     one_point = result["scenarios"][0]["variants"][1]
     one_point["timeline"]["points"] = one_point["timeline"]["points"][1:]
-    one_point["shards"] = [{"shard": 0, "runs": 0, "lock_retries": 0, "lock_wait_ms": None}]
+    one_point["shards"] = [{"shard": 0, "runs": 0, "retries": {}, "wait_ms": None}]
     page = render_html(result)
     for title in chart_titles(result):
         assert html.escape(title) in page
@@ -287,7 +289,8 @@ def test_every_number_carries_its_unit(real: dict) -> None:
     assert cells["start latency p99"] == f"{format_ms(m['start_latency.p99'])} ms"
     assert cells["completions/s"] == f"{format_rate(m['completions.rate'])}/s"
     assert cells["success rate"].endswith("%")
-    assert cells["lock retries"].endswith(" per 1,000 starts")
+    assert cells["retries (lock busy)"].endswith(" per 1,000 starts")  # SQLite's one cause, named
+    assert cells["waited (lock busy)"].endswith(" ms")
     assert cells["stored in shards"] == format_bytes(m["stored_bytes"])
 
 
@@ -322,7 +325,7 @@ def test_latency_charts_separate_and_counts_never_in_scientific_notation(result:
     for point in variant["timeline"]["points"]:
         point["starts"], point["completions"] = 2_500_000, 1_250_000
     variant["samples"] = [{"t": 0.25, "in_flight": 1_200_000, "queue_depth": 900_000}]
-    variant["shards"][0]["lock_retries"] = 3_000_000
+    variant["shards"][0]["retries"] = {"lock_busy": 3_000_000}
     page = render_html(result)
     figures = dict(re.findall(r"<figure><h4>([^<]+)</h4>(.*?)</figure>", page, re.S))
     for title, svg in figures.items():
@@ -335,5 +338,26 @@ def test_latency_charts_separate_and_counts_never_in_scientific_notation(result:
         assert label in svg and "(ms)" in svg and "starts/s" not in svg
     in_flight = figures[html.escape(f"In-flight runs and queue depth over time — {BASE}")]
     assert "in-flight runs" in in_flight and "queue depth" in in_flight and ">1,200,000</text>" in in_flight
-    shard_chart = figures[html.escape(f"Lock retries per shard — {BASE}")]
+    shard_chart = figures[html.escape(f"Retries per shard — {BASE}")]
     assert set(re.findall(r'class="series serie-(\d+)', shard_chart)) == {"0"}  # one scale on one axis
+    assert "retries (lock busy)" in shard_chart
+
+
+def test_several_retry_causes_are_shown_each(result: dict) -> None:
+    variant = result["scenarios"][0]["variants"][0]
+    variant["metrics"].update({"retries": 12, "retries_per_1000": 2400.0, "retries.serialization_failure": 10,
+                               "retries_per_1000.serialization_failure": 2000.0, "retries.deadlock": 2,
+                               "retries_per_1000.deadlock": 400.0})
+    del variant["metrics"]["retries.lock_busy"], variant["metrics"]["retries_per_1000.lock_busy"]
+    variant["shards"][0].update(retries={"serialization_failure": 10, "deadlock": 2},
+                                wait_ms={"serialization_failure": 40.0, "deadlock": 8.0})
+    page = render_html(result)
+    section = page[page.index(f"<summary>Variant {html.escape(BASE)}"):page.index(f"<summary>Variant {html.escape(SHARDED)}")]
+    cells = dict(re.findall(r'data-label="figure">([^<]+)</td><td class="num" data-label="value">(.*?)</td>', section))
+    assert cells["retries"] == "2,400 per 1,000 starts"  # several causes: the total, then each
+    assert cells["retries (serialization failure)"] == "2,000 per 1,000 starts"
+    assert cells["retries (deadlock)"] == "400 per 1,000 starts"
+    assert 'data-label="retries">12<br><span class="muted">serialization failure 10</span>' in section
+    figures = dict(re.findall(r"<figure><h4>([^<]+)</h4>(.*?)</figure>", section, re.S))
+    chart = figures[html.escape(f"Retries per shard — {BASE}")]
+    assert "serialization failure" in chart and "deadlock" in chart

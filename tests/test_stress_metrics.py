@@ -195,14 +195,14 @@ def _run_metrics() -> RunMetrics:
             m.record_end("completed", 0.050, at=100 + i * 0.1 + 0.05)
         else:
             m.record_end("failed", None, at=110, error="step s1 failed: timeout")
-    m.lock_retries = 5
+    m.retries = {"lock_busy": 5}
     return m
 
 
 def test_run_metrics_flat_namespace():
     d = _run_metrics().to_dict()
     # RunMetrics gives every known name except the figures the harness adds from the shard files.
-    assert set(known_metric_names(["action", "llm"])) - set(EXTRA_METRICS) == set(d)
+    assert set(known_metric_names(["action", "llm"], causes=["lock_busy"])) - set(EXTRA_METRICS) == set(d)
     assert close(d["start_latency.p99"], 4.0)
     assert close(d["e2e_latency.p50"], 50.0)
     assert close(d["step_latency.llm.p99"], 200.0)
@@ -210,14 +210,26 @@ def test_run_metrics_flat_namespace():
     assert d["failed"] == 5 and d["stuck"] == 0
     assert d["success_rate"] == pytest.approx(0.95)
     assert d["errors.count"] == 5
-    assert d["lock_retries_per_1000"] == pytest.approx(50.0)
+    assert d["retries"] == d["retries.lock_busy"] == 5
+    assert d["retries_per_1000"] == d["retries_per_1000.lock_busy"] == pytest.approx(50.0)
     assert d["completions.peak_rate"] == 10
+
+
+def test_run_metrics_retries_by_cause():
+    m = _run_metrics()
+    m.retries = {"serialization_failure": 3, "deadlock": 1, "lock_timeout": 0}
+    d = m.to_dict()
+    assert (d["retries"], d["retries_per_1000"]) == (4, pytest.approx(40.0))
+    assert (d["retries.serialization_failure"], d["retries_per_1000.serialization_failure"]) == (3, pytest.approx(30.0))
+    assert (d["retries.deadlock"], d["retries.lock_timeout"], d["retries_per_1000.lock_timeout"]) == (1, 0, 0.0)
+    assert not any(name.endswith(".lock_busy") for name in d)  # only the causes the shards reported
 
 
 def test_run_metrics_guarded_when_empty():
     d = RunMetrics().to_dict()
     assert d["completions.rate"] == 0.0 and d["success_rate"] == 0.0
-    assert d["lock_retries_per_1000"] == 0.0 and d["start_latency.p99"] is None
+    assert d["retries_per_1000"] == 0.0 and d["start_latency.p99"] is None
+    assert not [name for name in d if name.startswith("retries.")]
     with pytest.raises(InputError):
         RunMetrics().record_end("exploded", 0.1, at=0)
 
@@ -229,7 +241,7 @@ def test_run_metrics_payload_roundtrip_and_merge():
     d = merged.to_dict()
     assert d["started"] == 200 and d["completions.count"] == 190
     assert d["start_latency.count"] == 200 and d["step_latency.action.count"] == 200
-    assert d["errors.count"] == 10 and d["lock_retries"] == 10
+    assert d["errors.count"] == 10 and d["retries"] == d["retries.lock_busy"] == 10
     assert d["duration_s"] == 10.0
     with pytest.raises(InputError):
         RunMetrics.from_payload({"v": 2})

@@ -40,8 +40,9 @@ def _metrics(rate: float, p99: float, *, failed: int = 0, fire_count: int = 0) -
         "started": 5, "completed": 5 - failed, "failed": failed, "canceled": 0, "stuck": 0, "dropped": 0,
         "late": 0, "rejected": 0, "completions.count": 5 - failed, "completions.rate": rate,
         "completions.peak_rate": 5, "starts.rate": rate, "starts.target_rate": None,
-        "success_rate": (5 - failed) / 5, "errors.count": failed, "lock_retries": 3,
-        "lock_retries_per_1000": 600.0, "lock_wait_ms": 12.5, "stored_bytes": 4096,
+        "success_rate": (5 - failed) / 5, "errors.count": failed, "retries": 3,
+        "retries_per_1000": 600.0, "retries.lock_busy": 3, "retries_per_1000.lock_busy": 600.0, "wait_ms": 12.5,
+        "stored_bytes": 4096,
         "file_growth_bytes": 65536, "slots.expected": 0, "slots.fired": 0, "slots.duplicates": 0,
         "slots.missed": 0, "crosscheck.differences": 0, "duration_s": 2.1,
     })
@@ -57,8 +58,9 @@ def _variant(name: str, shards: int, rate: float, p99: float, **kw) -> dict:
         "timeline": {"interval_s": 1.0, "points": []},
         "shards": [
             {"shard": i, "runs": 5, "by_status": {"completed": 4, "failed": 1}, "queue_depth": i,
-             "lock_retries": 1, "lock_wait_ms": 4.0, "transactions": 12, "file_bytes": 1_150_000,
-             "wal_bytes": 50_000, "file_growth_bytes": 65536}
+             "retries": {"lock_busy": 1}, "wait_ms": {"lock_busy": 4.0}, "transactions": 12,
+             "size_bytes": 1_200_000, "details": {"file_bytes": 1_150_000, "wal_bytes": 50_000},
+             "file_growth_bytes": 65536}
             for i in range(shards)
         ],
         "crosscheck": {"ok": True, "differences": []},
@@ -158,7 +160,7 @@ def test_report_shows_variants_side_by_side_and_the_breach():
     # shards (160 columns: the wide table): human-readable sizes, unfinished and failed runs
     shard_rows = _lines_with(text, "MB")
     assert "1.2 MB" in text and any(" 5 " in line and " 1 " in line for line in shard_rows)
-    assert "transactions" in text
+    assert "transactions" in text and "(lock busy)" in text  # the retries column names SQLite's one cause
     # errors, escaped markup comes out literally
     assert "input too large [/red] for run 0-abc" in text
     # cross-check
@@ -176,6 +178,23 @@ def test_report_shows_variants_side_by_side_and_the_breach():
     assert "80%" in _lines_with(text, "success_rate >= 99.5%")[0]
     assert "PASS" in _lines_with(text, "failed == 0")[0]
     assert "2 thresholds breached (exit 99)" in text.splitlines()[-1]
+
+
+def test_report_shows_retries_by_cause_when_there_are_several():
+    result = _result()
+    variant = result["scenarios"][0]["variants"][0]
+    variant["shards"][0].update(retries={"serialization_failure": 9, "deadlock": 2, "lock_timeout": 0},
+                                wait_ms={"serialization_failure": 30.0, "deadlock": 5.5, "lock_timeout": 0.0})
+    con = _console()
+    render_report(con, result)
+    text = con.export_text()
+    shards = text[text.index("\nshards "):text.index("\nerrors ")]
+    assert "(lock busy)" not in shards  # several causes: the header names none
+    words = " ".join(shards.replace("│", " ").split())
+    assert "serialization failure 9" in words and "deadlock 2" in words and "lock timeout" not in words
+    assert "serialization failure 30.0" in words and "deadlock 5.50" in words
+    row = next(line for line in shards.splitlines() if " 11 " in line)  # the total of the first shard
+    assert "35.5" in row
 
 
 def test_report_colours_pass_and_fail():
@@ -274,8 +293,8 @@ def _snapshot(**overrides) -> dict:
         "scenario": "shard-comparison", "variant": HOT, "phase": "running", "elapsed_s": 3.5,
         "target": 500, "started": 130, "finished": 120, "unfinished": 10, "starts_per_s": 40.0,
         "completions_per_s": 38.5, "dropped": 0, "rejected": 2,
-        "shards": [{"shard": 0, "runs": 60, "unfinished": 4, "queue_depth": 3, "lock_retries": 7,
-                    "lock_wait_ms": 12.0}],
+        "shards": [{"shard": 0, "runs": 60, "unfinished": 4, "queue_depth": 3,
+                    "retries": {"lock_busy": 7}, "wait_ms": {"lock_busy": 12.0}}],
     }
     snap.update(overrides)
     return snap
@@ -312,6 +331,7 @@ def test_live_view_non_terminal_prints_throttled_plain_lines():
     assert "draining" in lines[3] and "finished 120 " in lines[3]
     assert "collecting" in lines[4] and "finished 500 " in lines[4]
     assert HOT in lines[1] and "rejected 2" in lines[1] and "max queue 3" in lines[1]
+    assert "retries (lock busy) 7, waited 12ms" in lines[1]
     assert "\x1b" not in con.file.getvalue()  # no animation, no escape codes
 
 
@@ -343,4 +363,4 @@ def test_live_view_animates_on_a_terminal(snap):
     text = con.export_text()
     assert "draining" in text and HOT in text
     if snap["shards"]:
-        assert "lock retries" in text and "120/500 finished (24%)" in text
+        assert "retries (lock busy)" in text and "120/500 finished (24%)" in text

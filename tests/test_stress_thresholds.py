@@ -69,8 +69,35 @@ def test_threshold_forms(text, metric, op, value, passed):
 
 def test_missing_or_empty_metric_does_not_pass():
     assert parse_threshold("e2e_latency.max < 1s").evaluate(METRICS).passed is False
-    r = parse_threshold("lock_retries_per_1000 < 5").evaluate(METRICS)
+    r = parse_threshold("retries_per_1000 < 5").evaluate(METRICS)
     assert r.passed is False and r.actual is None
+
+
+CONTENDED = {"retries": 12, "retries_per_1000": 40.0, "retries.lock_busy": 12, "retries_per_1000.lock_busy": 40.0,
+             "wait_ms": 250.0}
+
+
+def test_retry_thresholds_by_cause():
+    assert parse_threshold("retries.lock_busy < 20").evaluate(CONTENDED).passed is True
+    assert parse_threshold("retries_per_1000.lock_busy < 30").evaluate(CONTENDED).actual == 40.0
+    # a cause the shards did not report retried nothing (SQLite never deadlocks): 0, not "no value"
+    r = parse_threshold("retries.deadlock == 0").evaluate(CONTENDED)
+    assert r.passed is True and r.actual == 0
+    assert parse_threshold("retries.deadlock == 0").evaluate(METRICS).actual is None  # no retries figure at all
+    assert parse_threshold("wait_ms < 0.2s").value == 200.0  # wait_ms is in ms like a latency
+    with pytest.raises(InputError, match="unknown metric 'retries.lock_bussy'; did you mean 'retries.lock_busy'"):
+        parse_threshold("retries.lock_bussy < 1")
+
+
+@pytest.mark.parametrize("old, new", [("lock_retries_per_1000 < 50", "retries_per_1000"),
+                                      ("lock_retries <= 10", "retries"), ("lock_wait_ms < 1s", "wait_ms")])
+def test_thresholds_with_the_old_names_keep_working(old, new):
+    t = parse_threshold(old)
+    assert t.metric == new and t.text == old
+    assert t.evaluate(CONTENDED).actual == CONTENDED[new]
+    # a command-line threshold with the old name replaces the scenario's with the new one
+    (kept,) = combine_thresholds(parse_thresholds([f"{new} > 0"]), [t])
+    assert kept is t
 
 
 @pytest.mark.parametrize(
@@ -145,7 +172,8 @@ def test_directions():
     assert higher_is_better("start_latency.p99") is False
     assert higher_is_better("step_latency.llm.max") is False
     assert higher_is_better("start_latency.count") is None
-    assert higher_is_better("failed") is False and higher_is_better("lock_retries_per_1000") is False
+    assert higher_is_better("failed") is False and higher_is_better("retries_per_1000") is False
+    assert higher_is_better("retries.deadlock") is False and higher_is_better("retries_per_1000.lock_busy") is False
     assert higher_is_better("completions.rate") is True and higher_is_better("success_rate") is True
     assert higher_is_better("duration_s") is None
 
@@ -177,13 +205,13 @@ def test_tolerance_boundary():
 
 
 def test_zero_baselines_are_guarded():
-    base = {"failed": 0, "completions.rate": 0.0, "stuck": 0, "lock_retries_per_1000": 0.0}
-    cur = {"failed": 3, "completions.rate": 500.0, "stuck": 0, "lock_retries_per_1000": 0.0}
+    base = {"failed": 0, "completions.rate": 0.0, "stuck": 0, "retries_per_1000": 0.0}
+    cur = {"failed": 3, "completions.rate": 500.0, "stuck": 0, "retries_per_1000": 0.0}
     rows = {c.metric: c for c in compare(base, cur, 50)}
     assert all(c.change_pct is None for c in rows.values())
     assert rows["failed"].regression is True  # 0 -> 3 is a regression at any tolerance
     assert rows["completions.rate"].regression is False  # cannot regress from 0
-    assert rows["stuck"].regression is False and rows["lock_retries_per_1000"].regression is False
+    assert rows["stuck"].regression is False and rows["retries_per_1000"].regression is False
 
 
 def test_missing_and_none_values():

@@ -72,7 +72,7 @@ def _metrics_option(lead: str):
     return typer.Option(
         None, "--metrics", metavar="GLOB",
         help=f"{lead} to compare (repeatable or comma-separated globs, 'all' for every metric). Default: "
-             "throughput, start/e2e/fire-lag p50 and p99, failed, stuck, lock retries per 1,000 starts.")
+             "throughput, start/e2e/fire-lag p50 and p99, failed, stuck, retries per 1,000 starts.")
 
 
 @app.command("run")
@@ -162,7 +162,7 @@ def compare_command(
     """Compare two stress results per scenario and variant; flag changes beyond the noise.
 
     A metric regresses when it got worse by more than the tolerance (--fail-on-regression PCT, else 10 % and
-    only marked 'worse'), more than its absolute floor (1 ms for latencies, 1/s for rates, 10 lock retries per
+    only marked 'worse'), more than its absolute floor (1 ms for latencies, 1/s for rates, 10 retries per
     1,000 starts) and, when both results have repetitions, when the ranges do not overlap. Exit 98 with
     --fail-on-regression when any metric regressed; the last line says PASS or FAIL.
     """

@@ -7,7 +7,7 @@ states) are JSON-serializable and limited in size (:class:`~wfctl.store.errors.P
 raised before anything is written).
 
 A shard holds runs, their journals and a ready queue, plus one status row: the worker lease
-(owner, expiry, fencing generation) and lock-contention counters. Exactly one worker holds a
+(owner, expiry, fencing generation) and contention counters (retries and wait time by cause). Exactly one worker holds a
 shard's lease; every write it makes carries the lease generation and is rejected with
 :class:`~wfctl.store.errors.FencingError` once another worker has acquired the lease.
 Clients (start, cancel, cleanup) write without a lease.
@@ -145,31 +145,58 @@ class StepCommit:
     wake_at: float | None = None
 
 
+LOCK_BUSY = "lock_busy"
+"""Retry cause: another writer held the lock the write needed (SQLite: the file's write lock)."""
+SERIALIZATION_FAILURE = "serialization_failure"
+"""Retry cause: the database refused a transaction that conflicts with a concurrent one (SQLSTATE 40001)."""
+DEADLOCK = "deadlock"
+"""Retry cause: the database broke a deadlock by aborting the transaction (SQLSTATE 40P01)."""
+LOCK_TIMEOUT = "lock_timeout"
+"""Retry cause: a row or table lock was not granted in time (SQLSTATE 55P03)."""
+CONNECTION_LOST = "connection_lost"
+"""Retry cause: the connection broke or the server went away (SQLSTATE 08xxx, 57P01 ...)."""
+RETRY_CAUSES = (LOCK_BUSY, SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
+"""Every cause a backend may count retries under (a backend reports the ones it can meet)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ShardStats:
-    """A shard's counts, contention counters, lease and file sizes.
+    """A shard's counts, contention counters, lease and size.
 
-    ``lock_retries`` / ``lock_wait_ms`` count the waits for the shard's write lock and
-    ``transactions`` the write transactions committed, summed over every process since the
-    shard was created (this process's not yet persisted share included).
+    ``retries`` counts the writes retried and ``wait_ms`` the time spent waiting and retrying,
+    each by cause (:data:`RETRY_CAUSES`: a backend reports every cause it can meet, 0 included),
+    and ``transactions`` the write transactions committed, summed over every process since the
+    shard was created (this process's not yet persisted share included). ``size_bytes`` is what
+    the shard occupies; ``details`` holds the backend's own figures (SQLite: ``file_bytes`` and
+    ``wal_bytes``).
     """
 
     shard: int
     runs_by_status: dict[str, int]
     queue_depth: int
-    lock_retries: int
-    lock_wait_ms: float
+    retries: dict[str, int]
+    wait_ms: dict[str, float]
     transactions: int
     lease_owner: str | None
     lease_expires_at: float | None
     generation: int
     heartbeat_at: float | None
-    file_bytes: int
-    wal_bytes: int
+    size_bytes: int
+    details: dict[str, Any]
     #: Unfinished runs that carry an error: a worker could not advance them (their secrets
     #: cannot be decrypted with its key) and left them waiting; ``waiting_error`` is one such error.
     waiting: int = 0
     waiting_error: str | None = None
+
+    @property
+    def total_retries(self) -> int:
+        """Retries of every cause."""
+        return sum(self.retries.values())
+
+    @property
+    def total_wait_ms(self) -> float:
+        """Time waited for every cause (ms)."""
+        return sum(self.wait_ms.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +211,19 @@ class ShardProgress:
     runs: int
     unfinished: int
     queue_depth: int
-    lock_retries: int
-    lock_wait_ms: float
+    retries: dict[str, int]
+    wait_ms: dict[str, float]
     transactions: int
+
+    @property
+    def total_retries(self) -> int:
+        """Retries of every cause."""
+        return sum(self.retries.values())
+
+    @property
+    def total_wait_ms(self) -> float:
+        """Time waited for every cause (ms)."""
+        return sum(self.wait_ms.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +334,7 @@ class ShardStore(ABC):
 
         A canceled run leaves the queue and its ``completed_at`` is the cancel time: ``now``,
         or, when ``now`` is a clock (what the engine passes), the clock read inside the write
-        transaction, once the shard's lock is held, so that no step committed before the
+        transaction, once it holds what it writes, so that no step committed before the
         cancel is later than it. A worker's in-flight result for it is journaled but not
         applied (see :meth:`commit_steps`).
         """
@@ -332,7 +369,7 @@ class ShardStore(ABC):
 
     @abstractmethod
     def stats(self) -> ShardStats:
-        """Counts, counters, lease and file sizes."""
+        """Counts, counters by cause, lease and size."""
 
     @abstractmethod
     def progress(self) -> ShardProgress:
@@ -343,7 +380,7 @@ class ShardStore(ABC):
         """Every run's timestamps and outcome, streamed in batches (memory does not grow with the runs)."""
 
     def check(self) -> None:
-        """Raise CorruptShardError when the file is damaged (reads all of it)."""
+        """Raise CorruptShardError when the shard is damaged (reads all of it)."""
 
     @abstractmethod
     def version_counts(self, definition_id: str) -> dict[str | None, int]:

@@ -185,7 +185,7 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
             # Open model: latency counts from the planned instant (no coordinated omission).
             recorder.start(engine, mix.pick(k), maker.make(k), planned)
     for engine in engines:
-        engine.close()  # flushes this process's lock counters to the shard files
+        engine.close()  # flushes this process's contention counters to the shards
     write_payload(plan.metrics_path, recorder.payload())
 
 

@@ -2,7 +2,7 @@
 
 ``change_pct`` is ``(current - baseline) / |baseline| * 100`` and ``None`` when the
 baseline is 0 or either side is missing (divide-by-zero guarded). Each metric knows its
-direction: latencies, failures, stuck runs, drops, errors and lock retries are better
+direction: latencies, failures, stuck runs, drops, errors, retries and wait time are better
 lower; rates, counts of completions and success are better higher; other metrics
 (sample counts, ``started``, ``duration_s``) are informational and never regress.
 
@@ -11,7 +11,7 @@ A metric *regresses* only when it moved the wrong way by more than all of:
 * the relative tolerance ``tolerance_pct`` (with a zero baseline, a lower-is-better
   metric moves "beyond" it on any increase: ``failed`` 0 -> 1);
 * the absolute floor of its kind (:func:`absolute_floor`: 1 ms for latencies, 1/s for
-  rates, 10 per 1,000 starts for lock retries, 0.1 % for the success rate, nothing for
+  rates, 10 per 1,000 starts for retries (of any cause), 0.1 % for the success rate, nothing for
   failures), so a 0.3 ms -> 0.9 ms latency is never a regression by its percentage alone;
 * when both results have repetitions, the other result's range: the current repetitions
   must all be worse than every baseline repetition (the ranges do not overlap).
@@ -30,6 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from wfctl.errors import InputError
+from wfctl.store.base import RETRY_CAUSES
+from wfctl.stress.contention import (RETRIES, RETRIES_PER_1000, WAIT_MS, current_globs, split_cause,
+                                     upgrade_result)
 from wfctl.stress.metrics import as_number, is_latency_metric, known_metric_names
 
 REGRESSION_EXIT_CODE = 98
@@ -41,9 +44,9 @@ _LOWER_IS_BETTER = {
     "dropped",
     "late",
     "errors.count",
-    "lock_retries",
-    "lock_retries_per_1000",
-    "lock_wait_ms",
+    RETRIES,
+    RETRIES_PER_1000,
+    WAIT_MS,
     "rejected",
     "slots.duplicates",
     "slots.missed",
@@ -63,6 +66,7 @@ def higher_is_better(metric: str) -> bool | None:
     """True / False for a metric with a direction, None for an informational one."""
     if is_latency_metric(metric):
         return None if metric.endswith(".count") else False
+    metric = split_cause(metric)[0]  # retries.<cause>: as retries
     if metric in _LOWER_IS_BETTER:
         return False
     if metric in _HIGHER_IS_BETTER:
@@ -82,21 +86,22 @@ HEADLINE_METRICS = (
     "fire_lag.p99",
     "failed",
     "stuck",
-    "lock_retries_per_1000",
+    RETRIES_PER_1000,
 )
 #: The relative tolerance when no ``--fail-on-regression`` is given (changes beyond it are marked
 #: "worse", never "REGRESSION", and the exit code stays 0).
 DEFAULT_TOLERANCE_PCT = 10.0
 
-_FLOORS = {"lock_retries_per_1000": 10.0, "lock_retries": 10.0, "lock_wait_ms": 10.0, "success_rate": 0.001}
+_FLOORS = {RETRIES_PER_1000: 10.0, RETRIES: 10.0, WAIT_MS: 10.0, "success_rate": 0.001}
 
 
 def absolute_floor(metric: str) -> float:
     """The smallest change of ``metric`` that can count as a regression or improvement, in its unit:
-    1 ms for latencies, 1/s for rates, 10 for lock retries (and per 1,000 starts) and lock wait
+    1 ms for latencies, 1/s for rates, 10 for retries (of any cause, and per 1,000 starts) and wait
     ms, 0.001 (0.1 %) for the success rate, 0 for counts such as ``failed``."""
-    if metric in _FLOORS:
-        return _FLOORS[metric]
+    base = split_cause(metric)[0]
+    if base in _FLOORS:
+        return _FLOORS[base]
     if is_latency_metric(metric):
         return 1.0
     if metric.endswith((".rate", ".peak_rate")):
@@ -183,16 +188,18 @@ def _range(spread: Mapping[str, object] | None, metric: str) -> Range | None:
 
 def metric_globs(texts: Iterable[str] | None) -> list[str] | None:
     """``--metrics`` values (repeatable, comma-separated; ``all`` = every metric) as globs; None
-    when none was given (the headline metrics)."""
+    when none was given (the headline metrics). Old metric names (``lock_retries_per_1000``) are
+    read as today's."""
     globs = [g.strip() for text in texts or () for g in text.split(",") if g.strip()]
     if not globs:
         return None
-    return ["*" if g == "all" else g for g in globs]
+    known = known_metric_names(causes=RETRY_CAUSES)
+    return current_globs(["*" if g == "all" else g for g in globs], known)
 
 
 def check_metric_globs(globs: Sequence[str] | None, names: Iterable[str] = ()) -> None:
     """InputError for a glob that matches no metric (the known ones, or ``names`` from a result)."""
-    known = [*known_metric_names(), *names]
+    known = [*known_metric_names(causes=RETRY_CAUSES), *names]
     for glob in globs or ():
         if glob.startswith("step_latency.") or fnmatch.filter(known, glob):
             continue
@@ -245,7 +252,9 @@ class VariantComparison:
 
 
 def load_result(path: str) -> dict:
-    """A result written by ``wfctl stress run --json``; one-line InputError otherwise."""
+    """A result written by ``wfctl stress run --json`` (by any version: old metric and shard field
+    names are read as today's, :func:`wfctl.stress.contention.upgrade_result`); one-line InputError
+    otherwise."""
     import json
 
     try:
@@ -257,7 +266,7 @@ def load_result(path: str) -> dict:
         raise InputError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
         raise InputError(f"{path}: not a wfctl stress result (expected \"schema\": \"{RESULT_SCHEMA}\")")
-    return data
+    return upgrade_result(data)
 
 
 def _spread(variant: Mapping) -> Mapping | None:

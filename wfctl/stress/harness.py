@@ -11,7 +11,7 @@ stuck limit passed, stops the processes, and then:
 * reads every shard file once, streaming: the runs and their statuses (the *cross-check*
   against the clients' and workers' own counts), end-to-end latency from each run's
   planned start (``slot_time``) to its completion, fire lag and slot coverage for
-  scheduled runs, and the contention counters and file sizes per shard;
+  scheduled runs, and per shard its retries and wait time by cause and its size;
 * evaluates the thresholds.
 
 A comparison scenario runs one variant per shard count, routing mode and definition
@@ -40,6 +40,7 @@ from typing import Any
 from ..engine.processes import split_shards
 from ..errors import WfctlError
 from .agents import ClientPlan, Sync, client_main, read_payload, scheduler_main, worker_main
+from .contention import RETRIES_PER_1000, WAIT_MS, causes_of, retries_label
 from .machine import CpuSampler
 from .metrics import RunMetrics, Timeline
 from .repeat import aggregate, repetition_metrics, ratio_stats, run_order
@@ -77,7 +78,7 @@ COMPARISON_ROWS = (
     ("start_latency.p99", "start p99"),
     ("e2e_latency.p50", "completion p50"),
     ("e2e_latency.p95", "completion p95"),
-    ("lock_retries_per_1000", "lock retries per 1k starts"),
+    (RETRIES_PER_1000, "retries per 1k starts"),
     ("success_rate", "success rate"),
     ("failed", "failed"),
     ("stuck", "stuck"),
@@ -171,7 +172,7 @@ class _VariantRun:
         files, weighted = self._definition_files()
         with Engine(self.data) as engine:
             engine.apply(files)
-            self.initial_bytes = {s["shard"]: s["file_bytes"] + s["wal_bytes"] for s in engine.shards()}
+            self.initial_bytes = {s["shard"]: s["size_bytes"] for s in engine.shards()}
         return weighted
 
     def arm_schedules(self) -> None:
@@ -277,7 +278,7 @@ class _VariantRun:
         for n in range(self.variant.shards):
             p = self.probe.shard_store(n).progress()
             shards.append({"shard": n, "runs": p.runs, "unfinished": p.unfinished, "queue_depth": p.queue_depth,
-                           "lock_retries": p.lock_retries, "lock_wait_ms": p.lock_wait_ms})
+                           "retries": p.retries, "wait_ms": p.wait_ms})
         runs = sum(s["runs"] for s in shards)
         unfinished = sum(s["unfinished"] for s in shards)
         self.sync.unfinished.value = unfinished
@@ -449,12 +450,14 @@ def _collect(run: _VariantRun, origin: float, ended: float,
 
     shards = []
     for s in scan.shards:
-        growth = s.file_bytes + s.wal_bytes - run.initial_bytes.get(s.shard, 0)
+        growth = s.size_bytes - run.initial_bytes.get(s.shard, 0)
         shards.append({"shard": s.shard, "runs": sum(s.runs_by_status.values()), "by_status": s.runs_by_status,
-                       "queue_depth": s.queue_depth, "lock_retries": s.lock_retries,
-                       "lock_wait_ms": round(s.lock_wait_ms, 3), "transactions": s.transactions,
-                       "file_bytes": s.file_bytes, "wal_bytes": s.wal_bytes, "file_growth_bytes": growth})
-    merged.lock_retries = sum(s["lock_retries"] for s in shards)
+                       "queue_depth": s.queue_depth, "retries": dict(s.retries),
+                       "wait_ms": {cause: round(ms, 3) for cause, ms in s.wait_ms.items()},
+                       "transactions": s.transactions, "size_bytes": s.size_bytes, "details": dict(s.details),
+                       "file_growth_bytes": growth})
+        for cause, n in s.retries.items():
+            merged.retries[cause] = merged.retries.get(cause, 0) + n
     # Both phases begin at the first start (its planned instant); the start phase ends at the last
     # start, the completion phase at the last completion, or at the end of the wait when runs are stuck.
     first = scan.first_start if scan.first_start is not None else origin
@@ -474,7 +477,7 @@ def _collect(run: _VariantRun, origin: float, ended: float,
         slots = {"expected": expected, "fired": fired, "duplicates": duplicates, "missed": expected - fired}
     metrics.update({
         "starts.target_rate": target_rate(scenario.workload),
-        "lock_wait_ms": round(sum(s["lock_wait_ms"] for s in shards), 3),
+        WAIT_MS: round(sum(s.total_wait_ms for s in scan.shards), 3),
         "stored_bytes": scan.stored_bytes,
         "file_growth_bytes": sum(s["file_growth_bytes"] for s in shards),
         "slots.expected": slots["expected"] if slots else 0,
@@ -570,8 +573,11 @@ def comparison_table(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     baseline = results[0]
     repeated = all(r.get("repeats") for r in results)
+    causes = causes_of(m for result in results for m in result["metrics"])
     rows = []
     for metric, label in COMPARISON_ROWS:
+        if metric == RETRIES_PER_1000:
+            label = f"{retries_label(causes)} per 1k starts"
         values, ratios, spreads = {}, {}, {}
         for result in results:
             values[result["name"]] = result["metrics"].get(metric)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Mapping
 from html import escape
 from typing import Any
 
+from .contention import RETRIES, RETRIES_PER_1000, WAIT_MS, cause_label, causes_of, retries_label, split_cause
 from .metrics import as_number
 from .report import format_bytes, format_count, format_duration, format_ms, format_percent, format_rate, machine_line
 from .thresholds import metric_unit_kind
@@ -64,7 +65,7 @@ table.stack td::before{content:attr(data-label);font-weight:600;text-align:left;
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 _LATENCY_STATS = (("p50", "p50"), ("p95", "p95"), ("p99", "p99"), ("max", "max"))
 #: The comparison rows charted as ratios, when present (same unit: ×baseline).
-_HEADLINE_RATIOS = ("completions.rate", "start_latency.p99", "e2e_latency.p95", "lock_retries_per_1000")
+_HEADLINE_RATIOS = ("completions.rate", "start_latency.p99", "e2e_latency.p95", RETRIES_PER_1000)
 _KEY_FIGURES = (
     ("runs started", "started"),
     ("completed", "completed"),
@@ -81,8 +82,8 @@ _KEY_FIGURES = (
     ("start latency p99", "start_latency.p99"),
     ("end-to-end latency p50", "e2e_latency.p50"),
     ("end-to-end latency p99", "e2e_latency.p99"),
-    ("lock retries", "lock_retries_per_1000"),
-    ("lock wait", "lock_wait_ms"),
+    ("retries", RETRIES_PER_1000),  # labelled with the cause when there is one (see _key_figures)
+    ("waited", WAIT_MS),
     ("stored in shards", "stored_bytes"),
     ("shard file growth", "file_growth_bytes"),
 )
@@ -107,7 +108,7 @@ def _unit(metric: str, value: Any) -> str:
         return _duration(value)
     if metric.endswith("_bytes"):
         return format_bytes(value)
-    if metric == "lock_retries_per_1000":
+    if split_cause(metric)[0] == RETRIES_PER_1000:
         return f"{format_count(round(float(value), 2))} per 1,000 starts"
     return format_count(value)
 
@@ -276,7 +277,7 @@ def _variant_titles(variant: Mapping) -> dict[str, str]:
         "in_flight": f"In-flight runs and queue depth over time {_DASH} {name}",
         "start": f"Start latency over time {_DASH} {name}",
         "e2e": f"End-to-end latency over time {_DASH} {name}",
-        "shards": f"Lock retries per shard {_DASH} {name}",
+        "shards": f"Retries per shard {_DASH} {name}",
     }
     if not variant.get("samples"):
         del titles["in_flight"]
@@ -421,11 +422,41 @@ def _shard_list(variant: Mapping) -> list[dict]:
 
 def _shard_chart(variant: Mapping, title: str) -> str:
     shards = _shard_list(variant)
-    retries = [as_number(s.get("lock_retries")) for s in shards]
-    chart = _chart("Bar", title, "shard", "lock retries (count)", _count_label, y_labels=_int_ticks(retries))
+    causes = _shard_causes(shards)
+    by_cause = {c: [as_number(_by_cause(s).get(c)) or 0.0 for s in shards] for c in causes}
+    several = sum(1 for values in by_cause.values() if any(values)) > 1
+    totals = [sum(as_number(v) or 0.0 for v in _by_cause(s).values()) if _by_cause(s) else None for s in shards]
+    chart = _chart("Bar", title, "shard", "retries (count)", _count_label,
+                   y_labels=_int_ticks([t for values in by_cause.values() for t in values] if several else totals))
     chart.x_labels = [str(s.get("shard", i)) for i, s in enumerate(shards)]
-    chart.add("lock retries", retries)
+    if several:  # one bar per cause
+        for cause, values in by_cause.items():
+            chart.add(cause_label(cause), values)
+    else:
+        chart.add(retries_label(causes), totals)
     return _figure(title, _svg(chart))
+
+
+def _by_cause(shard: Mapping, key: str = RETRIES) -> Mapping:
+    """A shard's ``retries`` (or ``wait_ms``) by cause; empty when absent."""
+    value = shard.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _shard_causes(shards: list[dict]) -> list[str]:
+    return sorted({c for s in shards for c in _by_cause(s)})
+
+
+def _cause_cell(by_cause: Mapping, show: Callable[[Any], str]) -> str:
+    """A by-cause figure's total, and each cause's share when more than one cause has some."""
+    if not by_cause:
+        return _DASH
+    values = {c: as_number(v) or 0.0 for c, v in by_cause.items()}
+    text = show(sum(values.values()))
+    some = [(c, v) for c, v in values.items() if v]
+    if len(some) > 1:
+        text += "<br>" + "<br>".join(f'<span class="muted">{escape(cause_label(c))} {show(v)}</span>' for c, v in some)
+    return text
 
 
 # ---------------------------------------------------------------- scenario leads
@@ -507,10 +538,11 @@ def _lead_starts(scenario: Mapping) -> str:
     for v in _variants(scenario):
         m = _metrics(v)
         rows.append([escape(str(v.get("name", ""))), *_latency_cells(m, "start_latency"),
-                     _unit("lock_retries_per_1000", m.get("lock_retries_per_1000")),
+                     _unit(RETRIES_PER_1000, m.get(RETRIES_PER_1000)),
                      _unit("completions.rate", m.get("completions.rate"))])
-    headers = ["variant", *(f"start {h}" for _, h in _LATENCY_STATS), "lock retries", "completions/s"]
-    return "<p>Start latency and lock contention when many starts hit the shards at once.</p>" + _table(
+    causes = causes_of(name for v in _variants(scenario) for name in _metrics(v))
+    headers = ["variant", *(f"start {h}" for _, h in _LATENCY_STATS), retries_label(causes), "completions/s"]
+    return "<p>Start latency and contention when many starts hit the shards at once.</p>" + _table(
         headers, rows, set(range(1, len(headers))))
 
 
@@ -621,10 +653,10 @@ def _headline(scenario: Mapping) -> str:
         slowest = max(_step_types(variants), default=None, key=lambda t: as_number(m.get(f"step_latency.{t}.p99")) or 0)
         if slowest:
             return (f"slowest step type {escape(slowest)}: p99 {_unit(f'step_latency.{slowest}.p99', m.get(f'step_latency.{slowest}.p99'))};"
-                    f" lock retries {_unit('lock_retries_per_1000', m.get('lock_retries_per_1000'))}")
+                    f" {retries_label(causes_of(m))} {_unit(RETRIES_PER_1000, m.get(RETRIES_PER_1000))}")
     return (f"start p99 {_unit('start_latency.p99', m.get('start_latency.p99'))}, "
             f"completions {_unit('completions.rate', m.get('completions.rate'))}; "
-            f"lock retries {_unit('lock_retries_per_1000', m.get('lock_retries_per_1000'))}")
+            f"{retries_label(causes_of(m))} {_unit(RETRIES_PER_1000, m.get(RETRIES_PER_1000))}")
 
 
 # ---------------------------------------------------------------- sections
@@ -647,6 +679,23 @@ def _thresholds_section(scenario: Mapping) -> str:
     return "<h3>Thresholds</h3>" + _table(["threshold", "variant", "limit", "actual", "result"], rows, {2, 3})
 
 
+def _key_figures(metrics: Mapping) -> list[list[str]]:
+    """The key figures' rows; retries and wait time name their cause when there is one, and
+    with several causes each cause's retries follow."""
+    causes = causes_of(metrics)
+    rows = []
+    for label, key in _KEY_FIGURES:
+        if key not in metrics:
+            continue
+        if key in (RETRIES_PER_1000, WAIT_MS):
+            label = retries_label(causes, label)
+        rows.append([escape(label), _flag(key, metrics.get(key))])
+        if key == RETRIES_PER_1000 and len(causes) > 1:
+            rows += [[escape(f"retries ({cause_label(c)})"), _flag(f"{key}.{c}", metrics.get(f"{key}.{c}"))]
+                     for c in causes]
+    return rows
+
+
 def _variant_section(variant: Mapping, open_: bool) -> str:
     metrics = _metrics(variant)
     name = str(variant.get("name", ""))
@@ -661,10 +710,7 @@ def _variant_section(variant: Mapping, open_: bool) -> str:
             f"ran {_duration(variant.get('duration_s'))}" if variant.get("duration_s") is not None else "",
         ) if text
     )
-    rows = []
-    for label, key in _KEY_FIGURES:
-        if key in metrics:
-            rows.append([escape(label), _flag(key, metrics.get(key))])
+    rows = _key_figures(metrics)
     repeats = variant.get("repeats") if isinstance(variant.get("repeats"), dict) else {}
     load = machine_line(variant.get("machine"), markup=False)
     parts = [f'<p class="muted">{facts}</p>' if facts else "",
@@ -685,14 +731,15 @@ def _variant_section(variant: Mapping, open_: bool) -> str:
         shard_rows = []
         for s in shards:
             by_status = s.get("by_status") if isinstance(s.get("by_status"), Mapping) else {}
-            stored = sum(as_number(s.get(k)) or 0 for k in ("file_bytes", "wal_bytes"))
             shard_rows.append([_plain(s.get("shard")), format_count(s.get("runs")),
                                format_count(sum(int(by_status.get(k) or 0) for k in ("pending", "running"))),
-                               format_count(s.get("queue_depth")), format_count(s.get("lock_retries")),
-                               _unit("lock_wait_ms", s.get("lock_wait_ms")), format_bytes(stored)])
+                               format_count(s.get("queue_depth")), _cause_cell(_by_cause(s), format_count),
+                               _cause_cell(_by_cause(s, WAIT_MS), lambda v: _unit(WAIT_MS, v)),
+                               format_bytes(s.get("size_bytes"))])
+        causes = _shard_causes(shards)
         tables.append("<div><h4>Shards</h4>" + _table(
-            ["shard", "runs", "unfinished", "queue depth", "lock retries", "lock wait", "file + WAL"], shard_rows,
-            set(range(1, 7))) + "</div>")
+            ["shard", "runs", "unfinished", "queue depth", retries_label(causes), retries_label(causes, "waited"),
+             "size"], shard_rows, set(range(1, 7))) + "</div>")
     parts.append('<div class="grid">' + "".join(tables) + "</div>")
     titles = _variant_titles(variant)
     figures = _timeline_charts(variant, titles) + [_shard_chart(variant, titles["shards"])]

@@ -14,7 +14,7 @@ A snapshot passed to :meth:`LiveView.update` is a dict::
      "unfinished": int, "starts_per_s": float, "completions_per_s": float,
      "dropped": int, "rejected": int,
      "shards": [{"shard": int, "runs": int, "unfinished": int, "queue_depth": int,
-                 "lock_retries": int, "lock_wait_ms": float}]}
+                 "retries": {cause: int}, "wait_ms": {cause: float}}]}
 
 Missing keys are shown as zeros / dashes rather than failing: the view must never take
 a stress run down.
@@ -33,6 +33,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .contention import retries_label
 from .metrics import as_number
 
 REFRESH_PER_SECOND = 4
@@ -69,6 +70,17 @@ def _shards(snapshot: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [s for s in shards if isinstance(s, Mapping)]
 
 
+def _total(by_cause: object) -> float:
+    """The sum of a by-cause figure (0 when it is not a mapping)."""
+    return sum(_float(v) for v in by_cause.values()) if isinstance(by_cause, Mapping) else 0.0
+
+
+def _retries_label(shards: list[Mapping[str, Any]]) -> str:
+    """"retries (lock busy)" when every shard reports that one cause, else "retries"."""
+    causes = {c for s in shards if isinstance(s.get("retries"), Mapping) for c in s["retries"]}
+    return retries_label(sorted(causes))
+
+
 def plain_line(snapshot: Mapping[str, Any]) -> str:
     """One line of progress for logs (no markup, no colour)."""
     finished = _int(snapshot.get("finished"))
@@ -93,9 +105,10 @@ def plain_line(snapshot: Mapping[str, Any]) -> str:
     shards = _shards(snapshot)
     if shards:
         max_queue = max(_int(s.get("queue_depth")) for s in shards)
-        retries = sum(_int(s.get("lock_retries")) for s in shards)
-        wait = sum(_float(s.get("lock_wait_ms")) for s in shards)
-        parts.append(f"shards {len(shards)}: max queue {max_queue}, lock retries {retries}, lock wait {wait:.0f}ms")
+        retries = sum(int(_total(s.get("retries"))) for s in shards)
+        wait = sum(_total(s.get("wait_ms")) for s in shards)
+        parts.append(f"shards {len(shards)}: max queue {max_queue}, {_retries_label(shards)} {retries}, "
+                     f"waited {wait:.0f}ms")
     return "  ".join(parts)
 
 
@@ -130,7 +143,7 @@ def render_snapshot(snapshot: Mapping[str, Any]) -> RenderableType:
     shards = _shards(snapshot)
     if shards:
         table = Table(box=None, padding=(0, 1), show_edge=False, header_style="dim")
-        for column in ("shard", "runs", "unfinished", "queue", "lock retries", "lock wait ms"):
+        for column in ("shard", "runs", "unfinished", "queue", _retries_label(shards), "waited ms"):
             table.add_column(column, justify="right")
         for shard in shards:
             table.add_row(
@@ -138,8 +151,8 @@ def render_snapshot(snapshot: Mapping[str, Any]) -> RenderableType:
                 f"{_int(shard.get('runs')):,}",
                 f"{_int(shard.get('unfinished')):,}",
                 f"{_int(shard.get('queue_depth')):,}",
-                f"{_int(shard.get('lock_retries')):,}",
-                f"{_float(shard.get('lock_wait_ms')):,.1f}",
+                f"{int(_total(shard.get('retries'))):,}",
+                f"{_total(shard.get('wait_ms')):,.1f}",
             )
         parts.append(table)
     return Group(*parts)

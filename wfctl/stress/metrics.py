@@ -20,7 +20,9 @@ Units in the flat namespace (see :func:`known_metric_names`):
   start); ``completions.rate``: per second, over ``duration_s`` (first start to last
   completion, or to the end of the wait when runs are stuck).
 * ``success_rate``: a fraction in 0..1 (thresholds accept ``99.5%``).
-* ``lock_retries_per_1000``: lock retries per 1000 started runs.
+* ``retries``: writes the shards retried (every cause); ``retries_per_1000``: per 1000 started
+  runs; ``retries.<cause>`` / ``retries_per_1000.<cause>``: the same for each cause the shards
+  reported (:mod:`wfctl.stress.contention`).
 * everything else: plain counts.
 """
 
@@ -34,6 +36,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from wfctl.errors import InputError
+from wfctl.stress.contention import RETRIES, RETRIES_PER_1000, WAIT_MS, cause_metric_names, retry_metrics
 
 LOWEST_US = 1
 HIGHEST_US = 3600 * 1_000_000
@@ -48,7 +51,7 @@ _LATENCY_PREFIXES = tuple(f"{base}." for base in LATENCY_METRICS) + ("step_laten
 #: Figures the harness measures outside RunMetrics (shard files, schedules, cross-check); counts unless noted.
 EXTRA_METRICS = (
     "starts.target_rate",  # open model: the arrival rate asked for (per second)
-    "lock_wait_ms",  # total time spent waiting for shard write locks (ms)
+    WAIT_MS,  # time the shards spent waiting and retrying, every cause (ms)
     "stored_bytes",  # bytes of run inputs, states, outputs and spilled blobs in the shard files
     "file_growth_bytes",  # growth of the shard files and their WALs during the run
     "slots.expected", "slots.fired", "slots.duplicates", "slots.missed",
@@ -334,8 +337,9 @@ class ThroughputBuckets:
         return tb
 
 
-def known_metric_names(step_types: Iterable[str] = ()) -> list[str]:
-    """Every flat metric name :meth:`RunMetrics.to_dict` can produce."""
+def known_metric_names(step_types: Iterable[str] = (), causes: Iterable[str] = ()) -> list[str]:
+    """Every flat metric name :meth:`RunMetrics.to_dict` always produces, plus those of ``step_types``
+    and of retry ``causes``."""
     names: list[str] = []
     for base in LATENCY_METRICS:
         names += [f"{base}.{stat}" for stat in LATENCY_STATS]
@@ -349,11 +353,12 @@ def known_metric_names(step_types: Iterable[str] = ()) -> list[str]:
         "starts.rate",
         "success_rate",
         "errors.count",
-        "lock_retries",
-        "lock_retries_per_1000",
+        RETRIES,
+        RETRIES_PER_1000,
         "duration_s",
     ]
     names += list(EXTRA_METRICS)
+    names += cause_metric_names(causes)
     return names
 
 
@@ -392,7 +397,8 @@ class RunMetrics:
         self.errors = ErrorGroups(max_error_groups)
         self.completions = ThroughputBuckets(max_seconds)
         self.starts = ThroughputBuckets(max_seconds)
-        self.lock_retries = 0
+        #: Retries by cause, as the shards counted them (set by the harness).
+        self.retries: dict[str, int] = {}
         self.duration_s = duration_s
         self.max_step_types = max_step_types
         self.max_seconds = max_seconds
@@ -457,7 +463,8 @@ class RunMetrics:
         self.errors.merge(other.errors)
         self.completions.merge(other.completions)
         self.starts.merge(other.starts)
-        self.lock_retries += other.lock_retries
+        for cause, n in other.retries.items():
+            self.retries[cause] = self.retries.get(cause, 0) + n
         if other.duration_s is not None:
             self.duration_s = max(self.duration_s or 0.0, other.duration_s)
         return self
@@ -472,7 +479,7 @@ class RunMetrics:
             "errors": self.errors.to_dict(),
             "completions": self.completions.to_dict(),
             "starts": self.starts.to_dict(),
-            "lock_retries": self.lock_retries,
+            "retries": dict(self.retries),
             "duration_s": self.duration_s,
         }
 
@@ -490,7 +497,7 @@ class RunMetrics:
         m.errors = ErrorGroups.from_dict(data.get("errors", {}), m.errors.max_groups)
         m.completions = ThroughputBuckets.from_dict(data.get("completions", {}), m.max_seconds)
         m.starts = ThroughputBuckets.from_dict(data.get("starts", {}), m.max_seconds)
-        m.lock_retries = int(data.get("lock_retries", 0))
+        m.retries = {str(cause): int(n) for cause, n in data.get("retries", {}).items()}
         m.duration_s = data.get("duration_s")
         return m
 
@@ -521,8 +528,7 @@ class RunMetrics:
         out["starts.rate"] = _safe_div(c.started, start_phase)
         out["success_rate"] = c.success_rate
         out["errors.count"] = self.errors.total
-        out["lock_retries"] = self.lock_retries
-        out["lock_retries_per_1000"] = _safe_div(self.lock_retries * 1000.0, c.started)
+        out.update(retry_metrics(self.retries, c.started))
         out["duration_s"] = duration
         return out
 

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wfctl.stress.compare import REGRESSION_EXIT_CODE, Comparison
+from wfctl.stress.contention import RETRIES_PER_1000, cause_label, causes_of, retries_label
 from wfctl.stress.metrics import as_number
 from wfctl.stress.thresholds import BREACH_EXIT_CODE, metric_unit_kind
 
@@ -266,14 +267,13 @@ def _shards_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str], w
     table = Table(title="shards", title_justify="left")
     if several:
         table.add_column("variant", no_wrap=True)
-    headers = ["shard", "runs", "unfinished", "failed", "queue", "lock retries", "lock wait ms", "transactions",
-               "file+wal", "growth"] if wide else ["shard", "runs", "retries", "wait ms", "file+wal", "growth"]
-    for header in headers:
-        table.add_column(header, justify="right", no_wrap=True)
+    causes = sorted({c for _, shard in rows if isinstance(shard.get("retries"), Mapping) for c in shard["retries"]})
+    retries = retries_label(causes).replace(" (", "\n(")  # "retries" over "(lock busy)"
+    headers = ["shard", "runs", "unfinished", "failed", "queue", retries, "wait ms", "transactions",
+               "size", "growth"] if wide else ["shard", "runs", retries, "wait ms", "size", "growth"]
+    for header in headers:  # a by-cause breakdown may wrap
+        table.add_column(header, justify="right", no_wrap=header not in (retries, "wait ms"))
     for name, shard in rows:
-        file_bytes = as_number(shard.get("file_bytes"))
-        wal_bytes = as_number(shard.get("wal_bytes"))
-        stored = None if file_bytes is None and wal_bytes is None else (file_bytes or 0) + (wal_bytes or 0)
         by_status = shard.get("by_status")
         cells = {
             "shard": escape(str(shard.get("shard", MISSING))),
@@ -281,16 +281,26 @@ def _shards_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str], w
             "unfinished": format_count(_unfinished(by_status)),
             "failed": format_count(by_status.get("failed", 0) if isinstance(by_status, Mapping) else None),
             "queue": format_count(shard.get("queue_depth")),
-            "lock retries": format_count(shard.get("lock_retries")),
-            "retries": format_count(shard.get("lock_retries")),
-            "lock wait ms": format_ms(shard.get("lock_wait_ms")),
-            "wait ms": format_ms(shard.get("lock_wait_ms")),
+            retries: _by_cause(shard.get("retries"), format_count),
+            "wait ms": _by_cause(shard.get("wait_ms"), format_ms),
             "transactions": format_count(shard.get("transactions")),
-            "file+wal": format_bytes(stored),
+            "size": format_bytes(shard.get("size_bytes")),
             "growth": format_bytes(shard.get("file_growth_bytes")),
         }
         table.add_row(*([escape(name)] if several else []), *(cells[h] for h in headers))
     return table
+
+
+def _by_cause(counts: object, show) -> str:
+    """A by-cause figure's total, then one line per cause when more than one cause has some."""
+    if not isinstance(counts, Mapping):
+        return MISSING
+    values = {cause: as_number(v) or 0.0 for cause, v in counts.items()}
+    lines = [show(sum(values.values()))]
+    some = {cause: v for cause, v in values.items() if v}
+    if len(some) > 1:
+        lines += [f"[dim]{escape(cause_label(cause))} {show(v)}[/dim]" for cause, v in some.items()]
+    return "\n".join(lines)
 
 
 def _errors_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
@@ -384,7 +394,7 @@ REPEAT_ROWS = (
     ("completions/s", "completions.rate"), ("starts/s", "starts.rate"), ("start p50", "start_latency.p50"),
     ("start p99", "start_latency.p99"), ("e2e p50", "e2e_latency.p50"), ("e2e p99", "e2e_latency.p99"),
     ("fire lag p99", "fire_lag.p99"), ("failed", "failed"), ("stuck", "stuck"),
-    ("lock retries per 1,000 starts", "lock_retries_per_1000"), ("time", "duration_s"),
+    ("retries per 1,000 starts", RETRIES_PER_1000), ("time", "duration_s"),
 )
 
 
@@ -394,7 +404,10 @@ def _repeats_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) 
     if not counts:
         return None
     table = _variant_table(f"median (min–max) over {max(counts)} repetitions", names, "figure")
+    causes = causes_of(m for v in variants for m in _metrics(v))
     for label, metric in REPEAT_ROWS:
+        if metric == RETRIES_PER_1000:
+            label = f"{retries_label(causes)} per 1,000 starts"
         cells, shown = [], False
         for variant in variants:
             value = _metrics(variant).get(metric)

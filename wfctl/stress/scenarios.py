@@ -218,10 +218,11 @@ class Thresholds(_Model):
     @field_validator("defaults")
     @classmethod
     def _known(cls, texts: list[str]) -> list[str]:
+        from wfctl.store.base import RETRY_CAUSES
         from wfctl.stress.metrics import known_metric_names
         from wfctl.stress.thresholds import parse_threshold
 
-        known = known_metric_names()
+        known = known_metric_names(causes=RETRY_CAUSES)
         for text in texts:
             try:
                 parse_threshold(text, known)

@@ -16,7 +16,12 @@ Units are normalised to the metric's unit:
 * ``success_rate`` is a **fraction** 0..1: ``99.5%`` -> 0.995; a bare number must be in
   0..1 (a bare ``99.5`` is rejected with a hint to write ``99.5%``);
 * ``duration_s`` is in seconds (``s``, ``ms`` or bare);
-* counts (``failed``, ``*.count``, ``lock_retries_per_1000`` ...) take no unit.
+* ``wait_ms`` is in milliseconds like a latency;
+* counts (``failed``, ``*.count``, ``retries_per_1000``, ``retries.lock_busy`` ...) take no unit.
+
+A metric written with its name from before retries had causes (``lock_retries_per_1000``) is
+read as today's (``retries_per_1000``, see :mod:`wfctl.stress.contention`). A cause no shard
+reported counts as 0 retries (``retries.deadlock == 0`` holds on SQLite).
 
 A threshold whose metric has no value after the run (e.g. a latency percentile with no
 samples) does not pass: a CI gate must not pass vacuously. Any breach exits
@@ -33,6 +38,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from wfctl.errors import InputError
+from wfctl.store.base import RETRY_CAUSES
+from wfctl.stress.contention import WAIT_MS, current_name, metric_value
 from wfctl.stress.metrics import LATENCY_STATS, is_latency_metric, is_step_latency_metric, known_metric_names
 
 BREACH_EXIT_CODE = 99
@@ -74,7 +81,7 @@ def metric_unit_kind(metric: str) -> str:
     last = metric.rsplit(".", 1)[-1]
     if is_latency_metric(metric):
         return "count" if last == "count" else "ms"
-    if metric == "lock_wait_ms":
+    if metric == WAIT_MS:
         return "ms"
     if metric == "success_rate":
         return "fraction"
@@ -86,8 +93,9 @@ def metric_unit_kind(metric: str) -> str:
 
 
 def normalise_metric_name(name: str) -> str:
-    """Map stat spellings (``p99.9``, ``p(99.9)``, ``p(95)``, ``med``, ``avg``) to ours."""
-    name = name.strip()
+    """Map stat spellings (``p99.9``, ``p(99.9)``, ``p(95)``, ``med``, ``avg``) and old metric names
+    (``lock_retries_per_1000``) to ours."""
+    name = current_name(name.strip())
     match = re.match(r"^(.*?)\.p\(?(\d+(?:\.\d+)?)\)?$", name)
     if match:
         base, pct = match.groups()
@@ -115,7 +123,7 @@ class Threshold:
     text: str  # as the user wrote it, stripped
 
     def evaluate(self, metrics: Mapping[str, float | int | None]) -> ThresholdResult:
-        actual = metrics.get(self.metric)
+        actual = metric_value(metrics, self.metric)
         if actual is None or (isinstance(actual, float) and math.isnan(actual)):
             return ThresholdResult(False, None, self.text, self.metric)
         return ThresholdResult(bool(_OPS[self.op](actual, self.value)), actual, self.text, self.metric)
@@ -135,8 +143,8 @@ def _unknown_metric(text: str, name: str, known: list[str]) -> InputError:
 def parse_threshold(text: str, known_metrics: Iterable[str] | None = None) -> Threshold:
     """Parse one threshold expression; raise :class:`InputError` (one line) if invalid.
 
-    With ``known_metrics`` None the known names are :func:`known_metric_names` plus
-    ``step_latency.<any type>.<stat>``; a given list is used strictly.
+    With ``known_metrics`` None the known names are :func:`known_metric_names` (with every retry
+    cause) plus ``step_latency.<any type>.<stat>``; a given list is used strictly.
     """
     if not isinstance(text, str):
         raise InputError(f"threshold must be a string, got {type(text).__name__}")
@@ -149,7 +157,7 @@ def parse_threshold(text: str, known_metrics: Iterable[str] | None = None) -> Th
         )
     name = normalise_metric_name(match["metric"])
     if known_metrics is None:
-        known = known_metric_names()
+        known = known_metric_names(causes=RETRY_CAUSES)
         ok = name in known or is_step_latency_metric(name)
     else:
         known = list(known_metrics)

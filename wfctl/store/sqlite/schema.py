@@ -7,6 +7,7 @@ Shard file::
 
     shard_status  id=1 | shard, lease_owner, lease_expires_at, generation, heartbeat_at,
                   lock_retries, lock_wait_ms, transactions, created_at
+                  (the lock counters are the stats' retries / wait_ms of cause lock_busy)
     runs          execution_id PK | definition_id, status, current_step, attempt,
                   idempotency_key (unique when set), timeout_s, created_at, started_at, completed_at,
                   updated_at, wake_at, input_blob, state_blob, output_blob, error,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InputError
-from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUN_STATUSES, RUNNING, STARTED,
+from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, LOCK_BUSY, PENDING, RUN_STATUSES, RUNNING, STARTED,
                     UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats,
                     ShardStore, StepCommit)
 from ..errors import CorruptShardError, FencingError
@@ -453,12 +453,20 @@ class SQLiteShardStore(ShardStore):
                 "SELECT lock_retries, lock_wait_ms, transactions, lease_owner, lease_expires_at,"
                 " generation, heartbeat_at FROM shard_status WHERE id = 1").fetchone()
         wal = Path(f"{self.path}-wal")
+        file_bytes, wal_bytes = os.path.getsize(self.path), wal.stat().st_size if wal.exists() else 0
+        retries, wait_ms = self._contention(row[0], row[1])
         return ShardStats(
-            shard=self.shard, runs_by_status=by_status, queue_depth=depth,
-            lock_retries=row[0] + self._db.lock_retries, lock_wait_ms=row[1] + self._db.lock_wait_s * 1000.0,
+            shard=self.shard, runs_by_status=by_status, queue_depth=depth, retries=retries, wait_ms=wait_ms,
             transactions=row[2] + self._db.transactions, lease_owner=row[3], lease_expires_at=row[4], generation=row[5],
-            heartbeat_at=row[6], file_bytes=os.path.getsize(self.path),
-            wal_bytes=wal.stat().st_size if wal.exists() else 0, waiting=waiting[0], waiting_error=waiting[1])
+            heartbeat_at=row[6], size_bytes=file_bytes + wal_bytes,
+            details={"file_bytes": file_bytes, "wal_bytes": wal_bytes}, waiting=waiting[0], waiting_error=waiting[1])
+
+    def _contention(self, stored_retries: int, stored_wait_ms: float) -> tuple[dict[str, int], dict[str, float]]:
+        """The persisted lock counters plus this process's unpersisted share, by cause: SQLite's
+        only one is a busy write lock."""
+        db = self._db
+        return ({LOCK_BUSY: stored_retries + db.lock_retries},
+                {LOCK_BUSY: stored_wait_ms + db.lock_wait_s * 1000.0})
 
     def progress(self) -> ShardProgress:
         with self._db.read() as conn:
@@ -469,9 +477,8 @@ class SQLiteShardStore(ShardStore):
                 "SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running')").fetchone()
             (depth,) = conn.execute("SELECT COUNT(*) FROM queue").fetchone()
             row = conn.execute("SELECT lock_retries, lock_wait_ms, transactions FROM shard_status WHERE id = 1").fetchone()
-        db = self._db
-        return ShardProgress(self.shard, runs, unfinished, depth, row[0] + db.lock_retries,
-                             row[1] + db.lock_wait_s * 1000.0, row[2] + db.transactions)
+        retries, wait_ms = self._contention(row[0], row[1])
+        return ShardProgress(self.shard, runs, unfinished, depth, retries, wait_ms, row[2] + self._db.transactions)
 
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
         with self._db.read() as conn:
