@@ -6,6 +6,7 @@ What every backend must do is the contract suite's (tests/contract/)."""
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import threading
 import time
 
@@ -18,6 +19,7 @@ from pg import pg_backend_or_skip, pg_dsn, pg_settings, second_server
 from wfctl.errors import InputError
 from wfctl.store.base import JournalRow, StepCommit
 from wfctl.store.errors import CorruptShardError, FencingError, StoreError
+from wfctl.store.postgresql.connection import server_name
 
 STATE = ('{"current": "s1"}', 17)
 
@@ -58,9 +60,9 @@ def waiting_on_lock(pid: int) -> bool:
 def test_create_is_idempotent_and_verified(backend):
     backend.create(now=time.time())
     backend.verify()
-    assert backend.location() == f"127.0.0.1:5432/test schema {backend.prefix}_catalog" or \
-        backend.location().endswith(f"schema {backend.prefix}_catalog")
-    assert backend.location(1).endswith(f"schema {backend.prefix}_shard_001")
+    server = server_name(pg_dsn())
+    assert backend.location() == f"{server} schema {backend.prefix}_catalog"
+    assert backend.location(1) == f"{server} schema {backend.prefix}_shard_001"
     with backend.open_catalog() as catalog:
         assert catalog.placement() == {0: backend.dsn, 1: backend.dsn}
 
@@ -302,6 +304,20 @@ def test_a_terminated_connection_is_reconnected(store):
         store.claim_ready(generation, now=1000, limit=10)
     assert start(store, "r2") == ("r2", True)
     assert store._db.pending()[0]["connection_lost"] >= 2
+
+
+def test_an_unreachable_server_is_one_line_naming_it(tmp_path):
+    from wfctl.store.postgresql import PostgresBackend
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = PostgresBackend(tmp_path, pg_settings(1, dsn=f"host=127.0.0.1 port={port} user=postgres dbname=test"))
+    with pytest.raises(StoreError) as info:
+        backend.open_catalog()
+    message = str(info.value)
+    assert message.startswith(f"catalog (127.0.0.1:{port}/test schema wfctl_catalog): cannot reach the server")
+    assert "\n" not in message
 
 
 # -- placement ---------------------------------------------------------------------------------

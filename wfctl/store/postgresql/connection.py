@@ -6,7 +6,7 @@ reads a result before sending the rest). A transaction that failed with a serial
 failure (40001), a deadlock (40P01) or a lock timeout (55P03) was rolled back by the server: it
 is retried after a short jittered sleep, counted by cause. A lost connection (class 08,
 57P01-57P03, an idle session ended by the server) is re-opened with backoff for at most
-:data:`RECONNECT_DEADLINE_S`; a transaction that may have committed before the connection
+:data:`RECONNECT_DEADLINE_S` (a first connection: :data:`CONNECT_DEADLINE_S`); a transaction that may have committed before the connection
 broke is retried only when the caller declares it idempotent, otherwise a :class:`StoreError`
 says its outcome is unknown. Every other error is one line naming the shard and the server
 (host:port/dbname, never a password).
@@ -50,6 +50,7 @@ RETRY_DEADLINE_S = 30.0
 RECONNECT_START_S = 0.1
 RECONNECT_CAP_S = 2.0
 RECONNECT_DEADLINE_S = 30.0
+CONNECT_DEADLINE_S = 5.0
 CONNECT_TIMEOUT_S = 10
 FLUSH_EVERY_S = 5.0
 IDLE_IN_TRANSACTION_S = 10
@@ -111,6 +112,7 @@ class Session:
         self._sleep = sleep
         self._lock = threading.RLock()
         self._conn: psycopg.Connection | None = None
+        self._connected_once = False
 
     @property
     def where(self) -> str:
@@ -132,26 +134,29 @@ class Session:
                                application_name=f"wfctl {self.label}"[:63])
 
     def connection(self) -> psycopg.Connection:
-        """The open connection, (re)connecting with backoff for at most :data:`RECONNECT_DEADLINE_S`."""
+        """The open connection, (re)connecting with backoff for at most :data:`RECONNECT_DEADLINE_S`
+        (:data:`CONNECT_DEADLINE_S` before the first connection: a wrong DSN is told soon)."""
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         self._drop()
         start = time.monotonic()
         delay = RECONNECT_START_S
+        deadline = RECONNECT_DEADLINE_S if self._connected_once else CONNECT_DEADLINE_S
         while True:
             try:
                 self._conn = self._connect()
+                self._connected_once = True
                 return self._conn
             except psycopg.OperationalError as exc:
                 if not _is_lost(exc):
                     raise self.error(exc) from None
                 waited = time.monotonic() - start
-                if waited >= RECONNECT_DEADLINE_S:
+                if waited >= deadline:
                     raise StoreError(f"{self.where}: cannot reach the server for {waited:.0f} s: "
                                      f"{_first_line(exc)}") from None
                 self._count(CONNECTION_LOST, 0.0)
-                pause = min(delay * self._rng.uniform(0.5, 1.5), RECONNECT_DEADLINE_S - waited)
+                pause = min(delay * self._rng.uniform(0.5, 1.5), deadline - waited)
                 self._sleep(pause)
                 self._count(CONNECTION_LOST, pause * 1000.0, retries=0)
                 delay = min(delay * 2, RECONNECT_CAP_S)
