@@ -12,10 +12,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -85,19 +86,18 @@ def pg_settings(shards: int = 4, *, durability: str = "normal", max_payload_byte
 
 @contextmanager
 def pg_backend_or_skip(shards: int = 4, *, tag: str = "t", placement: dict[int, str] | None = None,
-                       project: Path | None = None, **options: Any) -> Iterator[Any]:
+                       project: Path | None = None, max_payload_bytes: int | None = None,
+                       **options: Any) -> Iterator[Any]:
     """A created :class:`PostgresBackend` on a fresh schema prefix with ``shards`` shards (dropped
     after, on every server it used); skips when there is no server."""
     from wfctl.store.postgresql import PostgresBackend
 
     dsn = options.pop("dsn", None) or pg_dsn()
     prefix = unique_prefix(tag)
-    backend = PostgresBackend(project or Path(tempfile.gettempdir()),
-                              pg_settings(shards, dsn=dsn, schema_prefix=prefix, **options))
+    settings = pg_settings(shards, dsn=dsn, schema_prefix=prefix, max_payload_bytes=max_payload_bytes, **options)
+    backend = PostgresBackend(project or Path(tempfile.gettempdir()), settings)
     servers = {dsn, *(placement or {}).values()}
     try:
-        import time
-
         backend.create(now=time.time(), placement=placement)
         yield backend
     finally:
@@ -111,10 +111,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class ThrowawayServer:
+    """A PostgreSQL server of its own (see :func:`second_server`)."""
+
+    dsn: str
+    restart: Callable[[], None]
+
+
 @contextmanager
-def second_server() -> Iterator[str]:
+def second_server() -> Iterator[ThrowawayServer]:
     """A throwaway PostgreSQL server (initdb + pg_ctl in a temporary directory, on a free port,
-    as user postgres when running as root); yields its DSN and stops it after."""
+    as user postgres when running as root); stopped and removed after."""
     pg_dsn()  # the same rule: no server here means no PostgreSQL tests
     if not (PG_BIN / "initdb").exists():
         message = f"no PostgreSQL binaries in {PG_BIN}; set WFCTL_TEST_PG_BIN to run the two-server tests"
@@ -127,17 +135,20 @@ def second_server() -> Iterator[str]:
         shutil.chown(root, "postgres", "postgres")
     data = root / "data"
     port = _free_port()
+    pg_ctl = [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60"]
+    server_options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=200 -c fsync=off"
 
     def run(*argv: str) -> None:
-        subprocess.run([*as_postgres, *argv], check=True, capture_output=True, timeout=120)
+        subprocess.run(argv, check=True, capture_output=True, timeout=120)
 
-    run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+    def restart() -> None:
+        run(*pg_ctl, "-m", "fast", "-l", str(root / "server.log"), "-o", server_options, "restart")
+
+    run(*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
         "--locale=C.UTF-8", "--no-sync")
     try:
-        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=200 -c fsync=off", "start")
-        yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+        run(*pg_ctl, "-l", str(root / "server.log"), "-o", server_options, "start")
+        yield ThrowawayServer(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", restart)
     finally:
-        subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=120)
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=120)
         shutil.rmtree(root, ignore_errors=True)

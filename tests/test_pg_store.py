@@ -323,8 +323,8 @@ def test_an_unreachable_server_is_one_line_naming_it(tmp_path):
 # -- placement ---------------------------------------------------------------------------------
 
 def test_shards_placed_on_two_servers():
-    with second_server() as other:
-        main = pg_dsn()
+    with second_server() as server:
+        main, other = pg_dsn(), server.dsn
         with pg_backend_or_skip(4, tag="pgplace", placement={2: other, 3: other}) as backend:
             backend.verify()
             assert backend.location(3).startswith(f"127.0.0.1:{psycopg.conninfo.conninfo_to_dict(other)['port']}/postgres")
@@ -341,3 +341,14 @@ def test_shards_placed_on_two_servers():
             with raw(other) as conn:
                 assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s",
                                     (f"{backend.prefix}%",)).fetchone()[0] == 0
+
+
+def test_a_restarted_server_is_reconnected_to():
+    with second_server() as server:
+        with pg_backend_or_skip(1, tag="pgrestart", dsn=server.dsn) as backend, backend.open_shard(0) as store:
+            assert start(store, "r1") == ("r1", True)
+            generation = store.acquire_lease("w", 60, now=0)
+            server.restart()
+            assert start(store, "r2") == ("r2", True)  # reconnected with backoff: the start is retried
+            assert store._db.pending()[0]["connection_lost"] >= 1
+            assert [r.execution_id for r in store.claim_ready(generation, now=1000, limit=10)] == ["r1", "r2"]
