@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
+import tempfile
 import threading
 import time
 
@@ -352,3 +353,35 @@ def test_a_restarted_server_is_reconnected_to():
             assert start(store, "r2") == ("r2", True)  # reconnected with backoff: the start is retried
             assert store._db.pending()[0]["connection_lost"] >= 1
             assert [r.execution_id for r in store.claim_ready(generation, now=1000, limit=10)] == ["r1", "r2"]
+
+
+def _traced(store, action) -> tuple[int, int]:
+    """``(round trips, statements)`` the store's connection spends on ``action()``, from libpq's
+    protocol trace: a round trip is a turn from client messages to server messages."""
+    conn = store._db.connection()
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        try:
+            action()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        sides = [line.split("\t")[1:4:2] for line in trace if line.count("\t") >= 3]
+    turns = sum(1 for (a, _), (b, _) in zip(sides, sides[1:]) if a == "F" and b == "B")
+    return turns, sum(1 for side, message in sides if side == "F" and message == "Bind")
+
+
+def test_round_trips_per_start_claim_and_group_commit(store):
+    assert _traced(store, lambda: start(store, "first")) == (1, 3)  # BEGIN, the insert, COMMIT
+    assert _traced(store, lambda: start(store, "again", key=None) and start(store, "again"))[0] == 2
+    for i in range(80):
+        start(store, f"r{i:02d}")
+    generation = store.acquire_lease("w", 60, now=0)
+    claimed: list = []
+    assert _traced(store, lambda: claimed.extend(store.claim_ready(generation, now=1000, limit=64)))[0] == 1
+    costs = []
+    for batch in (claimed[:4], claimed[4:64]):
+        commits = [StepCommit(r.execution_id, "running", {"current": "s2"}, "s2", ready_at=2000.0,
+                              journal=[JournalRow("s1", "noop", "completed", finished_at=1500.0)]) for r in batch]
+        costs.append(_traced(store, lambda: store.commit_steps(generation, commits, now=1500.0)))
+    assert costs[0] == costs[1] and costs[0][0] == 2  # the same whatever the batch size
