@@ -385,3 +385,21 @@ def test_round_trips_per_start_claim_and_group_commit(store):
                               journal=[JournalRow("s1", "noop", "completed", finished_at=1500.0)]) for r in batch]
         costs.append(_traced(store, lambda: store.commit_steps(generation, commits, now=1500.0)))
     assert costs[0] == costs[1] and costs[0][0] == 2  # the same whatever the batch size
+
+
+def test_times_given_as_whole_numbers_mix_with_fractions_in_a_batch(store):
+    from wfctl.store.base import NewRun
+
+    created = store.create_runs([NewRun("a", "d", None, None, timeout_s=60, slot_time=120),
+                                 NewRun("b", "d", None, None, timeout_s=1.5, slot_time=None)], now=100)
+    assert [(r.timeout_s, r.slot_time, created) for r, created in created] == [(60, 120, True), (1.5, None, True)]
+    generation = store.acquire_lease("w", 60, now=0)
+    store.claim_ready(generation, now=1000, limit=10)
+    assert store.commit_steps(generation, [
+        StepCommit("a", "running", None, "s2", ready_at=1001, wake_at=1001,
+                   journal=[JournalRow("s1", "noop", "completed", started_at=1000, finished_at=1000.5)]),
+        StepCommit("b", "running", None, "s2", ready_at=1001.5, wake_at=None,
+                   journal=[JournalRow("s1", "noop", "completed", started_at=1000.25, finished_at=1001)]),
+    ], now=1002) == []
+    assert (store.get_run("a").wake_at, store.get_run("b").wake_at) == (1001.0, None)
+    assert [j.finished_at for j in store.journal("a") + store.journal("b")] == [1000.5, 1001.0]

@@ -182,6 +182,7 @@ class Session:
             self.lost_and_retried = False
             while True:
                 conn = self.connection()
+                attempted_at = time.monotonic()
                 try:
                     result = self._attempt(conn, work, isolation, pipeline)
                 except psycopg.Error as exc:
@@ -193,10 +194,8 @@ class Session:
                         if waited >= RETRY_DEADLINE_S:
                             raise StoreBusyError(f"{self.where}: gave up after {waited:.1f} s of {cause.replace('_', ' ')}"
                                                  f"s: {_first_line(exc)}") from None
-                        pause = delay * self._rng.uniform(0.5, 1.5)
-                        t0 = time.monotonic()
-                        self._sleep(pause)
-                        self._count(cause, (time.monotonic() - t0) * 1000.0)
+                        self._sleep(delay * self._rng.uniform(0.5, 1.5))
+                        self._count(cause, (time.monotonic() - attempted_at) * 1000.0)  # the lost attempt too
                         delay = min(delay * 2, RETRY_CAP_S)
                         continue
                     if _is_lost(exc) or conn.broken or conn.closed:

@@ -89,6 +89,11 @@ _JOURNAL_FIELDS = ("SELECT execution_id, seq, step_slug, step_type, attempt, sta
 _EPOCH = "extract(epoch FROM clock_timestamp())::float8"
 
 
+def _float(value: float | None) -> float | None:
+    """A time or duration for a ``float8[]`` array (psycopg refuses lists mixing int and float)."""
+    return None if value is None else float(value)
+
+
 def _statuses(statuses: Collection[str] | None, allowed: tuple[str, ...], action: str) -> tuple[str, ...]:
     if statuses is None:
         return allowed
@@ -192,7 +197,7 @@ class PostgresShardStore(ShardStore):
                 raise ValueError(f"journal status must be one of {JOURNAL_STATUSES}, got {row.status!r}")
             output, _ = self._encode(row.output, f"output of step {row.step_slug!r} of run {execution_id}")
             params.append((row.step_slug, row.step_type, row.attempt, row.status, row.port, row.error,
-                           row.started_at, row.finished_at, output))
+                           _float(row.started_at), _float(row.finished_at), output))
         return params
 
     @staticmethod
@@ -239,8 +244,8 @@ class PostgresShardStore(ShardStore):
             return []
         columns = [[r.execution_id for r, *_ in prepared], [r.definition_id for r, *_ in prepared],
                    [p[3] for p in prepared], [r.idempotency_key for r, *_ in prepared],
-                   [r.timeout_s for r, *_ in prepared], [p[1] for p in prepared], [p[2] for p in prepared],
-                   [r.slot_time for r, *_ in prepared], [r.definition_version for r, *_ in prepared]]
+                   [_float(r.timeout_s) for r, *_ in prepared], [p[1] for p in prepared], [p[2] for p in prepared],
+                   [_float(r.slot_time) for r, *_ in prepared], [r.definition_version for r, *_ in prepared]]
         cursor = self._db.run(lambda conn: conn.execute(_CREATE, (*columns, now, now, now)))
         created = {row[0] for row in cursor.fetchall()}
         if self._db.lost_and_retried:  # the first attempt may have committed: our own ids are ours
@@ -572,12 +577,12 @@ class PostgresShardStore(ShardStore):
                 rows = self._ended_by(tails[eid], rows, found[eid][2])
                 skipped.append(eid)
             else:
-                runs.append((eid, u.status, u.current_step, u.attempt, state, output, u.error, u.wake_at,
-                             now if u.status != RUNNING else None))
+                runs.append((eid, u.status, u.current_step, u.attempt, state, output, u.error, _float(u.wake_at),
+                             _float(now) if u.status != RUNNING else None))
                 if u.ready_at is None:
                     dequeue.append(eid)
                 else:
-                    requeue.append((eid, u.ready_at))
+                    requeue.append((eid, float(u.ready_at)))
             last = tails[eid][0] if tails[eid] is not None else 0
             journal.extend((eid, last + i, *p) for i, p in enumerate(rows, 1))
         if journal:
