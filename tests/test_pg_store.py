@@ -284,6 +284,7 @@ def test_serialization_failures_are_retried_and_counted_by_cause(backend):
     assert result == [["r1"]] and store.get_run("r1").status == "canceled"
     assert store.stats().lock_retries >= 1
     assert store._db.pending()[0].get("serialization_failure", 0) >= 1
+    assert store._counters()[0].keys() == {"serialization_failure", "deadlock", "lock_timeout", "connection_lost"}
     store.close()  # persists the counters
     with raw() as conn:
         (count,) = conn.execute(f"SELECT count FROM {backend.prefix}_shard_000.counters"

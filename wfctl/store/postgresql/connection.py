@@ -38,6 +38,8 @@ DEADLOCK = "deadlock"
 LOCK_TIMEOUT = "lock_timeout"
 CONNECTION_LOST = "connection_lost"
 CAUSES = {"40001": SERIALIZATION_FAILURE, "40P01": DEADLOCK, "55P03": LOCK_TIMEOUT}
+RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
+"""The causes a PostgreSQL store counts retries under (reported even when 0)."""
 _LOST = {"57P01", "57P02", "57P03", "25P03"}  # shutdowns, cannot connect now, idle-in-transaction timeout
 _MISSING = {"3F000", "42P01", "42883", "42703"}  # no such schema, table, function, column
 FENCED = "WF001"  # raised by the shard schema's fence() function

@@ -20,7 +20,7 @@ from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, RUN_STATUSES,
                     StepCommit)
 from ..errors import FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, check_size, decode, encode
-from .connection import Session
+from .connection import RETRY_CAUSES, Session
 from .schema import check_shard_schema
 
 DELETE_BATCH = 100
@@ -136,9 +136,10 @@ def _layers(updates: Sequence[StepCommit]) -> list[list[StepCommit]]:
 
 def shard_stats(shard: int, by_status: dict[str, int], depth: int, waiting: tuple[int, str | None],
                 lease: tuple, retries: dict[str, int], wait_ms: dict[str, float], transactions: int,
-                size_bytes: int) -> ShardStats:
-    """The stats record from what :meth:`PostgresShardStore.stats` gathered (the one place that
-    maps counters by cause onto :class:`ShardStats`' fields)."""
+                size_bytes: int, details: dict[str, Any]) -> ShardStats:
+    """The stats record from what :meth:`PostgresShardStore.stats` gathered: the one place that
+    maps the counters by cause, the size and the details (``dead_tuples``, ``server``) onto
+    :class:`ShardStats`' fields (records without them sum the causes and drop the details)."""
     owner, expires, generation, heartbeat = lease
     return ShardStats(
         shard=shard, runs_by_status=by_status, queue_depth=depth, lock_retries=sum(retries.values()),
@@ -409,7 +410,9 @@ class PostgresShardStore(ShardStore):
     def _counters(self) -> tuple[dict[str, int], dict[str, float], int, int]:
         """Retries and wait by cause, transactions (persisted plus this process's pending), deleted runs."""
         rows = self._fetch("SELECT name, count, wait_ms FROM counters")
-        retries, wait_ms, transactions = self._db.pending()
+        pending_retries, pending_wait_ms, transactions = self._db.pending()
+        retries = {cause: pending_retries.get(cause, 0) for cause in RETRY_CAUSES}
+        wait_ms = {cause: pending_wait_ms.get(cause, 0.0) for cause in RETRY_CAUSES}
         deleted = 0
         for name, count, waited in rows:
             if name == "transactions":
@@ -430,12 +433,15 @@ class PostgresShardStore(ShardStore):
                     conn.execute("SELECT lease_owner, lease_expires_at, generation, heartbeat_at FROM shard_status"
                                  " WHERE id = 1"),
                     conn.execute("SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
-                                 " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"))
+                                 " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"),
+                    conn.execute("SELECT COALESCE(SUM(n_dead_tup), 0)::bigint FROM pg_stat_user_tables"
+                                 " WHERE schemaname = current_schema()"))
 
-        by_status, depth, waiting, lease, size = self._read(gather)
+        by_status, depth, waiting, lease, size, dead = self._read(gather)
         retries, wait_ms, transactions, _ = self._counters()
+        details = {"dead_tuples": dead.fetchone()[0], "server": self._db.server}
         return shard_stats(self.shard, dict(by_status.fetchall()), depth.fetchone()[0], waiting.fetchone(),
-                           lease.fetchone(), retries, wait_ms, transactions, size.fetchone()[0])
+                           lease.fetchone(), retries, wait_ms, transactions, size.fetchone()[0], details)
 
     def progress(self) -> ShardProgress:
         counts = self._fetch("SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs"
