@@ -117,6 +117,8 @@ class ThrowawayServer:
 
     dsn: str
     restart: Callable[[], None]
+    stop: Callable[[], None]
+    start: Callable[[], None]
 
 
 @contextmanager
@@ -144,11 +146,17 @@ def second_server() -> Iterator[ThrowawayServer]:
     def restart() -> None:
         run(*pg_ctl, "-m", "fast", "-l", str(root / "server.log"), "-o", server_options, "restart")
 
+    def stop() -> None:
+        run(*pg_ctl, "-m", "fast", "stop")
+
+    def start() -> None:
+        run(*pg_ctl, "-l", str(root / "server.log"), "-o", server_options, "start")
+
     run(*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
         "--locale=C.UTF-8", "--no-sync")
     try:
-        run(*pg_ctl, "-l", str(root / "server.log"), "-o", server_options, "start")
-        yield ThrowawayServer(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", restart)
+        start()
+        yield ThrowawayServer(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", restart, stop, start)
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=120)
         shutil.rmtree(root, ignore_errors=True)

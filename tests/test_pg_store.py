@@ -404,3 +404,30 @@ def test_times_given_as_whole_numbers_mix_with_fractions_in_a_batch(store):
     ], now=1002) == []
     assert (store.get_run("a").wake_at, store.get_run("b").wake_at) == (1001.0, None)
     assert [j.finished_at for j in store.journal("a") + store.journal("b")] == [1000.5, 1001.0]
+
+
+def test_a_server_that_stays_down_fails_fast_after_the_first_deadline(monkeypatch):
+    from wfctl.store.postgresql import connection
+
+    monkeypatch.setattr(connection, "RECONNECT_DEADLINE_S", 2.0)
+    with second_server() as server:
+        with pg_backend_or_skip(1, tag="pgdown", dsn=server.dsn) as backend, backend.open_shard(0) as store:
+            assert start(store, "r1") == ("r1", True)
+            server.stop()
+            began = time.monotonic()
+            with pytest.raises(StoreError, match=r"^shard 0 \(127\.0\.0\.1:\d+/postgres schema .*\): cannot reach"):
+                store.get_run("r1")
+            assert time.monotonic() - began >= 2.0  # reconnects with backoff for the deadline
+            began = time.monotonic()
+            with pytest.raises(StoreError, match="cannot reach"):
+                store.get_run("r1")
+            assert time.monotonic() - began < 2.0  # then one attempt per call
+            server.start()
+            assert wait_until(lambda: _reads(store, "r1"))
+
+
+def _reads(store, execution_id) -> bool:
+    try:
+        return store.get_run(execution_id) is not None
+    except StoreError:
+        return False

@@ -6,9 +6,9 @@ reads a result before sending the rest). A transaction that failed with a serial
 failure (40001), a deadlock (40P01) or a lock timeout (55P03) was rolled back by the server: it
 is retried after a short jittered sleep, counted by cause. A lost connection (class 08,
 57P01-57P03, an idle session ended by the server) is re-opened with backoff for at most
-:data:`RECONNECT_DEADLINE_S` (a first connection: :data:`CONNECT_DEADLINE_S`); a transaction that may have committed before the connection
-broke is retried only when the caller declares it idempotent, otherwise a :class:`StoreError`
-says its outcome is unknown. Every other error is one line naming the shard and the server
+:data:`RECONNECT_DEADLINE_S` (a first connection: :data:`CONNECT_DEADLINE_S`); a transaction
+that may have committed before the connection broke is retried only when the caller declares
+it idempotent, otherwise a :class:`StoreError` says its outcome is unknown. Every other error is one line naming the shard and the server
 (host:port/dbname, never a password).
 
 Counters (retries and wait by cause, transactions) accumulate in memory and are persisted in
@@ -115,6 +115,7 @@ class Session:
         self._lock = threading.RLock()
         self._conn: psycopg.Connection | None = None
         self._connected_once = False
+        self._gave_up_at: float | None = None
 
     @property
     def where(self) -> str:
@@ -137,7 +138,9 @@ class Session:
 
     def connection(self) -> psycopg.Connection:
         """The open connection, (re)connecting with backoff for at most :data:`RECONNECT_DEADLINE_S`
-        (:data:`CONNECT_DEADLINE_S` before the first connection: a wrong DSN is told soon)."""
+        (:data:`CONNECT_DEADLINE_S` before the first connection: a wrong DSN is told soon). Once
+        it gave up, the next :data:`RECONNECT_DEADLINE_S` seconds make one attempt per call, so a
+        worker is not held up by a server that is down while its other shards' servers are up."""
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
@@ -145,16 +148,21 @@ class Session:
         start = time.monotonic()
         delay = RECONNECT_START_S
         deadline = RECONNECT_DEADLINE_S if self._connected_once else CONNECT_DEADLINE_S
+        if self._gave_up_at is not None and start - self._gave_up_at < RECONNECT_DEADLINE_S:
+            deadline = 0.0
         while True:
             try:
                 self._conn = self._connect()
                 self._connected_once = True
+                self._gave_up_at = None
                 return self._conn
             except psycopg.OperationalError as exc:
                 if not _is_lost(exc):
                     raise self.error(exc) from None
                 waited = time.monotonic() - start
                 if waited >= deadline:
+                    if deadline:
+                        self._gave_up_at = time.monotonic()
                     raise StoreError(f"{self.where}: cannot reach the server for {waited:.0f} s: "
                                      f"{_first_line(exc)}") from None
                 self._count(CONNECTION_LOST, 0.0)
@@ -203,9 +211,11 @@ class Session:
                     if _is_lost(exc) or conn.broken or conn.closed:
                         self._drop()
                         self._count(CONNECTION_LOST, 0.0)
-                        if idempotent:
+                        if idempotent and time.monotonic() - start < RECONNECT_DEADLINE_S:
                             self.lost_and_retried = True
                             continue  # connection() waits and gives up after its deadline
+                        if idempotent:
+                            raise StoreError(f"{self.where}: the connection keeps breaking ({_first_line(exc)})") from None
                         raise StoreError(f"{self.where}: the connection was lost during a write; its outcome is "
                                          f"unknown ({_first_line(exc)})") from None
                     raise self.error(exc) from None
