@@ -5,6 +5,14 @@ Options (``settings.options``, wfctl.json's ``postgresql`` object): ``dsn`` the 
 ``wfctl``: schemas ``wfctl_catalog``, ``wfctl_shard_000``...), ``isolation`` (``read committed``
 or ``serializable``). DSNs never hold a password (libpq's ``~/.pgpass`` and ``$PGPASSWORD``
 supply it); messages name servers as ``host:port/dbname``.
+
+Isolation: ``read committed`` (the default) resolves most conflicts by waiting on row locks and
+re-reading the newest row version. ``serializable`` runs every transaction SERIALIZABLE: the
+server tracks what each transaction read and aborts one that could not have run in some serial
+order (SQLSTATE 40001); the store retries it and counts it per shard as a serialization failure.
+That costs predicate-lock bookkeeping on every read, and retries where transactions overlap
+(cancels or cleanups racing a busy worker, a lease renewal racing a fenced write): it shows, as
+counted conflicts, the contention that read committed hides in lock waits.
 """
 
 from __future__ import annotations
