@@ -431,3 +431,53 @@ def _reads(store, execution_id) -> bool:
         return store.get_run(execution_id) is not None
     except StoreError:
         return False
+
+
+def _hold_and_commit(dsn, prefix, project, generation, done):
+    """A worker of ``generation``: claim and re-queue runs, journaling a row marked with its
+    generation each time, until its writes are refused; reports the refusal."""
+    from wfctl.store.postgresql import PostgresBackend
+
+    with PostgresBackend(project, pg_settings(2, dsn=dsn, schema_prefix=prefix)).open_shard(0) as store:
+        try:
+            while True:
+                claimed = store.claim_ready(generation, now=time.time() + 3600, limit=8)
+                store.commit_steps(generation, [
+                    StepCommit(r.execution_id, "running", {"current": "s1"}, "s1", ready_at=0.0,
+                               journal=[JournalRow("s1", "noop", "completed", port=str(generation))])
+                    for r in claimed], now=time.time())
+        except FencingError:
+            done.put("fenced")
+        except StoreError as exc:
+            done.put(f"store error: {exc}")
+
+
+def test_a_stopped_worker_past_its_lease_writes_nothing_once_resumed(backend, store):
+    import os
+    import signal
+
+    for i in range(20):
+        start(store, f"r{i:02d}")
+    old = store.acquire_lease("old", 1.0, now=0)
+    ctx = multiprocessing.get_context("spawn")
+    done = ctx.Queue()
+    child = ctx.Process(target=_hold_and_commit, args=(backend.dsn, backend.prefix, backend.project, old, done))
+    child.start()
+    try:
+        marked = f"SELECT count(*) FROM {backend.prefix}_shard_000.journal WHERE port = %s"
+        with raw() as conn:
+            assert wait_until(lambda: conn.execute(marked, (str(old),)).fetchone()[0] >= 40)
+            os.kill(child.pid, signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            new = wait_until(lambda: store.acquire_lease("new", 60, now=0), timeout=60)  # past its lease
+            assert new == old + 1
+            # Stopped mid-transaction, its session is ended by idle_in_transaction_session_timeout (10 s).
+            assert time.monotonic() - stopped_at < 45
+            written = conn.execute(marked, (str(old),)).fetchone()[0]
+            os.kill(child.pid, signal.SIGCONT)
+            outcome = done.get(timeout=60)  # refused at once, or its half-done write was cut off
+            assert outcome == "fenced" or "outcome is unknown" in outcome, outcome
+            assert conn.execute(marked, (str(old),)).fetchone()[0] == written
+    finally:
+        os.kill(child.pid, signal.SIGCONT)
+        child.join(60)

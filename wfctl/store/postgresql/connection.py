@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import conninfo
@@ -297,6 +297,16 @@ class Session:
             if conn is not None and not conn.closed and not conn.broken:
                 self._maybe_flush(conn, force=True)
             self._drop()
+
+
+def fetch_synced(conn: psycopg.Connection, *queries: tuple[str, Any]) -> list[list[tuple]]:
+    """The rows of ``queries`` (``(query, params)``), run mid-transaction and ended with a Sync:
+    while the client then thinks (or is stopped), the server waits "idle in transaction", which
+    ``idle_in_transaction_session_timeout`` ends, rather than in the middle of a message sequence,
+    where a stopped client would hold its row locks for ever."""
+    with conn.pipeline():
+        cursors = [conn.execute(query, params) for query, params in queries]
+    return [cursor.fetchall() for cursor in cursors]
 
 
 def _is_lost(exc: psycopg.Error) -> bool:
