@@ -114,6 +114,7 @@ class Session:
         self._sleep = sleep
         self._lock = threading.RLock()
         self._conn: psycopg.Connection | None = None
+        self._pipeline: psycopg.Pipeline | None = None
         self._connected_once = False
         self._gave_up_at: float | None = None
 
@@ -227,8 +228,7 @@ class Session:
                 self._maybe_flush(conn)
                 return result
 
-    @staticmethod
-    def _attempt(conn: psycopg.Connection, work: Callable[[psycopg.Connection], T], isolation: str | None,
+    def _attempt(self, conn: psycopg.Connection, work: Callable[[psycopg.Connection], T], isolation: str | None,
                  pipeline: bool = True) -> T:
         begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {isolation.upper()}"
         if not pipeline:
@@ -236,11 +236,24 @@ class Session:
             result = work(conn)
             conn.execute("COMMIT")
             return result
-        with conn.pipeline():
-            conn.execute(begin)
-            result = work(conn)
-            conn.execute("COMMIT")
+        with conn.pipeline() as self._pipeline:
+            try:
+                conn.execute(begin)
+                result = work(conn)
+                conn.execute("COMMIT")
+            finally:
+                self._pipeline = None
         return result
+
+    def fetch_synced(self, conn: psycopg.Connection, *queries: tuple[str, Any]) -> list[list[tuple]]:
+        """The rows of ``queries`` (``(query, params)``), sent mid-transaction with what is pending
+        and ended with a Sync: while the client then thinks (or is stopped), the server waits "idle
+        in transaction", which ``idle_in_transaction_session_timeout`` ends, rather than in the
+        middle of a message sequence, where a stopped client would hold its row locks for ever."""
+        cursors = [conn.execute(query, params) for query, params in queries]
+        if self._pipeline is not None:
+            self._pipeline.sync()
+        return [cursor.fetchall() for cursor in cursors]
 
     @staticmethod
     def _rollback(conn: psycopg.Connection) -> None:
@@ -297,16 +310,6 @@ class Session:
             if conn is not None and not conn.closed and not conn.broken:
                 self._maybe_flush(conn, force=True)
             self._drop()
-
-
-def fetch_synced(conn: psycopg.Connection, *queries: tuple[str, Any]) -> list[list[tuple]]:
-    """The rows of ``queries`` (``(query, params)``), run mid-transaction and ended with a Sync:
-    while the client then thinks (or is stopped), the server waits "idle in transaction", which
-    ``idle_in_transaction_session_timeout`` ends, rather than in the middle of a message sequence,
-    where a stopped client would hold its row locks for ever."""
-    with conn.pipeline():
-        cursors = [conn.execute(query, params) for query, params in queries]
-    return [cursor.fetchall() for cursor in cursors]
 
 
 def _is_lost(exc: psycopg.Error) -> bool:

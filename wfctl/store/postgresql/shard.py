@@ -6,7 +6,7 @@ SKIP LOCKED`` marked with the generation in the same statement); a group commit 
 the batch size (fence, runs locked in id order and the journal tails read; then one set-based
 statement each for journal rows, run updates, queue deletes and queue re-inserts, and COMMIT).
 A transaction that reads before it writes ends its first round trip with a Sync
-(:func:`~.connection.fetch_synced`), so a stopped client's session is ended by the server's
+(``Session.fetch_synced``), so a stopped client's session is ended by the server's
 ``idle_in_transaction_session_timeout`` and releases its locks.
 """
 
@@ -23,7 +23,7 @@ from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, RUN_STATUSES,
                     StepCommit)
 from ..errors import FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, check_size, decode, encode
-from .connection import RETRY_CAUSES, Session, fetch_synced
+from .connection import RETRY_CAUSES, Session
 from .schema import check_shard_schema
 
 DELETE_BATCH = 100
@@ -357,7 +357,7 @@ class PostgresShardStore(ShardStore):
                 " ORDER BY execution_id FOR UPDATE")
         for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
             canceled.extend(self._db.run(lambda conn: self._cancel(
-                conn, [r[0] for r in fetch_synced(conn, (lock, (chunk,)))[0]], now)))
+                conn, [r[0] for r in self._db.fetch_synced(conn, (lock, (chunk,)))[0]], now)))
         return canceled
 
     def cancel_matching(self, definition_id: str | None, statuses: Collection[str] | None = None,
@@ -368,15 +368,14 @@ class PostgresShardStore(ShardStore):
         total = 0
         while True:
             canceled = self._db.run(lambda conn: self._cancel(
-                conn, [r[0] for r in fetch_synced(conn, (lock, (*params, batch)))[0]], now))
+                conn, [r[0] for r in self._db.fetch_synced(conn, (lock, (*params, batch)))[0]], now))
             total += len(canceled)
             if not canceled:
                 return total
 
-    @staticmethod
-    def _delete(conn: psycopg.Connection, select: str, params: Sequence[Any]) -> int:
+    def _delete(self, conn: psycopg.Connection, select: str, params: Sequence[Any]) -> int:
         """Delete the finished runs ``select`` locks (in id order), with their journals and queue entries."""
-        ids = [r[0] for r in fetch_synced(conn, (select, params))[0]]
+        ids = [r[0] for r in self._db.fetch_synced(conn, (select, params))[0]]
         if ids:
             conn.execute("DELETE FROM runs WHERE execution_id = ANY(%s)", (ids,))
             conn.execute("DELETE FROM journal WHERE execution_id = ANY(%s)", (ids,))
@@ -567,7 +566,7 @@ class PostgresShardStore(ShardStore):
         """Apply one run's transition at most per run: lock the runs and read their journal tails
         (one round trip), then four set-based statements."""
         ids = [u.execution_id for u in layer]
-        locked, tail_rows = fetch_synced(conn, (_LOCK_RUNS, (ids,)), (_JOURNAL_TAILS, (ids,)))
+        locked, tail_rows = self._db.fetch_synced(conn, (_LOCK_RUNS, (ids,)), (_JOURNAL_TAILS, (ids,)))
         found = {row[0]: row for row in locked}
         tails = {row[0]: (row[1], *row[2:]) if row[1] is not None else None for row in tail_rows}
         journal: list[tuple] = []
