@@ -151,6 +151,13 @@ def shard_stats(shard: int, by_status: dict[str, int], depth: int, waiting: tupl
         waiting=waiting[0], waiting_error=waiting[1])
 
 
+def shard_progress(shard: int, runs: int, unfinished: int, depth: int, retries: dict[str, int],
+                   wait_ms: dict[str, float], transactions: int) -> ShardProgress:
+    """The progress record (like :func:`shard_stats`, the one place that maps the counters by cause)."""
+    return ShardProgress(shard, runs, unfinished, depth, sum(retries.values()), sum(wait_ms.values(), 0.0),
+                         transactions)
+
+
 class PostgresShardStore(ShardStore):
     """:class:`~wfctl.store.base.ShardStore` on one PostgreSQL schema (see :mod:`wfctl.store.base`).
 
@@ -449,8 +456,7 @@ class PostgresShardStore(ShardStore):
         counts = self._fetch("SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs"
                              " WHERE status IN ('pending', 'running')), (SELECT COUNT(*) FROM queue)")[0]
         retries, wait_ms, transactions, deleted = self._counters()
-        return ShardProgress(self.shard, counts[0] + deleted, counts[1], counts[2], sum(retries.values()),
-                             sum(wait_ms.values(), 0.0), transactions)
+        return shard_progress(self.shard, counts[0] + deleted, counts[1], counts[2], retries, wait_ms, transactions)
 
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
         last = ""
