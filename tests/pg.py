@@ -1,0 +1,162 @@
+"""PostgreSQL for tests: the server to use, fresh deployments on it, a throwaway second server.
+
+The server comes from ``$WFCTL_TEST_PG_DSN`` (default: the project machines' local server,
+``host=127.0.0.1 port=5432 user=postgres dbname=test``). When it cannot be reached the test is
+skipped with one line saying how to enable it, except under ``CI=true``, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+DSN_ENV = "WFCTL_TEST_PG_DSN"
+DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+PG_BIN = Path(os.environ.get("WFCTL_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+_reachable: dict[str, str | None] = {}
+
+
+def pg_dsn() -> str:
+    """The test server's DSN; skips (fails under CI=true) when it cannot be reached."""
+    dsn = os.environ.get(DSN_ENV) or DEFAULT_DSN
+    if dsn not in _reachable:
+        import psycopg
+
+        try:
+            psycopg.connect(dsn, connect_timeout=5).close()
+            _reachable[dsn] = None
+        except psycopg.Error as exc:
+            _reachable[dsn] = " ".join(str(exc).split())[:200]
+    problem = _reachable[dsn]
+    if problem is not None:
+        message = (f"no PostgreSQL server at {dsn!r} ({problem}); set {DSN_ENV} to the DSN of a server "
+                   "(trust or ~/.pgpass auth) to run the PostgreSQL tests")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return dsn
+
+
+def unique_prefix(tag: str = "t") -> str:
+    """A schema prefix no other test (or test run) uses."""
+    return f"wft_{tag}_{uuid.uuid4().hex[:10]}"
+
+
+def drop_prefix(dsn: str, prefix: str) -> None:
+    """Drop every schema named ``prefix_...`` on the server of ``dsn``."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                            (prefix.replace("_", "\\_") + "\\_%",)).fetchall()]
+        for name in names:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def pg_settings(shards: int = 4, *, durability: str = "normal", max_payload_bytes: int | None = None,
+                **options: Any) -> Any:
+    """Settings of a PostgreSQL deployment (``options``: dsn, schema_prefix, isolation)."""
+    from wfctl.store.datadir import Settings
+
+    values: dict[str, Any] = {"shards": shards, "durability": durability}
+    if max_payload_bytes is not None:
+        values["max_payload_bytes"] = max_payload_bytes
+    names = {f.name for f in fields(Settings)}
+    if {"backend", "options"} <= names:
+        return replace(Settings(), backend="postgresql", options=options, **values)
+    # Until Settings carries the backend's options (helper SEAM's change): the same fields.
+    return SimpleNamespace(**{**{f.name: getattr(Settings(), f.name) for f in fields(Settings)}, **values},
+                           backend="postgresql", options=options)
+
+
+@contextmanager
+def pg_backend_or_skip(shards: int = 4, *, tag: str = "t", placement: dict[int, str] | None = None,
+                       project: Path | None = None, max_payload_bytes: int | None = None,
+                       **options: Any) -> Iterator[Any]:
+    """A created :class:`PostgresBackend` on a fresh schema prefix with ``shards`` shards (dropped
+    after, on every server it used); skips when there is no server."""
+    from wfctl.store.postgresql import PostgresBackend
+
+    dsn = options.pop("dsn", None) or pg_dsn()
+    prefix = unique_prefix(tag)
+    settings = pg_settings(shards, dsn=dsn, schema_prefix=prefix, max_payload_bytes=max_payload_bytes, **options)
+    backend = PostgresBackend(project or Path(tempfile.gettempdir()), settings)
+    servers = {dsn, *(placement or {}).values()}
+    try:
+        backend.create(now=time.time(), placement=placement)
+        yield backend
+    finally:
+        for server in servers:
+            drop_prefix(server, prefix)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ThrowawayServer:
+    """A PostgreSQL server of its own (see :func:`second_server`)."""
+
+    dsn: str
+    restart: Callable[[], None]
+    stop: Callable[[], None]
+    start: Callable[[], None]
+
+
+@contextmanager
+def second_server() -> Iterator[ThrowawayServer]:
+    """A throwaway PostgreSQL server (initdb + pg_ctl in a temporary directory, on a free port,
+    as user postgres when running as root); stopped and removed after."""
+    pg_dsn()  # the same rule: no server here means no PostgreSQL tests
+    if not (PG_BIN / "initdb").exists():
+        message = f"no PostgreSQL binaries in {PG_BIN}; set WFCTL_TEST_PG_BIN to run the two-server tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = Path(tempfile.mkdtemp(prefix="wfctl-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres", "postgres")
+    data = root / "data"
+    port = _free_port()
+    pg_ctl = [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60"]
+    server_options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=200 -c fsync=off"
+
+    def run(*argv: str) -> None:
+        subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+    def restart() -> None:
+        run(*pg_ctl, "-m", "fast", "-l", str(root / "server.log"), "-o", server_options, "restart")
+
+    def stop() -> None:
+        run(*pg_ctl, "-m", "fast", "stop")
+
+    def start() -> None:
+        run(*pg_ctl, "-l", str(root / "server.log"), "-o", server_options, "start")
+
+    run(*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+        "--locale=C.UTF-8", "--no-sync")
+    try:
+        start()
+        yield ThrowawayServer(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", restart, stop, start)
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)

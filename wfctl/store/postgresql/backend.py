@@ -1,0 +1,217 @@
+"""PostgreSQL deployments: a catalog schema plus one schema per shard, placed on one or several servers.
+
+Options (``settings.options``, wfctl.json's ``postgresql`` object): ``dsn`` the catalog's server
+(default ``$WFCTL_DSN``, else libpq's environment and defaults), ``schema_prefix`` (default
+``wfctl``: schemas ``wfctl_catalog``, ``wfctl_shard_000``...), ``isolation`` (``read committed``
+or ``serializable``). DSNs never hold a password (libpq's ``~/.pgpass`` and ``$PGPASSWORD``
+supply it); messages name servers as ``host:port/dbname``.
+
+Isolation: ``read committed`` (the default) resolves most conflicts by waiting on row locks and
+re-reading the newest row version. ``serializable`` runs every transaction SERIALIZABLE: the
+server tracks what each transaction read and aborts one that could not have run in some serial
+order (SQLSTATE 40001); the store retries it and counts it per shard as a serialization failure.
+That costs predicate-lock bookkeeping on every read, and retries where transactions overlap
+(cancels or cleanups racing a busy worker, a lease renewal racing a fenced write): it shows, as
+counted conflicts, the contention that read committed hides in lock waits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg import sql
+
+from ...errors import InputError
+from ..errors import CorruptShardError, StoreError
+from .catalog import PostgresCatalogStore
+from .connection import ISOLATIONS, Session, parse_dsn, server_name
+from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, lock_deployment,
+                     shard_schema)
+from .shard import PostgresShardStore
+
+DSN_ENV = "WFCTL_DSN"
+DEFAULT_PREFIX = "wfctl"
+OPTIONS = ("dsn", "schema_prefix", "isolation")
+
+
+class PostgresBackend:
+    """Where a PostgreSQL deployment lives (see the module); ``project`` is the project directory,
+    ``settings`` its settings (``shards``, ``durability``, ``max_payload_bytes``, ``options``)."""
+
+    name: ClassVar[str] = "postgresql"
+
+    def __init__(self, project: Path, settings: Any):
+        options = dict(getattr(settings, "options", None) or {})
+        self.check_options(options, str(project))
+        self.project = Path(project)
+        self.settings = settings
+        self.dsn: str = options.get("dsn") or os.environ.get(DSN_ENV, "")
+        parse_dsn(self.dsn, f"{DSN_ENV}" if not options.get("dsn") else f"{project}: dsn")
+        self.prefix: str = options.get("schema_prefix", DEFAULT_PREFIX)
+        self.isolation: str = options.get("isolation", "read committed")
+        self._placement: dict[int, str] | None = None
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], where: str) -> None:
+        """InputError (one line) on an unknown option or a bad value."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise InputError(f"{where}: unknown postgresql option {unknown[0]!r} (expected {', '.join(OPTIONS)})")
+        dsn = options.get("dsn")
+        if dsn is not None:
+            if not isinstance(dsn, str):
+                raise InputError(f"{where}: dsn must be a string, got {dsn!r}")
+            parse_dsn(dsn, f"{where}: dsn")
+        prefix = options.get("schema_prefix", DEFAULT_PREFIX)
+        if not (isinstance(prefix, str) and PREFIX_PATTERN.fullmatch(prefix)):
+            raise InputError(f"{where}: schema_prefix must be 1-40 lowercase letters, digits or underscores "
+                             f"(not starting with a digit), got {prefix!r}")
+        isolation = options.get("isolation", "read committed")
+        if isolation not in ISOLATIONS:
+            raise InputError(f"{where}: isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+
+    # -- creation and checks ---------------------------------------------------------------
+
+    def _admin(self, dsn: str, label: str) -> Session:
+        return Session(dsn, schema="public", label=label, durability="full")
+
+    def create(self, *, now: float, placement: Mapping[int, str] | None = None) -> None:
+        """Create the catalog and the shards (``placement``: shard -> DSN; None or a missing
+        shard: the catalog's server); completes a creation cut short. Serialized between
+        processes by an advisory lock per server; an existing deployment keeps its placement."""
+        shards = self.settings.shards
+        wanted = {shard: self.dsn for shard in range(shards)}
+        for shard, dsn in (placement or {}).items():
+            if not (isinstance(shard, int) and 0 <= shard < shards):
+                raise InputError(f"placement: shard {shard!r} is not one of 0..{shards - 1}")
+            parse_dsn(dsn, f"placement of shard {shard}")
+            wanted[shard] = dsn
+        created = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
+        catalog = self._admin(self.dsn, "catalog")
+        try:
+            def create_schema(conn: psycopg.Connection) -> dict[int, str]:
+                lock_deployment(conn, self.prefix)
+                return create_catalog(conn, self.prefix, shards=shards, placement=wanted, created_at=created)
+
+            placed = catalog.run(create_schema, pipeline=False)
+        finally:
+            catalog.close()
+        by_server: dict[str, list[int]] = {}
+        for shard, dsn in sorted(placed.items()):
+            by_server.setdefault(dsn, []).append(shard)
+        for dsn, numbers in by_server.items():
+            server = self._admin(dsn, f"shards {numbers[0]}-{numbers[-1]}")
+            try:
+                def create_shards(conn: psycopg.Connection) -> None:
+                    lock_deployment(conn, self.prefix)
+                    for shard in numbers:
+                        create_shard(conn, self.prefix, shard, now)
+
+                server.run(create_shards, pipeline=False)
+            finally:
+                server.close()
+        self._placement = placed
+
+    def placement(self) -> dict[int, str]:
+        """Shard -> DSN, as the catalog records it (read once)."""
+        if self._placement is None:
+            with self.open_catalog() as catalog:
+                self._placement = catalog.placement()
+        return self._placement
+
+    def verify(self) -> None:
+        """InputError (one line) when the catalog or a shard schema is missing or damaged, the
+        shard count differs, a shard schema lies beyond it, or a schema is of a newer version."""
+        try:
+            with self.open_catalog() as catalog:
+                meta = catalog.meta()
+                placement = catalog.placement()
+        except CorruptShardError as exc:
+            raise InputError(str(exc)) from None
+        shards = self.settings.shards
+        if int(meta.get("shards", -1)) != shards or sorted(placement) != list(range(shards)):
+            raise InputError(f"{self.location()}: the catalog records {meta.get('shards')} shard(s) placed on "
+                             f"{len(placement)}, but the settings say {shards}")
+        self._placement = placement
+        by_server: dict[str, list[int]] = {}
+        for shard, dsn in placement.items():
+            by_server.setdefault(dsn, []).append(shard)
+        for dsn, numbers in by_server.items():
+            session = self._admin(dsn, f"shards of {self.prefix}")
+            try:
+                def check(conn: psycopg.Connection) -> list[str]:
+                    for shard in numbers:
+                        check_shard_schema(conn, shard_schema(self.prefix, shard), shard,
+                                           self.location(shard))
+                    return [r[0] for r in conn.execute(
+                        "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY nspname",
+                        (f"{self.prefix}\\_shard\\_%",)).fetchall()]
+
+                names = session.run(check, write=False, pipeline=False)
+            except CorruptShardError as exc:
+                raise InputError(str(exc)) from None
+            finally:
+                session.close()
+            extra = sorted(n for n in names if n.removeprefix(f"{self.prefix}_shard_").isdigit()
+                           and int(n.removeprefix(f"{self.prefix}_shard_")) >= shards)
+            if extra:
+                raise InputError(f"{server_name(dsn)}: schema {extra[0]} is beyond the {shards} shard(s) of "
+                                 f"deployment {self.prefix}")
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def open_catalog(self) -> PostgresCatalogStore:
+        """Open the catalog (CorruptShardError when its schema is missing or damaged)."""
+        return PostgresCatalogStore(self.dsn, catalog_schema(self.prefix), durability=self.settings.durability,
+                                    isolation=self.isolation, max_payload_bytes=self.settings.max_payload_bytes)
+
+    def open_shard(self, shard: int) -> PostgresShardStore:
+        """Open shard ``shard`` on the server the placement names."""
+        self._check_shard(shard)
+        return PostgresShardStore(self.placement()[shard], shard_schema(self.prefix, shard), shard,
+                                  durability=self.settings.durability, isolation=self.isolation,
+                                  max_payload_bytes=self.settings.max_payload_bytes)
+
+    def location(self, shard: int | None = None) -> str:
+        """``host:port/dbname schema wfctl_shard_003`` (None: the catalog); never a password."""
+        if shard is None:
+            return f"{server_name(self.dsn)} schema {catalog_schema(self.prefix)}"
+        self._check_shard(shard)
+        try:
+            dsn = self.placement()[shard]
+        except StoreError:  # the catalog cannot be read: name the schema at least
+            return f"? schema {shard_schema(self.prefix, shard)}"
+        return f"{server_name(dsn)} schema {shard_schema(self.prefix, shard)}"
+
+    def _check_shard(self, shard: int) -> None:
+        shards = self.settings.shards
+        if not (isinstance(shard, int) and 0 <= shard < shards):
+            raise InputError(f"deployment {self.prefix} has shards 0..{shards - 1}, not {shard!r}")
+
+    def drop(self) -> None:
+        """Drop every schema of this deployment (its shards on every server, then the catalog)."""
+        try:
+            placement = self.placement()
+        except StoreError:
+            placement = {}
+        schemas_by_server: dict[str, list[str]] = {}
+        for shard, dsn in placement.items():
+            schemas_by_server.setdefault(dsn, []).append(shard_schema(self.prefix, shard))
+        schemas_by_server.setdefault(self.dsn, []).append(catalog_schema(self.prefix))
+        for dsn, schemas in schemas_by_server.items():
+            session = self._admin(dsn, f"deployment {self.prefix}")
+            try:
+                def drop(conn: psycopg.Connection) -> None:
+                    lock_deployment(conn, self.prefix)
+                    for schema in schemas:
+                        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+                session.run(drop, pipeline=False)
+            finally:
+                session.close()
+        self._placement = None

@@ -1,0 +1,335 @@
+"""PostgreSQL sessions: one psycopg connection per store, transactions retried by SQLSTATE cause.
+
+A :class:`Session` runs each transaction as a function of the connection, in pipeline mode
+(``BEGIN``, the statements and ``COMMIT`` travel together: one round trip unless the function
+reads a result before sending the rest). A transaction that failed with a serialization
+failure (40001), a deadlock (40P01) or a lock timeout (55P03) was rolled back by the server: it
+is retried after a short jittered sleep, counted by cause. A lost connection (class 08,
+57P01-57P03, an idle session ended by the server) is re-opened with backoff for at most
+:data:`RECONNECT_DEADLINE_S` (a first connection: :data:`CONNECT_DEADLINE_S`); a transaction
+that may have committed before the connection broke is retried only when the caller declares
+it idempotent, otherwise a :class:`StoreError` says its outcome is unknown. Every other error is one line naming the shard and the server
+(host:port/dbname, never a password).
+
+Counters (retries and wait by cause, transactions) accumulate in memory and are persisted in
+their own small transaction at most every :data:`FLUSH_EVERY_S` seconds and on :meth:`Session.close`,
+so no start updates a shared row.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import conninfo
+
+from ...errors import InputError
+from ..errors import CorruptShardError, FencingError, StoreBusyError, StoreError
+
+T = TypeVar("T")
+
+SERIALIZATION_FAILURE = "serialization_failure"
+DEADLOCK = "deadlock"
+LOCK_TIMEOUT = "lock_timeout"
+CONNECTION_LOST = "connection_lost"
+CAUSES = {"40001": SERIALIZATION_FAILURE, "40P01": DEADLOCK, "55P03": LOCK_TIMEOUT}
+RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
+"""The causes a PostgreSQL store counts retries under (reported even when 0)."""
+_LOST = {"57P01", "57P02", "57P03", "25P03"}  # shutdowns, cannot connect now, idle-in-transaction timeout
+_MISSING = {"3F000", "42P01", "42883", "42703"}  # no such schema, table, function, column
+FENCED = "WF001"  # raised by the shard schema's fence() function
+
+ISOLATIONS = ("read committed", "serializable")
+SYNCHRONOUS_COMMIT = {"normal": "off", "full": "on"}
+RETRY_START_S = 0.001
+RETRY_CAP_S = 0.1
+RETRY_DEADLINE_S = 30.0
+RECONNECT_START_S = 0.1
+RECONNECT_CAP_S = 2.0
+RECONNECT_DEADLINE_S = 30.0
+CONNECT_DEADLINE_S = 5.0
+CONNECT_TIMEOUT_S = 10
+FLUSH_EVERY_S = 5.0
+IDLE_IN_TRANSACTION_S = 10
+LOCK_TIMEOUT_S = 10
+
+
+def parse_dsn(dsn: str, where: str) -> dict[str, str]:
+    """The DSN's parameters; InputError (one line) when it is malformed or holds a password."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise InputError(f"{where}: not a valid PostgreSQL DSN ({' '.join(str(exc).split())})") from None
+    if params.get("password"):
+        raise InputError(f"{where}: the DSN holds a password; put it in ~/.pgpass or $PGPASSWORD instead")
+    return {k: str(v) for k, v in params.items()}
+
+
+def server_name(dsn: str, env: Mapping[str, str] = os.environ) -> str:
+    """``host:port/dbname`` of a DSN, libpq's environment and defaults filling the gaps."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "?"
+    host = str(params.get("host") or params.get("hostaddr") or env.get("PGHOST") or "localhost")
+    port = str(params.get("port") or env.get("PGPORT") or "5432")
+    user = params.get("user") or env.get("PGUSER") or ""
+    dbname = str(params.get("dbname") or env.get("PGDATABASE") or user or "?")
+    return f"{host}:{port}/{dbname}"
+
+
+class Session:
+    """One connection to one schema of one server, shared between threads (a lock serializes use).
+
+    ``label`` names what it serves in errors (``shard 3``); ``schema`` is its ``search_path``;
+    ``isolation`` applies to every transaction; ``durability`` sets ``synchronous_commit``;
+    ``counters``: persist the counters in the schema's ``counters`` table.
+    """
+
+    def __init__(self, dsn: str, *, schema: str, label: str, isolation: str = "read committed",
+                 durability: str = "normal", counters: bool = False, rng: random.Random | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        if isolation not in ISOLATIONS:
+            raise InputError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+        if durability not in SYNCHRONOUS_COMMIT:
+            raise InputError(f"durability must be one of {', '.join(SYNCHRONOUS_COMMIT)}, got {durability!r}")
+        self.dsn = dsn
+        self.schema = schema
+        self.label = label
+        self.server = server_name(dsn)
+        self.isolation = isolation
+        self.durability = durability
+        self.retries: dict[str, int] = {}
+        self.wait_ms: dict[str, float] = {}
+        self.transactions = 0
+        self.lost_and_retried = False  # whether the last run() was retried after losing its connection
+        self.counters = counters
+        self._flushed_at = time.monotonic()
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection | None = None
+        self._pipeline: psycopg.Pipeline | None = None
+        self._connected_once = False
+        self._gave_up_at: float | None = None
+
+    @property
+    def where(self) -> str:
+        """``shard 3 (127.0.0.1:5432/test schema wfctl_shard_003)``, for messages."""
+        return f"{self.label} ({self.server} schema {self.schema})"
+
+    # -- connecting ------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection:
+        options = (f"-c search_path={self.schema} -c synchronous_commit={SYNCHRONOUS_COMMIT[self.durability]}"
+                   f" -c default_transaction_isolation={self.isolation.replace(' ', chr(92) + ' ')}"
+                   f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S * 1000}"
+                   f" -c lock_timeout={LOCK_TIMEOUT_S * 1000}")
+        params = parse_dsn(self.dsn, self.label)
+        if params.get("options"):
+            options = f"{params['options']} {options}"
+        timeout = params.get("connect_timeout") or os.environ.get("PGCONNECT_TIMEOUT") or CONNECT_TIMEOUT_S
+        return psycopg.connect(self.dsn, autocommit=True, options=options, connect_timeout=int(timeout),
+                               application_name=f"wfctl {self.label}"[:63])
+
+    def connection(self) -> psycopg.Connection:
+        """The open connection, (re)connecting with backoff for at most :data:`RECONNECT_DEADLINE_S`
+        (:data:`CONNECT_DEADLINE_S` before the first connection: a wrong DSN is told soon). Once
+        it gave up, the next :data:`RECONNECT_DEADLINE_S` seconds make one attempt per call, so a
+        worker is not held up by a server that is down while its other shards' servers are up."""
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        self._drop()
+        start = time.monotonic()
+        delay = RECONNECT_START_S
+        deadline = RECONNECT_DEADLINE_S if self._connected_once else CONNECT_DEADLINE_S
+        if self._gave_up_at is not None and start - self._gave_up_at < RECONNECT_DEADLINE_S:
+            deadline = 0.0
+        while True:
+            try:
+                self._conn = self._connect()
+                self._connected_once = True
+                self._gave_up_at = None
+                return self._conn
+            except psycopg.OperationalError as exc:
+                if not _is_lost(exc):
+                    raise self.error(exc) from None
+                waited = time.monotonic() - start
+                if waited >= deadline:
+                    if deadline:
+                        self._gave_up_at = time.monotonic()
+                    raise StoreError(f"{self.where}: cannot reach the server for {waited:.0f} s: "
+                                     f"{_first_line(exc)}") from None
+                self._count(CONNECTION_LOST, 0.0)
+                pause = min(delay * self._rng.uniform(0.5, 1.5), deadline - waited)
+                self._sleep(pause)
+                self._count(CONNECTION_LOST, pause * 1000.0, retries=0)
+                delay = min(delay * 2, RECONNECT_CAP_S)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+            self._conn = None
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def run(self, work: Callable[[psycopg.Connection], T], *, idempotent: bool = True, write: bool = True,
+            isolation: str | None = None, pipeline: bool = True) -> T:
+        """Run ``work(conn)`` in one transaction and commit; retried as the module says. ``write``:
+        count it as a write transaction; ``isolation`` overrides the session's; ``pipeline`` False
+        for work that sends several statements in one string (DDL)."""
+        with self._lock:
+            start = time.monotonic()
+            delay = RETRY_START_S
+            self.lost_and_retried = False
+            while True:
+                conn = self.connection()
+                attempted_at = time.monotonic()
+                try:
+                    result = self._attempt(conn, work, isolation, pipeline)
+                except psycopg.Error as exc:
+                    self._rollback(conn)
+                    sqlstate = getattr(exc, "sqlstate", None)
+                    cause = CAUSES.get(sqlstate or "")
+                    if cause is not None:
+                        waited = time.monotonic() - start
+                        if waited >= RETRY_DEADLINE_S:
+                            raise StoreBusyError(f"{self.where}: gave up after {waited:.1f} s of {cause.replace('_', ' ')}"
+                                                 f"s: {_first_line(exc)}") from None
+                        self._sleep(delay * self._rng.uniform(0.5, 1.5))
+                        self._count(cause, (time.monotonic() - attempted_at) * 1000.0)  # the lost attempt too
+                        delay = min(delay * 2, RETRY_CAP_S)
+                        continue
+                    if _is_lost(exc) or conn.broken or conn.closed:
+                        self._drop()
+                        self._count(CONNECTION_LOST, 0.0)
+                        if idempotent and time.monotonic() - start < RECONNECT_DEADLINE_S:
+                            self.lost_and_retried = True
+                            continue  # connection() waits and gives up after its deadline
+                        if idempotent:
+                            raise StoreError(f"{self.where}: the connection keeps breaking ({_first_line(exc)})") from None
+                        raise StoreError(f"{self.where}: the connection was lost during a write; its outcome is "
+                                         f"unknown ({_first_line(exc)})") from None
+                    raise self.error(exc) from None
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                if write:
+                    self.transactions += 1
+                self._maybe_flush(conn)
+                return result
+
+    def _attempt(self, conn: psycopg.Connection, work: Callable[[psycopg.Connection], T], isolation: str | None,
+                 pipeline: bool = True) -> T:
+        begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {isolation.upper()}"
+        if not pipeline:
+            conn.execute(begin)
+            result = work(conn)
+            conn.execute("COMMIT")
+            return result
+        with conn.pipeline() as self._pipeline:
+            try:
+                conn.execute(begin)
+                result = work(conn)
+                conn.execute("COMMIT")
+            finally:
+                self._pipeline = None
+        return result
+
+    def fetch_synced(self, conn: psycopg.Connection, *queries: tuple[str, Any]) -> list[list[tuple]]:
+        """The rows of ``queries`` (``(query, params)``), sent mid-transaction with what is pending
+        and ended with a Sync: while the client then thinks (or is stopped), the server waits "idle
+        in transaction", which ``idle_in_transaction_session_timeout`` ends, rather than in the
+        middle of a message sequence, where a stopped client would hold its row locks for ever."""
+        cursors = [conn.execute(query, params) for query, params in queries]
+        if self._pipeline is not None:
+            self._pipeline.sync()
+        return [cursor.fetchall() for cursor in cursors]
+
+    @staticmethod
+    def _rollback(conn: psycopg.Connection) -> None:
+        try:
+            if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # the original error is the one worth reporting
+
+    def error(self, exc: psycopg.Error) -> StoreError:
+        """The store error for a psycopg error (one line naming the shard and the server)."""
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate == FENCED:
+            diag = exc.diag.message_primary if getattr(exc, "diag", None) else _first_line(exc)
+            return FencingError(f"{self.where}: {diag}")
+        if sqlstate in _MISSING:
+            return CorruptShardError(f"{self.where}: the schema is missing or damaged ({_first_line(exc)})")
+        return StoreError(f"{self.where}: {_first_line(exc)}")
+
+    # -- counters --------------------------------------------------------------------------
+
+    def _count(self, cause: str, wait_ms: float, *, retries: int = 1) -> None:
+        self.retries[cause] = self.retries.get(cause, 0) + retries
+        self.wait_ms[cause] = self.wait_ms.get(cause, 0.0) + wait_ms
+
+    def _maybe_flush(self, conn: psycopg.Connection, force: bool = False) -> None:
+        """Persist the counters (their own read-committed transaction) when due or ``force``."""
+        if not self.counters or not (self.transactions or any(self.retries.values())):
+            return
+        if not force and time.monotonic() - self._flushed_at < FLUSH_EVERY_S:
+            return
+        retries, wait_ms, transactions = dict(self.retries), dict(self.wait_ms), self.transactions
+        try:
+            self._attempt(conn, lambda c: counters_flush(c, retries, wait_ms, transactions), "read committed")
+        except psycopg.Error:
+            self._rollback(conn)
+            return  # kept in memory: the next flush persists them
+        for cause, n in retries.items():
+            self.retries[cause] -= n
+        for cause, ms in wait_ms.items():
+            self.wait_ms[cause] -= ms
+        self.transactions -= transactions
+        self._flushed_at = time.monotonic()
+
+    def pending(self) -> tuple[dict[str, int], dict[str, float], int]:
+        """The counters not yet persisted: retries and wait by cause, transactions."""
+        with self._lock:
+            return dict(self.retries), dict(self.wait_ms), self.transactions
+
+    def close(self) -> None:
+        """Persist pending counters (best effort), then close the connection."""
+        with self._lock:
+            conn = self._conn
+            if conn is not None and not conn.closed and not conn.broken:
+                self._maybe_flush(conn, force=True)
+            self._drop()
+
+
+def _is_lost(exc: psycopg.Error) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate is None:
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+    return sqlstate.startswith("08") or sqlstate in _LOST
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def counters_flush(conn: psycopg.Connection, retries: dict[str, int], wait_ms: dict[str, float],
+                   transactions: int) -> None:
+    """Add counters to the shard's ``counters`` table (one statement, rows in name order)."""
+    names = sorted(set(retries) | set(wait_ms) | {"transactions"})
+    counts = [transactions if n == "transactions" else retries.get(n, 0) for n in names]
+    waits = [0.0 if n == "transactions" else wait_ms.get(n, 0.0) for n in names]
+    conn.execute("INSERT INTO counters (name, count, wait_ms) SELECT * FROM unnest(%s::text[], %s::bigint[],"
+                 " %s::float8[]) ON CONFLICT (name) DO UPDATE SET count = counters.count + excluded.count,"
+                 " wait_ms = counters.wait_ms + excluded.wait_ms", (names, counts, waits))

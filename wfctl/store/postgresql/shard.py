@@ -1,0 +1,612 @@
+"""The PostgreSQL shard store: one schema per shard (see :mod:`.schema` for its tables).
+
+Round trips: a start is one (``INSERT ... ON CONFLICT DO NOTHING RETURNING`` feeding the queue
+insert in a CTE; a taken id or key costs one more read); a claim is one (fence, then ``FOR UPDATE
+SKIP LOCKED`` marked with the generation in the same statement); a group commit is two whatever
+the batch size (fence, runs locked in id order and the journal tails read; then one set-based
+statement each for journal rows, run updates, queue deletes and queue re-inserts, and COMMIT).
+A transaction that reads before it writes ends its first round trip with a Sync
+(``Session.fetch_synced``), so a stopped client's session is ended by the server's
+``idle_in_transaction_session_timeout`` and releases its locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from ...errors import InputError
+from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, RUN_STATUSES, RUNNING, STARTED, UNFINISHED,
+                    JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats, ShardStore,
+                    StepCommit)
+from ..errors import FencingError
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, check_size, decode, encode
+from .connection import RETRY_CAUSES, Session
+from .schema import check_shard_schema
+
+DELETE_BATCH = 100
+
+_RUN_FIELDS = ("r.execution_id, r.definition_id, r.status, r.input, r.output, r.error, {state}, r.current_step,"
+               " r.attempt, r.idempotency_key, r.timeout_s, r.created_at, r.started_at, r.completed_at,"
+               " r.updated_at, r.wake_at, r.slot_time, r.definition_version")
+_SELECT_RUN = "SELECT " + _RUN_FIELDS.format(state="r.state") + " FROM runs r"
+_SELECT_SUMMARY = "SELECT " + _RUN_FIELDS.format(state="NULL") + " FROM runs r"
+_START = (
+    "WITH ins AS (INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
+    " timeout_s, created_at, updated_at, input, state, slot_time, definition_version)"
+    " VALUES (%(id)s, %(definition)s, 'pending', %(step)s, 1, %(key)s, %(timeout)s, %(now)s, %(now)s, %(input)s,"
+    " %(state)s, %(slot)s, %(version)s) ON CONFLICT DO NOTHING RETURNING execution_id),"
+    " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %(now)s FROM ins)"
+    " SELECT execution_id, true FROM ins UNION ALL"
+    " (SELECT execution_id, false FROM runs WHERE NOT EXISTS (SELECT 1 FROM ins)"
+    " AND (execution_id = %(id)s OR idempotency_key = %(key)s) ORDER BY execution_id = %(id)s DESC LIMIT 1)")
+_CREATE = (
+    "WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[],"
+    " %s::text[], %s::float8[], %s::text[]) WITH ORDINALITY AS v(execution_id, definition_id, current_step,"
+    " idempotency_key, timeout_s, input, state, slot_time, definition_version, ord)),"
+    " ins AS (INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
+    " timeout_s, created_at, updated_at, input, state, slot_time, definition_version)"
+    " SELECT execution_id, definition_id, 'pending', current_step, 1, idempotency_key, timeout_s, %s, %s, input,"
+    " state, slot_time, definition_version FROM v ORDER BY ord ON CONFLICT DO NOTHING RETURNING execution_id),"
+    " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %s FROM ins)"
+    " SELECT execution_id FROM ins")
+_EXISTING = ("SELECT execution_id, idempotency_key FROM runs WHERE execution_id = ANY(%s)"
+             " OR idempotency_key = ANY(%s)")
+_CLAIM = (
+    "WITH ready AS (SELECT execution_id, ready_at FROM queue WHERE ready_at <= %s AND claimed IS DISTINCT FROM %s{among}"
+    " ORDER BY ready_at LIMIT %s FOR UPDATE SKIP LOCKED),"
+    " upd AS (UPDATE queue q SET claimed = %s FROM ready WHERE q.execution_id = ready.execution_id"
+    " RETURNING q.execution_id, ready.ready_at) "
+    + "SELECT " + _RUN_FIELDS.format(state="r.state")
+    + " FROM upd JOIN runs r ON r.execution_id = upd.execution_id ORDER BY upd.ready_at, r.execution_id")
+_LOCK_RUNS = "SELECT execution_id, status, completed_at FROM runs WHERE execution_id = ANY(%s) ORDER BY execution_id FOR UPDATE"
+_JOURNAL_TAILS = (
+    "SELECT i, j.seq, j.step_slug, j.attempt, j.status FROM unnest(%s::text[]) AS i LEFT JOIN LATERAL"
+    " (SELECT seq, step_slug, attempt, status FROM journal WHERE execution_id = i ORDER BY seq DESC LIMIT 1) j ON true")
+_INSERT_JOURNAL = (
+    "INSERT INTO journal (execution_id, seq, step_slug, step_type, attempt, status, port, error, started_at,"
+    " finished_at, output) SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::int[],"
+    " %s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[])")
+_UPDATE_RUNS = (
+    "UPDATE runs r SET status = v.status, current_step = v.current_step, attempt = v.attempt, state = v.state,"
+    " output = v.output, error = v.error, wake_at = v.wake_at, updated_at = %s,"
+    " started_at = COALESCE(r.started_at, %s), completed_at = v.completed_at"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::float8[],"
+    " %s::float8[]) AS v(execution_id, status, current_step, attempt, state, output, error, wake_at, completed_at)"
+    " WHERE r.execution_id = v.execution_id")
+_REQUEUE = ("INSERT INTO queue (execution_id, ready_at) SELECT * FROM unnest(%s::text[], %s::float8[])"
+            " ON CONFLICT (execution_id) DO UPDATE SET ready_at = excluded.ready_at, claimed = NULL")
+_MARK_STARTED = (
+    "WITH r AS (SELECT execution_id FROM runs WHERE execution_id = %(id)s AND status IN ('pending', 'running')),"
+    " j AS (INSERT INTO journal (execution_id, seq, step_slug, step_type, attempt, status, port, error, started_at,"
+    " finished_at, output) SELECT execution_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM journal"
+    " WHERE execution_id = %(id)s), %(slug)s, %(type)s, %(attempt)s, %(status)s, %(port)s, %(error)s, %(started)s,"
+    " %(finished)s, %(output)s FROM r),"
+    " u AS (UPDATE runs SET status = 'running', current_step = %(slug)s, attempt = %(attempt)s,"
+    " updated_at = %(now)s, started_at = COALESCE(started_at, %(now)s) WHERE execution_id IN (SELECT execution_id FROM r))"
+    " SELECT COUNT(*) FROM r")
+_JOURNAL_FIELDS = ("SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
+                   " started_at, finished_at FROM journal")
+_EPOCH = "extract(epoch FROM clock_timestamp())::float8"
+
+
+def _float(value: float | None) -> float | None:
+    """A time or duration for a ``float8[]`` array (psycopg refuses lists mixing int and float)."""
+    return None if value is None else float(value)
+
+
+def _statuses(statuses: Collection[str] | None, allowed: tuple[str, ...], action: str) -> tuple[str, ...]:
+    if statuses is None:
+        return allowed
+    for status in statuses:
+        if status not in allowed:
+            raise InputError(f"cannot {action} runs with status {status!r} "
+                             f"(expected one of {', '.join(allowed)})")
+    return tuple(statuses)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def _where(statuses: Sequence[str] | None, definition_id: str | None) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if statuses is not None:
+        clauses.append("r.status = ANY(%s)")
+        params.append(list(statuses))
+    if definition_id is not None:
+        clauses.append("r.definition_id = %s")
+        params.append(definition_id)
+    return clauses, params
+
+
+def _layers(updates: Sequence[StepCommit]) -> list[list[StepCommit]]:
+    """``updates`` cut where a run comes again, so each part touches a run once (in order)."""
+    layers: list[list[StepCommit]] = [[]]
+    seen: set[str] = set()
+    for u in updates:
+        if u.execution_id in seen:
+            layers.append([])
+            seen = set()
+        seen.add(u.execution_id)
+        layers[-1].append(u)
+    return layers
+
+
+def shard_stats(shard: int, by_status: dict[str, int], depth: int, waiting: tuple[int, str | None],
+                lease: tuple, retries: dict[str, int], wait_ms: dict[str, float], transactions: int,
+                size_bytes: int, details: dict[str, Any]) -> ShardStats:
+    """The stats record from what :meth:`PostgresShardStore.stats` gathered: the one place that
+    maps the counters by cause, the size and the details (``dead_tuples``, ``server``) onto
+    :class:`ShardStats`' fields (records without them sum the causes and drop the details)."""
+    owner, expires, generation, heartbeat = lease
+    return ShardStats(
+        shard=shard, runs_by_status=by_status, queue_depth=depth, lock_retries=sum(retries.values()),
+        lock_wait_ms=sum(wait_ms.values(), 0.0), transactions=transactions, lease_owner=owner, lease_expires_at=expires,
+        generation=generation, heartbeat_at=heartbeat, file_bytes=size_bytes, wal_bytes=0,
+        waiting=waiting[0], waiting_error=waiting[1])
+
+
+def shard_progress(shard: int, runs: int, unfinished: int, depth: int, retries: dict[str, int],
+                   wait_ms: dict[str, float], transactions: int) -> ShardProgress:
+    """The progress record (like :func:`shard_stats`, the one place that maps the counters by cause)."""
+    return ShardProgress(shard, runs, unfinished, depth, sum(retries.values()), sum(wait_ms.values(), 0.0),
+                         transactions)
+
+
+class PostgresShardStore(ShardStore):
+    """:class:`~wfctl.store.base.ShardStore` on one PostgreSQL schema (see :mod:`wfctl.store.base`).
+
+    Lease times are the database server's clock (``clock_timestamp()``, epoch seconds): the
+    lease methods ignore the caller's ``now``, so workers on machines whose clocks differ agree on
+    who holds a shard. Every other time (run timestamps, ready times, ``claim_ready``'s ``now``) is
+    the caller's, as with SQLite. ``start_run`` never waits for another start and ignores ``wait``.
+    """
+
+    def __init__(self, dsn: str, schema: str, shard: int, *, durability: str = "normal",
+                 isolation: str = "read committed", max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES):
+        self.shard = shard
+        self.max_payload_bytes = max_payload_bytes
+        self._db = Session(dsn, schema=schema, label=f"shard {shard}", isolation=isolation,
+                           durability=durability, counters=True)
+        try:
+            self._db.run(lambda conn: check_shard_schema(conn, schema, shard, self._db.where), write=False,
+                         pipeline=False)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def where(self) -> str:
+        """``shard 3 (host:port/dbname schema wfctl_shard_003)``."""
+        return self._db.where
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _read(self, work: Callable[[psycopg.Connection], Any]) -> Any:
+        return self._db.run(work, write=False)
+
+    def _fetch(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+        return self._read(lambda conn: conn.execute(query, params)).fetchall()
+
+    def _record(self, row: tuple) -> RunRecord:
+        return RunRecord(row[0], row[1], self.shard, row[2], decode(row[3]), decode(row[4]), row[5],
+                         decode(row[6]), *row[7:])
+
+    def _encode(self, value: Any, what: str) -> tuple[str | None, int]:
+        return encode(value, what, self.max_payload_bytes)
+
+    def _journal_params(self, execution_id: str, rows: Sequence[JournalRow]) -> list[tuple]:
+        """Validate and encode journal rows: ``(slug, type, attempt, status, port, error, started, finished, output)``."""
+        params = []
+        for row in rows:
+            if row.status not in JOURNAL_STATUSES:
+                raise ValueError(f"journal status must be one of {JOURNAL_STATUSES}, got {row.status!r}")
+            output, _ = self._encode(row.output, f"output of step {row.step_slug!r} of run {execution_id}")
+            params.append((row.step_slug, row.step_type, row.attempt, row.status, row.port, row.error,
+                           _float(row.started_at), _float(row.finished_at), output))
+        return params
+
+    @staticmethod
+    def _ended_by(tail: tuple | None, params: list[tuple], end: float | None) -> list[tuple]:
+        """The journal rows of a run that finished at ``end`` which are still recorded: the steps
+        done by then, and the result of the side-effecting step journaled as started (in flight
+        when the run was canceled; ``tail`` is its last journal row); nothing computed later."""
+        in_flight = (tail[1], tail[2]) if tail is not None and tail[3] == STARTED else None
+        kept = []
+        for p in params:
+            done = p[7] if p[7] is not None else p[6]
+            if (p[0], p[2]) == in_flight:
+                in_flight = None
+            elif not (end is None or done is None or done <= end):
+                continue
+            kept.append(p)
+        return kept
+
+    def _load(self, execution_ids: Sequence[str]) -> list[RunRecord]:
+        rows = self._fetch(f"{_SELECT_RUN} WHERE r.execution_id = ANY(%s)", (list(execution_ids),))
+        found = {row[0]: self._record(row) for row in rows}
+        return [found[i] for i in execution_ids if i in found]
+
+    def _existing(self, runs: Sequence[tuple[str, str | None]]) -> dict[str, str]:
+        """For each ``(execution id, key)`` taken: the id of the run that holds the id (first) or the key."""
+        rows = self._fetch(_EXISTING, ([r[0] for r in runs], [r[1] for r in runs if r[1] is not None]))
+        ids = {row[0] for row in rows}
+        by_key = {row[1]: row[0] for row in rows if row[1] is not None}
+        found = {}
+        for execution_id, key in runs:
+            if execution_id in ids:
+                found[execution_id] = execution_id
+            elif key in by_key:
+                found[execution_id] = by_key[key]
+        return found
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def create_runs(self, runs: Sequence[NewRun], *, now: float) -> list[tuple[RunRecord, bool]]:
+        prepared = [(run, self._encode(run.input, f"input of run {run.execution_id}")[0],
+                     self._encode(run.state, f"state of run {run.execution_id}")[0],
+                     run.state.get("current") if run.state else None) for run in runs]
+        if not prepared:
+            return []
+        columns = [[r.execution_id for r, *_ in prepared], [r.definition_id for r, *_ in prepared],
+                   [p[3] for p in prepared], [r.idempotency_key for r, *_ in prepared],
+                   [_float(r.timeout_s) for r, *_ in prepared], [p[1] for p in prepared], [p[2] for p in prepared],
+                   [_float(r.slot_time) for r, *_ in prepared], [r.definition_version for r, *_ in prepared]]
+        cursor = self._db.run(lambda conn: conn.execute(_CREATE, (*columns, now, now, now)))
+        created = {row[0] for row in cursor.fetchall()}
+        if self._db.lost_and_retried:  # the first attempt may have committed: our own ids are ours
+            created |= set(self._existing([(r.execution_id, None) for r, *_ in prepared]))
+        taken = self._existing([(r.execution_id, r.idempotency_key) for r, *_ in prepared
+                                if r.execution_id not in created])
+        loaded = {r.execution_id: r for r in self._load(sorted(set(taken.values())))}
+        results: list[tuple[RunRecord, bool]] = []
+        for run, _, _, current in prepared:
+            if run.execution_id in created:
+                results.append((RunRecord(run.execution_id, run.definition_id, self.shard, "pending", run.input,
+                                          None, None, run.state, current, 1, run.idempotency_key, run.timeout_s,
+                                          now, None, None, now, None, run.slot_time, run.definition_version), True))
+            elif run.execution_id in taken and taken[run.execution_id] in loaded:
+                results.append((loaded[taken[run.execution_id]], False))
+            else:  # deleted between the insert and the read: start it again
+                results.append(self.create_runs([run], now=now)[0])
+        return results
+
+    def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+                  state_json: tuple[str | None, int], *, current_step: str | None,
+                  idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
+                  wait: bool = True, slot_time: float | None = None,
+                  definition_version: str | None = None) -> tuple[str, bool] | None:
+        check_size(input_json[1], f"input of run {execution_id}", self.max_payload_bytes)
+        check_size(state_json[1], f"state of run {execution_id}", self.max_payload_bytes)
+        params = {"id": execution_id, "definition": definition_id, "step": current_step, "key": idempotency_key,
+                  "timeout": timeout_s, "now": now, "input": input_json[0], "state": state_json[0],
+                  "slot": slot_time, "version": definition_version}
+        while True:
+            row = self._db.run(lambda conn: conn.execute(_START, params)).fetchone()
+            if row is not None and row[0] == execution_id and self._db.lost_and_retried:
+                return execution_id, True  # the first attempt committed before the connection broke
+            if row is not None:
+                return row[0], row[1]
+            # The run holding the id or key committed after this statement's snapshot was taken.
+            found = self._existing([(execution_id, idempotency_key)])
+            if execution_id in found:
+                return found[execution_id], False
+
+    def get_run(self, execution_id: str) -> RunRecord | None:
+        rows = self._fetch(f"{_SELECT_RUN} WHERE r.execution_id = %s", (execution_id,))
+        return self._record(rows[0]) if rows else None
+
+    def journal(self, execution_id: str) -> list[JournalRecord]:
+        rows = self._fetch(f"{_JOURNAL_FIELDS} WHERE execution_id = %s ORDER BY seq", (execution_id,))
+        return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
+
+    def journal_page(self, execution_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[JournalRecord]:
+        rows = self._fetch(f"{_JOURNAL_FIELDS} WHERE execution_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+                           (execution_id, after_seq, limit))
+        return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
+
+    def journal_count(self, execution_id: str) -> int:
+        return self._fetch("SELECT COUNT(*) FROM journal WHERE execution_id = %s", (execution_id,))[0][0]
+
+    def journal_steps(self, execution_id: str) -> int:
+        return self._fetch(
+            "SELECT COUNT(*) FROM journal j WHERE j.execution_id = %s AND NOT (j.status = 'started' AND EXISTS ("
+            "SELECT 1 FROM journal n WHERE n.execution_id = j.execution_id AND n.seq = j.seq + 1"
+            " AND n.step_slug = j.step_slug AND n.attempt = j.attempt))", (execution_id,))[0][0]
+
+    def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
+                  limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
+        wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "list")
+        order = " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT %s"
+        after = " AND (r.created_at, r.execution_id) < (%s, %s)" if before is not None else ""
+        if definition_id is None:  # one range of the status index per status, merged newest first
+            parts, params = [], []
+            for status in dict.fromkeys(RUN_STATUSES if wanted is None else wanted):
+                parts.append(f"({_SELECT_SUMMARY} WHERE r.status = %s{after}{order})")
+                params.extend((status, *(before or ()), limit))
+            query = (f"SELECT * FROM ({' UNION ALL '.join(parts)}) r"
+                     " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT %s")
+            return [self._record(row) for row in self._fetch(query, (*params, limit))]
+        clauses, params = _where(wanted, definition_id)
+        rows = self._fetch(f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)}{after}{order}",
+                           (*params, *(before or ()), limit))
+        return [self._record(row) for row in rows]
+
+    def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
+                   finished_before: float | None = None) -> int:
+        wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "count")
+        clauses, params = _where(wanted, definition_id)
+        if finished_before is not None:
+            clauses.append("r.completed_at < %s")
+            params.append(finished_before)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._fetch(f"SELECT COUNT(*) FROM runs r{where}", params)[0][0]
+
+    @staticmethod
+    def _cancel(conn: psycopg.Connection, locked: list[str], now: float | Callable[[], float]) -> list[str]:
+        """Cancel ``locked`` (unfinished runs whose rows this transaction locked); a clock ``now``
+        is read here, once the locks are held, so no step committed before the cancel is later."""
+        if locked:
+            when = now() if callable(now) else now
+            conn.execute("UPDATE runs SET status = 'canceled', completed_at = %s, updated_at = %s"
+                         " WHERE execution_id = ANY(%s)", (when, when, locked))
+            conn.execute("DELETE FROM queue WHERE execution_id = ANY(%s)", (locked,))
+        return locked
+
+    def cancel_runs(self, execution_ids: Collection[str], *, now: float | Callable[[], float]) -> list[str]:
+        canceled: list[str] = []
+        lock = ("SELECT execution_id FROM runs WHERE execution_id = ANY(%s) AND status IN ('pending', 'running')"
+                " ORDER BY execution_id FOR UPDATE")
+        for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
+            canceled.extend(self._db.run(lambda conn: self._cancel(
+                conn, [r[0] for r in self._db.fetch_synced(conn, (lock, (chunk,)))[0]], now)))
+        return canceled
+
+    def cancel_matching(self, definition_id: str | None, statuses: Collection[str] | None = None,
+                        *, now: float | Callable[[], float], batch: int = DELETE_BATCH) -> int:
+        clauses, params = _where(_statuses(statuses, UNFINISHED, "cancel"), definition_id)
+        lock = (f"SELECT execution_id FROM runs r WHERE {' AND '.join(clauses)} ORDER BY execution_id"
+                " LIMIT %s FOR UPDATE")
+        total = 0
+        while True:
+            canceled = self._db.run(lambda conn: self._cancel(
+                conn, [r[0] for r in self._db.fetch_synced(conn, (lock, (*params, batch)))[0]], now))
+            total += len(canceled)
+            if not canceled:
+                return total
+
+    def _delete(self, conn: psycopg.Connection, select: str, params: Sequence[Any]) -> int:
+        """Delete the finished runs ``select`` locks (in id order), with their journals and queue entries."""
+        ids = [r[0] for r in self._db.fetch_synced(conn, (select, params))[0]]
+        if ids:
+            conn.execute("DELETE FROM runs WHERE execution_id = ANY(%s)", (ids,))
+            conn.execute("DELETE FROM journal WHERE execution_id = ANY(%s)", (ids,))
+            conn.execute("DELETE FROM queue WHERE execution_id = ANY(%s)", (ids,))
+            conn.execute("INSERT INTO counters (name, count) VALUES ('deleted_runs', %s)"
+                         " ON CONFLICT (name) DO UPDATE SET count = counters.count + excluded.count", (len(ids),))
+        return len(ids)
+
+    def delete_runs(self, execution_ids: Collection[str]) -> int:
+        select = ("SELECT execution_id FROM runs WHERE execution_id = ANY(%s) AND status = ANY(%s)"
+                  " ORDER BY execution_id FOR UPDATE")
+        return sum(self._db.run(lambda conn: self._delete(conn, select, (chunk, list(FINISHED))))
+                   for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH))
+
+    def delete_finished(self, older_than: float, statuses: Collection[str] | None = None,
+                        *, batch: int = DELETE_BATCH) -> int:
+        wanted = list(_statuses(statuses, FINISHED, "delete"))
+        select = ("SELECT execution_id FROM runs WHERE status = ANY(%s) AND completed_at < %s"
+                  " ORDER BY execution_id LIMIT %s FOR UPDATE")
+        total = 0
+        while True:
+            deleted = self._db.run(lambda conn: self._delete(conn, select, (wanted, older_than, batch)))
+            total += deleted
+            if not deleted:
+                return total
+
+    def inactive_runs(self, now: float, default_timeout_s: float, limit: int = 100) -> list[RunRecord]:
+        active = "GREATEST(r.updated_at, COALESCE(r.wake_at, 0))"
+        rows = self._fetch(f"{_SELECT_RUN} WHERE r.status IN ('pending', 'running')"
+                           f" AND {active} + COALESCE(r.timeout_s, %s) < %s ORDER BY {active} LIMIT %s",
+                           (default_timeout_s, now, limit))
+        return [self._record(row) for row in rows]
+
+    def _counters(self) -> tuple[dict[str, int], dict[str, float], int, int]:
+        """Retries and wait by cause, transactions (persisted plus this process's pending), deleted runs."""
+        rows = self._fetch("SELECT name, count, wait_ms FROM counters")
+        pending_retries, pending_wait_ms, transactions = self._db.pending()
+        retries = {cause: pending_retries.get(cause, 0) for cause in RETRY_CAUSES}
+        wait_ms = {cause: pending_wait_ms.get(cause, 0.0) for cause in RETRY_CAUSES}
+        deleted = 0
+        for name, count, waited in rows:
+            if name == "transactions":
+                transactions += count
+            elif name == "deleted_runs":
+                deleted = count
+            else:
+                retries[name] = retries.get(name, 0) + count
+                wait_ms[name] = wait_ms.get(name, 0.0) + waited
+        return retries, wait_ms, transactions, deleted
+
+    def stats(self) -> ShardStats:
+        def gather(conn: psycopg.Connection) -> tuple:
+            return (conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"),
+                    conn.execute("SELECT COUNT(*) FROM queue"),
+                    conn.execute("SELECT COUNT(*), MAX(error) FROM runs WHERE status IN ('pending', 'running')"
+                                 " AND error IS NOT NULL"),
+                    conn.execute("SELECT lease_owner, lease_expires_at, generation, heartbeat_at FROM shard_status"
+                                 " WHERE id = 1"),
+                    conn.execute("SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
+                                 " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"),
+                    conn.execute("SELECT COALESCE(SUM(n_dead_tup), 0)::bigint FROM pg_stat_user_tables"
+                                 " WHERE schemaname = current_schema()"))
+
+        by_status, depth, waiting, lease, size, dead = self._read(gather)
+        retries, wait_ms, transactions, _ = self._counters()
+        details = {"dead_tuples": dead.fetchone()[0], "server": self._db.server}
+        return shard_stats(self.shard, dict(by_status.fetchall()), depth.fetchone()[0], waiting.fetchone(),
+                           lease.fetchone(), retries, wait_ms, transactions, size.fetchone()[0], details)
+
+    def progress(self) -> ShardProgress:
+        counts = self._fetch("SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs"
+                             " WHERE status IN ('pending', 'running')), (SELECT COUNT(*) FROM queue)")[0]
+        retries, wait_ms, transactions, deleted = self._counters()
+        return shard_progress(self.shard, counts[0] + deleted, counts[1], counts[2], retries, wait_ms, transactions)
+
+    def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
+        last = ""
+        while True:  # keyset pages: no long transaction holds back vacuum
+            rows = self._fetch("SELECT execution_id, definition_id, status, created_at, completed_at, slot_time, error"
+                               " FROM runs WHERE execution_id > %s ORDER BY execution_id LIMIT %s", (last, batch))
+            for row in rows:
+                yield RunTimes(*row[1:])
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
+    def version_counts(self, definition_id: str) -> dict[str | None, int]:
+        return dict(self._fetch("SELECT definition_version, COUNT(*) FROM runs WHERE definition_id = %s"
+                                " GROUP BY definition_version", (definition_id,)))
+
+    def check(self) -> None:
+        """Raise CorruptShardError when the shard's schema is missing or malformed."""
+        self._db.run(lambda conn: check_shard_schema(conn, self._db.schema, self.shard, self._db.where),
+                     write=False, pipeline=False)
+
+    def stored_bytes(self) -> int:
+        return self._fetch("SELECT COALESCE(SUM(COALESCE(octet_length(input), 0) + COALESCE(octet_length(state), 0)"
+                           " + COALESCE(octet_length(output), 0)), 0)::bigint FROM runs")[0][0]
+
+    # -- the lease holder ------------------------------------------------------------------
+
+    def acquire_lease(self, owner: str, ttl_s: float, *, now: float) -> int | None:
+        """Take the lease when free or expired on the server's clock (``now`` is ignored). The
+        row is locked ``FOR UPDATE``, which waits for fenced writes in flight (they hold it
+        ``FOR KEY SHARE``): once a new generation is taken, no older one commits anything."""
+        query = (f"WITH cur AS (SELECT id FROM shard_status WHERE id = 1 AND (lease_owner IS NULL OR lease_owner = %s"
+                 f" OR lease_expires_at <= {_EPOCH}) FOR UPDATE)"
+                 f" UPDATE shard_status s SET lease_owner = %s, generation = s.generation + 1,"
+                 f" lease_expires_at = {_EPOCH} + %s, heartbeat_at = {_EPOCH} FROM cur WHERE s.id = cur.id"
+                 " RETURNING s.generation")
+        row = self._db.run(lambda conn: conn.execute(query, (owner, owner, ttl_s))).fetchone()
+        return None if row is None else row[0]
+
+    def renew_lease(self, owner: str, generation: int, ttl_s: float, *, now: float) -> float:
+        """Extend the lease to the server's clock + ``ttl_s`` (``now`` is ignored); returns that expiry."""
+        query = (f"UPDATE shard_status SET lease_expires_at = {_EPOCH} + %s, heartbeat_at = {_EPOCH}"
+                 " WHERE id = 1 AND generation = %s AND lease_owner = %s RETURNING lease_expires_at")
+        row = self._db.run(lambda conn: conn.execute(query, (ttl_s, generation, owner))).fetchone()
+        if row is not None:
+            return row[0]
+        found, holder = self._fetch("SELECT generation, lease_owner FROM shard_status WHERE id = 1")[0]
+        if found != generation:
+            state = f"generation is now {found}"
+        elif holder is None:
+            state = "the lease was released"
+        else:
+            state = f"it is held by {holder!r}, not {owner!r}"
+        raise FencingError(f"{self.where}: lease generation {generation} is no longer valid ({state})")
+
+    def release_lease(self, owner: str, generation: int) -> bool:
+        cursor = self._db.run(lambda conn: conn.execute(
+            "UPDATE shard_status SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE id = 1 AND generation = %s AND lease_owner = %s", (generation, owner)))
+        return cursor.rowcount == 1
+
+    def claim_ready(self, generation: int, *, now: float, limit: int,
+                    only: Collection[str] | None = None) -> list[RunRecord]:
+        wanted = list(dict.fromkeys(only or ()))
+        if only is not None and not wanted:
+            return []
+        among = "" if only is None else " AND execution_id = ANY(%s)"
+        params = (now, generation, *([wanted] if only is not None else []), limit, generation)
+
+        def claim(conn: psycopg.Connection) -> psycopg.Cursor:
+            conn.execute("SELECT fence(%s)", (generation,))
+            return conn.execute(_CLAIM.format(among=among), params)
+
+        rows = self._db.run(claim, idempotent=False).fetchall()
+        return [self._record(row) for row in rows]
+
+    def mark_step_started(self, generation: int, execution_id: str, row: JournalRow, *, now: float) -> bool:
+        (slug, step_type, attempt, status, port, error, started, finished, output), = \
+            self._journal_params(execution_id, [row])
+        params = {"id": execution_id, "slug": slug, "type": step_type, "attempt": attempt, "status": status,
+                  "port": port, "error": error, "started": started, "finished": finished, "output": output,
+                  "now": now}
+
+        def mark(conn: psycopg.Connection) -> psycopg.Cursor:
+            conn.execute("SELECT fence(%s)", (generation,))
+            conn.execute("SELECT 1 FROM runs WHERE execution_id = %s FOR UPDATE", (execution_id,))
+            return conn.execute(_MARK_STARTED, params)
+
+        return self._db.run(mark, idempotent=False).fetchone()[0] == 1
+
+    def commit_steps(self, generation: int, updates: Sequence[StepCommit], *, now: float) -> list[str]:
+        prepared = {}
+        for u in updates:
+            if u.status not in (RUNNING, COMPLETED, FAILED):
+                raise ValueError(f"a step commit's status must be running, completed or failed, got {u.status!r}")
+            if u.status != RUNNING and u.ready_at is not None:
+                raise ValueError(f"run {u.execution_id} is {u.status}: it cannot be re-queued")
+            prepared[id(u)] = (self._encode(u.state, f"state of run {u.execution_id}")[0],
+                               self._encode(u.output, f"output of run {u.execution_id}")[0],
+                               self._journal_params(u.execution_id, u.journal))
+
+        def commit(conn: psycopg.Connection) -> list[str]:
+            conn.execute("SELECT fence(%s)", (generation,))
+            skipped: list[str] = []
+            for layer in _layers(updates):
+                skipped.extend(self._commit_layer(conn, layer, prepared, now))
+            return skipped
+
+        return self._db.run(commit, idempotent=False) if updates else []
+
+    def _commit_layer(self, conn: psycopg.Connection, layer: list[StepCommit], prepared: dict[int, tuple],
+                      now: float) -> list[str]:
+        """Apply one run's transition at most per run: lock the runs and read their journal tails
+        (one round trip), then four set-based statements."""
+        ids = [u.execution_id for u in layer]
+        locked, tail_rows = self._db.fetch_synced(conn, (_LOCK_RUNS, (ids,)), (_JOURNAL_TAILS, (ids,)))
+        found = {row[0]: row for row in locked}
+        tails = {row[0]: (row[1], *row[2:]) if row[1] is not None else None for row in tail_rows}
+        journal: list[tuple] = []
+        runs: list[tuple] = []
+        dequeue: list[str] = []
+        requeue: list[tuple[str, float]] = []
+        skipped: list[str] = []
+        for u in layer:
+            eid = u.execution_id
+            state, output, rows = prepared[id(u)]
+            if eid not in found:
+                skipped.append(eid)
+                continue
+            if found[eid][1] in FINISHED:  # canceled meanwhile
+                rows = self._ended_by(tails[eid], rows, found[eid][2])
+                skipped.append(eid)
+            else:
+                runs.append((eid, u.status, u.current_step, u.attempt, state, output, u.error, _float(u.wake_at),
+                             _float(now) if u.status != RUNNING else None))
+                if u.ready_at is None:
+                    dequeue.append(eid)
+                else:
+                    requeue.append((eid, float(u.ready_at)))
+            last = tails[eid][0] if tails[eid] is not None else 0
+            journal.extend((eid, last + i, *p) for i, p in enumerate(rows, 1))
+        if journal:
+            conn.execute(_INSERT_JOURNAL, [list(column) for column in zip(*journal)])
+        if runs:
+            conn.execute(_UPDATE_RUNS, (now, now, *[list(column) for column in zip(*runs)]))
+        if dequeue:
+            conn.execute("DELETE FROM queue WHERE execution_id = ANY(%s)", (dequeue,))
+        if requeue:
+            conn.execute(_REQUEUE, [list(column) for column in zip(*requeue)])
+        return skipped
+
+    def close(self) -> None:
+        self._db.close()
