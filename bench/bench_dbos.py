@@ -93,10 +93,10 @@ def _config(url: str, executor: str) -> dict[str, Any]:
 
 
 def worker_main(url: str, executor: str, concurrency: int, poll: float, ready, stop) -> None:
-    """One DBOS executor process: launch, register the queue, run until ``stop`` is set."""
+    """One DBOS executor process: launch, register the queue (``concurrency`` 0: no limit), run until ``stop`` is set."""
     DBOS(config=_config(url, executor))
     DBOS.launch()
-    DBOS.register_queue(QUEUE, worker_concurrency=concurrency, polling_interval_sec=poll)
+    DBOS.register_queue(QUEUE, worker_concurrency=concurrency or None, polling_interval_sec=poll)
     ready.set()
     stop.wait()
     DBOS.destroy(workflow_completion_timeout_sec=0)

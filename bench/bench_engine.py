@@ -473,7 +473,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4], help="worker processes (end-to-end)")
     parser.add_argument("--clients", type=int, default=2, help="client processes starting runs (end-to-end)")
     parser.add_argument("--dbos-concurrency", type=int, default=64,
-                        help="dbos arm: workflows one executor process runs at once (the queue's worker_concurrency)")
+                        help="dbos arm: workflows one executor process runs at once (the queue's worker_concurrency;"
+                             " 0: no limit, DBOS's default)")
     parser.add_argument("--dbos-poll", type=float, default=0.1, help="dbos arm: the queue's polling interval, seconds")
     parser.add_argument("--dbos-synchronous-commit", choices=("off", "on"), default="off",
                         help="dbos arm: its database's synchronous_commit (off: the promise of wfctl's durability"
@@ -483,11 +484,11 @@ def main() -> None:
     args = parser.parse_args()
     chosen = args.backend or ["sqlite"]
     args.arms = list(ARMS) if "all" in chosen else [a for a in ARMS if a in chosen]
-    for name in ("starts", "runs", "repeat", "clients", "dbos_concurrency"):
+    for name in ("starts", "runs", "repeat", "clients"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if min(args.workers) < 1 or args.dbos_poll <= 0:
-        parser.error("--workers must be at least 1 and --dbos-poll positive")
+    if min(args.workers) < 1 or args.dbos_concurrency < 0 or args.dbos_poll <= 0:
+        parser.error("--workers must be at least 1, --dbos-concurrency at least 0 and --dbos-poll positive")
     dsns = args.dsn or [DEFAULT_DSN]
     if len(dsns) > 2 or (args.second_server and len(dsns) > 1):
         parser.error("at most two servers: one or two --dsn, or one --dsn and --second-server")
