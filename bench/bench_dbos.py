@@ -31,6 +31,7 @@ from hdrh.histogram import HdrHistogram
 from psycopg.conninfo import conninfo_to_dict
 
 import pg_server
+from clients import gather, report_failure
 
 APP = "bench"
 QUEUE = "bench"
@@ -104,20 +105,24 @@ def worker_main(url: str, executor: str, concurrency: int, poll: float, ready, s
 
 def client_main(url: str, count: int, input: dict[str, Any], barrier, results) -> None:
     """Enqueue ``count`` workflows with DBOSClient; report (first start, last end, encoded histogram)."""
-    client = DBOSClient(system_database_url=url)
-    options = {"queue_name": QUEUE, "workflow_name": WORKFLOW}
-    enqueue = client.enqueue
-    hist = HdrHistogram(1, LATENCY_MAX_US, 3)
-    record = hist.record_value
-    clock = time.perf_counter
-    barrier.wait()
-    began = clock()
-    for _ in range(count):
-        t0 = clock()
-        enqueue(options, input)
-        record(max(1, int((clock() - t0) * 1e6)))
-    ended = clock()
-    client.destroy()
+    try:
+        client = DBOSClient(system_database_url=url)
+        options = {"queue_name": QUEUE, "workflow_name": WORKFLOW}
+        enqueue = client.enqueue
+        hist = HdrHistogram(1, LATENCY_MAX_US, 3)
+        record = hist.record_value
+        clock = time.perf_counter
+        barrier.wait()
+        began = clock()
+        for _ in range(count):
+            t0 = clock()
+            enqueue(options, input)
+            record(max(1, int((clock() - t0) * 1e6)))
+        ended = clock()
+        client.destroy()
+    except Exception as exc:
+        report_failure(results, exc)
+        raise SystemExit(1)
     results.put((began, ended, hist.encode()))
 
 
@@ -130,10 +135,7 @@ def run_clients(url: str, processes: int, total: int, input: dict[str, Any]) -> 
              for _ in range(processes)]
     for proc in procs:
         proc.start()
-    outs = [results.get() for _ in procs]
-    for proc in procs:
-        proc.join()
-    return outs
+    return gather(procs, results, barrier)
 
 
 def prepare(url: str) -> None:

@@ -42,6 +42,7 @@ import json
 import multiprocessing
 import os
 import platform
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -52,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from clients import gather, report_failure
 from hdrh.histogram import HdrHistogram
 
 from wfctl.engine import Engine, run_workers
@@ -134,23 +136,27 @@ def write_retries(path: str) -> int:
 
 def start_client(path: str, count: int, barrier, results) -> None:
     """Start ``count`` runs with Engine.start; report (first start, last end, encoded histogram)."""
-    engine = Engine(path)
-    engine.definition(DEFINITION_ID)  # warm up: definition, interpreter, every shard opened
-    _ = engine.interpreter
-    for shard in range(engine.shard_count):
-        engine.shard_store(shard)
-    hist = histogram()
-    record = hist.record_value
-    start = engine.start
-    clock = time.perf_counter
-    barrier.wait()
-    began = clock()
-    for _ in range(count):
-        t0 = clock()
-        start(DEFINITION_ID, INPUT)
-        record(max(1, int((clock() - t0) * 1e6)))
-    ended = clock()
-    engine.close()  # persists the retry counters
+    try:
+        engine = Engine(path)
+        engine.definition(DEFINITION_ID)  # warm up: definition, interpreter, every shard opened
+        _ = engine.interpreter
+        for shard in range(engine.shard_count):
+            engine.shard_store(shard)
+        hist = histogram()
+        record = hist.record_value
+        start = engine.start
+        clock = time.perf_counter
+        barrier.wait()
+        began = clock()
+        for _ in range(count):
+            t0 = clock()
+            start(DEFINITION_ID, INPUT)
+            record(max(1, int((clock() - t0) * 1e6)))
+        ended = clock()
+        engine.close()  # persists the retry counters
+    except Exception as exc:
+        report_failure(results, exc)
+        raise SystemExit(1)
     results.put((began, ended, hist.encode()))
 
 
@@ -163,10 +169,7 @@ def run_clients(path: str, processes: int, total: int) -> list[tuple[float, floa
     procs = [ctx.Process(target=start_client, args=(path, share, barrier, results)) for _ in range(processes)]
     for proc in procs:
         proc.start()
-    outs = [results.get() for _ in procs]
-    for proc in procs:
-        proc.join()
-    return outs
+    return gather(procs, results, barrier)
 
 
 def start_figures(case: Case, outs: list[tuple[float, float, bytes]], total: int) -> dict:
@@ -482,6 +485,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("start", "e2e"), help="run one part only")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still drop the databases, stop the server
     chosen = args.backend or ["sqlite"]
     args.arms = list(ARMS) if "all" in chosen else [a for a in ARMS if a in chosen]
     for name in ("starts", "runs", "repeat", "clients"):
