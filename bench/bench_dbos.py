@@ -193,10 +193,12 @@ def stop_workers(procs, stop) -> list[int | None]:
     return [proc.exitcode for proc in procs]
 
 
-def wait_done(url: str, total: int, timeout: float) -> None:
-    """Wait until ``total`` workflows exist and none is ENQUEUED or PENDING."""
+def wait_done(url: str, total: int, timeout: float, workers) -> None:
+    """Wait until ``total`` workflows exist and none is ENQUEUED or PENDING (while the workers live)."""
     deadline = time.monotonic() + timeout
     while (counts := status_counts(url))[1] or sum(counts[:3]) < total:
+        if dead := next((p for p in workers if not p.is_alive()), None):
+            raise SystemExit(f"bench_engine: a DBOS worker process exited (code {dead.exitcode})")
         if time.monotonic() > deadline:
-            raise SystemExit(f"the DBOS workers did not finish {total} workflows within {timeout:.0f} s")
+            raise SystemExit(f"bench_engine: the DBOS workers did not finish {total} workflows within {timeout:.0f} s")
         time.sleep(0.2)

@@ -294,11 +294,11 @@ class DbosArm:
         import bench_dbos
 
         with self.fresh() as url:
+            load = load_average()
             procs, stop = bench_dbos.start_workers(url, case.processes, self.concurrency, self.poll)
             try:
-                load = load_average()
                 outs = bench_dbos.run_clients(url, clients, runs, INPUT)
-                bench_dbos.wait_done(url, (runs // clients) * clients, max(600, runs / 20))
+                bench_dbos.wait_done(url, (runs // clients) * clients, max(600, runs / 20), procs)
             finally:
                 codes = bench_dbos.stop_workers(procs, stop)
             done, _, others, first, last = bench_dbos.status_counts(url)
