@@ -16,9 +16,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -71,17 +70,12 @@ def drop_prefix(dsn: str, prefix: str) -> None:
 def pg_settings(shards: int = 4, *, durability: str = "normal", max_payload_bytes: int | None = None,
                 **options: Any) -> Any:
     """Settings of a PostgreSQL deployment (``options``: dsn, schema_prefix, isolation)."""
-    from wfctl.store.datadir import Settings
+    from wfctl.store.settings import Settings
 
     values: dict[str, Any] = {"shards": shards, "durability": durability}
     if max_payload_bytes is not None:
         values["max_payload_bytes"] = max_payload_bytes
-    names = {f.name for f in fields(Settings)}
-    if {"backend", "options"} <= names:
-        return replace(Settings(), backend="postgresql", options=options, **values)
-    # Until Settings carries the backend's options (helper SEAM's change): the same fields.
-    return SimpleNamespace(**{**{f.name: getattr(Settings(), f.name) for f in fields(Settings)}, **values},
-                           backend="postgresql", options=options)
+    return Settings(backend="postgresql", options=options, **values).validate("test settings")
 
 
 @contextmanager

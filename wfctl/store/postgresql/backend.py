@@ -27,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from ...errors import InputError
+from ..backend import Backend
 from ..errors import CorruptShardError, StoreError
 from .catalog import PostgresCatalogStore
 from .connection import ISOLATIONS, Session, parse_dsn, server_name
@@ -39,17 +40,17 @@ DEFAULT_PREFIX = "wfctl"
 OPTIONS = ("dsn", "schema_prefix", "isolation")
 
 
-class PostgresBackend:
+class PostgresBackend(Backend):
     """Where a PostgreSQL deployment lives (see the module); ``project`` is the project directory,
     ``settings`` its settings (``shards``, ``durability``, ``max_payload_bytes``, ``options``)."""
 
     name: ClassVar[str] = "postgresql"
+    default_options: ClassVar[Mapping[str, Any]] = {"schema_prefix": DEFAULT_PREFIX, "isolation": "read committed"}
 
     def __init__(self, project: Path, settings: Any):
-        options = dict(getattr(settings, "options", None) or {})
+        super().__init__(project, settings)
+        options = dict(settings.options or {})
         self.check_options(options, str(project))
-        self.project = Path(project)
-        self.settings = settings
         self.dsn: str = options.get("dsn") or os.environ.get(DSN_ENV, "")
         parse_dsn(self.dsn, f"{DSN_ENV}" if not options.get("dsn") else f"{project}: dsn")
         self.prefix: str = options.get("schema_prefix", DEFAULT_PREFIX)
@@ -162,6 +163,16 @@ class PostgresBackend:
             if extra:
                 raise InputError(f"{server_name(dsn)}: schema {extra[0]} is beyond the {shards} shard(s) of "
                                  f"deployment {self.prefix}")
+
+    def describe(self) -> dict[str, Any]:
+        """``{"backend": "postgresql", "version": "15.2", "server": "host:port/dbname"}`` (the catalog's server)."""
+        session = self._admin(self.dsn, "describe")
+        try:
+            version = session.run(lambda conn: conn.execute("SHOW server_version").fetchone()[0], write=False,
+                                  pipeline=False)
+        finally:
+            session.close()
+        return {"backend": self.name, "version": version.split()[0], "server": server_name(self.dsn)}
 
     # -- opening ---------------------------------------------------------------------------
 

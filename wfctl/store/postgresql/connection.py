@@ -29,14 +29,11 @@ import psycopg
 from psycopg import conninfo
 
 from ...errors import InputError
+from ..base import CONNECTION_LOST, DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILURE
 from ..errors import CorruptShardError, FencingError, StoreBusyError, StoreError
 
 T = TypeVar("T")
 
-SERIALIZATION_FAILURE = "serialization_failure"
-DEADLOCK = "deadlock"
-LOCK_TIMEOUT = "lock_timeout"
-CONNECTION_LOST = "connection_lost"
 CAUSES = {"40001": SERIALIZATION_FAILURE, "40P01": DEADLOCK, "55P03": LOCK_TIMEOUT}
 RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
 """The causes a PostgreSQL store counts retries under (reported even when 0)."""

@@ -140,22 +140,18 @@ def _layers(updates: Sequence[StepCommit]) -> list[list[StepCommit]]:
 def shard_stats(shard: int, by_status: dict[str, int], depth: int, waiting: tuple[int, str | None],
                 lease: tuple, retries: dict[str, int], wait_ms: dict[str, float], transactions: int,
                 size_bytes: int, details: dict[str, Any]) -> ShardStats:
-    """The stats record from what :meth:`PostgresShardStore.stats` gathered: the one place that
-    maps the counters by cause, the size and the details (``dead_tuples``, ``server``) onto
-    :class:`ShardStats`' fields (records without them sum the causes and drop the details)."""
+    """The stats record from what :meth:`PostgresShardStore.stats` gathered."""
     owner, expires, generation, heartbeat = lease
     return ShardStats(
-        shard=shard, runs_by_status=by_status, queue_depth=depth, lock_retries=sum(retries.values()),
-        lock_wait_ms=sum(wait_ms.values(), 0.0), transactions=transactions, lease_owner=owner, lease_expires_at=expires,
-        generation=generation, heartbeat_at=heartbeat, file_bytes=size_bytes, wal_bytes=0,
-        waiting=waiting[0], waiting_error=waiting[1])
+        shard=shard, runs_by_status=by_status, queue_depth=depth, retries=retries, wait_ms=wait_ms,
+        transactions=transactions, lease_owner=owner, lease_expires_at=expires, generation=generation,
+        heartbeat_at=heartbeat, size_bytes=size_bytes, details=details, waiting=waiting[0], waiting_error=waiting[1])
 
 
 def shard_progress(shard: int, runs: int, unfinished: int, depth: int, retries: dict[str, int],
                    wait_ms: dict[str, float], transactions: int) -> ShardProgress:
-    """The progress record (like :func:`shard_stats`, the one place that maps the counters by cause)."""
-    return ShardProgress(shard, runs, unfinished, depth, sum(retries.values()), sum(wait_ms.values(), 0.0),
-                         transactions)
+    """The progress record (like :func:`shard_stats`)."""
+    return ShardProgress(shard, runs, unfinished, depth, retries, wait_ms, transactions)
 
 
 class PostgresShardStore(ShardStore):
@@ -164,7 +160,7 @@ class PostgresShardStore(ShardStore):
     Lease times are the database server's clock (``clock_timestamp()``, epoch seconds): the
     lease methods ignore the caller's ``now``, so workers on machines whose clocks differ agree on
     who holds a shard. Every other time (run timestamps, ready times, ``claim_ready``'s ``now``) is
-    the caller's, as with SQLite. ``start_run`` never waits for another start and ignores ``wait``.
+    the caller's, as with SQLite. ``start_run`` never waits for another start.
     """
 
     def __init__(self, dsn: str, schema: str, shard: int, *, durability: str = "normal",
@@ -279,8 +275,7 @@ class PostgresShardStore(ShardStore):
     def start_run(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
-                  wait: bool = True, slot_time: float | None = None,
-                  definition_version: str | None = None) -> tuple[str, bool] | None:
+                  slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool]:
         check_size(input_json[1], f"input of run {execution_id}", self.max_payload_bytes)
         check_size(state_json[1], f"state of run {execution_id}", self.max_payload_bytes)
         params = {"id": execution_id, "definition": definition_id, "step": current_step, "key": idempotency_key,
