@@ -99,6 +99,24 @@ def pg_backend_or_skip(shards: int = 4, *, tag: str = "t", placement: dict[int, 
             drop_prefix(server, prefix)
 
 
+@contextmanager
+def pg_project(path: Path, shards: int = 2, *, tag: str = "t", route: str = "definition",
+               **options: Any) -> Iterator[Path]:
+    """A project directory (``wfctl.json``) of a PostgreSQL deployment with ``shards`` shards on a
+    fresh schema prefix of the test server (``options``: isolation ...), dropped after; skips
+    when there is no server."""
+    from wfctl.store import DataDir
+
+    dsn = options.pop("dsn", None) or pg_dsn()
+    prefix = unique_prefix(tag)
+    try:
+        DataDir.init(path, shards=shards, route=route, backend="postgresql",
+                     options={"dsn": dsn, "schema_prefix": prefix, **options})
+        yield path
+    finally:
+        drop_prefix(dsn, prefix)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

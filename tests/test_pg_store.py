@@ -20,7 +20,7 @@ from pg import pg_backend_or_skip, pg_dsn, pg_settings, second_server
 from wfctl.errors import InputError
 from wfctl.store.base import JournalRow, StepCommit
 from wfctl.store.errors import CorruptShardError, FencingError, StoreError
-from wfctl.store.postgresql.connection import server_name
+from wfctl.store.postgresql.connection import Session, server_name
 
 STATE = ('{"current": "s1"}', 17)
 
@@ -292,6 +292,37 @@ def test_serialization_failures_are_retried_and_counted_by_cause(backend):
     assert count >= 1
     with backend.open_shard(0) as again:
         assert again.stats().retries["serialization_failure"] >= 1
+
+
+def test_a_statement_whose_preparation_a_conflict_skipped_does_not_reach_the_caller():
+    """psycopg prepares a statement run often by sending its Parse in the pipeline, and takes it
+    for prepared at once; a conflict earlier in that pipeline makes the server skip the Parse.
+    The retry that uses it again gets the result, not "prepared statement does not exist"."""
+    session = Session(pg_dsn(), schema="public", label="test")
+    conflict = "DO $$BEGIN PERFORM pg_sleep(0.1); RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END$$"
+
+    def conflict_once(query, value):
+        attempts = []
+
+        def work(conn):
+            attempts.append(value)
+            if len(attempts) == 1:  # the conflict's result comes after the query is sent
+                conn.execute(conflict)
+            return conn.execute(query, (value,))
+
+        return session.run(work).fetchone()[0], len(attempts)
+
+    try:
+        assert conflict_once("SELECT %s::int", 1) == (1, 2)  # a rollback while nothing is prepared yet
+        for i in range(6):  # BEGIN, COMMIT and this query prepared
+            session.run(lambda conn: conn.execute("SELECT %s::int + 1", (i,))).fetchone()
+        for i in range(5):  # the next use prepares this one...
+            session.run(lambda conn: conn.execute("SELECT %s::int + 2", (i,))).fetchone()
+        value, attempts = conflict_once("SELECT %s::int + 2", 40)  # ... in the pipeline the conflict aborts
+        assert value == 42 and attempts >= 2
+        assert session.retries["serialization_failure"] == 2
+    finally:
+        session.close()
 
 
 def test_a_terminated_connection_is_reconnected(store):
