@@ -164,4 +164,3 @@ def test_cancel_and_cleanup_racing_a_busy_worker_reach_no_user(tmp_path, isolati
         assert all(waited[cause] > 0 for cause in retries if retries[cause])
         if isolation == "serializable":  # the conflicts read committed resolves by waiting, retried and counted
             assert retries[SERIALIZATION_FAILURE] > 0
-        print(isolation, retries, waited)
