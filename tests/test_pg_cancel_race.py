@@ -5,6 +5,7 @@ store retries them and counts them by cause in the shard's stats."""
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import time
@@ -119,7 +120,7 @@ def test_cancel_and_cleanup_racing_a_busy_worker_reach_no_user(tmp_path, isolati
     with pg_project(tmp_path / "data", shards=2, tag="race", route="execution", isolation=isolation) as data, \
             local_http_server(_Slow) as url:
         definition = tmp_path / "busy.json"
-        definition.write_text(__import__("json").dumps(_definition(url)))
+        definition.write_text(json.dumps(_definition(url)))
         with Engine(data, create=False) as engine:
             engine.apply([definition])
             ids = [engine.start("busy", {"items": list(range(ITEMS))}).execution_id for _ in range(RUNS)]
