@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
-import tempfile
 import threading
 import time
 
@@ -15,7 +14,7 @@ import psycopg
 import pytest
 
 from helpers import wait_until
-from pg import pg_backend_or_skip, pg_dsn, pg_settings, second_server
+from pg import pg_backend_or_skip, pg_dsn, pg_settings, second_server, traced
 
 from wfctl.errors import InputError
 from wfctl.store.base import JournalRow, StepCommit
@@ -388,19 +387,8 @@ def test_a_restarted_server_is_reconnected_to():
 
 
 def _traced(store, action) -> tuple[int, int]:
-    """``(round trips, statements)`` the store's connection spends on ``action()``, from libpq's
-    protocol trace: a round trip is a turn from client messages to server messages."""
-    conn = store._db.connection()
-    with tempfile.TemporaryFile("w+") as trace:
-        conn.pgconn.trace(trace.fileno())
-        try:
-            action()
-        finally:
-            conn.pgconn.untrace()
-        trace.seek(0)
-        sides = [line.split("\t")[1:4:2] for line in trace if line.count("\t") >= 3]
-    turns = sum(1 for (a, _), (b, _) in zip(sides, sides[1:]) if a == "F" and b == "B")
-    return turns, sum(1 for side, message in sides if side == "F" and message == "Bind")
+    """``(round trips, statements)`` the store's connection spends on ``action()``."""
+    return traced([store._db.connection()], action)
 
 
 def test_round_trips_per_start_claim_and_group_commit(store):
