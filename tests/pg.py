@@ -99,6 +99,50 @@ def pg_backend_or_skip(shards: int = 4, *, tag: str = "t", placement: dict[int, 
             drop_prefix(server, prefix)
 
 
+@contextmanager
+def pg_project(path: Path, shards: int = 2, *, tag: str = "t", route: str = "definition",
+               **options: Any) -> Iterator[Path]:
+    """A project directory (``wfctl.json``) of a PostgreSQL deployment with ``shards`` shards on a
+    fresh schema prefix of the test server (``options``: isolation ...), dropped after; skips
+    when there is no server."""
+    from wfctl.store import DataDir
+
+    dsn = options.pop("dsn", None) or pg_dsn()
+    prefix = unique_prefix(tag)
+    try:
+        DataDir.init(path, shards=shards, route=route, backend="postgresql",
+                     options={"dsn": dsn, "schema_prefix": prefix, **options})
+        yield path
+    finally:
+        drop_prefix(dsn, prefix)
+
+
+def traced(connections: list[Any], action: Callable[[], Any]) -> tuple[int, int]:
+    """``(round trips, statements)`` that psycopg ``connections`` spend on ``action()``, from
+    libpq's protocol trace: a round trip is a turn from client messages to server messages on a
+    connection, a statement a Bind message."""
+    files = []
+    try:
+        for conn in connections:
+            files.append(tempfile.TemporaryFile("w+"))
+            conn.pgconn.trace(files[-1].fileno())
+        try:
+            action()
+        finally:
+            for conn in connections:
+                conn.pgconn.untrace()
+        turns = statements = 0
+        for trace in files:
+            trace.seek(0)
+            sides = [line.split("\t")[1:4:2] for line in trace if line.count("\t") >= 3]
+            turns += sum(1 for (a, _), (b, _) in zip(sides, sides[1:]) if a == "F" and b == "B")
+            statements += sum(1 for side, message in sides if side == "F" and message == "Bind")
+        return turns, statements
+    finally:
+        for trace in files:
+            trace.close()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
-import tempfile
 import threading
 import time
 
@@ -15,12 +14,12 @@ import psycopg
 import pytest
 
 from helpers import wait_until
-from pg import pg_backend_or_skip, pg_dsn, pg_settings, second_server
+from pg import pg_backend_or_skip, pg_dsn, pg_settings, second_server, traced
 
 from wfctl.errors import InputError
 from wfctl.store.base import JournalRow, StepCommit
 from wfctl.store.errors import CorruptShardError, FencingError, StoreError
-from wfctl.store.postgresql.connection import server_name
+from wfctl.store.postgresql.connection import Session, server_name
 
 STATE = ('{"current": "s1"}', 17)
 
@@ -294,6 +293,37 @@ def test_serialization_failures_are_retried_and_counted_by_cause(backend):
         assert again.stats().retries["serialization_failure"] >= 1
 
 
+def test_a_statement_whose_preparation_a_conflict_skipped_does_not_reach_the_caller():
+    """psycopg prepares a statement run often by sending its Parse in the pipeline, and takes it
+    for prepared at once; a conflict earlier in that pipeline makes the server skip the Parse.
+    The retry that uses it again gets the result, not "prepared statement does not exist"."""
+    session = Session(pg_dsn(), schema="public", label="test")
+    conflict = "DO $$BEGIN PERFORM pg_sleep(0.1); RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END$$"
+
+    def conflict_once(query, value):
+        attempts = []
+
+        def work(conn):
+            attempts.append(value)
+            if len(attempts) == 1:  # the conflict's result comes after the query is sent
+                conn.execute(conflict)
+            return conn.execute(query, (value,))
+
+        return session.run(work).fetchone()[0], len(attempts)
+
+    try:
+        assert conflict_once("SELECT %s::int", 1) == (1, 2)  # a rollback while nothing is prepared yet
+        for i in range(6):  # BEGIN, COMMIT and this query prepared
+            session.run(lambda conn: conn.execute("SELECT %s::int + 1", (i,))).fetchone()
+        for i in range(5):  # the next use prepares this one...
+            session.run(lambda conn: conn.execute("SELECT %s::int + 2", (i,))).fetchone()
+        value, attempts = conflict_once("SELECT %s::int + 2", 40)  # ... in the pipeline the conflict aborts
+        assert value == 42 and attempts >= 2
+        assert session.retries["serialization_failure"] == 2
+    finally:
+        session.close()
+
+
 def test_a_terminated_connection_is_reconnected(store):
     start(store, "r1")
     generation = store.acquire_lease("w", 30, now=0)
@@ -357,19 +387,8 @@ def test_a_restarted_server_is_reconnected_to():
 
 
 def _traced(store, action) -> tuple[int, int]:
-    """``(round trips, statements)`` the store's connection spends on ``action()``, from libpq's
-    protocol trace: a round trip is a turn from client messages to server messages."""
-    conn = store._db.connection()
-    with tempfile.TemporaryFile("w+") as trace:
-        conn.pgconn.trace(trace.fileno())
-        try:
-            action()
-        finally:
-            conn.pgconn.untrace()
-        trace.seek(0)
-        sides = [line.split("\t")[1:4:2] for line in trace if line.count("\t") >= 3]
-    turns = sum(1 for (a, _), (b, _) in zip(sides, sides[1:]) if a == "F" and b == "B")
-    return turns, sum(1 for side, message in sides if side == "F" and message == "Bind")
+    """``(round trips, statements)`` the store's connection spends on ``action()``."""
+    return traced([store._db.connection()], action)
 
 
 def test_round_trips_per_start_claim_and_group_commit(store):

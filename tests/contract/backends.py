@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from pg import drop_prefix, pg_dsn, unique_prefix
 from wfctl.store import CatalogStore, DataDir, ShardStore
 
 
@@ -48,4 +49,29 @@ def sqlite(path: Path, *, shards: int, max_payload_bytes: int) -> Deployment:
     return ProjectDeployment(path)
 
 
-BACKENDS: dict[str, Callable[..., Deployment]] = {"sqlite": sqlite}
+@dataclass(frozen=True)
+class PostgresDeployment(ProjectDeployment):
+    """A project directory naming schemas of their own on the test server (tests/pg.py)."""
+
+    dsn: str
+    prefix: str
+
+    def close(self) -> None:
+        """Drop the deployment's schemas."""
+        drop_prefix(self.dsn, self.prefix)
+
+
+def postgresql(path: Path, *, shards: int, max_payload_bytes: int) -> Deployment:
+    """Schemas on a unique prefix on the test server (skipped without one, failed under CI=true)."""
+    dsn, prefix = pg_dsn(), unique_prefix("contract")
+    deployment = PostgresDeployment(path, dsn, prefix)
+    try:
+        DataDir.init(path, shards=shards, max_payload_bytes=max_payload_bytes, backend="postgresql",
+                     options={"dsn": dsn, "schema_prefix": prefix})
+    except BaseException:
+        deployment.close()
+        raise
+    return deployment
+
+
+BACKENDS: dict[str, Callable[..., Deployment]] = {"sqlite": sqlite, "postgresql": postgresql}

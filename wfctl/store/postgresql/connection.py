@@ -40,6 +40,12 @@ RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
 _LOST = {"57P01", "57P02", "57P03", "25P03"}  # shutdowns, cannot connect now, idle-in-transaction timeout
 _MISSING = {"3F000", "42P01", "42883", "42703"}  # no such schema, table, function, column
 FENCED = "WF001"  # raised by the shard schema's fence() function
+STALE_STATEMENT = "26000"
+"""A prepared statement the connection does not have: psycopg prepares a statement run often by
+sending its Parse in the pipeline and takes it for prepared at once, but a failure earlier in the
+pipeline (a retried conflict) makes the server skip that Parse. Its next use fails with this
+before anything runs; the session then opens a fresh connection (with no such statements) and
+runs the transaction again."""
 
 ISOLATIONS = ("read committed", "serializable")
 SYNCHRONOUS_COMMIT = {"normal": "off", "full": "on"}
@@ -188,6 +194,7 @@ class Session:
             start = time.monotonic()
             delay = RETRY_START_S
             self.lost_and_retried = False
+            renewed = False
             while True:
                 conn = self.connection()
                 attempted_at = time.monotonic()
@@ -205,6 +212,10 @@ class Session:
                         self._sleep(delay * self._rng.uniform(0.5, 1.5))
                         self._count(cause, (time.monotonic() - attempted_at) * 1000.0)  # the lost attempt too
                         delay = min(delay * 2, RETRY_CAP_S)
+                        continue
+                    if sqlstate == STALE_STATEMENT and not renewed:
+                        renewed = True  # see STALE_STATEMENT: the transaction failed whole, so it runs again
+                        self._drop()
                         continue
                     if _is_lost(exc) or conn.broken or conn.closed:
                         self._drop()

@@ -262,10 +262,14 @@ class PostgresShardStore(ShardStore):
         loaded = {r.execution_id: r for r in self._load(sorted(set(taken.values())))}
         results: list[tuple[RunRecord, bool]] = []
         for run, _, _, current in prepared:
-            if run.execution_id in created:
-                results.append((RunRecord(run.execution_id, run.definition_id, self.shard, "pending", run.input,
-                                          None, None, run.state, current, 1, run.idempotency_key, run.timeout_s,
-                                          now, None, None, now, None, run.slot_time, run.definition_version), True))
+            if run.execution_id in created:  # the batch's first run of that id (a later one gets this one)
+                created.discard(run.execution_id)
+                record = RunRecord(run.execution_id, run.definition_id, self.shard, "pending", run.input, None, None,
+                                   run.state, current, 1, run.idempotency_key, run.timeout_s, now, None, None, now,
+                                   None, run.slot_time, run.definition_version)
+                taken[run.execution_id] = run.execution_id
+                loaded[run.execution_id] = record
+                results.append((record, True))
             elif run.execution_id in taken and taken[run.execution_id] in loaded:
                 results.append((loaded[taken[run.execution_id]], False))
             else:  # deleted between the insert and the read: start it again
