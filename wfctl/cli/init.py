@@ -56,6 +56,7 @@ def init_command(
           --place 4-7='host=db2 dbname=wfctl'
       WFCTL_DSN='postgresql://wfctl@db1/wfctl' wfctl init --backend postgresql --isolation serializable
     """
+    from ..engine.keys import deployment_box, secret_box
     from ..store import DataDir, Settings, resolve_data_dir
     from ..store.backend import backend_class, open_backend
     from ..store.settings import DEFAULT_BACKEND, SETTINGS_FILE
@@ -81,14 +82,14 @@ def init_command(
         base = Settings(backend=name, shards=found["shards"], route=found["route"] or base.route)
         if place is None:
             placement = found["placement"]
+        joined = Settings(backend=name, shards=base.shards, route=base.route, options=options)
+        deployment_box(open_backend(path, joined.validate("wfctl init")))  # its key, before joining it
     count = base.shards if shards is None else shards
     if placement and max(placement) >= count:
         raise InputError(f"--place: shard {max(placement)} is beyond the {count} shard(s) (0..{count - 1})")
     datadir = DataDir.init(path, shards=count, route=base.route if route is None else route,
                            durability=base.durability if durability is None else durability,
                            backend=name, options=options, placement=placement or None)
-    from ..engine.keys import secret_box
-
     secret_box(datadir)  # the key is made with the directory (or checked against the deployment's)
     settings = {"path": str(datadir.path), "backend": datadir.settings.backend, "shards": datadir.shard_count,
                 "route": datadir.settings.route, "durability": datadir.settings.durability,

@@ -28,6 +28,7 @@ from typing import Mapping
 from ..errors import InputError, SecretError
 from ..secrets import KEY_ENV, SecretBox
 from ..store import UNFINISHED, DataDir, StoreError
+from ..store.backend import Backend
 
 KEY_FILE = "secret.key"
 FINGERPRINT = "secret_key_fingerprint"
@@ -46,8 +47,13 @@ def secret_box(datadir: DataDir | str | Path, env: Mapping[str, str] = os.enviro
     """
     if not isinstance(datadir, DataDir):
         datadir = DataDir.open(datadir, create=False)
-    path = datadir.path / KEY_FILE
-    backend = datadir.backend
+    return deployment_box(datadir.backend, env)
+
+
+def deployment_box(backend: Backend, env: Mapping[str, str] = os.environ) -> SecretBox:
+    """:func:`secret_box` for the deployment ``backend`` opens (its project directory holds the key
+    file): also before a machine's project directory is made, to check the key of a deployment it joins."""
+    path = backend.project / KEY_FILE
     recorded = backend.shared_setting(FINGERPRINT)
     from_env = bool(env.get(KEY_ENV))
     if from_env:
@@ -58,7 +64,7 @@ def secret_box(datadir: DataDir | str | Path, env: Mapping[str, str] = os.enviro
         raise InputError(f"the secret key of {backend.deployment()} (fingerprint {recorded}) is missing: set "
                          f"${KEY_ENV} to it or restore {path}; no new key is made, it could not read the "
                          "stored secrets")
-    elif _has_unfinished_runs(datadir):
+    elif _has_unfinished_runs(backend):
         raise InputError(f"{backend.deployment()} has unfinished runs but no secret key: set ${KEY_ENV} or "
                          f"restore {path}; no new key is made, it could not read their secrets")
     else:
@@ -70,7 +76,7 @@ def secret_box(datadir: DataDir | str | Path, env: Mapping[str, str] = os.enviro
         raise InputError(f"{where} does not hold a valid secret key (a Fernet key: 32 url-safe "
                          "base64-encoded bytes)") from None
     mine = fingerprint(key)
-    if recorded is None and not (from_env and _has_unfinished_runs(datadir)):
+    if recorded is None and not (from_env and _has_unfinished_runs(backend)):
         try:
             recorded = backend.record_shared_setting(FINGERPRINT, mine)
         except OSError as exc:
@@ -89,11 +95,11 @@ def _read(path: Path) -> str:
         raise InputError(f"cannot read the secret key {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def _has_unfinished_runs(datadir: DataDir) -> bool:
+def _has_unfinished_runs(backend: Backend) -> bool:
     """Whether a run may need the key (a shard that cannot be read is set aside everywhere: not counted)."""
-    for shard in range(datadir.shard_count):
+    for shard in range(backend.settings.shards):
         try:
-            store = datadir.open_shard(shard)
+            store = backend.open_shard(shard)
         except (StoreError, InputError):
             continue
         try:
@@ -109,6 +115,7 @@ def _has_unfinished_runs(datadir: DataDir) -> bool:
 def _create(path: Path) -> None:
     tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # a machine joining a deployment: before its directory
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise InputError(f"cannot create the secret key {path}: {exc.strerror or exc}") from None
