@@ -54,7 +54,8 @@ def init_command(
       wfctl init --backend postgresql --dsn 'host=db1 dbname=wfctl user=wfctl' --shards 8
       wfctl init --backend postgresql --dsn 'host=db1 dbname=wfctl' --shards 8 \\
           --place 4-7='host=db2 dbname=wfctl'
-      WFCTL_DSN='postgresql://wfctl@db1/wfctl' wfctl init --backend postgresql --isolation serializable
+      export WFCTL_DSN='postgresql://wfctl@db1/wfctl'
+      wfctl init --backend postgresql --isolation serializable
     """
     from ..engine.keys import deployment_box, secret_box
     from ..store import DataDir, Settings, resolve_data_dir
