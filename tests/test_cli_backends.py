@@ -21,6 +21,7 @@ from helpers import wfctl as run_wfctl
 from pg import drop_prefix, pg_dsn, unique_prefix
 from wfctl.engine.keys import fingerprint
 from wfctl.secrets import SecretBox
+from wfctl.store import shard_for
 
 HELLO = str(EXAMPLES / "hello.json")
 SCHEDULED = str(EXAMPLES / "scheduled.json")
@@ -204,6 +205,7 @@ def test_worker_drain_shards_and_the_lease_holder(project):
             assert set(row["retries"]) == {"serialization_failure", "deadlock", "lock_timeout", "connection_lost"}
     assert sum(sum(r["runs_by_status"].values()) for r in rows) == 4
     table = ok(project.wfctl("shards", "--check")).stdout
+    assert ok(project.wfctl("shards", "route", "order-42")).stdout.strip() == str(shard_for("order-42", 2))
     assert all(r["location"] in table for r in rows) and "holder" in table
 
     proc = subprocess.Popen(wfctl_argv(project.path, "worker"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
