@@ -347,3 +347,23 @@ def test_a_second_machine_joins_the_deployment_and_shares_its_key(pg_project, tm
     assert (run["status"], run["output"]) == ("completed", {"ok": True})
     for path in (a.path, b, c):
         assert "hunter2" not in (path / "wfctl.json").read_text()
+
+
+def test_stress_runs_each_variant_on_a_throwaway_postgresql_deployment(pg_project, tmp_path):
+    from jsonschema import Draft202012Validator
+
+    from helpers import ROOT
+
+    before = set(schemas(pg_project.dsn, "wfctl_stress"))
+    proc = pg_project.wfctl("stress", "run", "concurrent-starts", "--smoke", "--no-live", "--backend", "postgresql",
+                            "--dsn", pg_project.dsn, "--json", tmp_path / "r.json", path=None, timeout=600)
+    ok(proc)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["passed"] and set(result["machine"]) == {"cpus", "python", "postgresql", "platform"}
+    [variant] = result["scenarios"][0]["variants"]
+    assert variant["crosscheck"]["ok"] and variant["metrics"]["completed"] == variant["metrics"]["started"] > 0
+    assert all("serialization_failure" in shard["retries"] for shard in variant["shards"])
+    schema = json.loads((ROOT / "docs" / "stress-result.schema.json").read_text())
+    assert [e.message for e in Draft202012Validator(schema).iter_errors(result)] == []
+    assert "cross-check OK: the shards agree" in proc.stdout
+    assert set(schemas(pg_project.dsn, "wfctl_stress")) == before  # the variant's schemas were dropped

@@ -131,6 +131,12 @@ class Backend(ABC):
         self.settings = settings
         return getattr(settings, name)
 
+    @classmethod
+    def throwaway_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` for one more throwaway deployment beside others (the stress harness's
+        variants): by default the same (each lives in its own project directory)."""
+        return dict(options)
+
     def leftovers(self) -> str | None:
         """What a deployment left in a project directory that has no ``wfctl.json`` (so it lost
         its settings and must not be re-created), e.g. ``"shard or catalog files"``; None when nothing."""

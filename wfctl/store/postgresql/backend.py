@@ -18,6 +18,7 @@ counted conflicts, the contention that read committed hides in lock waits.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,6 +76,12 @@ class PostgresBackend(Backend):
         isolation = options.get("isolation", "read committed")
         if isolation not in ISOLATIONS:
             raise InputError(f"{where}: isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+
+    @classmethod
+    def throwaway_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` with a schema prefix of its own (``wfctl_stress_<random>`` by default)."""
+        base = options.get("schema_prefix", "wfctl_stress")[:28]
+        return {**options, "schema_prefix": f"{base}_{uuid.uuid4().hex[:10]}"}
 
     # -- creation and checks ---------------------------------------------------------------
 
@@ -233,6 +240,7 @@ class PostgresBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         """``{"backend": "postgresql", "version": "15.2", "server": "host:port/dbname"}`` (the catalog's server)."""
+        self._need_dsn()
         session = self._admin(self.dsn, "describe")
         try:
             version = session.run(lambda conn: conn.execute("SHOW server_version").fetchone()[0], write=False,
