@@ -118,7 +118,7 @@ class PostgresBackend(Backend):
     def existing(self) -> dict[str, Any] | None:
         """``{"shards", "route", "placement"}`` as the catalog records them; None when there is no catalog."""
         self._need_dsn()
-        session = self._admin(self.dsn, "catalog")
+        session = Session(self.dsn, schema=catalog_schema(self.prefix), label="catalog", durability="full")
         schema = sql.Identifier(catalog_schema(self.prefix))
         try:
             def read(conn: psycopg.Connection) -> tuple | None:
