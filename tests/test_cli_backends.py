@@ -367,3 +367,21 @@ def test_stress_runs_each_variant_on_a_throwaway_postgresql_deployment(pg_projec
     assert [e.message for e in Draft202012Validator(schema).iter_errors(result)] == []
     assert "cross-check OK: the shards agree" in proc.stdout
     assert set(schemas(pg_project.dsn, "wfctl_stress")) == before  # the variant's schemas were dropped
+
+
+def test_libpq_environment_fills_in_the_dsn(pg_project):
+    """A DSN naming only the database: libpq's $PGHOST, $PGPORT and $PGUSER supply the rest, and
+    wfctl.json records only what was given."""
+    from psycopg import conninfo
+
+    params = conninfo.conninfo_to_dict(pg_project.dsn)
+    env = {"PGHOST": str(params.get("host", "127.0.0.1")), "PGPORT": str(params.get("port", "5432")),
+           "PGUSER": str(params.get("user", "postgres"))}
+    dsn = f"dbname={params.get('dbname', 'postgres')}"
+    ok(pg_project.wfctl("init", "--backend", "postgresql", "--dsn", dsn, "--schema-prefix", pg_project.prefix,
+                        "--shards", "2", env=env))
+    assert json.loads((pg_project.path / "wfctl.json").read_text())["postgresql"]["dsn"] == dsn
+    run = ok_json(pg_project.wfctl("start", HELLO, "--wait", "--json", env=env))
+    assert run["status"] == "completed"
+    where = ok_json(pg_project.wfctl("shards", "--json", env=env))[0]["location"]
+    assert where == f"{env['PGHOST']}:{env['PGPORT']}/{params.get('dbname', 'postgres')} schema {pg_project.prefix}_shard_000"
