@@ -134,7 +134,7 @@ def test_init_settings_reinit_and_newer_schema(tmp_path):
     settings = ok_json(wfctl("init", "--shards", "2", "--route", "execution", "--durability", "full", "--json",
                              data=data))
     assert settings == {"path": str(data), "backend": "sqlite", "shards": 2, "route": "execution",
-                        "durability": "full"}
+                        "durability": "full", "location": str(data / "catalog.db")}
     stored = json.loads((data / "wfctl.json").read_text())
     assert stored["schema_version"] == SCHEMA_VERSION and stored["created_at"].endswith("Z")
     assert (stored["shards"], stored["route"], stored["durability"]) == (2, "execution", "full")

@@ -203,8 +203,8 @@ def test_crosscheck_reports_each_disagreement():
     workers = Counters(completed=9, failed=1)
     assert crosscheck({"completed": 9, "failed": 1}, 10, workers) == []
     found = crosscheck({"completed": 8, "failed": 1, "running": 2}, 10, workers)
-    assert found == ["the shard files hold 11 runs; the clients started 10",
-                     "the shard files hold 8 completed runs; the workers reported 9"]
+    assert found == ["the shards hold 11 runs; the clients started 10",
+                     "the shards hold 8 completed runs; the workers reported 9"]
     assert crosscheck({"completed": 9, "failed": 1}, None, workers) == []  # scheduled: no client count
 
 

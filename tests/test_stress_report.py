@@ -164,7 +164,7 @@ def test_report_shows_variants_side_by_side_and_the_breach():
     # errors, escaped markup comes out literally
     assert "input too large [/red] for run 0-abc" in text
     # cross-check
-    assert "cross-check OK: shard files agree" in text
+    assert "cross-check OK: the shards agree" in text
     assert "harness counted 5 completed, file has 4" in text
     # slots
     assert "schedule slots" in text and "missed" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import typer
@@ -16,11 +17,11 @@ def shards_command(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
     check: bool = typer.Option(True, "--check/--no-check",
-                               help="Check each shard file's integrity (reads it whole); a damaged one shows its error."),
+                               help="Check each shard's integrity (SQLite: reads its file whole; PostgreSQL: its schema); a damaged one shows its error."),
 ) -> None:
-    """Per-shard runs by status (pending, running, completed, failed, canceled), queue depth, retries and time waited (by cause when there are several), lease holder, size.
+    """Per-shard runs by status (pending, running, completed, failed, canceled), queue depth, retries and time waited (by cause when there are several), lease holder (machine:pid, heartbeat), size, and where the shard lives (its file, or server and schema).
 
-    Unfinished runs a worker left waiting (their secrets cannot be decrypted with its key) are counted with their error; a damaged shard shows its error. --json adds the retries and wait time by cause, the backend's size details, the transaction count, lease expiry, fencing generation and heartbeat.
+    Unfinished runs a worker left waiting (their secrets cannot be decrypted with its key) are counted with their error; a damaged shard shows its error. --json adds the retries and wait time by cause, the backend's size details (SQLite: file and WAL bytes; PostgreSQL: dead tuples, server), the transaction count, the lease owner id, expiry, fencing generation and heartbeat.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -32,13 +33,15 @@ def shards_command(
 
     from rich import box
 
+    now = time.time()
     causes = {cause for row in rows for cause in row.get("retries") or {}}
     retries_header = f"retries\n({_cause(next(iter(causes)))})" if len(causes) == 1 else "retries"
     table = Table(title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("shard", "runs", "by status", "queue", retries_header, "waited", "lease", "size"):
-        wrap = column in ("by status", "lease")
+    for column in ("shard", "runs", "by status", "queue", retries_header, "waited", "holder", "size"):
+        wrap = column in ("by status", "holder")
         table.add_column(column, justify="left" if wrap else "right", overflow="fold",
-                         no_wrap=not wrap and column != retries_header, min_width=12 if column == "by status" else None)
+                         no_wrap=not wrap and column != retries_header,
+                         min_width={"by status": 12, "holder": 11}.get(column))
     for row in rows:
         if "error" in row:
             table.add_row(str(row["shard"]), "", f"[red]{escape(row['error'])}[/red]", *[""] * 5)
@@ -49,8 +52,32 @@ def shards_command(
             statuses += f"\n[yellow]{row['waiting']} waiting: {escape(row['waiting_error'] or '')}[/yellow]"
         table.add_row(str(row["shard"]), str(sum(by.values())), statuses, str(row.get("queue_depth", 0)),
                       _by_cause(row.get("retries") or {}, str), _by_cause(row.get("wait_ms") or {}, _ms),
-                      row.get("lease_owner") or "-", f"{(row.get('size_bytes') or 0) / 2**20:.1f} MiB")
+                      _holder(row, now), f"{(row.get('size_bytes') or 0) / 2**20:.1f} MiB")
     console().print(table)
+    if any(row.get("location") for row in rows):  # where each shard lives: its own table, paths are long
+        places = Table(box=box.SIMPLE_HEAD)
+        places.add_column("shard", justify="right")
+        places.add_column("location", overflow="fold")
+        for row in rows:
+            places.add_row(str(row["shard"]), escape(row.get("location") or "?"))
+        console().print(places)
+
+
+def _holder(row: dict, now: float) -> str:
+    """The lease holder as ``machine:pid`` (a worker's owner id is ``machine:pid:random``), its
+    heartbeat's age, and whether its lease has expired (so another worker may take the shard)."""
+    owner = row.get("lease_owner")
+    if not owner:
+        return "-"
+    parts = owner.split(":")
+    lines = [escape(":".join(parts[:2]) if len(parts) == 3 and parts[1].isdigit() else owner)]
+    beat = row.get("heartbeat_at")
+    if beat is not None:
+        lines.append(f"[dim]beat {max(0.0, now - beat):.0f}s ago[/dim]")
+    expires = row.get("lease_expires_at")
+    if expires is not None and expires < now:
+        lines.append("[yellow]lease expired[/yellow]")
+    return "\n".join(lines)
 
 
 def _cause(cause: str) -> str:

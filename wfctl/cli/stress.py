@@ -104,11 +104,15 @@ def run_command(
     metrics: Optional[List[str]] = _metrics_option("With --compare: the metrics"),
     keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (each printed, ready for WFCTL_DATA_DIR)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show live progress while running."),
+    backend: str = typer.Option("sqlite", "--backend", help="Where each variant's fresh deployment lives: 'sqlite' "
+                                "or 'postgresql' (schemas of their own on --dsn's server, dropped after unless --keep)."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help="postgresql: the server (a libpq DSN without a password). "
+                                      "Default: $WFCTL_DSN.", show_default=False),
 ) -> None:
     """Run stress scenarios on fresh data directories with real worker, client and scheduler processes.
 
     Prints an end report (counts, latency percentiles, throughput, per-shard contention, cross-check against the
-    shard files, thresholds, the machine's CPU load, medians and spreads with --repeat); the last line says PASS or
+    shards, thresholds, the machine's CPU load, medians and spreads with --repeat); the last line says PASS or
     FAIL. Exit codes: 0 all thresholds passed, 99 a threshold breached, 98 a regression beyond
     --fail-on-regression, 1 a variant could not run (a process failed to start or died), 2 bad usage, scenario or
     baseline, 130 interrupted.
@@ -120,6 +124,7 @@ def run_command(
     from ..stress.report import render_report, render_verdict
     from ..stress.scenarios import load_scenarios
     from ..stress.thresholds import parse_thresholds
+    from ..store.backend import backend_class
 
     checks = parse_thresholds(thresholds or [])  # an unknown metric stops here, before anything runs
     base = load_result(str(baseline)) if baseline is not None else None
@@ -132,11 +137,14 @@ def run_command(
     overrides = dict(shards=shards, route=route, clients=clients, rate=rate, duration=duration, total=total,
                      seed=seed, scale=scale, repeat=repeat)
     scenarios = load_scenarios(target, overrides, smoke=smoke)
+    options = {"dsn": dsn} if dsn is not None else {}
+    backend_class(backend, "--backend").check_options(options, f"--backend {backend}")
     out = console()
     keep_dir = _keep_dir() if keep else None
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: stop the processes, remove the data directories
     with LiveView(out, enabled=live) as view:
-        result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]])
+        result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]],
+                            backend=backend, options=options)
     tolerance = DEFAULT_TOLERANCE_PCT if fail_on_regression is None else fail_on_regression
     comparisons = compare_results(base, result, tolerance, globs) if base is not None else None
     if comparisons is not None:  # a breach (99) wins over a regression (98)

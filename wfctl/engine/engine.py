@@ -162,7 +162,7 @@ class Engine:
         return groups
 
     def _each_shard(self, shard: int | None = None) -> Iterable[ShardStore]:
-        """The stores of every shard (or of ``shard``); a damaged file is skipped with a warning."""
+        """The stores of every shard (or of ``shard``); a damaged one is skipped with a warning."""
         if shard is not None:
             self.datadir.check_shard(shard)
             yield self.shard_store(shard)
@@ -176,7 +176,7 @@ class Engine:
                 self._set_aside(n, exc)
 
     def _over_shards(self, fn: Callable[[ShardStore], Any], shard: int | None = None) -> list[Any]:
-        """``fn(store)`` for every shard (or ``shard``); a shard whose file turns out damaged
+        """``fn(store)`` for every shard (or ``shard``); a shard that turns out damaged
         (:class:`CorruptShardError`) is set aside with one warning and the others go on."""
         results = []
         for store in self._each_shard(shard):

@@ -1,6 +1,6 @@
 """Execution ids: ``<shard in hex, 2+ digits>-<32 hex digits>``, e.g. ``03-0193a4f2c1d87e5b9a0c4d2e6f718293``.
 
-The prefix is the run's shard, so ``status``/``cancel``/``cleanup`` open one shard file
+The prefix is the run's shard, so ``status``/``cancel``/``cleanup`` open one shard
 without scanning the others. The 32-digit body is chosen first:
 
 - without an idempotency key, a time-ordered random value (48-bit millisecond timestamp then

@@ -199,7 +199,7 @@ class Worker:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
                 continue
-            except CorruptShardError as exc:  # a damaged file: set aside, the other shards go on
+            except CorruptShardError as exc:  # a damaged shard: set aside, the other shards go on
                 self._break(shard, exc)
                 continue
             except StoreError as exc:
@@ -232,7 +232,7 @@ class Worker:
             except FencingError as exc:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
-            except (CorruptShardError, InputError) as exc:  # a damaged or missing file
+            except (CorruptShardError, InputError) as exc:  # a damaged or missing shard
                 self._break(shard, exc)
             except StoreError as exc:
                 _log.error("shard %d: %s", shard, exc)
@@ -271,7 +271,7 @@ class Worker:
             try:
                 self.runtime.shard_store(shard).release_lease(self.owner, generation)
             except StoreError:
-                pass  # the damaged file may refuse it: the lease expires
+                pass  # the damaged shard may refuse it: the lease expires
         where = self.runtime.datadir.location(shard)
         _log.error("shard %d is unusable, skipping it: %s", shard, exc if where in str(exc) else f"{where}: {exc}")
 

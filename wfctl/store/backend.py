@@ -55,6 +55,23 @@ class Backend(ABC):
         (idempotent) and is safe to run from several processes at once. ``placement``: where
         each shard lives (shard -> server), for backends that spread shards; others refuse it."""
 
+    def check_creation(self, placement: Mapping[int, str] | None = None) -> Any:
+        """InputError (one line) when this deployment cannot be created as asked (checked before
+        anything is created); by default a backend places no shards, so ``placement`` is refused."""
+        if placement:
+            raise InputError(f"the {self.name} backend keeps every shard in the data directory: "
+                             "placement is for the postgresql backend")
+
+    def existing(self) -> dict[str, Any] | None:
+        """What a deployment already created where these settings point (by another machine)
+        records: ``{"shards", "route", "placement"}``; None when there is none (by default the
+        deployment lives in its project directory, so there is none before ``wfctl.json``)."""
+        return None
+
+    def recorded_options(self) -> dict[str, Any]:
+        """The options ``wfctl.json`` records at creation (what the environment supplied filled in)."""
+        return dict(self.options)
+
     @abstractmethod
     def verify(self) -> None:
         """InputError (one line) when a part is missing, damaged at the layout level, beyond the
@@ -84,6 +101,41 @@ class Backend(ABC):
         unknown = sorted(set(options) - set(cls.default_options))
         if unknown:
             raise InputError(f"{where}: unknown option {unknown[0]!r}")
+
+    def deployment(self) -> str:
+        """The deployment, for messages: ``data directory PATH`` (a deployment inside its project
+        directory, as SQLite's), ``deployment wfctl on host:port/dbname`` (PostgreSQL)."""
+        return f"data directory {self.project}"
+
+    def shared_setting(self, name: str) -> str | None:
+        """A setting every process and machine of the deployment must agree on (``secret_key_fingerprint``),
+        as recorded now; None when none is. By default (a deployment inside its project directory)
+        the field ``name`` of ``wfctl.json``."""
+        from .settings import read_settings
+
+        self.settings = read_settings(self.project)
+        return getattr(self.settings, name)
+
+    def record_shared_setting(self, name: str, value: str) -> str:
+        """Record shared setting ``name`` as ``value`` unless one is recorded already (serialized
+        between processes); the recorded value. By default in ``wfctl.json``."""
+        from dataclasses import replace
+
+        from .settings import read_settings, settings_lock, write_settings
+
+        with settings_lock(self.project):
+            settings = read_settings(self.project)
+            if getattr(settings, name) is None:
+                settings = replace(settings, **{name: value})
+                write_settings(self.project, settings)
+        self.settings = settings
+        return getattr(settings, name)
+
+    @classmethod
+    def throwaway_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` for one more throwaway deployment beside others (the stress harness's
+        variants): by default the same (each lives in its own project directory)."""
+        return dict(options)
 
     def leftovers(self) -> str | None:
         """What a deployment left in a project directory that has no ``wfctl.json`` (so it lost

@@ -8,12 +8,9 @@ directory with settings is complete; creation is serialized between processes by
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,11 +21,10 @@ from .backend import open_backend
 from .base import SCHEMA_VERSION, CatalogStore, ShardStore
 from .payload import DEFAULT_MAX_PAYLOAD_BYTES
 from .routing import shard_for
-from .settings import DEFAULT_BACKEND, SETTINGS_FILE, Settings
+from .settings import DEFAULT_BACKEND, SETTINGS_FILE, Settings, read_settings, settings_lock, write_settings
 
 __all__ = ["SCHEMA_VERSION", "DataDir", "Settings", "resolve_data_dir"]
 
-LOCK_FILE = ".wfctl.lock"
 CREATING_FILE = ".wfctl.creating"
 DEFAULT_DIR = ".wfctl"
 ENV_VAR = "WFCTL_DATA_DIR"
@@ -44,8 +40,12 @@ class DataDir:
 
     def __init__(self, path: Path, settings: Settings):
         self.path = path
-        self.settings = settings
         self.backend = open_backend(path, settings)
+
+    @property
+    def settings(self) -> Settings:
+        """The directory's settings (its backend's: they are one object)."""
+        return self.backend.settings
 
     @classmethod
     def init(cls, path: str | Path, shards: int = 4, route: str = "definition",
@@ -86,7 +86,7 @@ class DataDir:
                 raise InputError(f"{path} is not a wfctl data directory (no {SETTINGS_FILE}); "
                                  "create one with wfctl init")
             return cls._create(path, Settings(), strict=False)
-        datadir = cls(path, _read_settings(path))
+        datadir = cls(path, read_settings(path))
         datadir.backend.verify()
         return datadir
 
@@ -96,18 +96,21 @@ class DataDir:
         wanted = wanted.validate(str(path))
         if not _exists(path / SETTINGS_FILE):
             _refuse_folder_of_data_dirs(path)
+            open_backend(path, wanted).check_creation(placement)  # before anything is created
         try:
             if path.exists() and not path.is_dir():
                 raise InputError(f"{path} exists and is not a directory")
             path.mkdir(parents=True, exist_ok=True)
-            with _locked(path):
+            with settings_lock(path):
                 if (path / SETTINGS_FILE).exists():
-                    existing = _read_settings(path)
+                    existing = read_settings(path)
                     diff = existing.differences(wanted)
                     if strict and diff:
                         raise InputError(
                             f"data directory {path} already exists with {', '.join(diff)}; refusing to "
                             f"re-initialize it with {', '.join(wanted.differences(existing))}")
+                    if placement:
+                        open_backend(path, existing).check_creation(placement)
                 else:
                     backend = open_backend(path, wanted)
                     left = backend.leftovers()
@@ -117,30 +120,11 @@ class DataDir:
                     now = time.time()
                     backend.create(now=now, placement=placement)
                     created = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
-                    _write_settings(path, replace(wanted, created_at=created))
+                    write_settings(path, replace(wanted, options=backend.recorded_options(), created_at=created))
                     (path / CREATING_FILE).unlink()
         except OSError as exc:
             raise InputError(f"cannot create data directory {path}: {exc.strerror or exc}") from None
         return cls.open(path, create=False)
-
-    def reload(self) -> Settings:
-        """The settings as ``wfctl.json`` holds them now (another process may have recorded the key's fingerprint)."""
-        self._set(_read_settings(self.path))
-        return self.settings
-
-    def record_key_fingerprint(self, fingerprint: str) -> str:
-        """Record the secret key's fingerprint in ``wfctl.json`` unless one is recorded already;
-        returns the recorded one (serialized between processes)."""
-        with _locked(self.path):
-            settings = _read_settings(self.path)
-            if settings.secret_key_fingerprint is None:
-                settings = replace(settings, secret_key_fingerprint=fingerprint)
-                _write_settings(self.path, settings)
-        self._set(settings)
-        return settings.secret_key_fingerprint
-
-    def _set(self, settings: Settings) -> None:
-        self.settings = self.backend.settings = settings
 
     def is_writable(self) -> bool:
         """Whether this process may write the directory (a read-only one is opened read-only)."""
@@ -183,17 +167,6 @@ class DataDir:
         return f"DataDir({str(self.path)!r}, {self.settings})"
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialize creation between processes (an advisory lock on a file in the directory)."""
-    with open(path / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _exists(path: Path) -> bool:
     """Whether ``path`` exists; InputError when it cannot be looked at."""
     try:
@@ -227,28 +200,3 @@ def _no_settings(path: Path, what: str) -> InputError:
     return InputError(f"data directory {path} has {what} but no {SETTINGS_FILE}: refusing to "
                       f"re-create it (restore {SETTINGS_FILE} from a backup, or write it with the directory's "
                       "shard count, route and durability)")
-
-
-def _read_settings(path: Path) -> Settings:
-    file = path / SETTINGS_FILE
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {file}: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{file} must hold a JSON object")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise InputError(f"{file}: schema_version must be an integer, got {version!r}")
-    if version > SCHEMA_VERSION:
-        raise InputError(f"data directory {path} was written by a newer wfctl (schema {version} > {SCHEMA_VERSION})")
-    return Settings.from_json(data, str(file))
-
-
-def _write_settings(path: Path, settings: Settings) -> None:
-    tmp = path / f".{SETTINGS_FILE}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(settings.to_json(), indent=2) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path / SETTINGS_FILE)

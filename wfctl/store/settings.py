@@ -12,7 +12,13 @@ A file written before backends (no ``backend``, SQLite options such as
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -21,6 +27,7 @@ from .base import SCHEMA_VERSION
 from .payload import DEFAULT_MAX_PAYLOAD_BYTES
 
 SETTINGS_FILE = "wfctl.json"
+LOCK_FILE = ".wfctl.lock"
 DEFAULT_BACKEND = "sqlite"
 ROUTES = ("definition", "execution")
 DURABILITIES = ("normal", "full")
@@ -107,3 +114,43 @@ class Settings:
         options = {**{k: data[k] for k in legacy if k in data}, **options}
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("backend", "options")}
         return cls(**known, backend=backend, options=options).validate(where)
+
+
+@contextmanager
+def settings_lock(path: Path) -> Iterator[None]:
+    """Serialize creation and changes of project directory ``path`` between processes (an advisory
+    lock on a file in the directory)."""
+    with open(path / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_settings(path: Path) -> Settings:
+    """The settings of project directory ``path`` (its ``wfctl.json``); InputError when unreadable,
+    invalid or written by a newer wfctl."""
+    file = path / SETTINGS_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {file}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{file} must hold a JSON object")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{file}: schema_version must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise InputError(f"data directory {path} was written by a newer wfctl (schema {version} > {SCHEMA_VERSION})")
+    return Settings.from_json(data, str(file))
+
+
+def write_settings(path: Path, settings: Settings) -> None:
+    """Write ``wfctl.json`` of project directory ``path`` atomically (and durably)."""
+    tmp = path / f".{SETTINGS_FILE}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(settings.to_json(), indent=2) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path / SETTINGS_FILE)

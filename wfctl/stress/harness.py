@@ -25,13 +25,14 @@ Memory depends on durations and shard counts, never on the number of runs.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,9 +50,11 @@ from .thresholds import BREACH_EXIT_CODE, Threshold, combine_thresholds, evaluat
 from .workload import planned_arrivals, target_rate
 
 from .compare import RESULT_SCHEMA
+
+_log = logging.getLogger(__name__)
 #: Client processes at most; more virtual users share them as threads.
 MAX_CLIENT_PROCESSES = 64
-#: How often the harness samples the shard files while a variant runs.
+#: How often the harness samples the shards while a variant runs.
 SAMPLE_EVERY_S = 0.25
 #: At most this many in-flight samples are kept per variant (thinned on long runs).
 MAX_SAMPLES = 600
@@ -136,8 +139,11 @@ def harness_thresholds(scenario: Scenario) -> list[str]:
 class _VariantRun:
     """The processes and files of one variant while it runs."""
 
-    def __init__(self, scenario: Scenario, variant: Variant, root: Path, progress: Progress | None) -> None:
+    def __init__(self, scenario: Scenario, variant: Variant, root: Path, progress: Progress | None,
+                 backend: str = "sqlite", options: Mapping[str, Any] | None = None) -> None:
         self.scenario = scenario
+        self.backend = backend
+        self.options = dict(options or {})
         self.variant = variant
         self.root = root
         self.data = root / "data"
@@ -167,7 +173,7 @@ class _VariantRun:
 
         engine_cfg = self.scenario.engine
         DataDir.init(self.data, shards=self.variant.shards, route=self.variant.route,
-                     durability=engine_cfg.durability)
+                     durability=engine_cfg.durability, backend=self.backend, options=self.options)
         self.metrics_dir.mkdir()
         files, weighted = self._definition_files()
         with Engine(self.data) as engine:
@@ -269,7 +275,7 @@ class _VariantRun:
         return self.origin
 
     def sample(self, target: int | None) -> tuple[int, int]:
-        """Sample the shard files: (runs created, unfinished); report a live snapshot."""
+        """Sample the shards: (runs created, unfinished); report a live snapshot."""
         from ..engine import Engine
 
         if self.probe is None:
@@ -364,16 +370,22 @@ def _scheduled_window(data: Path, armed_at: float, slots: int) -> tuple[float, d
 
 
 def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = None,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: Progress | None = None, backend: str = "sqlite",
+                options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run one variant and return its result (the ``variants[]`` entry of the JSON result).
 
-    ``keep``: a folder under which the variant's data directory is kept (else it is deleted).
+    ``keep``: a folder under which the variant's data directory is kept (else it is deleted,
+    with its deployment). ``backend`` and its ``options``: where the variant's deployment lives
+    (a throwaway one of its own, see :meth:`Backend.throwaway_options`).
     """
+    from ..store.backend import backend_class
+
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in variant.name).strip("-")
     root = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-{slug}-", dir=keep))
-    run = _VariantRun(scenario, variant, root, progress)
+    run = _VariantRun(scenario, variant, root, progress, backend,
+                      backend_class(backend).throwaway_options(options or {}))
     started_at = time.time()
     sampler = None
     try:
@@ -405,7 +417,20 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
                 proc.kill()
                 proc.join()
         if keep is None:
+            _drop(run.data)
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _drop(data: Path) -> None:
+    """Drop a variant's deployment (PostgreSQL: its schemas; SQLite: its files); one warning when it cannot."""
+    from ..store import DataDir
+
+    if not (data / "wfctl.json").exists():
+        return
+    try:
+        DataDir.open(data, create=False).backend.drop()
+    except WfctlError as exc:
+        _log.warning("cannot drop the deployment of %s: %s", data, exc)
 
 
 # -- collecting ----------------------------------------------------------------------------
@@ -500,16 +525,16 @@ def _collect(run: _VariantRun, origin: float, ended: float,
 
 
 def crosscheck(by_status: dict[str, int], started: int | None, workers: Any) -> list[str]:
-    """Where the shard files disagree with the harness's own counts: runs the clients started
+    """Where the shards disagree with the harness's own counts: runs the clients started
     (None when schedulers started them) and runs the workers reported completed or failed."""
     differences = []
     runs = sum(by_status.values())
     if started is not None and runs != started:
-        differences.append(f"the shard files hold {runs} runs; the clients started {started}")
+        differences.append(f"the shards hold {runs} runs; the clients started {started}")
     for status in ("completed", "failed"):
         mine, files = getattr(workers, status), by_status.get(status, 0)
         if mine != files:
-            differences.append(f"the shard files hold {files} {status} runs; the workers reported {mine}")
+            differences.append(f"the shards hold {files} {status} runs; the workers reported {mine}")
     return differences
 
 
@@ -528,7 +553,7 @@ class _Scan:
 
 
 def _scan(engine: Any, shard_count: int, timeline: Timeline, late_after: float, scheduled: bool) -> _Scan:
-    """Read every run of every shard file once (streaming), and each shard's statistics."""
+    """Read every run of every shard once (streaming), and each shard's statistics."""
     from .metrics import LatencyRecorder
 
     e2e, fire_lag = LatencyRecorder(), LatencyRecorder()
@@ -600,14 +625,16 @@ def scenario_thresholds(scenario: Scenario, extra: Iterable[Threshold]) -> list[
 
 
 def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, keep: Path | None = None,
-                 progress: Progress | None = None) -> dict[str, Any]:
-    """Run every variant of ``scenario``; the ``scenarios[]`` entry of the JSON result."""
+                 progress: Progress | None = None, backend: str = "sqlite",
+                 options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run every variant of ``scenario`` (on ``backend`` with ``options``); the ``scenarios[]`` entry of the JSON result."""
     checks = scenario_thresholds(scenario, thresholds)
     began = time.time()
     runs: dict[str, list[dict[str, Any]]] = {}
     for rep, variant in run_order(variants(scenario), scenario.repeat):
         shown = progress if progress is None or scenario.repeat == 1 else _labelled(progress, rep, scenario.repeat)
-        runs.setdefault(variant.name, []).append(run_variant(scenario, variant, keep=keep, progress=shown))
+        runs.setdefault(variant.name, []).append(run_variant(scenario, variant, keep=keep, progress=shown,
+                                                             backend=backend, options=options))
     results = [aggregate(runs[v.name]) for v in variants(scenario)]
     evaluated = []
     for result in results:
@@ -651,15 +678,19 @@ def _evaluate(checks: list[tuple[Threshold, str]], result: dict[str, Any]) -> li
 
 
 def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = (), *, keep: Path | None = None,
-               progress: Progress | None = None, command: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run ``scenarios`` in order; the whole JSON result (``docs/stress.md`` documents it)."""
+               progress: Progress | None = None, command: Sequence[str] | None = None, backend: str = "sqlite",
+               options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``scenarios`` in order, each variant on a throwaway deployment of ``backend`` (with
+    ``options``); the whole JSON result (``docs/stress.md`` documents it)."""
     from .. import __version__
 
     from ..store import Settings, open_backend
 
     thresholds = list(thresholds)
-    results = [run_scenario(s, thresholds, keep=keep, progress=progress) for s in scenarios]
-    backend = open_backend(Path(tempfile.gettempdir()), Settings()).describe()  # the variants' (the default)
+    settings = Settings(backend=backend, options=dict(options or {})).validate("stress")  # before anything runs
+    described = open_backend(Path(tempfile.gettempdir()), settings).describe()  # the variants' backend
+    results = [run_scenario(s, thresholds, keep=keep, progress=progress, backend=backend, options=options)
+               for s in scenarios]
     passed = all(r["passed"] for r in results)
     return {
         "schema": RESULT_SCHEMA,
@@ -667,7 +698,7 @@ def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = 
         "created_at": _iso(time.time()),
         "command": list(command) if command is not None else None,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    backend["backend"]: backend.get("version", ""), "platform": platform.platform()},
+                    described["backend"]: described.get("version", ""), "platform": platform.platform()},
         "passed": passed,
         "exit_code": 0 if passed else BREACH_EXIT_CODE,
         "scenarios": results,

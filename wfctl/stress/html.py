@@ -85,7 +85,7 @@ _KEY_FIGURES = (
     ("retries", RETRIES_PER_1000),  # labelled with the cause when there is one (see _key_figures)
     ("waited", WAIT_MS),
     ("stored in shards", "stored_bytes"),
-    ("shard file growth", "file_growth_bytes"),
+    ("shard growth", "file_growth_bytes"),
 )
 _BAD_WHEN_NONZERO = {"failed", "stuck", "dropped", "late", "slots.duplicates", "slots.missed"}
 
@@ -503,7 +503,7 @@ def _lead_payload(scenario: Mapping) -> str:
         rows.append([escape(str(v.get("name", ""))), format_bytes(size), _unit("started", m.get("started")),
                      _unit("stored_bytes", m.get("stored_bytes")), _unit("file_growth_bytes", m.get("file_growth_bytes")),
                      _flag("rejected", m.get("rejected")), _unit("e2e_latency.p99", m.get("e2e_latency.p99"))])
-    headers = ["variant", "input size per start", "runs started", "bytes stored", "shard file growth",
+    headers = ["variant", "input size per start", "runs started", "bytes stored", "shard growth",
                "starts rejected", "end-to-end p99"]
     return ("<p>Large inputs are stored in full; oversized ones are refused at the start (rejected), never "
             "half-stored.</p>" + _table(headers, rows, set(range(1, len(headers)))))

@@ -52,10 +52,10 @@ _LATENCY_PREFIXES = tuple(f"{base}." for base in LATENCY_METRICS) + ("step_laten
 EXTRA_METRICS = (
     "starts.target_rate",  # open model: the arrival rate asked for (per second)
     WAIT_MS,  # time the shards spent waiting and retrying, every cause (ms)
-    "stored_bytes",  # bytes of run inputs, states, outputs and spilled blobs in the shard files
-    "file_growth_bytes",  # growth of the shard files and their WALs during the run
+    "stored_bytes",  # bytes of run inputs, states, outputs and spilled blobs in the shards
+    "file_growth_bytes",  # growth of the shards (SQLite: files and WALs) during the run
     "slots.expected", "slots.fired", "slots.duplicates", "slots.missed",
-    "crosscheck.differences",  # disagreements between the harness's counts and the shard files
+    "crosscheck.differences",  # disagreements between the harness's counts and the shards
 )
 
 ERROR_MESSAGE_CHARS = 100

@@ -337,7 +337,7 @@ def _render_crosscheck(console: Any, variants: Sequence[Mapping[str, Any]], name
         prefix = f"{escape(name)}: " if several else ""
         differences = check.get("differences") or []
         if check.get("ok", not differences) and not differences:
-            console.print(f"{prefix}[green]cross-check OK: shard files agree[/green]")
+            console.print(f"{prefix}[green]cross-check OK: the shards agree[/green]")
             continue
         console.print(f"{prefix}[red]cross-check FAILED: {len(differences)} difference(s)[/red]")
         for difference in differences:
@@ -514,7 +514,7 @@ def _payload_lead(scenario: Mapping[str, Any], variants: Sequence[Mapping[str, A
     table.add_row("input size per start", *(format_bytes(size) for _ in variants))
     table.add_row("runs started", *(format_count(_metrics(v).get("started")) for v in variants))
     table.add_row("bytes stored", *(format_bytes(_metrics(v).get("stored_bytes")) for v in variants))
-    table.add_row("shard file growth", *(format_bytes(_metrics(v).get("file_growth_bytes")) for v in variants))
+    table.add_row("shard growth", *(format_bytes(_metrics(v).get("file_growth_bytes")) for v in variants))
     table.add_row("starts rejected", *(format_count(_metrics(v).get("rejected")) for v in variants))
     return table
 

@@ -18,6 +18,7 @@ counted conflicts, the contention that read committed hides in lock waits.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +33,7 @@ from ..errors import CorruptShardError, StoreError
 from .catalog import PostgresCatalogStore
 from .connection import ISOLATIONS, Session, parse_dsn, server_name
 from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, lock_deployment,
-                     shard_schema)
+                     shard_schema, stored_version)
 from .shard import PostgresShardStore
 
 DSN_ENV = "WFCTL_DSN"
@@ -76,15 +77,22 @@ class PostgresBackend(Backend):
         if isolation not in ISOLATIONS:
             raise InputError(f"{where}: isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
 
+    @classmethod
+    def throwaway_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` with a schema prefix of its own (``wfctl_stress_<random>`` by default)."""
+        base = options.get("schema_prefix", "wfctl_stress")[:28]
+        return {**options, "schema_prefix": f"{base}_{uuid.uuid4().hex[:10]}"}
+
     # -- creation and checks ---------------------------------------------------------------
 
     def _admin(self, dsn: str, label: str) -> Session:
         return Session(dsn, schema="public", label=label, durability="full")
 
-    def create(self, *, now: float, placement: Mapping[int, str] | None = None) -> None:
-        """Create the catalog and the shards (``placement``: shard -> DSN; None or a missing
-        shard: the catalog's server); completes a creation cut short. Serialized between
-        processes by an advisory lock per server; an existing deployment keeps its placement."""
+    def check_creation(self, placement: Mapping[int, str] | None = None) -> dict[int, str]:
+        """The full placement (shard -> DSN; a shard not in ``placement``: the catalog's server);
+        InputError (one line) when there is no DSN, a shard is out of range or a DSN is invalid,
+        or an existing deployment records another shard count, route or placement."""
+        self._need_dsn()
         shards = self.settings.shards
         wanted = {shard: self.dsn for shard in range(shards)}
         for shard, dsn in (placement or {}).items():
@@ -92,12 +100,78 @@ class PostgresBackend(Backend):
                 raise InputError(f"placement: shard {shard!r} is not one of 0..{shards - 1}")
             parse_dsn(dsn, f"placement of shard {shard}")
             wanted[shard] = dsn
+        found = self.existing()
+        if found is not None:
+            where = f"{self.deployment()} already exists with"
+            if found["shards"] != shards:
+                raise InputError(f"{where} {found['shards']} shard(s); refusing {shards} (a deployment's shard "
+                                 "count cannot change)")
+            if found["route"] not in (None, self.settings.route):
+                raise InputError(f"{where} route {found['route']}; refusing route {self.settings.route}")
+            moved = sorted(s for s in wanted if found["placement"].get(s) != wanted[s])
+            if moved:
+                raise InputError(f"{where} shard {moved[0]} on {server_name(found['placement'].get(moved[0], ''))}; "
+                                 f"refusing to place it on {server_name(wanted[moved[0]])} (a deployment's placement "
+                                 "cannot change)")
+        return wanted
+
+    def existing(self) -> dict[str, Any] | None:
+        """``{"shards", "route", "placement"}`` as the catalog records them; None when there is no catalog."""
+        self._need_dsn()
+        session = Session(self.dsn, schema=catalog_schema(self.prefix), label="catalog", durability="full")
+        schema = sql.Identifier(catalog_schema(self.prefix))
+        try:
+            def read(conn: psycopg.Connection) -> tuple | None:
+                if stored_version(conn, catalog_schema(self.prefix)) is None:
+                    return None
+                meta = dict(conn.execute(sql.SQL("SELECT key, value FROM {}.meta").format(schema)).fetchall())
+                if conn.execute("SELECT to_regclass(%s)", (f"{catalog_schema(self.prefix)}.placement",)).fetchone()[0] is None:
+                    return meta, {}
+                return meta, dict(conn.execute(sql.SQL("SELECT shard, dsn FROM {}.placement").format(schema)).fetchall())
+
+            found = session.run(read, write=False, pipeline=False)
+        finally:
+            session.close()
+        if found is None:
+            return None
+        meta, placement = found
+        return {"shards": int(meta.get("shards", 0)), "route": meta.get("route"), "placement": placement}
+
+    def _need_dsn(self) -> None:
+        if not self.dsn:
+            raise InputError(f"the postgresql backend needs the catalog's server: give --dsn or set ${DSN_ENV}")
+
+    def recorded_options(self) -> dict[str, Any]:
+        """The options with the DSN in force (``$WFCTL_DSN`` when none was given)."""
+        return {**self.options, "dsn": self.dsn}
+
+    def deployment(self) -> str:
+        """``deployment wfctl on host:port/dbname``."""
+        return f"deployment {self.prefix} on {server_name(self.dsn)}"
+
+    def shared_setting(self, name: str) -> str | None:
+        """Shared settings live in the catalog's meta table, read by every machine."""
+        with self.open_catalog() as catalog:
+            return catalog.meta().get(name)
+
+    def record_shared_setting(self, name: str, value: str) -> str:
+        with self.open_catalog() as catalog:
+            return catalog.record_meta(name, value)
+
+    def create(self, *, now: float, placement: Mapping[int, str] | None = None) -> None:
+        """Create the catalog and the shards (``placement``: shard -> DSN; None or a missing
+        shard: the catalog's server); completes a creation cut short. Serialized between
+        processes by an advisory lock per server; an existing deployment keeps its placement
+        (InputError when ``placement``, the shard count or the route differ from its)."""
+        shards = self.settings.shards
+        wanted = self.check_creation(placement)
         created = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
         catalog = self._admin(self.dsn, "catalog")
         try:
             def create_schema(conn: psycopg.Connection) -> dict[int, str]:
                 lock_deployment(conn, self.prefix)
-                return create_catalog(conn, self.prefix, shards=shards, placement=wanted, created_at=created)
+                return create_catalog(conn, self.prefix, shards=shards, route=self.settings.route, placement=wanted,
+                                      created_at=created)
 
             placed = catalog.run(create_schema, pipeline=False)
         finally:
@@ -166,6 +240,7 @@ class PostgresBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         """``{"backend": "postgresql", "version": "15.2", "server": "host:port/dbname"}`` (the catalog's server)."""
+        self._need_dsn()
         session = self._admin(self.dsn, "describe")
         try:
             version = session.run(lambda conn: conn.execute("SHOW server_version").fetchone()[0], write=False,

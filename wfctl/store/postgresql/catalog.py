@@ -53,8 +53,17 @@ class PostgresCatalogStore(CatalogStore):
         return dict(self._fetch("SELECT shard, dsn FROM placement ORDER BY shard"))
 
     def meta(self) -> dict[str, str]:
-        """What the catalog records about the deployment: schema_version, shards, created_at."""
+        """What the catalog records about the deployment: schema_version, shards, route, created_at, and
+        the shared settings (secret_key_fingerprint)."""
         return dict(self._fetch("SELECT key, value FROM meta"))
+
+    def record_meta(self, key: str, value: str) -> str:
+        """Record ``key`` as ``value`` unless the catalog records it already; the recorded value."""
+        def put(conn: psycopg.Connection) -> str:
+            conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", (key, value))
+            return conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()[0]
+
+        return self._db.run(put, pipeline=False)
 
     def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float,
                        source: str | None = None, replace: bool = True) -> bool:

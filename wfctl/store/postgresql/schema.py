@@ -3,7 +3,8 @@
 A deployment with prefix ``wfctl`` is the schema ``wfctl_catalog`` on the catalog's server
 plus one schema per shard, ``wfctl_shard_000``..., each on the server the placement names::
 
-    wfctl_catalog   meta (key PK, value): schema_version, shards, created_at
+    wfctl_catalog   meta (key PK, value): schema_version, shards, route, created_at, shared settings
+                        (secret_key_fingerprint)
                     placement (shard PK, dsn): where each shard lives (DSNs hold no password)
                     definitions, definition_versions, schedules: as in the SQLite catalog
     wfctl_shard_N   shard_status (id=1): shard, schema_version, lease_owner, lease_expires_at
@@ -112,24 +113,27 @@ def _ddl(conn: psycopg.Connection, template: str, schema: str) -> None:
     conn.execute(sql.SQL(template).format(schema=sql.Identifier(schema)))
 
 
-def create_catalog(conn: psycopg.Connection, prefix: str, *, shards: int, placement: dict[int, str],
+def create_catalog(conn: psycopg.Connection, prefix: str, *, shards: int, route: str, placement: dict[int, str],
                    created_at: str) -> dict[int, str]:
     """Create (or complete) the catalog schema and record the placement; the placement in force
-    (an existing one is kept: InputError when ``placement`` differs from it). In the caller's
-    transaction, after :func:`lock_deployment`."""
+    (an existing one is kept: InputError when ``placement``, ``shards`` or ``route`` differs from
+    what it records). In the caller's transaction, after :func:`lock_deployment`."""
     schema = catalog_schema(prefix)
     found = stored_version(conn, schema)
     if found is not None and found > SCHEMA_VERSION:
         raise InputError(f"schema {schema} was written by a newer wfctl (schema {found} > {SCHEMA_VERSION})")
     _ddl(conn, _CATALOG_DDL, schema)
     name = sql.Identifier(schema)
-    meta = {"schema_version": str(SCHEMA_VERSION), "shards": str(shards), "created_at": created_at}
+    meta = {"schema_version": str(SCHEMA_VERSION), "shards": str(shards), "route": route, "created_at": created_at}
     for key, value in meta.items():
         conn.execute(sql.SQL("INSERT INTO {}.meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING").format(name),
                      (key, value))
     (stored_shards,) = conn.execute(sql.SQL("SELECT value FROM {}.meta WHERE key = 'shards'").format(name)).fetchone()
     if int(stored_shards) != shards:
         raise InputError(f"schema {schema} holds a deployment of {stored_shards} shard(s), not {shards}")
+    (stored_route,) = conn.execute(sql.SQL("SELECT value FROM {}.meta WHERE key = 'route'").format(name)).fetchone()
+    if stored_route != route:
+        raise InputError(f"schema {schema} holds a deployment that routes runs by {stored_route}, not by {route}")
     existing = dict(conn.execute(sql.SQL("SELECT shard, dsn FROM {}.placement").format(name)).fetchall())
     if existing and existing != placement:
         changed = sorted(s for s in set(existing) | set(placement) if existing.get(s) != placement.get(s))

@@ -72,9 +72,7 @@ class SQLiteBackend(Backend):
     def create(self, *, now: float, placement: Mapping[int, str] | None = None) -> None:
         """Create (or complete) every file; each is created in one write transaction that first
         checks whether it exists, so concurrent creations agree."""
-        if placement:
-            raise InputError("the sqlite backend keeps every shard in the data directory: "
-                             "placement is for the postgresql backend")
+        self.check_creation(placement)
         durability = self.settings.durability
         create_catalog_file(self.catalog_path, durability=durability)
         for shard in range(self.settings.shards):
