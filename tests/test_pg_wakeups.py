@@ -176,3 +176,20 @@ def test_an_idle_listening_worker_queries_its_shards_far_less_than_a_polling_one
     assert sum(listening.values()) <= 30, listening
     assert listening["claim_ready"] <= 8, listening
     assert sum(polling.values()) >= 5 * sum(listening.values()), (polling, listening)
+
+
+def test_a_start_notifies_after_its_commit_and_a_failed_notification_does_not_fail_it(project):
+    path, prefix = project
+    datadir = DataDir.open(path, create=False)
+    store = datadir.open_shard(1)
+    try:
+        with psycopg.connect(pg_dsn(), autocommit=True) as listener:
+            listener.execute(f'LISTEN "{prefix}_shard_001_ready"')
+            assert store.start_run("r1", "napper", (None, 0), (None, 0), current_step=None, now=1.0) == ("r1", True)
+            assert [n.channel for n in listener.notifies(timeout=30, stop_after=1)] == [f"{prefix}_shard_001_ready"]
+        store._notify = ("SELECT pg_notify('', '')", ())  # the server refuses it (an empty channel)
+        assert store.start_run("r2", "napper", (None, 0), (None, 0), current_step=None, now=1.0) == ("r2", True)
+        assert store.get_run("r2").status == "pending"
+        assert store.start_run("r2", "napper", (None, 0), (None, 0), current_step=None, now=1.0) == ("r2", False)
+    finally:
+        store.close()
