@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import select
+import selectors
 import threading
 from collections.abc import Mapping
 
@@ -74,7 +74,7 @@ class PostgresWaker(Waker):
                     self.wake(*channels.values())  # what was announced before we listened
                     delay = RECONNECT_START_S
                     self._receive(conn, channels)
-            except psycopg.Error as exc:
+            except (psycopg.Error, OSError) as exc:
                 _log.info("%s: the listener lost its connection (%s); reconnecting", server_name(dsn),
                           " ".join(str(exc).split())[:200])
             finally:
@@ -87,15 +87,17 @@ class PostgresWaker(Waker):
     def _receive(self, conn: psycopg.Connection, channels: dict[str, int]) -> None:
         """Wake the worker with the shard of every notification until closed (raises when the
         connection breaks)."""
-        while True:
-            ready, _, _ = select.select([conn.fileno(), self._stop_r], [], [])
-            if self._stop_r in ready:
-                return
-            shards = {channels[n.channel] for n in conn.notifies(timeout=0) if n.channel in channels}
-            if conn.broken or conn.closed:
-                raise psycopg.OperationalError("the connection was closed")
-            if shards:
-                self.wake(*shards)
+        with selectors.DefaultSelector() as selector:  # not select(): a worker may hold over 1024 fds
+            selector.register(conn.fileno(), selectors.EVENT_READ)
+            selector.register(self._stop_r, selectors.EVENT_READ)
+            while True:
+                if any(key.fd == self._stop_r for key, _ in selector.select()):
+                    return
+                shards = {channels[n.channel] for n in conn.notifies(timeout=0) if n.channel in channels}
+                if conn.broken or conn.closed:
+                    raise psycopg.OperationalError("the connection was closed")
+                if shards:
+                    self.wake(*shards)
 
     def close(self) -> None:
         """Stop listening: the threads close their connections and end."""
