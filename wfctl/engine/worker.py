@@ -201,13 +201,11 @@ class Worker:
                 woken = found or set()
                 break
         now = self.clock()
-        if now >= self._next_poll or not self._waker.listening:
-            return None
         while self._timers and self._timers[0][0] <= now:
             woken.add(heapq.heappop(self._timers)[1])
         woken |= self._deferred
         self._deferred.clear()
-        return woken
+        return None if now >= self._next_poll or not self._waker.listening else woken
 
     def _remember(self, shard: int, commits: Sequence[StepCommit], now: float) -> None:
         """Keep the future ready times of ``commits`` (a listening worker wakes for them)."""
