@@ -17,6 +17,7 @@ from pg import pg_dsn, unique_prefix
 from wfctl.engine import Engine, Worker
 from wfctl.engine.runtime import Runtime
 from wfctl.store import DataDir
+from wfctl.store.postgresql import PostgresShardStore
 from wfctl.store.postgresql.waker import PostgresWaker
 
 LONG = 120.0  # an idle poll far longer than any deadline below: only a wake-up can finish in time
@@ -187,9 +188,12 @@ def test_a_start_notifies_after_its_commit_and_a_failed_notification_does_not_fa
             listener.execute(f'LISTEN "{prefix}_shard_001_ready"')
             assert store.start_run("r1", "napper", (None, 0), (None, 0), current_step=None, now=1.0) == ("r1", True)
             assert [n.channel for n in listener.notifies(timeout=30, stop_after=1)] == [f"{prefix}_shard_001_ready"]
-        store._notify = ("SELECT pg_notify('', '')", ())  # the server refuses it (an empty channel)
-        assert store.start_run("r2", "napper", (None, 0), (None, 0), current_step=None, now=1.0) == ("r2", True)
-        assert store.get_run("r2").status == "pending"
-        assert store.start_run("r2", "napper", (None, 0), (None, 0), current_step=None, now=1.0) == ("r2", False)
     finally:
         store.close()
+    refused = PostgresShardStore(pg_dsn(), f"{prefix}_shard_001", 1, ready_channel="")  # pg_notify refuses ''
+    try:
+        assert refused.start_run("r2", "napper", (None, 0), (None, 0), current_step=None, now=1.0) == ("r2", True)
+        assert refused.get_run("r2").status == "pending"
+        assert refused.start_run("r2", "napper", (None, 0), (None, 0), current_step=None, now=1.0) == ("r2", False)
+    finally:
+        refused.close()
