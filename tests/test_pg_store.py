@@ -392,7 +392,7 @@ def _traced(store, action) -> tuple[int, int]:
 
 
 def test_round_trips_per_start_claim_and_group_commit(store):
-    assert _traced(store, lambda: start(store, "first")) == (1, 3)  # BEGIN, the insert, COMMIT
+    assert _traced(store, lambda: start(store, "first")) == (1, 4)  # BEGIN, the insert, COMMIT, then NOTIFY
     assert _traced(store, lambda: start(store, "again", key=None) and start(store, "again"))[0] == 2
     for i in range(80):
         start(store, f"r{i:02d}")

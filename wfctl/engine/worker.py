@@ -26,6 +26,7 @@ since their last update are given up on (``Interpreter.fail_step``) by a periodi
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue
@@ -45,6 +46,7 @@ from ..store import (COMPLETED, FAILED, PENDING, RUNNING, UNFINISHED, CorruptSha
                      JournalRow,
                      PayloadTooLargeError, RunRecord, ShardStore, StepCommit, StoreError)
 from ..store.base import RETRYING, STARTED
+from ..store.waker import Waker
 from .engine import Engine
 from .runtime import Runtime
 
@@ -54,6 +56,10 @@ _log = logging.getLogger("wfctl.worker")
 REQUEUE_AFTER_ERROR_S = 1.0
 #: How long a run whose secrets this worker's key cannot decrypt waits before it is tried again.
 HOLD_UNDECRYPTABLE_S = 5.0
+#: How often an idle listening worker checks its ``stop_event``.
+STOP_CHECK_S = 0.1
+#: How many future ready times of its own commits a listening worker keeps (later ones wait for a poll).
+MAX_TIMERS = 10_000
 
 
 def default_owner() -> str:
@@ -84,11 +90,18 @@ class Worker:
     :class:`StepCommit` once it is committed (the stress harness counts outcomes and step
     latencies with it); it must be quick and must not raise. ``only``, if given, limits the
     worker to those runs (``start --wait``): the shards' other runs are left to other workers.
+
+    Idle, the worker polls its shards every ``poll_interval`` seconds, unless the backend can
+    wake it (:meth:`~wfctl.store.backend.Backend.waker`: PostgreSQL's LISTEN/NOTIFY; not for an
+    ``only`` worker): then it waits for an announcement, the ready time of a run it re-queued
+    (a sleep, a retry), a lease or sweep timer, or at most ``idle_poll`` seconds (announcements
+    can be lost), and claims only on the shards announced or due.
     """
 
     def __init__(self, source: Runtime | Engine | str | Path | DataDir, shards: list[int] | None = None,
                  owner: str | None = None, max_parallel: int = 8, lease_ttl: float = 5.0, batch: int = 64, *,
-                 max_pure_steps: int = 64, poll_interval: float = 0.01, sweep_interval: float = 1.0,
+                 max_pure_steps: int = 64, poll_interval: float = 0.01, idle_poll: float = 1.0,
+                 sweep_interval: float = 1.0,
                  observer: Callable[[Sequence[StepCommit], float], None] | None = None,
                  only: Collection[str] | None = None):
         if isinstance(source, Engine):
@@ -108,6 +121,7 @@ class Worker:
         self.batch = batch
         self.max_pure_steps = max_pure_steps
         self.poll_interval = poll_interval
+        self.idle_poll = idle_poll
         self.sweep_interval = sweep_interval
         self.observer = observer
         self.only = None if only is None else frozenset(only)
@@ -118,7 +132,10 @@ class Worker:
         self.held: dict[str, int] = {}  # execution id -> shard: runs whose secrets this key cannot decrypt
         self._inflight: set[str] = set()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
-        self._wakeup = threading.Event()
+        self._polling = self._waker = Waker()  # a listening one while run() runs, when the backend has it
+        self._timers: list[tuple[float, int]] = []  # (ready_at, shard) of runs this worker re-queued for later
+        self._deferred: set[int] = set()  # shards to claim on once steps in flight leave room
+        self._next_poll = 0.0
         self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="wfctl-step")
         self._next_heartbeat = 0.0
         self._next_sweep = 0.0
@@ -139,14 +156,18 @@ class Worker:
         self._renewer = threading.Thread(target=self._renew_leases, name="wfctl-lease-renewer", daemon=True)
         self._renewer.start()
         try:
+            if self.only is None:
+                try:
+                    self._waker = self.runtime.datadir.backend.waker(self.shards) or self._waker
+                except StoreError as exc:  # e.g. the catalog's placement cannot be read now: poll
+                    _log.warning("cannot listen for new runs, polling instead: %s", exc)
+            focus: set[int] | None = None
             while True:
                 stopping = stop_event.is_set()
-                busy = self.tick(claim=not stopping)
+                busy = self.tick(claim=not stopping, shards=focus)
                 if not self._inflight and (stopping or (drain and not busy and self._drained())):
                     break
-                if not busy:
-                    self._wakeup.wait(self.poll_interval)
-                    self._wakeup.clear()
+                focus = None if busy else self._idle(stop_event)
         finally:
             self.close()
         return 1 if self.broken or self.held else 0
@@ -157,17 +178,56 @@ class Worker:
         self._stop_renewing.set()
         if self._renewer is not None:
             self._renewer.join()
+        self._waker.close()
         self.release()
         if self._own_runtime:
             self.runtime.close()
 
-    def tick(self, claim: bool = True) -> bool:
-        """One pass: leases, finished side-effecting steps, claims, sweep, commits. True when
-        something was done (a commit or a step started)."""
+    def _idle(self, stop_event: threading.Event) -> set[int] | None:
+        """Wait for work (see the class); the shards to claim on next (None: every held shard)."""
+        if not self._waker.listening:
+            self._waker.wait(self.poll_interval)
+            self._deferred.clear()
+            return None
+        while True:
+            now = self.clock()
+            due = min(self._next_poll, self._next_heartbeat, self._next_sweep,
+                      self._timers[0][0] if self._timers else self._next_poll)
+            if due <= now or stop_event.is_set():
+                woken: set[int] = set()
+                break
+            found = self._waker.wait(min(due - now, STOP_CHECK_S))
+            if found is not None or not self._waker.listening:
+                woken = found or set()
+                break
+        now = self.clock()
+        while self._timers and self._timers[0][0] <= now:
+            woken.add(heapq.heappop(self._timers)[1])
+        woken |= self._deferred
+        self._deferred.clear()
+        return None if now >= self._next_poll or not self._waker.listening else woken
+
+    def _remember(self, shard: int, commits: Sequence[StepCommit], now: float) -> None:
+        """Keep the future ready times of ``commits`` (a listening worker wakes for them)."""
+        for commit in commits:
+            if commit.ready_at is not None and commit.ready_at > now:
+                heapq.heappush(self._timers, (commit.ready_at, shard))
+        if len(self._timers) > 2 * MAX_TIMERS:
+            self._timers = heapq.nsmallest(MAX_TIMERS, self._timers)
+
+    def tick(self, claim: bool = True, shards: Collection[int] | None = None) -> bool:
+        """One pass: leases, finished side-effecting steps, claims (on ``shards`` and the shards
+        whose lease it just took; None: on every held shard), sweep, commits. True when something
+        was done (a commit or a step started)."""
         now = self.clock()
         if now >= self._next_heartbeat:
+            held = set(self.leases)
             self.heartbeat(now)
             self._next_heartbeat = now + self.lease_ttl / 3
+            if shards is not None:
+                shards = set(shards) | (set(self.leases) - held)
+        if claim and shards is None:
+            self._next_poll = now + self.idle_poll
         sweep = now >= self._next_sweep
         if sweep:
             self._next_sweep = now + self.sweep_interval
@@ -188,13 +248,18 @@ class Worker:
                 for item, outcome in finished.get(shard, ()):
                     if item.generation == generation:
                         self._finish_effect(item, outcome, now, commits, effects)
-                if claim and len(self._inflight) < 2 * self.max_parallel:
-                    for record in store.claim_ready(generation, now=now, limit=self.batch, only=self.only):
-                        self._claimed(shard, generation, record, now, commits, effects)
+                if claim and (shards is None or shard in shards):
+                    if len(self._inflight) < 2 * self.max_parallel:
+                        for record in store.claim_ready(generation, now=now, limit=self.batch, only=self.only):
+                            self._claimed(shard, generation, record, now, commits, effects)
+                    else:
+                        self._deferred.add(shard)
                 if sweep:
                     self._sweep(shard, generation, store, now, commits, effects)
                 if commits:
                     self._commit(store, generation, commits, self.clock())
+                    if self._waker is not self._polling:
+                        self._remember(shard, commits, now)
             except FencingError as exc:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
@@ -394,7 +459,7 @@ class Worker:
         except Exception as exc:  # handed to the loop, which decides
             outcome = exc
         self._results.put((item, outcome))
-        self._wakeup.set()
+        self._waker.wake()
 
     def _finish_effect(self, item: _Run, outcome: Any, now: float, commits: list[StepCommit],
                        effects: list[_Run]) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import InputError
 from .base import CatalogStore, ShardStore
+from .waker import Waker
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -89,6 +90,12 @@ class Backend(ABC):
     def location(self, shard: int | None = None) -> str:
         """Where a shard (None: the catalog) lives, for people: a file path, or
         ``host:port/dbname schema wfctl_shard_003`` (never a password)."""
+
+    def waker(self, shards: Collection[int]) -> Waker | None:
+        """A capability: a listening :class:`~wfctl.store.waker.Waker` that the servers wake when
+        runs become ready on ``shards`` (close it when done), so that an idle worker waits on it
+        instead of polling. None (the default: SQLite) when nothing announces new work."""
+        return None
 
     def location_details(self, shard: int) -> dict[str, Any]:
         """Where shard ``shard`` lives, as ``wfctl shards --json`` shows it: ``location`` (see

@@ -11,6 +11,13 @@ A shard holds runs, their journals and a ready queue, plus one status row: the w
 shard's lease; every write it makes carries the lease generation and is rejected with
 :class:`~wfctl.store.errors.FencingError` once another worker has acquired the lease.
 Clients (start, cancel, cleanup) write without a lease.
+
+Optional capabilities a backend declares (the engine uses them only then): a store with
+``can_try_start`` has ``try_start`` (see :meth:`ShardStore.start_run`); a backend whose
+:meth:`~wfctl.store.backend.Backend.waker` gives a listening :class:`~wfctl.store.waker.Waker`
+announces new ready runs (PostgreSQL: each start sends a NOTIFY after its commit, which the
+waker's LISTEN connection turns into ``wake(shard)``), so an idle worker waits on it, with a slow
+poll as the fallback, instead of querying every shard every ``poll_interval``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,8 +33,9 @@ from ..errors import CorruptShardError, StoreError
 from .catalog import PostgresCatalogStore
 from .connection import ISOLATIONS, Session, parse_dsn, server_name
 from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, lock_deployment,
-                     shard_schema, stored_version)
+                     ready_channel, shard_schema, stored_version)
 from .shard import PostgresShardStore
+from .waker import PostgresWaker
 
 DSN_ENV = "WFCTL_DSN"
 DEFAULT_PREFIX = "wfctl"
@@ -261,7 +262,16 @@ class PostgresBackend(Backend):
         self._check_shard(shard)
         return PostgresShardStore(self.placement()[shard], shard_schema(self.prefix, shard), shard,
                                   durability=self.settings.durability, isolation=self.isolation,
-                                  max_payload_bytes=self.settings.max_payload_bytes)
+                                  max_payload_bytes=self.settings.max_payload_bytes,
+                                  ready_channel=ready_channel(self.prefix, shard))
+
+    def waker(self, shards: Collection[int]) -> PostgresWaker:
+        """A waker listening on every server holding some of ``shards`` (see :mod:`.waker`)."""
+        channels: dict[str, dict[str, int]] = {}
+        for shard in shards:
+            self._check_shard(shard)
+            channels.setdefault(self.placement()[shard], {})[ready_channel(self.prefix, shard)] = shard
+        return PostgresWaker(channels)
 
     def location(self, shard: int | None = None) -> str:
         """``host:port/dbname schema wfctl_shard_003`` (None: the catalog); never a password."""

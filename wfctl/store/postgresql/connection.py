@@ -18,6 +18,7 @@ so no start updates a shared row.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -33,6 +34,7 @@ from ..base import CONNECTION_LOST, DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILUR
 from ..errors import CorruptShardError, FencingError, StoreBusyError, StoreError
 
 T = TypeVar("T")
+_log = logging.getLogger("wfctl.store.postgresql")
 
 CAUSES = {"40001": SERIALIZATION_FAILURE, "40P01": DEADLOCK, "55P03": LOCK_TIMEOUT}
 RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
@@ -120,6 +122,7 @@ class Session:
         self._pipeline: psycopg.Pipeline | None = None
         self._connected_once = False
         self._gave_up_at: float | None = None
+        self._after_commit_failed = False
 
     @property
     def where(self) -> str:
@@ -186,10 +189,12 @@ class Session:
     # -- transactions ----------------------------------------------------------------------
 
     def run(self, work: Callable[[psycopg.Connection], T], *, idempotent: bool = True, write: bool = True,
-            isolation: str | None = None, pipeline: bool = True) -> T:
+            isolation: str | None = None, pipeline: bool = True, after_commit: tuple[str, Any] | None = None) -> T:
         """Run ``work(conn)`` in one transaction and commit; retried as the module says. ``write``:
         count it as a write transaction; ``isolation`` overrides the session's; ``pipeline`` False
-        for work that sends several statements in one string (DDL)."""
+        for work that sends several statements in one string (DDL). ``after_commit``: a statement
+        ``(query, params)`` sent after the COMMIT in the same round trip, run in its own transaction
+        (a NOTIFY that the commit must not wait for); its failure is logged, not raised."""
         with self._lock:
             start = time.monotonic()
             delay = RETRY_START_S
@@ -199,7 +204,7 @@ class Session:
                 conn = self.connection()
                 attempted_at = time.monotonic()
                 try:
-                    result = self._attempt(conn, work, isolation, pipeline)
+                    result = self._attempt(conn, work, isolation, pipeline, after_commit)
                 except psycopg.Error as exc:
                     self._rollback(conn)
                     sqlstate = getattr(exc, "sqlstate", None)
@@ -237,20 +242,33 @@ class Session:
                 return result
 
     def _attempt(self, conn: psycopg.Connection, work: Callable[[psycopg.Connection], T], isolation: str | None,
-                 pipeline: bool = True) -> T:
+                 pipeline: bool = True, after_commit: tuple[str, Any] | None = None) -> T:
         begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {isolation.upper()}"
-        if not pipeline:
-            conn.execute(begin)
-            result = work(conn)
-            conn.execute("COMMIT")
-            return result
-        with conn.pipeline() as self._pipeline:
-            try:
+        commit: psycopg.Cursor | None = None
+        try:
+            if not pipeline:
                 conn.execute(begin)
                 result = work(conn)
-                conn.execute("COMMIT")
-            finally:
-                self._pipeline = None
+                commit = conn.execute("COMMIT")
+                if after_commit is not None:
+                    conn.execute(*after_commit)
+                return result
+            with conn.pipeline() as self._pipeline:
+                try:
+                    conn.execute(begin)
+                    result = work(conn)
+                    commit = conn.execute("COMMIT")
+                    if after_commit is not None:
+                        conn.execute(*after_commit)
+                finally:
+                    self._pipeline = None
+        except psycopg.Error as exc:
+            if after_commit is None or commit is None or commit.statusmessage != "COMMIT":
+                raise
+            if not self._after_commit_failed:  # the transaction committed: only what followed it failed
+                _log.warning("%s: the statement after a commit failed (logged once): %s", self.where, _first_line(exc))
+            self._after_commit_failed = True
+            self._rollback(conn)
         return result
 
     def fetch_synced(self, conn: psycopg.Connection, *queries: tuple[str, Any]) -> list[list[tuple]]:

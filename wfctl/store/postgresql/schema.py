@@ -45,6 +45,11 @@ def shard_schema(prefix: str, shard: int) -> str:
     return f"{prefix}_shard_{shard:03d}"
 
 
+def ready_channel(prefix: str, shard: int) -> str:
+    """``wfctl_shard_003_ready``: the NOTIFY channel announcing ready runs on shard 3."""
+    return f"{shard_schema(prefix, shard)}_ready"
+
+
 def lock_deployment(conn: psycopg.Connection, prefix: str) -> None:
     """Serialize creation and upgrades of deployment ``prefix`` on this server (until the transaction ends)."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"wfctl deployment {prefix}",))

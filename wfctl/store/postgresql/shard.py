@@ -1,7 +1,8 @@
 """The PostgreSQL shard store: one schema per shard (see :mod:`.schema` for its tables).
 
 Round trips: a start is one (``INSERT ... ON CONFLICT DO NOTHING RETURNING`` feeding the queue
-insert in a CTE; a taken id or key costs one more read); a claim is one (fence, then ``FOR UPDATE
+insert in a CTE, then, after the COMMIT, the NOTIFY that wakes a listening worker, in its own
+transaction; a taken id or key costs one more read); a claim is one (fence, then ``FOR UPDATE
 SKIP LOCKED`` marked with the generation in the same statement); a group commit is two whatever
 the batch size (fence, runs locked in id order and the journal tails read; then one set-based
 statement each for journal rows, run updates, queue deletes and queue re-inserts, and COMMIT).
@@ -164,9 +165,12 @@ class PostgresShardStore(ShardStore):
     """
 
     def __init__(self, dsn: str, schema: str, shard: int, *, durability: str = "normal",
-                 isolation: str = "read committed", max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES):
+                 isolation: str = "read committed", max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 ready_channel: str | None = None):
         self.shard = shard
         self.max_payload_bytes = max_payload_bytes
+        # A start's NOTIFY, sent after its commit (see .waker); None: starts announce nothing.
+        self._notify = None if ready_channel is None else ("SELECT pg_notify(%s, '')", (ready_channel,))
         self._db = Session(dsn, schema=schema, label=f"shard {shard}", isolation=isolation,
                            durability=durability, counters=True)
         try:
@@ -253,7 +257,8 @@ class PostgresShardStore(ShardStore):
                    [p[3] for p in prepared], [r.idempotency_key for r, *_ in prepared],
                    [_float(r.timeout_s) for r, *_ in prepared], [p[1] for p in prepared], [p[2] for p in prepared],
                    [_float(r.slot_time) for r, *_ in prepared], [r.definition_version for r, *_ in prepared]]
-        cursor = self._db.run(lambda conn: conn.execute(_CREATE, (*columns, now, now, now)))
+        cursor = self._db.run(lambda conn: conn.execute(_CREATE, (*columns, now, now, now)),
+                              after_commit=self._notify)
         created = {row[0] for row in cursor.fetchall()}
         if self._db.lost_and_retried:  # the first attempt may have committed: our own ids are ours
             created |= set(self._existing([(r.execution_id, None) for r, *_ in prepared]))
@@ -286,7 +291,7 @@ class PostgresShardStore(ShardStore):
                   "timeout": timeout_s, "now": now, "input": input_json[0], "state": state_json[0],
                   "slot": slot_time, "version": definition_version}
         while True:
-            row = self._db.run(lambda conn: conn.execute(_START, params)).fetchone()
+            row = self._db.run(lambda conn: conn.execute(_START, params), after_commit=self._notify).fetchone()
             if row is not None and row[0] == execution_id and self._db.lost_and_retried:
                 return execution_id, True  # the first attempt committed before the connection broke
             if row is not None:
