@@ -328,6 +328,7 @@ def test_lease_expiry_is_on_the_database_clock_whatever_the_machines_clocks_say(
     for shard in range(SHARDS):  # not before the slow machine's last renewal + ttl on the server's clock
         assert taken[shard][3] >= leases[shard][3] + ttl - 0.5
     slow_rows = _rows_stamped_before(dep, time.time() - hour / 2)  # the slow machine's clock stamps its rows
+    assert slow_rows > 0
     slow.send_signal(signal.SIGCONT)
     assert wait_until(lambda: dep.log(slow).count("lost the lease of shard") >= 1, timeout=120), dep.log(slow)
     assert wait_until(lambda: not dep.unfinished(ids), timeout=120), dep.log(fast)
