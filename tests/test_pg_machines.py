@@ -111,11 +111,11 @@ class Deployment:
             step("start", "start", next_steps={"success": "each"}),
             step("each", "loop", {"items": "{{input.items}}"}, {"loop": "effect", "done": "out"}),
             step("effect", "action", {"type": "test_worker_effects:tracked",
-                                      "parameters": {"item": "{{loop.item}}", "sleep": sleep}}, {"success": "each"}),
+                                      "parameters": {"item": "{{loop.item}}", "sleep": "{{input.sleep}}"}}, {"success": "each"}),
             step("out", "output", {"mapping": {"done": True}}),
         ]}))
         with Engine(self.project, allow_modules=["test_worker_effects"]) as engine:
-            return [engine.start(str(path), {"items": ITEMS}).execution_id for _ in range(count)]
+            return [engine.start(str(path), {"items": ITEMS, "sleep": sleep}).execution_id for _ in range(count)]
 
     def unfinished(self, ids) -> list[str]:
         from wfctl.engine import Engine

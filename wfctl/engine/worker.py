@@ -22,6 +22,12 @@ The ``attempt`` column of a run counts the attempts of its current step already 
 A failed attempt that the retry policy retries re-queues the run at ``now + retry_in``; a
 sleep re-queues it at its ``wake_at``. Runs whose definition's ``config.timeout`` passed
 since their last update are given up on (``Interpreter.fail_step``) by a periodic sweep.
+
+A shard whose server cannot be reached (:class:`UnreachableError`) is not broken: its lease
+is dropped (the runs it had claimed are claimed anew under the next generation) and it is
+tried again with backoff (:data:`UNREACHABLE_RETRY_S` doubling up to
+:data:`UNREACHABLE_RETRY_CAP_S`), while the other shards go on: every store call of the
+worker's threads is :func:`~wfctl.store.impatient` (one connection attempt, no waiting).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -43,7 +50,8 @@ from ..errors import InputError, WfctlError
 from ..interpreter import RunState, Transition
 from ..store import (COMPLETED, FAILED, PENDING, RUNNING, UNFINISHED, CorruptShardError, DataDir, FencingError,
                      JournalRow,
-                     PayloadTooLargeError, RunRecord, ShardStore, StepCommit, StoreError)
+                     PayloadTooLargeError, RunRecord, ShardStore, StepCommit, StoreError, UnreachableError,
+                     impatient)
 from ..store.base import RETRYING, STARTED
 from .engine import Engine
 from .runtime import Runtime
@@ -54,6 +62,9 @@ _log = logging.getLogger("wfctl.worker")
 REQUEUE_AFTER_ERROR_S = 1.0
 #: How long a run whose secrets this worker's key cannot decrypt waits before it is tried again.
 HOLD_UNDECRYPTABLE_S = 5.0
+#: How long after a shard's server was found unreachable it is tried again (then doubling).
+UNREACHABLE_RETRY_S = 0.5
+UNREACHABLE_RETRY_CAP_S = 5.0
 
 
 def default_owner() -> str:
@@ -116,6 +127,7 @@ class Worker:
         self.leases: dict[int, int] = {}  # shard -> fencing generation
         self.broken: dict[int, str] = {}  # shard -> why it cannot be used
         self.held: dict[str, int] = {}  # execution id -> shard: runs whose secrets this key cannot decrypt
+        self.unreachable: dict[int, tuple[float, float]] = {}  # shard -> (retry at, monotonic; backoff)
         self._inflight: set[str] = set()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._wakeup = threading.Event()
@@ -138,6 +150,10 @@ class Worker:
         self._stop_renewing.clear()
         self._renewer = threading.Thread(target=self._renew_leases, name="wfctl-lease-renewer", daemon=True)
         self._renewer.start()
+        with impatient():
+            return self._loop(drain, stop_event)
+
+    def _loop(self, drain: bool, stop_event: threading.Event) -> int:
         try:
             while True:
                 stopping = stop_event.is_set()
@@ -202,6 +218,9 @@ class Worker:
             except CorruptShardError as exc:  # a damaged file: set aside, the other shards go on
                 self._break(shard, exc)
                 continue
+            except UnreachableError as exc:  # its server is down: later, with backoff
+                self._unreachable(shard, exc)
+                continue
             except StoreError as exc:
                 # The runs claimed in this pass stay claimed by this generation: take the lease
                 # again (a new generation) so that they are claimed anew.
@@ -218,7 +237,7 @@ class Worker:
     def heartbeat(self, now: float) -> None:
         """Renew the held leases; try to acquire the others (skipping held ones)."""
         for shard in self.shards:
-            if shard in self.broken:
+            if shard in self.broken or self.unreachable.get(shard, (0.0,))[0] > time.monotonic():
                 continue
             try:
                 store = self.runtime.shard_store(shard)
@@ -229,13 +248,26 @@ class Worker:
                     if generation is not None:
                         self.leases[shard] = generation
                         _log.info("%s holds shard %d (generation %d)", self.owner, shard, generation)
+                if self.unreachable.pop(shard, None) is not None:
+                    _log.warning("shard %d: its server is reachable again", shard)
             except FencingError as exc:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
             except (CorruptShardError, InputError) as exc:  # a damaged or missing file
                 self._break(shard, exc)
+            except UnreachableError as exc:
+                self._unreachable(shard, exc)
             except StoreError as exc:
                 _log.error("shard %d: %s", shard, exc)
+
+    def _unreachable(self, shard: int, exc: Exception) -> None:
+        """Drop the lease of a shard whose server cannot be reached; try it again after a backoff."""
+        self.leases.pop(shard, None)
+        previous = self.unreachable.get(shard)
+        delay = UNREACHABLE_RETRY_S if previous is None else min(previous[1] * 2, UNREACHABLE_RETRY_CAP_S)
+        if previous is None:
+            _log.warning("shard %d: %s; trying again with backoff, the other shards go on", shard, exc)
+        self.unreachable[shard] = (time.monotonic() + delay, delay)
 
     def _renew_leases(self) -> None:
         """In the renewer thread: renew the held leases every ``lease_ttl / 3`` through its own
@@ -243,14 +275,15 @@ class Worker:
         finds it lost."""
         stores: dict[int, ShardStore] = {}
         try:
-            while not self._stop_renewing.wait(self.lease_ttl / 3):
-                for shard, generation in list(self.leases.items()):
-                    try:
-                        if shard not in stores:
-                            stores[shard] = self.runtime.datadir.open_shard(shard)
-                        stores[shard].renew_lease(self.owner, generation, self.lease_ttl, now=self.clock())
-                    except WfctlError as exc:
-                        _log.debug("shard %d: the renewer cannot renew generation %d: %s", shard, generation, exc)
+            with impatient():
+                while not self._stop_renewing.wait(self.lease_ttl / 3):
+                    for shard, generation in list(self.leases.items()):
+                        try:
+                            if shard not in stores:
+                                stores[shard] = self.runtime.datadir.open_shard(shard)
+                            stores[shard].renew_lease(self.owner, generation, self.lease_ttl, now=self.clock())
+                        except WfctlError as exc:
+                            _log.debug("shard %d: the renewer cannot renew generation %d: %s", shard, generation, exc)
         finally:
             for store in stores.values():
                 store.close()
@@ -285,6 +318,8 @@ class Worker:
                     return False
             except CorruptShardError as exc:
                 self._break(shard, exc)
+            except UnreachableError:
+                return False  # unknown until its server is back
         return True
 
     # -- advancing runs --------------------------------------------------------------------
@@ -306,6 +341,8 @@ class Worker:
             if record.state is None:
                 raise InputError(f"run {record.execution_id} has no stored state")
             state = RunState.from_dict(record.state)
+        except UnreachableError:  # the catalog's server is down: not the run's fault
+            raise
         except WfctlError as exc:
             commits.append(StepCommit(record.execution_id, FAILED, record.state, record.current_step,
                                       max(attempt - 1, 0), error=str(exc)))
@@ -386,7 +423,9 @@ class Worker:
             step = item.definition.step(item.state.current)
             row = JournalRow(item.state.current, step.step_type if step else None, STARTED, item.attempt,
                              started_at=self.clock())
-            if store.mark_step_started(item.generation, item.execution_id, row, now=row.started_at):
+            with impatient():
+                marked = store.mark_step_started(item.generation, item.execution_id, row, now=row.started_at)
+            if marked:
                 t, _, ended = self._step(item)
                 outcome = (t, row.started_at, ended)  # the attempt started when it was journaled as started
             else:
@@ -400,7 +439,7 @@ class Worker:
                        effects: list[_Run]) -> None:
         if outcome is None:
             return
-        if isinstance(outcome, FencingError):
+        if isinstance(outcome, (FencingError, UnreachableError)):
             raise outcome
         if isinstance(outcome, Exception):
             _log.error("run %s: cannot start step %r: %s", item.execution_id, item.state.current, outcome)
