@@ -103,7 +103,9 @@ class Deployment:
         rows = [line.split() for line in self.calls.read_text().splitlines()]
         return [(int(p), e, i, int(a)) for k, p, e, i, a in rows if k == kind and (pid is None or int(p) == pid)]
 
-    def start_runs(self, count: int, sleep: float = 0.05) -> list[str]:
+    def start_runs(self, count: int, sleep: float = 0.05, skew: float = 0.0) -> list[str]:
+        """Start ``count`` runs from a client whose clock is ``skew`` seconds off (ready times are
+        the client's clock: a machine whose clock is behind only claims runs its own past made ready)."""
         from wfctl.engine import Engine
 
         path = self.tmp / "tracked.json"
@@ -114,7 +116,7 @@ class Deployment:
                                       "parameters": {"item": "{{loop.item}}", "sleep": "{{input.sleep}}"}}, {"success": "each"}),
             step("out", "output", {"mapping": {"done": True}}),
         ]}))
-        with Engine(self.project, allow_modules=["test_worker_effects"]) as engine:
+        with Engine(self.project, allow_modules=["test_worker_effects"], clock=lambda: time.time() + skew) as engine:
             return [engine.start(str(path), {"items": ITEMS, "sleep": sleep}).execution_id for _ in range(count)]
 
     def unfinished(self, ids) -> list[str]:
@@ -309,7 +311,7 @@ def _shard(dep: Deployment, execution_id: str) -> int:
 
 def test_lease_expiry_is_on_the_database_clock_whatever_the_machines_clocks_say(deployment):
     dep, ttl, hour = deployment, 3.0, 3600.0
-    ids = dep.start_runs(16, sleep=0.2)
+    ids = dep.start_runs(16, sleep=0.2, skew=-hour)
     slow = dep.machine("slow", ttl=ttl, WFCTL_TEST_CLOCK_SKEW=str(-hour))  # its clock an hour behind
     assert wait_until(lambda: dep.held_by("slow") == set(range(SHARDS)), timeout=120), dep.log(slow)
     generations = {shard: lease[1] for shard, lease in dep.leases().items()}
