@@ -27,6 +27,7 @@ TESTS = Path(__file__).resolve().parent
 SHARDS = 8
 #: A machine: a Worker in a process of its own (argv: project, owner, lease ttl, max_parallel).
 #: ``$WFCTL_TEST_CLOCK_SKEW`` seconds are added to its clock (``time.time``) before wfctl loads.
+#: ``$WFCTL_TEST_RECONNECT_S`` sets how long a command would wait for a server to come back.
 #: It prints ``ready`` once its first heartbeat is done; SIGTERM stops it cleanly.
 MACHINE = """
 import logging, os, signal, sys, threading, time
@@ -35,6 +36,8 @@ if skew:
     _real = time.time
     time.time = lambda: _real() + skew
 from wfctl.engine import Worker
+from wfctl.store.postgresql import connection
+connection.RECONNECT_DEADLINE_S = float(os.environ.get("WFCTL_TEST_RECONNECT_S") or connection.RECONNECT_DEADLINE_S)
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -79,14 +82,14 @@ class Deployment:
     def log(self, proc) -> str:
         return (self.tmp / f"{proc.owner}.err").read_text()
 
-    def leases(self) -> dict[int, tuple]:
+    def leases(self, shards=range(SHARDS)) -> dict[int, tuple]:
         """shard -> (owner, generation, expires_at, heartbeat_at, the server's clock now)."""
         import psycopg
 
         out = {}
-        for dsn in sorted(set(self.servers.values())):
+        for dsn in sorted({self.servers[shard] for shard in shards}):
             with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-                for shard in (s for s, d in self.servers.items() if d == dsn):
+                for shard in (s for s, d in self.servers.items() if d == dsn and s in shards):
                     out[shard] = conn.execute(
                         f"SELECT lease_owner, generation, lease_expires_at, heartbeat_at,"
                         f" extract(epoch FROM clock_timestamp())::float8 FROM {self.prefix}_shard_{shard:03d}.shard_status"
@@ -268,22 +271,27 @@ def test_sigstopped_machine_writes_nothing_after_losing_its_leases(deployment):
 
 
 def test_a_server_down_and_restarted_mid_run_loses_and_duplicates_nothing(deployment):
-    dep, ttl = deployment, 3.0
+    dep, ttl = deployment, 5.0
     ids = dep.start_runs(32)
     gate = dep.tmp / "gate"
-    hold = {"WFCTL_TEST_HOLD_ITEM": "2", "WFCTL_TEST_HOLD_UNTIL": str(gate)}
+    # a worker that waited for the down server (as a command does) would stall far past every deadline here
+    hold = {"WFCTL_TEST_HOLD_ITEM": "2", "WFCTL_TEST_HOLD_UNTIL": str(gate), "WFCTL_TEST_RECONNECT_S": "600"}
     machines = [dep.machine(name, ttl=ttl, max_parallel=8, **hold) for name in ("machine-a", "machine-b")]
     assert wait_until(lambda: all(dep.ready(m) for m in machines), timeout=120)
     assert wait_until(lambda: len(dep.calls_by("begin")) >= 32, timeout=120)  # every run is in or past item 1
     upper = [eid for eid in ids if _shard(dep, eid) >= 4]
     lower = [eid for eid in ids if eid not in upper]
     assert upper and lower
+    held = {shard: lease[:2] for shard, lease in dep.leases(range(4)).items()}
+    assert {owner for owner, _ in held.values()} <= {"machine-a", "machine-b"} and None not in held.values()
     dep.server.stop()
     down_at = time.monotonic()
     gate.touch()
     # while shards 4-7 are unreachable, the runs of shards 0-3 complete
     assert wait_until(lambda: not dep.unfinished(lower), timeout=120), [dep.log(m) for m in machines]
     lower_done = time.monotonic() - down_at
+    # ... under the same leases: no machine stalled on the down server long enough to lose them
+    assert {shard: lease[:2] for shard, lease in dep.leases(range(4)).items()} == held
     shards = wfctl(dep.project, "shards", "--json", timeout=300)
     assert shards.returncode == 0, shards.stderr
     rows = {row["shard"]: row for row in json.loads(shards.stdout)}
