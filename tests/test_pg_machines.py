@@ -299,6 +299,8 @@ def test_a_server_down_and_restarted_mid_run_loses_and_duplicates_nothing(deploy
         assert "cannot reach the server" in rows[shard]["error"], rows[shard]
         assert "damaged" not in rows[shard]["error"] and "broken" not in rows[shard]["error"]
     assert all("error" not in rows[shard] for shard in range(4))
+    table = wfctl(dep.project, "shards", "--no-check", timeout=300)
+    assert table.returncode == 0 and " ".join(table.stdout.split()).count("cannot reach the server") == 4, table.stdout
     dep.server.start()
     assert wait_until(lambda: not dep.unfinished(upper), timeout=180), [dep.log(m) for m in machines]
     # a fast restart in the middle of a second batch
