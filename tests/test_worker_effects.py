@@ -43,3 +43,27 @@ def flaky(params: dict, ctx) -> dict:
     if ctx.attempt <= int(params.get("failures", 1)):
         raise ActionError(f"flaky failure on attempt {ctx.attempt}")
     return {"attempt": ctx.attempt}
+
+
+def tracked(params: dict, ctx) -> dict:
+    """Append ``begin <pid> <execution id> <item> <attempt>``; when ``params.item`` equals
+    ``$WFCTL_TEST_HOLD_ITEM``, wait until the file ``$WFCTL_TEST_HOLD_UNTIL`` exists (for ever
+    when unset); sleep ``params.sleep`` seconds; append ``end ...`` likewise; return the attempt
+    and this process's pid (so the journal shows which worker ran it)."""
+    tail = f"{os.getpid()} {ctx.execution_id} {params.get('item')} {ctx.attempt}\n"
+    _append(f"begin {tail}")
+    if str(params.get("item")) == os.environ.get("WFCTL_TEST_HOLD_ITEM"):
+        gate = os.environ.get("WFCTL_TEST_HOLD_UNTIL")
+        while not (gate and os.path.exists(gate)):
+            time.sleep(0.05)
+    time.sleep(float(params.get("sleep", 0)))
+    _append(f"end {tail}")
+    return {"attempt": ctx.attempt, "pid": os.getpid()}
+
+
+def _append(line: str) -> None:
+    fd = os.open(os.environ["WFCTL_TEST_EFFECTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)

@@ -22,7 +22,7 @@ from ..durations import check_seconds
 from ..errors import DefinitionError, InputError
 from ..paths import is_file
 from ..store import (FINISHED, CatalogStore, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore,
-                     StoreError)
+                     StoreError, UnreachableError)
 from ..store.payload import content_hash, encode
 from . import ids
 from .runtime import Runtime
@@ -172,6 +172,8 @@ class Engine:
                 continue
             try:
                 yield self.shard_store(n)
+            except UnreachableError as exc:  # down for now, not damaged: skipped this time only
+                _log.warning("skipping shard %d: %s", n, exc)
             except StoreError as exc:
                 self._set_aside(n, exc)
 

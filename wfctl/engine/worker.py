@@ -22,6 +22,12 @@ The ``attempt`` column of a run counts the attempts of its current step already 
 A failed attempt that the retry policy retries re-queues the run at ``now + retry_in``; a
 sleep re-queues it at its ``wake_at``. Runs whose definition's ``config.timeout`` passed
 since their last update are given up on (``Interpreter.fail_step``) by a periodic sweep.
+
+A shard whose server cannot be reached (:class:`UnreachableError`) is not broken: its lease
+is dropped (the runs it had claimed are claimed anew under the next generation) and it is
+tried again with backoff (:data:`UNREACHABLE_RETRY_S` doubling up to
+:data:`UNREACHABLE_RETRY_CAP_S`), while the other shards go on: every store call of the
+worker's threads is :func:`~wfctl.store.impatient` (one connection attempt, no waiting).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -44,7 +51,8 @@ from ..errors import InputError, WfctlError
 from ..interpreter import RunState, Transition
 from ..store import (COMPLETED, FAILED, PENDING, RUNNING, UNFINISHED, CorruptShardError, DataDir, FencingError,
                      JournalRow,
-                     PayloadTooLargeError, RunRecord, ShardStore, StepCommit, StoreError)
+                     PayloadTooLargeError, RunRecord, ShardStore, StepCommit, StoreError, UnreachableError,
+                     impatient)
 from ..store.base import RETRYING, STARTED
 from ..store.waker import Waker
 from .engine import Engine
@@ -60,6 +68,9 @@ HOLD_UNDECRYPTABLE_S = 5.0
 STOP_CHECK_S = 0.1
 #: How many future ready times of its own commits a listening worker keeps (later ones wait for a poll).
 MAX_TIMERS = 10_000
+#: How long after a shard's server was found unreachable it is tried again (then doubling).
+UNREACHABLE_RETRY_S = 0.5
+UNREACHABLE_RETRY_CAP_S = 5.0
 
 
 def default_owner() -> str:
@@ -130,6 +141,7 @@ class Worker:
         self.leases: dict[int, int] = {}  # shard -> fencing generation
         self.broken: dict[int, str] = {}  # shard -> why it cannot be used
         self.held: dict[str, int] = {}  # execution id -> shard: runs whose secrets this key cannot decrypt
+        self.unreachable: dict[int, tuple[float, float]] = {}  # shard -> (retry at, monotonic; backoff)
         self._inflight: set[str] = set()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._polling = self._waker = Waker()  # a listening one while run() runs, when the backend has it
@@ -155,6 +167,10 @@ class Worker:
         self._stop_renewing.clear()
         self._renewer = threading.Thread(target=self._renew_leases, name="wfctl-lease-renewer", daemon=True)
         self._renewer.start()
+        with impatient():
+            return self._loop(drain, stop_event)
+
+    def _loop(self, drain: bool, stop_event: threading.Event) -> int:
         try:
             if self.only is None:
                 try:
@@ -267,6 +283,9 @@ class Worker:
             except CorruptShardError as exc:  # a damaged shard: set aside, the other shards go on
                 self._break(shard, exc)
                 continue
+            except UnreachableError as exc:  # its server is down: later, with backoff
+                self._unreachable(shard, exc)
+                continue
             except StoreError as exc:
                 # The runs claimed in this pass stay claimed by this generation: take the lease
                 # again (a new generation) so that they are claimed anew.
@@ -283,7 +302,7 @@ class Worker:
     def heartbeat(self, now: float) -> None:
         """Renew the held leases; try to acquire the others (skipping held ones)."""
         for shard in self.shards:
-            if shard in self.broken:
+            if shard in self.broken or self.unreachable.get(shard, (0.0,))[0] > time.monotonic():
                 continue
             try:
                 store = self.runtime.shard_store(shard)
@@ -294,13 +313,26 @@ class Worker:
                     if generation is not None:
                         self.leases[shard] = generation
                         _log.info("%s holds shard %d (generation %d)", self.owner, shard, generation)
+                if self.unreachable.pop(shard, None) is not None:
+                    _log.warning("shard %d: its server is reachable again", shard)
             except FencingError as exc:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
             except (CorruptShardError, InputError) as exc:  # a damaged or missing shard
                 self._break(shard, exc)
+            except UnreachableError as exc:
+                self._unreachable(shard, exc)
             except StoreError as exc:
                 _log.error("shard %d: %s", shard, exc)
+
+    def _unreachable(self, shard: int, exc: Exception) -> None:
+        """Drop the lease of a shard whose server cannot be reached; try it again after a backoff."""
+        self.leases.pop(shard, None)
+        previous = self.unreachable.get(shard)
+        delay = UNREACHABLE_RETRY_S if previous is None else min(previous[1] * 2, UNREACHABLE_RETRY_CAP_S)
+        if previous is None:
+            _log.warning("shard %d: %s; trying again with backoff, the other shards go on", shard, exc)
+        self.unreachable[shard] = (time.monotonic() + delay, delay)
 
     def _renew_leases(self) -> None:
         """In the renewer thread: renew the held leases every ``lease_ttl / 3`` through its own
@@ -308,14 +340,15 @@ class Worker:
         finds it lost."""
         stores: dict[int, ShardStore] = {}
         try:
-            while not self._stop_renewing.wait(self.lease_ttl / 3):
-                for shard, generation in list(self.leases.items()):
-                    try:
-                        if shard not in stores:
-                            stores[shard] = self.runtime.datadir.open_shard(shard)
-                        stores[shard].renew_lease(self.owner, generation, self.lease_ttl, now=self.clock())
-                    except WfctlError as exc:
-                        _log.debug("shard %d: the renewer cannot renew generation %d: %s", shard, generation, exc)
+            with impatient():
+                while not self._stop_renewing.wait(self.lease_ttl / 3):
+                    for shard, generation in list(self.leases.items()):
+                        try:
+                            if shard not in stores:
+                                stores[shard] = self.runtime.datadir.open_shard(shard)
+                            stores[shard].renew_lease(self.owner, generation, self.lease_ttl, now=self.clock())
+                        except WfctlError as exc:
+                            _log.debug("shard %d: the renewer cannot renew generation %d: %s", shard, generation, exc)
         finally:
             for store in stores.values():
                 store.close()
@@ -350,6 +383,8 @@ class Worker:
                     return False
             except CorruptShardError as exc:
                 self._break(shard, exc)
+            except UnreachableError:
+                return False  # unknown until its server is back
         return True
 
     # -- advancing runs --------------------------------------------------------------------
@@ -371,6 +406,8 @@ class Worker:
             if record.state is None:
                 raise InputError(f"run {record.execution_id} has no stored state")
             state = RunState.from_dict(record.state)
+        except UnreachableError:  # the catalog's server is down: not the run's fault
+            raise
         except WfctlError as exc:
             commits.append(StepCommit(record.execution_id, FAILED, record.state, record.current_step,
                                       max(attempt - 1, 0), error=str(exc)))
@@ -451,7 +488,9 @@ class Worker:
             step = item.definition.step(item.state.current)
             row = JournalRow(item.state.current, step.step_type if step else None, STARTED, item.attempt,
                              started_at=self.clock())
-            if store.mark_step_started(item.generation, item.execution_id, row, now=row.started_at):
+            with impatient():
+                marked = store.mark_step_started(item.generation, item.execution_id, row, now=row.started_at)
+            if marked:
                 t, _, ended = self._step(item)
                 outcome = (t, row.started_at, ended)  # the attempt started when it was journaled as started
             else:
@@ -465,7 +504,7 @@ class Worker:
                        effects: list[_Run]) -> None:
         if outcome is None:
             return
-        if isinstance(outcome, FencingError):
+        if isinstance(outcome, (FencingError, UnreachableError)):
             raise outcome
         if isinstance(outcome, Exception):
             _log.error("run %s: cannot start step %r: %s", item.execution_id, item.state.current, outcome)

@@ -23,3 +23,8 @@ class FencingError(StoreError):
 
 class PayloadTooLargeError(StoreError, InputError):
     """An input, a step output or a run's state is over the configured size limit."""
+
+
+class UnreachableError(StoreError):
+    """A store's server cannot be reached, or the connection to it was lost (the shard is not
+    damaged: it works again once the server is back)."""

@@ -29,7 +29,7 @@ from psycopg import sql
 
 from ...errors import InputError
 from ..backend import Backend
-from ..errors import CorruptShardError, StoreError
+from ..errors import CorruptShardError, StoreError, UnreachableError
 from .catalog import PostgresCatalogStore
 from .connection import ISOLATIONS, Session, parse_dsn, server_name
 from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, lock_deployment,
@@ -202,7 +202,8 @@ class PostgresBackend(Backend):
 
     def verify(self) -> None:
         """InputError (one line) when the catalog or a shard schema is missing or damaged, the
-        shard count differs, a shard schema lies beyond it, or a schema is of a newer version."""
+        shard count differs, a shard schema lies beyond it, or a schema is of a newer version.
+        A shard server that cannot be reached is not checked (its shards report it when used)."""
         try:
             with self.open_catalog() as catalog:
                 meta = catalog.meta()
@@ -231,6 +232,8 @@ class PostgresBackend(Backend):
                 names = session.run(check, write=False, pipeline=False)
             except CorruptShardError as exc:
                 raise InputError(str(exc)) from None
+            except UnreachableError:
+                continue  # down for now, not damaged: its shards say so when used
             finally:
                 session.close()
             extra = sorted(n for n in names if n.removeprefix(f"{self.prefix}_shard_").isdigit()

@@ -6,9 +6,11 @@ reads a result before sending the rest). A transaction that failed with a serial
 failure (40001), a deadlock (40P01) or a lock timeout (55P03) was rolled back by the server: it
 is retried after a short jittered sleep, counted by cause. A lost connection (class 08,
 57P01-57P03, an idle session ended by the server) is re-opened with backoff for at most
-:data:`RECONNECT_DEADLINE_S` (a first connection: :data:`CONNECT_DEADLINE_S`); a transaction
-that may have committed before the connection broke is retried only when the caller declares
-it idempotent, otherwise a :class:`StoreError` says its outcome is unknown. Every other error is one line naming the shard and the server
+:data:`RECONNECT_DEADLINE_S` (a first connection: :data:`CONNECT_DEADLINE_S`; a server this
+process gave up on recently, or a caller inside :func:`~wfctl.store.patience.impatient`: one
+attempt); a transaction that may have committed before the connection broke is retried only
+when the caller declares it idempotent, otherwise an :class:`UnreachableError` says its outcome
+is unknown. Every other error is one line naming the shard and the server
 (host:port/dbname, never a password).
 
 Counters (retries and wait by cause, transactions) accumulate in memory and are persisted in
@@ -31,7 +33,8 @@ from psycopg import conninfo
 
 from ...errors import InputError
 from ..base import CONNECTION_LOST, DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILURE
-from ..errors import CorruptShardError, FencingError, StoreBusyError, StoreError
+from ..errors import CorruptShardError, FencingError, StoreBusyError, StoreError, UnreachableError
+from ..patience import is_impatient
 
 T = TypeVar("T")
 _log = logging.getLogger("wfctl.store.postgresql")
@@ -62,6 +65,9 @@ CONNECT_TIMEOUT_S = 10
 FLUSH_EVERY_S = 5.0
 IDLE_IN_TRANSACTION_S = 10
 LOCK_TIMEOUT_S = 10
+
+#: server DSN -> when (monotonic) this process last gave up reaching it
+_gave_up: dict[str, float] = {}
 
 
 def parse_dsn(dsn: str, where: str) -> dict[str, str]:
@@ -121,7 +127,6 @@ class Session:
         self._conn: psycopg.Connection | None = None
         self._pipeline: psycopg.Pipeline | None = None
         self._connected_once = False
-        self._gave_up_at: float | None = None
         self._after_commit_failed = False
 
     @property
@@ -146,8 +151,9 @@ class Session:
     def connection(self) -> psycopg.Connection:
         """The open connection, (re)connecting with backoff for at most :data:`RECONNECT_DEADLINE_S`
         (:data:`CONNECT_DEADLINE_S` before the first connection: a wrong DSN is told soon). Once
-        it gave up, the next :data:`RECONNECT_DEADLINE_S` seconds make one attempt per call, so a
-        worker is not held up by a server that is down while its other shards' servers are up."""
+        a session of this process gave up on the server, the next :data:`RECONNECT_DEADLINE_S`
+        seconds make one attempt per call (so do :func:`~wfctl.store.patience.impatient` callers),
+        so no caller waits again for a server known to be down."""
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
@@ -155,23 +161,23 @@ class Session:
         start = time.monotonic()
         delay = RECONNECT_START_S
         deadline = RECONNECT_DEADLINE_S if self._connected_once else CONNECT_DEADLINE_S
-        if self._gave_up_at is not None and start - self._gave_up_at < RECONNECT_DEADLINE_S:
+        gave_up = _gave_up.get(self.dsn)
+        if is_impatient() or (gave_up is not None and start - gave_up < RECONNECT_DEADLINE_S):
             deadline = 0.0
         while True:
             try:
                 self._conn = self._connect()
                 self._connected_once = True
-                self._gave_up_at = None
+                _gave_up.pop(self.dsn, None)
                 return self._conn
             except psycopg.OperationalError as exc:
                 if not _is_lost(exc):
                     raise self.error(exc) from None
                 waited = time.monotonic() - start
                 if waited >= deadline:
-                    if deadline:
-                        self._gave_up_at = time.monotonic()
-                    raise StoreError(f"{self.where}: cannot reach the server for {waited:.0f} s: "
-                                     f"{_first_line(exc)}") from None
+                    _gave_up[self.dsn] = time.monotonic()
+                    took = f" for {waited:.0f} s" if waited >= 1 else ""
+                    raise UnreachableError(f"{self.where}: cannot reach the server{took}: {_first_line(exc)}") from None
                 self._count(CONNECTION_LOST, 0.0)
                 pause = min(delay * self._rng.uniform(0.5, 1.5), deadline - waited)
                 self._sleep(pause)
@@ -229,9 +235,10 @@ class Session:
                             self.lost_and_retried = True
                             continue  # connection() waits and gives up after its deadline
                         if idempotent:
-                            raise StoreError(f"{self.where}: the connection keeps breaking ({_first_line(exc)})") from None
-                        raise StoreError(f"{self.where}: the connection was lost during a write; its outcome is "
-                                         f"unknown ({_first_line(exc)})") from None
+                            raise UnreachableError(f"{self.where}: the connection keeps breaking "
+                                                   f"({_first_line(exc)})") from None
+                        raise UnreachableError(f"{self.where}: the connection was lost during a write; its outcome is "
+                                               f"unknown ({_first_line(exc)})") from None
                     raise self.error(exc) from None
                 except BaseException:
                     self._rollback(conn)
