@@ -66,6 +66,9 @@ _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 _LATENCY_STATS = (("p50", "p50"), ("p95", "p95"), ("p99", "p99"), ("max", "max"))
 #: The comparison rows charted as ratios, when present (same unit: ×baseline).
 _HEADLINE_RATIOS = ("completions.rate", "start_latency.p99", "e2e_latency.p95", RETRIES_PER_1000)
+#: The ratio chart's axis labels of the headline metrics: short, so the chart fits a phone's width.
+_SHORT_LABELS = {"completions.rate": "completions/s", "start_latency.p99": "start p99",
+                 "e2e_latency.p95": "e2e p95", RETRIES_PER_1000: "retries / 1k starts"}
 _KEY_FIGURES = (
     ("runs started", "started"),
     ("completed", "completed"),
@@ -564,7 +567,7 @@ def _ratio_chart(scenario: Mapping, title: str) -> str:
     longest = max((len(n) for n in names), default=0)
     chart = _chart("Bar", title, "metric", f"ratio to {baseline} (\u00d7)", lambda v: f"\u00d7{v:.2f}",
                    legend_at_bottom_columns=3 if longest <= 18 else 1, truncate_legend=60)
-    chart.x_labels = [_row_label(r) for r in picked]
+    chart.x_labels = [_SHORT_LABELS.get(str(r.get("metric"))) or _row_label(r) for r in picked]
     for name in names:
         if name != baseline:
             chart.add(name, [as_number((r.get("ratios") or {}).get(name)) for r in picked])
