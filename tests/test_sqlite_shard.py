@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import wfctl, wfctl_env
+from helpers import wait_until, wfctl, wfctl_env
 
 from wfctl.store import COMPLETED, PENDING, RUNNING, DataDir, JournalRow, NewRun, StepCommit
 from wfctl.store.errors import FencingError, PayloadTooLargeError, StoreBusyError
@@ -149,15 +149,16 @@ def test_counters_are_persisted(datadir):
         assert stats.size_bytes == stats.details["file_bytes"] + stats.details["wal_bytes"]
 
 
-def holder(datadir, seconds):
-    """Hold shard 0's write lock for ``seconds`` in another thread; returns (thread, locked event)."""
+def holder(datadir, until):
+    """Hold shard 0's write lock in another thread until ``until()`` is true (60 s at most);
+    returns the thread, once the lock is held."""
     locked = threading.Event()
 
     def hold():
         conn = sqlite3.connect(datadir.backend.shard_path(0), isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         locked.set()
-        time.sleep(seconds)
+        wait_until(until, timeout=60, interval=0.01)
         conn.execute("COMMIT")
         conn.close()
 
@@ -169,7 +170,8 @@ def holder(datadir, seconds):
 
 def test_lock_waits_are_retried_and_counted(datadir):
     with datadir.open_shard(0) as store:
-        thread = holder(datadir, 0.1)
+        release_at = time.monotonic() + 0.1  # the workload: the lock is busy for 0.1 s (the store counts
+        thread = holder(datadir, lambda: time.monotonic() >= release_at)  # its waits only once it has the lock)
         store.create_run("e1", "wf", None, None, now=T0)
         thread.join()
         stats = store.stats()
@@ -185,10 +187,14 @@ def test_lock_waits_are_retried_and_counted(datadir):
 def test_busy_past_the_deadline_is_a_store_busy_error(tmp_path):
     datadir = DataDir.init(tmp_path / "short", shards=1, options={"busy_deadline_s": 0.1})  # the sqlite option
     with datadir.open_shard(0) as store:
-        thread = holder(datadir, 0.5)
-        with pytest.raises(StoreBusyError) as info:
-            store.create_run("e1", "wf", None, None, now=T0)
-        thread.join()
+        gave_up = threading.Event()
+        thread = holder(datadir, gave_up.is_set)
+        try:
+            with pytest.raises(StoreBusyError) as info:
+                store.create_run("e1", "wf", None, None, now=T0)
+        finally:
+            gave_up.set()
+            thread.join()
         message = str(info.value)
         assert "shard-000.db" in message and "gave up waiting for the write lock" in message
         assert "database is locked" not in message

@@ -54,7 +54,10 @@ def tracked(params: dict, ctx) -> dict:
     _append(f"begin {tail}")
     if str(params.get("item")) == os.environ.get("WFCTL_TEST_HOLD_ITEM"):
         gate = os.environ.get("WFCTL_TEST_HOLD_UNTIL")
+        deadline = time.monotonic() + 300  # fails the step rather than hang when the test never opens it
         while not (gate and os.path.exists(gate)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the test never opened the gate {gate}")
             time.sleep(0.05)
     time.sleep(float(params.get("sleep", 0)))
     _append(f"end {tail}")
