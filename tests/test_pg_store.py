@@ -449,6 +449,51 @@ def test_a_server_that_stays_down_fails_fast_after_the_first_deadline(monkeypatc
             assert wait_until(lambda: _reads(store, "r1"))
 
 
+def _holding_the_status_row(backend, generation, application):
+    """A session named ``application`` in a transaction that holds the shard's status row as a
+    fenced write does (``FOR KEY SHARE``), then waits: a worker stopped mid-pipeline."""
+    holder = psycopg.connect(backend.dsn, autocommit=True, application_name=application)
+    holder.execute("BEGIN")
+    holder.execute(f"SELECT {backend.prefix}_shard_000.fence(%s)", (generation,))
+    return holder
+
+
+def _alive(conn) -> bool:
+    try:
+        conn.execute("SELECT 1")
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def test_a_takeover_ends_the_session_of_a_holder_stopped_past_its_lease(backend, store):
+    old = store.acquire_lease("old", 3.0, now=0)
+    with _holding_the_status_row(backend, old, "wfctl shard 0") as holder:
+        assert store.acquire_lease("new", 60, now=0) is None  # a valid lease is not taken: nobody is ended
+        assert _alive(holder)
+        new = wait_until(lambda: store.acquire_lease("new", 60, now=0), timeout=60)
+        assert new == old + 1
+        assert not _alive(holder)
+    with pytest.raises(FencingError, match="no longer valid"):
+        store.claim_ready(old, now=1e12, limit=1)
+
+
+def test_a_takeover_never_ends_a_session_that_is_not_wfctl(backend, store, monkeypatch):
+    from wfctl.store.errors import StoreBusyError
+    from wfctl.store.postgresql import connection
+
+    monkeypatch.setattr(connection, "RETRY_DEADLINE_S", 2.0)
+    old = store.acquire_lease("old", 0.5, now=0)
+    with _holding_the_status_row(backend, old, "psql") as holder, raw() as conn:
+        expired = f"SELECT lease_expires_at < extract(epoch FROM now()) FROM {backend.prefix}_shard_000.shard_status"
+        assert wait_until(lambda: conn.execute(expired).fetchone()[0])
+        with pytest.raises(StoreBusyError, match=r"^shard 0 \(.*\): gave up after .* lock timeouts"):
+            store.acquire_lease("new", 60, now=0)
+        assert _alive(holder)
+        holder.execute("ROLLBACK")
+        assert store.acquire_lease("new", 60, now=0) == old + 1
+
+
 def _reads(store, execution_id) -> bool:
     try:
         return store.get_run(execution_id) is not None
@@ -475,11 +520,6 @@ def _hold_and_commit(dsn, prefix, project, generation, done):
             done.put(f"store error: {exc}")
 
 
-@pytest.mark.skip(reason="known defect (issue 11, open): a worker stopped in the middle of a pipelined "
-                  "transaction keeps its FOR KEY SHARE on the shard's status row (neither "
-                  "idle_in_transaction_session_timeout nor statement_timeout ends a session that waits "
-                  "for the rest of a pipeline), so the takeover's FOR UPDATE waits until the stopped "
-                  "process's connection dies; the takeover must end an expired holder's session")
 def test_a_stopped_worker_past_its_lease_writes_nothing_once_resumed(backend, store):
     import os
     import signal
@@ -499,7 +539,7 @@ def test_a_stopped_worker_past_its_lease_writes_nothing_once_resumed(backend, st
             stopped_at = time.monotonic()
             new = wait_until(lambda: store.acquire_lease("new", 60, now=0), timeout=60)  # past its lease
             assert new == old + 1
-            # Stopped mid-transaction, its session is ended by idle_in_transaction_session_timeout (10 s).
+            # Stopped mid-transaction, it holds the status row: the takeover ended its session.
             assert time.monotonic() - stopped_at < 45
             written = conn.execute(marked, (str(old),)).fetchone()[0]
             os.kill(child.pid, signal.SIGCONT)

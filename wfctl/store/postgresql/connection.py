@@ -195,12 +195,15 @@ class Session:
     # -- transactions ----------------------------------------------------------------------
 
     def run(self, work: Callable[[psycopg.Connection], T], *, idempotent: bool = True, write: bool = True,
-            isolation: str | None = None, pipeline: bool = True, after_commit: tuple[str, Any] | None = None) -> T:
+            isolation: str | None = None, pipeline: bool = True, after_commit: tuple[str, Any] | None = None,
+            on_lock_timeout: Callable[[psycopg.Connection], None] | None = None) -> T:
         """Run ``work(conn)`` in one transaction and commit; retried as the module says. ``write``:
         count it as a write transaction; ``isolation`` overrides the session's; ``pipeline`` False
         for work that sends several statements in one string (DDL). ``after_commit``: a statement
         ``(query, params)`` sent after the COMMIT in the same round trip, run in its own transaction
-        (a NOTIFY that the commit must not wait for); its failure is logged, not raised."""
+        (a NOTIFY that the commit must not wait for); its failure is logged, not raised.
+        ``on_lock_timeout(conn)``: called (outside any transaction) before retrying a lock timeout,
+        to deal with whoever holds the lock; its errors are logged."""
         with self._lock:
             start = time.monotonic()
             delay = RETRY_START_S
@@ -220,6 +223,8 @@ class Session:
                         if waited >= RETRY_DEADLINE_S:
                             raise StoreBusyError(f"{self.where}: gave up after {waited:.1f} s of {cause.replace('_', ' ')}"
                                                  f"s: {_first_line(exc)}") from None
+                        if cause == LOCK_TIMEOUT and on_lock_timeout is not None:
+                            self._unblock(conn, on_lock_timeout)
                         self._sleep(delay * self._rng.uniform(0.5, 1.5))
                         self._count(cause, (time.monotonic() - attempted_at) * 1000.0)  # the lost attempt too
                         delay = min(delay * 2, RETRY_CAP_S)
@@ -287,6 +292,13 @@ class Session:
         if self._pipeline is not None:
             self._pipeline.sync()
         return [cursor.fetchall() for cursor in cursors]
+
+    def _unblock(self, conn: psycopg.Connection, action: Callable[[psycopg.Connection], None]) -> None:
+        try:
+            action(conn)
+        except psycopg.Error as exc:
+            self._rollback(conn)
+            _log.warning("%s: could not end the sessions holding a lock: %s", self.where, _first_line(exc))
 
     @staticmethod
     def _rollback(conn: psycopg.Connection) -> None:

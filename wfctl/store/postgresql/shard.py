@@ -8,11 +8,13 @@ the batch size (fence, runs locked in id order and the journal tails read; then 
 statement each for journal rows, run updates, queue deletes and queue re-inserts, and COMMIT).
 A transaction that reads before it writes ends its first round trip with a Sync
 (``Session.fetch_synced``), so a stopped client's session is ended by the server's
-``idle_in_transaction_session_timeout`` and releases its locks.
+``idle_in_transaction_session_timeout`` and releases its locks; a client stopped mid-pipeline,
+which no server timeout ends, is ended by the next lease takeover (:meth:`PostgresShardStore.acquire_lease`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
@@ -26,6 +28,8 @@ from ..errors import FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, check_size, decode, encode
 from .connection import RETRY_CAUSES, Session
 from .schema import check_shard_schema
+
+_log = logging.getLogger("wfctl.store.postgresql")
 
 DELETE_BATCH = 100
 
@@ -91,6 +95,20 @@ _MARK_STARTED = (
 _JOURNAL_FIELDS = ("SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
                    " started_at, finished_at FROM journal")
 _EPOCH = "extract(epoch FROM clock_timestamp())::float8"
+
+TAKEOVER_LOCK_TIMEOUT_S = 1.0
+"""How long a lease takeover waits for the shard's status row before it looks for an expired holder."""
+
+_END_EXPIRED_HOLDERS = (
+    "WITH holders AS MATERIALIZED (SELECT a.pid, a.application_name FROM pg_locks l"
+    " JOIN pg_stat_activity a ON a.pid = l.pid CROSS JOIN shard_status s"
+    " WHERE s.id = 1 AND s.lease_expires_at <= " + _EPOCH +
+    " AND l.locktype = 'relation' AND l.relation = 'shard_status'::regclass AND l.granted"
+    " AND l.pid <> pg_backend_pid() AND a.application_name LIKE 'wfctl %'"
+    " AND extract(epoch FROM a.xact_start) < s.lease_expires_at)"
+    " SELECT pid, application_name FROM holders WHERE pg_terminate_backend(pid)")
+"""The wfctl sessions holding the shard's status row in a transaction that began before its
+lease expired, ended (one statement); none while the lease is valid."""
 
 
 def _float(value: float | None) -> float | None:
@@ -491,14 +509,32 @@ class PostgresShardStore(ShardStore):
     def acquire_lease(self, owner: str, ttl_s: float, *, now: float) -> int | None:
         """Take the lease when free or expired on the server's clock (``now`` is ignored). The
         row is locked ``FOR UPDATE``, which waits for fenced writes in flight (they hold it
-        ``FOR KEY SHARE``): once a new generation is taken, no older one commits anything."""
+        ``FOR KEY SHARE``): once a new generation is taken, no older one commits anything.
+
+        A holder stopped in the middle of a transaction (``SIGSTOP``, a frozen machine) keeps its
+        row lock for as long as its connection lives, which no server timeout bounds. So when the
+        takeover waits :data:`TAKEOVER_LOCK_TIMEOUT_S` on an expired lease, it ends the wfctl
+        sessions whose transactions on this shard began before the lease expired
+        (``pg_terminate_backend``: the same role, a superuser or ``pg_signal_backend``), then
+        tries again. The ended holder's write is rolled back and fenced off."""
         query = (f"WITH cur AS (SELECT id FROM shard_status WHERE id = 1 AND (lease_owner IS NULL OR lease_owner = %s"
                  f" OR lease_expires_at <= {_EPOCH}) FOR UPDATE)"
                  f" UPDATE shard_status s SET lease_owner = %s, generation = s.generation + 1,"
                  f" lease_expires_at = {_EPOCH} + %s, heartbeat_at = {_EPOCH} FROM cur WHERE s.id = cur.id"
                  " RETURNING s.generation")
-        row = self._db.run(lambda conn: conn.execute(query, (owner, owner, ttl_s))).fetchone()
+
+        def take(conn: psycopg.Connection) -> psycopg.Cursor:
+            conn.execute(f"SET LOCAL lock_timeout = {int(TAKEOVER_LOCK_TIMEOUT_S * 1000)}")
+            return conn.execute(query, (owner, owner, ttl_s))
+
+        row = self._db.run(take, on_lock_timeout=self._end_expired_holders).fetchone()
         return None if row is None else row[0]
+
+    def _end_expired_holders(self, conn: psycopg.Connection) -> None:
+        ended = conn.execute(_END_EXPIRED_HOLDERS).fetchall()
+        for pid, application in ended:
+            _log.warning("%s: ended session %s (%s), which held the shard past its lease", self.where, pid,
+                         application)
 
     def renew_lease(self, owner: str, generation: int, ttl_s: float, *, now: float) -> float:
         """Extend the lease to the server's clock + ``ttl_s`` (``now`` is ignored); returns that expiry."""
