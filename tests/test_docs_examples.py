@@ -6,6 +6,8 @@ document order, as one shell session per document, in a copy of the checkout's f
 folder. Each command must exit as documented (0; non-zero when the documented output shows a
 ``wfctl: error:`` line; the ``exit N`` it prints), and documented ``--json`` output must name
 exactly the fields the command prints. No example may use ``../shared`` or a fixed execution id.
+docs/postgresql.md's examples run on the test server (``$WFCTL_TEST_PG_DSN``, 127.0.0.1:5432) in
+a database of their own, named in place of the documented ``workflows`` and dropped after.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from helpers import EXAMPLES, ROOT, wfctl
+from pg import pg_dsn
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EXECUTION_ID = re.compile(r"\b[0-9a-f]{2,}-[0-9a-f]{32}\b")
@@ -118,7 +124,29 @@ def clean_copy(dest: Path) -> Path:
     return dest
 
 
-def run_session(doc: Path, tmp: Path) -> list[tuple[Command, int, str]]:
+@contextmanager
+def renames(doc: Path) -> Iterator[dict[str, str]]:
+    """What ``doc``'s commands name differently when run here (pattern -> replacement)."""
+    if doc.name != "postgresql.md":
+        yield {}
+        return
+    import psycopg
+    from psycopg import sql
+
+    from wfctl.store.postgresql.connection import server_name
+
+    dsn = pg_dsn()
+    if not server_name(dsn).startswith("127.0.0.1:5432/"):
+        pytest.skip(f"postgresql.md's examples use the server at 127.0.0.1:5432, not {server_name(dsn)}")
+    name = f"wft_docs_{uuid.uuid4().hex[:10]}"
+    try:
+        yield {r"\bworkflows\b": name}
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def run_session(doc: Path, tmp: Path, rename: dict[str, str] | None = None) -> list[tuple[Command, int, str]]:
     """Run ``doc``'s session in a clean copy; each command with its exit code and output."""
     repo = clean_copy(tmp / "wfctl")
     assert not (repo.parent / "shared").exists() and (repo / "examples" / "hello.json").is_file()
@@ -132,7 +160,10 @@ def run_session(doc: Path, tmp: Path) -> list[tuple[Command, int, str]]:
     cmds = session(doc)
     script = ["exec 2>&1", "trap 'kill $(jobs -p) 2>/dev/null' EXIT", f"cd {repo}"]
     for c in cmds:
-        script += [re.sub(r"/tmp\b", str(scratch), c.text), f'printf "\\n{MARK} %s\\n" "$?"']
+        text = re.sub(r"/tmp\b", str(scratch), c.text)
+        for pattern, replacement in (rename or {}).items():
+            text = re.sub(pattern, replacement, text)
+        script += [text, f'printf "\\n{MARK} %s\\n" "$?"']
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("WFCTL_") and k not in ("PYTHONPATH", "COLUMNS")}
     env.update(PATH=f"{bin_dir}:{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
@@ -161,7 +192,9 @@ def documented_keys(output: list[str]) -> set[str] | None:
 @pytest.mark.parametrize("doc", RUNNABLE, ids=lambda d: d.name)
 def test_documented_commands_run_on_a_clean_clone_as_documented(doc, tmp_path):
     problems = []
-    for command, rc, output in run_session(doc, tmp_path):
+    with renames(doc) as rename:
+        results = run_session(doc, tmp_path, rename)
+    for command, rc, output in results:
         where = f"{doc.name}: $ {command.text}\n--- output (exit {rc}):\n{output[-1500:]}"
         documented = "\n".join(command.output)
         exits = re.findall(r"^exit (\d+)$", documented, re.M)
