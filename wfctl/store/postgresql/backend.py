@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -36,6 +36,8 @@ from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_
                      ready_channel, shard_schema, stored_version)
 from .shard import PostgresShardStore
 from .waker import PostgresWaker
+
+T = TypeVar("T")
 
 DSN_ENV = "WFCTL_DSN"
 DEFAULT_PREFIX = "wfctl"
@@ -88,6 +90,18 @@ class PostgresBackend(Backend):
 
     def _admin(self, dsn: str, label: str) -> Session:
         return Session(dsn, schema="public", label=label, durability="full")
+
+    def _run_locked(self, dsn: str, label: str, work: Callable[[psycopg.Connection], T]) -> T:
+        """``work(conn)`` in one transaction on server ``dsn``, holding the deployment's advisory lock."""
+        session = self._admin(dsn, label)
+        try:
+            def locked(conn: psycopg.Connection) -> T:
+                lock_deployment(conn, self.prefix)
+                return work(conn)
+
+            return session.run(locked, pipeline=False)
+        finally:
+            session.close()
 
     def check_creation(self, placement: Mapping[int, str] | None = None) -> dict[int, str]:
         """The full placement (shard -> DSN; a shard not in ``placement``: the catalog's server);
@@ -167,30 +181,14 @@ class PostgresBackend(Backend):
         shards = self.settings.shards
         wanted = self.check_creation(placement)
         created = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
-        catalog = self._admin(self.dsn, "catalog")
-        try:
-            def create_schema(conn: psycopg.Connection) -> dict[int, str]:
-                lock_deployment(conn, self.prefix)
-                return create_catalog(conn, self.prefix, shards=shards, route=self.settings.route, placement=wanted,
-                                      created_at=created)
+        placed = self._run_locked(self.dsn, "catalog", lambda conn: create_catalog(
+            conn, self.prefix, shards=shards, route=self.settings.route, placement=wanted, created_at=created))
+        for dsn, numbers in _by_server(placed).items():
+            def create_shards(conn: psycopg.Connection) -> None:
+                for shard in numbers:
+                    create_shard(conn, self.prefix, shard, now)
 
-            placed = catalog.run(create_schema, pipeline=False)
-        finally:
-            catalog.close()
-        by_server: dict[str, list[int]] = {}
-        for shard, dsn in sorted(placed.items()):
-            by_server.setdefault(dsn, []).append(shard)
-        for dsn, numbers in by_server.items():
-            server = self._admin(dsn, f"shards {numbers[0]}-{numbers[-1]}")
-            try:
-                def create_shards(conn: psycopg.Connection) -> None:
-                    lock_deployment(conn, self.prefix)
-                    for shard in numbers:
-                        create_shard(conn, self.prefix, shard, now)
-
-                server.run(create_shards, pipeline=False)
-            finally:
-                server.close()
+            self._run_locked(dsn, f"shards {numbers[0]}-{numbers[-1]}", create_shards)
         self._placement = placed
 
     def placement(self) -> dict[int, str]:
@@ -215,10 +213,7 @@ class PostgresBackend(Backend):
             raise InputError(f"{self.location()}: the catalog records {meta.get('shards')} shard(s) placed on "
                              f"{len(placement)}, but the settings say {shards}")
         self._placement = placement
-        by_server: dict[str, list[int]] = {}
-        for shard, dsn in placement.items():
-            by_server.setdefault(dsn, []).append(shard)
-        for dsn, numbers in by_server.items():
+        for dsn, numbers in _by_server(placement).items():
             session = self._admin(dsn, f"shards of {self.prefix}")
             try:
                 def check(conn: psycopg.Connection) -> list[str]:
@@ -298,19 +293,21 @@ class PostgresBackend(Backend):
             placement = self.placement()
         except StoreError:
             placement = {}
-        schemas_by_server: dict[str, list[str]] = {}
-        for shard, dsn in placement.items():
-            schemas_by_server.setdefault(dsn, []).append(shard_schema(self.prefix, shard))
+        schemas_by_server = {dsn: [shard_schema(self.prefix, shard) for shard in numbers]
+                             for dsn, numbers in _by_server(placement).items()}
         schemas_by_server.setdefault(self.dsn, []).append(catalog_schema(self.prefix))
         for dsn, schemas in schemas_by_server.items():
-            session = self._admin(dsn, f"deployment {self.prefix}")
-            try:
-                def drop(conn: psycopg.Connection) -> None:
-                    lock_deployment(conn, self.prefix)
-                    for schema in schemas:
-                        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            def drop(conn: psycopg.Connection) -> None:
+                for schema in schemas:
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
-                session.run(drop, pipeline=False)
-            finally:
-                session.close()
+            self._run_locked(dsn, f"deployment {self.prefix}", drop)
         self._placement = None
+
+
+def _by_server(placement: Mapping[int, str]) -> dict[str, list[int]]:
+    """Shard -> DSN as DSN -> its shards (in order)."""
+    by_server: dict[str, list[int]] = {}
+    for shard, dsn in sorted(placement.items()):
+        by_server.setdefault(dsn, []).append(shard)
+    return by_server
