@@ -23,11 +23,7 @@ class PostgresCatalogStore(CatalogStore):
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES):
         self.max_payload_bytes = max_payload_bytes
         self._db = Session(dsn, schema=schema, label="catalog", isolation=isolation, durability=durability)
-        try:
-            self._db.run(self._check, write=False, pipeline=False)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db.check_or_close(self._check)
 
     @property
     def where(self) -> str:

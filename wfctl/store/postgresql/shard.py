@@ -171,12 +171,7 @@ class PostgresShardStore(ShardStore):
         self._notify = None if ready_channel is None else ("SELECT pg_notify(%s, '')", (ready_channel,))
         self._db = Session(dsn, schema=schema, label=f"shard {shard}", isolation=isolation,
                            durability=durability, counters=True)
-        try:
-            self._db.run(lambda conn: check_shard_schema(conn, schema, shard, self._db.where), write=False,
-                         pipeline=False)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db.check_or_close(lambda conn: check_shard_schema(conn, schema, shard, self._db.where))
 
     @property
     def where(self) -> str:
