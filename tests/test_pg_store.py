@@ -67,6 +67,20 @@ def test_create_is_idempotent_and_verified(backend):
         assert catalog.placement() == {0: backend.dsn, 1: backend.dsn}
 
 
+def test_create_checks_an_existing_deployment_on_the_connection_that_creates_the_catalog(backend, monkeypatch):
+    from wfctl.store.postgresql import PostgresBackend
+
+    opened = []
+    connect = Session._connect
+    monkeypatch.setattr(Session, "_connect", lambda session: opened.append(session.label) or connect(session))
+    same, more = (PostgresBackend(backend.project, pg_settings(n, dsn=backend.dsn, schema_prefix=backend.prefix))
+                  for n in (2, 3))
+    same.create(now=time.time())
+    assert opened == ["catalog", "shards 0-1"]  # completing a creation opens no connection of its own to check it
+    with pytest.raises(InputError, match=r"already exists with 2 shard\(s\); refusing 3 \(a deployment's shard"):
+        more.create(now=time.time())
+
+
 def test_a_dsn_with_a_password_is_refused_without_showing_it(tmp_path):
     from wfctl.store.postgresql import PostgresBackend
 

@@ -166,8 +166,26 @@ RETRY_CAUSES = (LOCK_BUSY, SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNEC
 """Every cause a backend may count retries under (a backend reports the ones it can meet)."""
 
 
+class _Contention:
+    """The totals of a record's ``retries`` and ``wait_ms`` (by cause)."""
+
+    __slots__ = ()
+    retries: dict[str, int]
+    wait_ms: dict[str, float]
+
+    @property
+    def total_retries(self) -> int:
+        """Retries of every cause."""
+        return sum(self.retries.values())
+
+    @property
+    def total_wait_ms(self) -> float:
+        """Time waited for every cause (ms)."""
+        return sum(self.wait_ms.values())
+
+
 @dataclass(frozen=True, slots=True)
-class ShardStats:
+class ShardStats(_Contention):
     """A shard's counts, contention counters, lease and size.
 
     ``retries`` counts the writes retried and ``wait_ms`` the time spent waiting and retrying,
@@ -195,19 +213,9 @@ class ShardStats:
     waiting: int = 0
     waiting_error: str | None = None
 
-    @property
-    def total_retries(self) -> int:
-        """Retries of every cause."""
-        return sum(self.retries.values())
-
-    @property
-    def total_wait_ms(self) -> float:
-        """Time waited for every cause (ms)."""
-        return sum(self.wait_ms.values())
-
 
 @dataclass(frozen=True, slots=True)
-class ShardProgress:
+class ShardProgress(_Contention):
     """What a shard holds now, cheap enough to sample several times a second under load.
 
     ``runs`` is how many runs were ever created on the shard (deleted runs included);
@@ -221,16 +229,6 @@ class ShardProgress:
     retries: dict[str, int]
     wait_ms: dict[str, float]
     transactions: int
-
-    @property
-    def total_retries(self) -> int:
-        """Retries of every cause."""
-        return sum(self.retries.values())
-
-    @property
-    def total_wait_ms(self) -> float:
-        """Time waited for every cause (ms)."""
-        return sum(self.wait_ms.values())
 
 
 @dataclass(frozen=True, slots=True)

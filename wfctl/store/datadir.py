@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import InputError
 from .backend import open_backend
 from .base import SCHEMA_VERSION, CatalogStore, ShardStore
+from .files import exists
 from .payload import DEFAULT_MAX_PAYLOAD_BYTES
 from .routing import shard_for
 from .settings import DEFAULT_BACKEND, SETTINGS_FILE, Settings, read_settings, settings_lock, write_settings
@@ -73,10 +74,10 @@ class DataDir:
         files than the settings say).
         """
         path = Path(path)
-        if not _exists(path / SETTINGS_FILE):
+        if not exists(path / SETTINGS_FILE):
             if not create:
                 _refuse_folder_of_data_dirs(path)
-                if not _exists(path):
+                if not exists(path):
                     raise InputError(f"data directory {path} does not exist; create it with wfctl init")
                 if not path.is_dir():
                     raise InputError(f"data directory {path} is not a directory")
@@ -94,7 +95,7 @@ class DataDir:
     def _create(cls, path: Path, wanted: Settings, *, strict: bool,
                 placement: Mapping[int, str] | None = None) -> "DataDir":
         wanted = wanted.validate(str(path))
-        if not _exists(path / SETTINGS_FILE):
+        if not exists(path / SETTINGS_FILE):
             _refuse_folder_of_data_dirs(path)
             open_backend(path, wanted).check_creation(placement)  # before anything is created
         try:
@@ -165,14 +166,6 @@ class DataDir:
 
     def __repr__(self) -> str:
         return f"DataDir({str(self.path)!r}, {self.settings})"
-
-
-def _exists(path: Path) -> bool:
-    """Whether ``path`` exists; InputError when it cannot be looked at."""
-    try:
-        return path.exists()
-    except OSError as exc:
-        raise InputError(f"cannot access {path}: {exc.strerror or exc}") from None
 
 
 def _nested_data_dirs(path: Path) -> list[Path]:

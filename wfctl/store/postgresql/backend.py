@@ -107,6 +107,13 @@ class PostgresBackend(Backend):
         """The full placement (shard -> DSN; a shard not in ``placement``: the catalog's server);
         InputError (one line) when there is no DSN, a shard is out of range or a DSN is invalid,
         or an existing deployment records another shard count, route or placement."""
+        wanted = self._wanted(placement)
+        self._refuse_changes(self.existing(), wanted)
+        return wanted
+
+    def _wanted(self, placement: Mapping[int, str] | None) -> dict[int, str]:
+        """The full placement asked for; InputError when there is no DSN, a shard is out of range or a DSN
+        is invalid."""
         self._need_dsn()
         shards = self.settings.shards
         wanted = {shard: self.dsn for shard in range(shards)}
@@ -115,7 +122,12 @@ class PostgresBackend(Backend):
                 raise InputError(f"placement: shard {shard!r} is not one of 0..{shards - 1}")
             parse_dsn(dsn, f"placement of shard {shard}")
             wanted[shard] = dsn
-        found = self.existing()
+        return wanted
+
+    def _refuse_changes(self, found: dict[str, Any] | None, wanted: dict[int, str]) -> None:
+        """InputError when the deployment ``found`` (:meth:`existing`) records another shard count,
+        route or placement than these settings and ``wanted``."""
+        shards = self.settings.shards
         if found is not None:
             where = f"{self.deployment()} already exists with"
             if found["shards"] != shards:
@@ -128,28 +140,26 @@ class PostgresBackend(Backend):
                 raise InputError(f"{where} shard {moved[0]} on {server_name(found['placement'].get(moved[0], ''))}; "
                                  f"refusing to place it on {server_name(wanted[moved[0]])} (a deployment's placement "
                                  "cannot change)")
-        return wanted
 
     def existing(self) -> dict[str, Any] | None:
         """``{"shards", "route", "placement"}`` as the catalog records them; None when there is no catalog."""
         self._need_dsn()
         session = Session(self.dsn, schema=catalog_schema(self.prefix), label="catalog", durability="full")
-        schema = sql.Identifier(catalog_schema(self.prefix))
         try:
-            def read(conn: psycopg.Connection) -> tuple | None:
-                if stored_version(conn, catalog_schema(self.prefix)) is None:
-                    return None
-                meta = dict(conn.execute(sql.SQL("SELECT key, value FROM {}.meta").format(schema)).fetchall())
-                if conn.execute("SELECT to_regclass(%s)", (f"{catalog_schema(self.prefix)}.placement",)).fetchone()[0] is None:
-                    return meta, {}
-                return meta, dict(conn.execute(sql.SQL("SELECT shard, dsn FROM {}.placement").format(schema)).fetchall())
-
-            found = session.run(read, write=False, pipeline=False)
+            return session.run(self._recorded, write=False, pipeline=False)
         finally:
             session.close()
-        if found is None:
+
+    def _recorded(self, conn: psycopg.Connection) -> dict[str, Any] | None:
+        """:meth:`existing`, read on ``conn``."""
+        schema = sql.Identifier(catalog_schema(self.prefix))
+        if stored_version(conn, catalog_schema(self.prefix)) is None:
             return None
-        meta, placement = found
+        meta = dict(conn.execute(sql.SQL("SELECT key, value FROM {}.meta").format(schema)).fetchall())
+        if conn.execute("SELECT to_regclass(%s)", (f"{catalog_schema(self.prefix)}.placement",)).fetchone()[0] is None:
+            placement = {}
+        else:
+            placement = dict(conn.execute(sql.SQL("SELECT shard, dsn FROM {}.placement").format(schema)).fetchall())
         return {"shards": int(meta.get("shards", 0)), "route": meta.get("route"), "placement": placement}
 
     def _need_dsn(self) -> None:
@@ -179,10 +189,15 @@ class PostgresBackend(Backend):
         processes by an advisory lock per server; an existing deployment keeps its placement
         (InputError when ``placement``, the shard count or the route differ from its)."""
         shards = self.settings.shards
-        wanted = self.check_creation(placement)
+        wanted = self._wanted(placement)
         created = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
-        placed = self._run_locked(self.dsn, "catalog", lambda conn: create_catalog(
-            conn, self.prefix, shards=shards, route=self.settings.route, placement=wanted, created_at=created))
+
+        def create_schema(conn: psycopg.Connection) -> dict[int, str]:
+            self._refuse_changes(self._recorded(conn), wanted)  # as check_creation, on this connection
+            return create_catalog(conn, self.prefix, shards=shards, route=self.settings.route, placement=wanted,
+                                  created_at=created)
+
+        placed = self._run_locked(self.dsn, "catalog", create_schema)
         for dsn, numbers in _by_server(placed).items():
             def create_shards(conn: psycopg.Connection) -> None:
                 for shard in numbers:

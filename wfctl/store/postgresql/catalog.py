@@ -8,8 +8,9 @@ import psycopg
 
 from ...errors import InputError
 from ..base import SCHEMA_VERSION, CatalogStore, DefinitionVersion
+from ..catalog_rules import SUMMARY_FIELDS, applied_body, schedule_write, summaries, version_record
 from ..errors import CorruptShardError
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, content_hash, decode, encode
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode
 from .connection import Session
 from .schema import CATALOG_TABLES, missing_tables, stored_version
 
@@ -22,11 +23,7 @@ class PostgresCatalogStore(CatalogStore):
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES):
         self.max_payload_bytes = max_payload_bytes
         self._db = Session(dsn, schema=schema, label="catalog", isolation=isolation, durability=durability)
-        try:
-            self._db.run(self._check, write=False, pipeline=False)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db.check_or_close(self._check)
 
     @property
     def where(self) -> str:
@@ -67,17 +64,14 @@ class PostgresCatalogStore(CatalogStore):
 
     def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float,
                        source: str | None = None, replace: bool = True) -> bool:
-        text, _ = encode(body, f"definition {definition_id}", self.max_payload_bytes)
-        digest = content_hash(body)
-        steps = body.get("steps")
-        version = body.get("version")
-        fields = (body.get("name"), None if version is None else str(version), len(steps) if isinstance(steps, list) else 0)
+        applied = applied_body(definition_id, body, self.max_payload_bytes)
+        text, digest, fields = applied.text, applied.digest, applied.fields
 
         def put(conn: psycopg.Connection) -> bool:
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                          (f"wfctl definition {self._db.schema} {definition_id}",))
             row = conn.execute("SELECT hash FROM definitions WHERE id = %s", (definition_id,)).fetchone()
-            if row is not None and (row[0] == digest or not replace):
+            if applied.unchanged(None if row is None else row[0], replace):
                 return False
             stored = conn.execute("SELECT body FROM definition_versions WHERE definition_id = %s AND hash = %s",
                                   (definition_id, digest)).fetchone()
@@ -85,10 +79,8 @@ class PostgresCatalogStore(CatalogStore):
                 conn.execute("INSERT INTO definition_versions (definition_id, hash, applied_at, name, version, steps,"
                              " source, body) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                              (definition_id, digest, now, *fields, source, text))
-            elif decode(stored[0]) != decode(text):
-                raise InputError(f"definition {definition_id}: version {digest} is already stored with other "
-                                 "content (a hash collision); change the definition slightly and apply it again")
-            else:  # an older version made current again
+            else:  # an older version made current again (unless the hash collides)
+                applied.check_stored(stored[0])
                 conn.execute("UPDATE definition_versions SET applied_at = %s, source = COALESCE(%s, source)"
                              " WHERE definition_id = %s AND hash = %s", (now, source, definition_id, digest))
             conn.execute(
@@ -116,19 +108,17 @@ class PostgresCatalogStore(CatalogStore):
                                " WHERE v.definition_id = %s AND v.hash = %s", (definition_id, content_hash))
         if not rows:
             return None
-        row = rows[0]
-        return DefinitionVersion(definition_id, row[0], row[1], row[2], row[3], row[4], row[5], row[7], decode(row[6]))
+        return version_record(definition_id, rows[0], rows[0][7], decode(rows[0][6]))
 
     def definition_history(self, definition_id: str) -> list[DefinitionVersion]:
         rows = self._fetch("SELECT v.hash, v.applied_at, v.name, v.version, v.steps, v.source,"
                            " COALESCE(v.hash = d.hash, false) FROM definition_versions v"
                            " LEFT JOIN definitions d ON d.id = v.definition_id"
                            " WHERE v.definition_id = %s ORDER BY v.applied_at DESC, v.hash", (definition_id,))
-        return [DefinitionVersion(definition_id, *row[:6], row[6]) for row in rows]
+        return [version_record(definition_id, row, row[6]) for row in rows]
 
     def list_definitions(self) -> list[dict[str, Any]]:
-        rows = self._fetch("SELECT id, name, version, updated_at, steps, hash FROM definitions ORDER BY id")
-        return [dict(zip(("id", "name", "version", "updated_at", "steps", "hash"), row)) for row in rows]
+        return summaries(self._fetch(f"SELECT {', '.join(SUMMARY_FIELDS)} FROM definitions ORDER BY id"))
 
     def delete_definition(self, definition_id: str) -> bool:
         def delete(conn: psycopg.Connection) -> psycopg.Cursor:
@@ -144,8 +134,7 @@ class PostgresCatalogStore(CatalogStore):
 
     def put_schedule_state(self, definition_id: str, expected_version: int, state: dict[str, Any], *,
                            now: float) -> bool:
-        text, _ = encode(state, f"schedule state of {definition_id}", self.max_payload_bytes)
-        version = expected_version + 1
+        text, version = schedule_write(definition_id, expected_version, state, self.max_payload_bytes)
         if expected_version == 0:
             query = ("INSERT INTO schedules (definition_id, state, version, updated_at) VALUES (%s, %s, %s, %s)"
                      " ON CONFLICT (definition_id) DO NOTHING")

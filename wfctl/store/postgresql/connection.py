@@ -283,6 +283,15 @@ class Session:
             self._rollback(conn)
         return result
 
+    def check_or_close(self, work: Callable[[psycopg.Connection], None]) -> None:
+        """Run the schema check ``work(conn)`` (a read, outside a pipeline) that opens a store on this
+        session; the session is closed when it raises."""
+        try:
+            self.run(work, write=False, pipeline=False)
+        except BaseException:
+            self.close()
+            raise
+
     def fetch_synced(self, conn: psycopg.Connection, *queries: tuple[str, Any]) -> list[list[tuple]]:
         """The rows of ``queries`` (``(query, params)``), sent mid-transaction with what is pending
         and ended with a Sync: while the client then thinks (or is stopped), the server waits "idle

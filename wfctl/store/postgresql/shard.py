@@ -20,12 +20,12 @@ from typing import Any
 
 import psycopg
 
-from ...errors import InputError
-from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, RUN_STATUSES, RUNNING, STARTED, UNFINISHED,
-                    JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats, ShardStore,
-                    StepCommit)
+from ..base import (FINISHED, RUN_STATUSES, RUNNING, UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord,
+                    RunTimes, ShardProgress, ShardStats, ShardStore, StepCommit)
 from ..errors import FencingError
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, check_size, decode, encode
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES
+from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
+                           as_float, holders, journal_params, journal_record, new_run_values, run_record)
 from .connection import RETRY_CAUSES, Session
 from .schema import check_shard_schema
 
@@ -111,26 +111,6 @@ _END_EXPIRED_HOLDERS = (
 lease expired, ended (one statement); none while the lease is valid."""
 
 
-def _float(value: float | None) -> float | None:
-    """A time or duration for a ``float8[]`` array (psycopg refuses lists mixing int and float)."""
-    return None if value is None else float(value)
-
-
-def _statuses(statuses: Collection[str] | None, allowed: tuple[str, ...], action: str) -> tuple[str, ...]:
-    if statuses is None:
-        return allowed
-    for status in statuses:
-        if status not in allowed:
-            raise InputError(f"cannot {action} runs with status {status!r} "
-                             f"(expected one of {', '.join(allowed)})")
-    return tuple(statuses)
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield list(items[i:i + size])
-
-
 def _where(statuses: Sequence[str] | None, definition_id: str | None) -> tuple[list[str], list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -191,12 +171,7 @@ class PostgresShardStore(ShardStore):
         self._notify = None if ready_channel is None else ("SELECT pg_notify(%s, '')", (ready_channel,))
         self._db = Session(dsn, schema=schema, label=f"shard {shard}", isolation=isolation,
                            durability=durability, counters=True)
-        try:
-            self._db.run(lambda conn: check_shard_schema(conn, schema, shard, self._db.where), write=False,
-                         pipeline=False)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db.check_or_close(lambda conn: check_shard_schema(conn, schema, shard, self._db.where))
 
     @property
     def where(self) -> str:
@@ -211,70 +186,26 @@ class PostgresShardStore(ShardStore):
     def _fetch(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
         return self._read(lambda conn: conn.execute(query, params)).fetchall()
 
-    def _record(self, row: tuple) -> RunRecord:
-        return RunRecord(row[0], row[1], self.shard, row[2], decode(row[3]), decode(row[4]), row[5],
-                         decode(row[6]), *row[7:])
-
-    def _encode(self, value: Any, what: str) -> tuple[str | None, int]:
-        return encode(value, what, self.max_payload_bytes)
-
-    def _journal_params(self, execution_id: str, rows: Sequence[JournalRow]) -> list[tuple]:
-        """Validate and encode journal rows: ``(slug, type, attempt, status, port, error, started, finished, output)``."""
-        params = []
-        for row in rows:
-            if row.status not in JOURNAL_STATUSES:
-                raise ValueError(f"journal status must be one of {JOURNAL_STATUSES}, got {row.status!r}")
-            output, _ = self._encode(row.output, f"output of step {row.step_slug!r} of run {execution_id}")
-            params.append((row.step_slug, row.step_type, row.attempt, row.status, row.port, row.error,
-                           _float(row.started_at), _float(row.finished_at), output))
-        return params
-
-    @staticmethod
-    def _ended_by(tail: tuple | None, params: list[tuple], end: float | None) -> list[tuple]:
-        """The journal rows of a run that finished at ``end`` which are still recorded: the steps
-        done by then, and the result of the side-effecting step journaled as started (in flight
-        when the run was canceled; ``tail`` is its last journal row); nothing computed later."""
-        in_flight = (tail[1], tail[2]) if tail is not None and tail[3] == STARTED else None
-        kept = []
-        for p in params:
-            done = p[7] if p[7] is not None else p[6]
-            if (p[0], p[2]) == in_flight:
-                in_flight = None
-            elif not (end is None or done is None or done <= end):
-                continue
-            kept.append(p)
-        return kept
-
     def _load(self, execution_ids: Sequence[str]) -> list[RunRecord]:
         rows = self._fetch(f"{_SELECT_RUN} WHERE r.execution_id = ANY(%s)", (list(execution_ids),))
-        found = {row[0]: self._record(row) for row in rows}
+        found = {row[0]: run_record(row, self.shard) for row in rows}
         return [found[i] for i in execution_ids if i in found]
 
     def _existing(self, runs: Sequence[tuple[str, str | None]]) -> dict[str, str]:
         """For each ``(execution id, key)`` taken: the id of the run that holds the id (first) or the key."""
-        rows = self._fetch(_EXISTING, ([r[0] for r in runs], [r[1] for r in runs if r[1] is not None]))
-        ids = {row[0] for row in rows}
-        by_key = {row[1]: row[0] for row in rows if row[1] is not None}
-        found = {}
-        for execution_id, key in runs:
-            if execution_id in ids:
-                found[execution_id] = execution_id
-            elif key in by_key:
-                found[execution_id] = by_key[key]
-        return found
+        return holders(runs, self._fetch(_EXISTING, ([r[0] for r in runs], [r[1] for r in runs if r[1] is not None])))
 
     # -- clients ---------------------------------------------------------------------------
 
     def create_runs(self, runs: Sequence[NewRun], *, now: float) -> list[tuple[RunRecord, bool]]:
-        prepared = [(run, self._encode(run.input, f"input of run {run.execution_id}")[0],
-                     self._encode(run.state, f"state of run {run.execution_id}")[0],
-                     run.state.get("current") if run.state else None) for run in runs]
+        prepared = [(run, *new_run_values(run, self.max_payload_bytes)) for run in runs]
         if not prepared:
             return []
         columns = [[r.execution_id for r, *_ in prepared], [r.definition_id for r, *_ in prepared],
-                   [p[3] for p in prepared], [r.idempotency_key for r, *_ in prepared],
-                   [_float(r.timeout_s) for r, *_ in prepared], [p[1] for p in prepared], [p[2] for p in prepared],
-                   [_float(r.slot_time) for r, *_ in prepared], [r.definition_version for r, *_ in prepared]]
+                   [first_step(r) for r, *_ in prepared], [r.idempotency_key for r, *_ in prepared],
+                   [as_float(r.timeout_s) for r, *_ in prepared], [p[1][0] for p in prepared],
+                   [p[2][0] for p in prepared], [as_float(r.slot_time) for r, *_ in prepared],
+                   [r.definition_version for r, *_ in prepared]]
         cursor = self._db.run(lambda conn: conn.execute(_CREATE, (*columns, now, now, now)),
                               after_commit=self._notify)
         created = {row[0] for row in cursor.fetchall()}
@@ -284,12 +215,10 @@ class PostgresShardStore(ShardStore):
                                 if r.execution_id not in created])
         loaded = {r.execution_id: r for r in self._load(sorted(set(taken.values())))}
         results: list[tuple[RunRecord, bool]] = []
-        for run, _, _, current in prepared:
+        for run, _, _ in prepared:
             if run.execution_id in created:  # the batch's first run of that id (a later one gets this one)
                 created.discard(run.execution_id)
-                record = RunRecord(run.execution_id, run.definition_id, self.shard, "pending", run.input, None, None,
-                                   run.state, current, 1, run.idempotency_key, run.timeout_s, now, None, None, now,
-                                   None, run.slot_time, run.definition_version)
+                record = created_record(run, self.shard, now)
                 taken[run.execution_id] = run.execution_id
                 loaded[run.execution_id] = record
                 results.append((record, True))
@@ -303,8 +232,7 @@ class PostgresShardStore(ShardStore):
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
                   slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool]:
-        check_size(input_json[1], f"input of run {execution_id}", self.max_payload_bytes)
-        check_size(state_json[1], f"state of run {execution_id}", self.max_payload_bytes)
+        check_start(execution_id, input_json, state_json, self.max_payload_bytes)
         params = {"id": execution_id, "definition": definition_id, "step": current_step, "key": idempotency_key,
                   "timeout": timeout_s, "now": now, "input": input_json[0], "state": state_json[0],
                   "slot": slot_time, "version": definition_version}
@@ -321,16 +249,16 @@ class PostgresShardStore(ShardStore):
 
     def get_run(self, execution_id: str) -> RunRecord | None:
         rows = self._fetch(f"{_SELECT_RUN} WHERE r.execution_id = %s", (execution_id,))
-        return self._record(rows[0]) if rows else None
+        return run_record(rows[0], self.shard) if rows else None
 
     def journal(self, execution_id: str) -> list[JournalRecord]:
         rows = self._fetch(f"{_JOURNAL_FIELDS} WHERE execution_id = %s ORDER BY seq", (execution_id,))
-        return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
+        return [journal_record(r) for r in rows]
 
     def journal_page(self, execution_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[JournalRecord]:
         rows = self._fetch(f"{_JOURNAL_FIELDS} WHERE execution_id = %s AND seq > %s ORDER BY seq LIMIT %s",
                            (execution_id, after_seq, limit))
-        return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
+        return [journal_record(r) for r in rows]
 
     def journal_count(self, execution_id: str) -> int:
         return self._fetch("SELECT COUNT(*) FROM journal WHERE execution_id = %s", (execution_id,))[0][0]
@@ -343,7 +271,7 @@ class PostgresShardStore(ShardStore):
 
     def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
                   limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
-        wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "list")
+        wanted = None if statuses is None else checked_statuses(statuses, RUN_STATUSES, "list")
         order = " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT %s"
         after = " AND (r.created_at, r.execution_id) < (%s, %s)" if before is not None else ""
         if definition_id is None:  # one range of the status index per status, merged newest first
@@ -353,15 +281,15 @@ class PostgresShardStore(ShardStore):
                 params.extend((status, *(before or ()), limit))
             query = (f"SELECT * FROM ({' UNION ALL '.join(parts)}) r"
                      " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT %s")
-            return [self._record(row) for row in self._fetch(query, (*params, limit))]
+            return [run_record(row, self.shard) for row in self._fetch(query, (*params, limit))]
         clauses, params = _where(wanted, definition_id)
         rows = self._fetch(f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)}{after}{order}",
                            (*params, *(before or ()), limit))
-        return [self._record(row) for row in rows]
+        return [run_record(row, self.shard) for row in rows]
 
     def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
                    finished_before: float | None = None) -> int:
-        wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "count")
+        wanted = None if statuses is None else checked_statuses(statuses, RUN_STATUSES, "count")
         clauses, params = _where(wanted, definition_id)
         if finished_before is not None:
             clauses.append("r.completed_at < %s")
@@ -384,14 +312,14 @@ class PostgresShardStore(ShardStore):
         canceled: list[str] = []
         lock = ("SELECT execution_id FROM runs WHERE execution_id = ANY(%s) AND status IN ('pending', 'running')"
                 " ORDER BY execution_id FOR UPDATE")
-        for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
+        for chunk in chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
             canceled.extend(self._db.run(lambda conn: self._cancel(
                 conn, [r[0] for r in self._db.fetch_synced(conn, (lock, (chunk,)))[0]], now)))
         return canceled
 
     def cancel_matching(self, definition_id: str | None, statuses: Collection[str] | None = None,
                         *, now: float | Callable[[], float], batch: int = DELETE_BATCH) -> int:
-        clauses, params = _where(_statuses(statuses, UNFINISHED, "cancel"), definition_id)
+        clauses, params = _where(checked_statuses(statuses, UNFINISHED, "cancel"), definition_id)
         lock = (f"SELECT execution_id FROM runs r WHERE {' AND '.join(clauses)} ORDER BY execution_id"
                 " LIMIT %s FOR UPDATE")
         total = 0
@@ -417,11 +345,11 @@ class PostgresShardStore(ShardStore):
         select = ("SELECT execution_id FROM runs WHERE execution_id = ANY(%s) AND status = ANY(%s)"
                   " ORDER BY execution_id FOR UPDATE")
         return sum(self._db.run(lambda conn: self._delete(conn, select, (chunk, list(FINISHED))))
-                   for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH))
+                   for chunk in chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH))
 
     def delete_finished(self, older_than: float, statuses: Collection[str] | None = None,
                         *, batch: int = DELETE_BATCH) -> int:
-        wanted = list(_statuses(statuses, FINISHED, "delete"))
+        wanted = list(checked_statuses(statuses, FINISHED, "delete"))
         select = ("SELECT execution_id FROM runs WHERE status = ANY(%s) AND completed_at < %s"
                   " ORDER BY execution_id LIMIT %s FOR UPDATE")
         total = 0
@@ -436,7 +364,7 @@ class PostgresShardStore(ShardStore):
         rows = self._fetch(f"{_SELECT_RUN} WHERE r.status IN ('pending', 'running')"
                            f" AND {active} + COALESCE(r.timeout_s, %s) < %s ORDER BY {active} LIMIT %s",
                            (default_timeout_s, now, limit))
-        return [self._record(row) for row in rows]
+        return [run_record(row, self.shard) for row in rows]
 
     def _counters(self) -> tuple[dict[str, int], dict[str, float], int, int]:
         """Retries and wait by cause, transactions (persisted plus this process's pending), deleted runs."""
@@ -571,11 +499,11 @@ class PostgresShardStore(ShardStore):
             return conn.execute(_CLAIM.format(among=among), params)
 
         rows = self._db.run(claim, idempotent=False).fetchall()
-        return [self._record(row) for row in rows]
+        return [run_record(row, self.shard) for row in rows]
 
     def mark_step_started(self, generation: int, execution_id: str, row: JournalRow, *, now: float) -> bool:
         (slug, step_type, attempt, status, port, error, started, finished, output), = \
-            self._journal_params(execution_id, [row])
+            journal_params(execution_id, [row], self.max_payload_bytes)
         params = {"id": execution_id, "slug": slug, "type": step_type, "attempt": attempt, "status": status,
                   "port": port, "error": error, "started": started, "finished": finished, "output": output,
                   "now": now}
@@ -588,15 +516,7 @@ class PostgresShardStore(ShardStore):
         return self._db.run(mark, idempotent=False).fetchone()[0] == 1
 
     def commit_steps(self, generation: int, updates: Sequence[StepCommit], *, now: float) -> list[str]:
-        prepared = {}
-        for u in updates:
-            if u.status not in (RUNNING, COMPLETED, FAILED):
-                raise ValueError(f"a step commit's status must be running, completed or failed, got {u.status!r}")
-            if u.status != RUNNING and u.ready_at is not None:
-                raise ValueError(f"run {u.execution_id} is {u.status}: it cannot be re-queued")
-            prepared[id(u)] = (self._encode(u.state, f"state of run {u.execution_id}")[0],
-                               self._encode(u.output, f"output of run {u.execution_id}")[0],
-                               self._journal_params(u.execution_id, u.journal))
+        prepared = {id(u): commit_values(u, self.max_payload_bytes) for u in updates}
 
         def commit(conn: psycopg.Connection) -> list[str]:
             conn.execute("SELECT fence(%s)", (generation,))
@@ -614,7 +534,8 @@ class PostgresShardStore(ShardStore):
         ids = [u.execution_id for u in layer]
         locked, tail_rows = self._db.fetch_synced(conn, (_LOCK_RUNS, (ids,)), (_JOURNAL_TAILS, (ids,)))
         found = {row[0]: row for row in locked}
-        tails = {row[0]: (row[1], *row[2:]) if row[1] is not None else None for row in tail_rows}
+        last_seq = {row[0]: row[1] or 0 for row in tail_rows}
+        last_row = {row[0]: row[2:] if row[1] is not None else None for row in tail_rows}
         journal: list[tuple] = []
         runs: list[tuple] = []
         dequeue: list[str] = []
@@ -622,22 +543,21 @@ class PostgresShardStore(ShardStore):
         skipped: list[str] = []
         for u in layer:
             eid = u.execution_id
-            state, output, rows = prepared[id(u)]
+            (state, _), (output, _), rows = prepared[id(u)]
             if eid not in found:
                 skipped.append(eid)
                 continue
             if found[eid][1] in FINISHED:  # canceled meanwhile
-                rows = self._ended_by(tails[eid], rows, found[eid][2])
+                rows = ended_by(last_row[eid], rows, found[eid][2])
                 skipped.append(eid)
             else:
-                runs.append((eid, u.status, u.current_step, u.attempt, state, output, u.error, _float(u.wake_at),
-                             _float(now) if u.status != RUNNING else None))
+                runs.append((eid, u.status, u.current_step, u.attempt, state, output, u.error, as_float(u.wake_at),
+                             as_float(now) if u.status != RUNNING else None))
                 if u.ready_at is None:
                     dequeue.append(eid)
                 else:
                     requeue.append((eid, float(u.ready_at)))
-            last = tails[eid][0] if tails[eid] is not None else 0
-            journal.extend((eid, last + i, *p) for i, p in enumerate(rows, 1))
+            journal.extend((eid, last_seq[eid] + i, *p) for i, p in enumerate(rows, 1))
         if journal:
             conn.execute(_INSERT_JOURNAL, [list(column) for column in zip(*journal)])
         if runs:

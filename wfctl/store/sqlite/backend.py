@@ -19,6 +19,7 @@ from typing import Any
 from ...errors import InputError
 from ..backend import Backend
 from ..base import CatalogStore, ShardStore
+from ..files import exists
 from .catalog import SQLiteCatalogStore, create_catalog_file
 from .connection import DEFAULT_BUSY_DEADLINE_S
 from .shard import DEFAULT_SPILL_THRESHOLD_BYTES, SQLiteShardStore, create_shard_file
@@ -30,14 +31,6 @@ _SHARD_FILE = re.compile(r"shard-(\d{3,})\.db")
 def shard_file_name(shard: int) -> str:
     """``shard-000.db`` for shard 0."""
     return f"shard-{shard:03d}.db"
-
-
-def _exists(path: Path) -> bool:
-    """Whether the file ``path`` exists; InputError when it cannot be looked at."""
-    try:
-        return path.is_file()
-    except OSError as exc:
-        raise InputError(f"cannot access {path}: {exc.strerror or exc}") from None
 
 
 class SQLiteBackend(Backend):
@@ -81,7 +74,7 @@ class SQLiteBackend(Backend):
     def verify(self) -> None:
         count = self.settings.shards
         for name in [CATALOG_FILE, *map(shard_file_name, range(count))]:
-            if not _exists(self.project / name):
+            if not exists(self.project / name, file=True):
                 raise InputError(f"data directory {self.project}: {name} is missing")
         extra = sorted(n for n in self._shard_numbers() if n >= count)
         if extra:
@@ -91,7 +84,7 @@ class SQLiteBackend(Backend):
                 f"set it back to {extra[-1] + 1} or more)")
 
     def leftovers(self) -> str | None:
-        return "shard or catalog files" if self._shard_numbers() or _exists(self.catalog_path) else None
+        return "shard or catalog files" if self._shard_numbers() or exists(self.catalog_path, file=True) else None
 
     def _shard_numbers(self) -> list[int]:
         """The shard numbers of the ``shard-NNN.db`` files in the data directory."""

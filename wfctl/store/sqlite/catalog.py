@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError
 from ..base import CatalogStore, DefinitionVersion
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, content_hash, decode, encode
+from ..catalog_rules import SUMMARY_FIELDS, applied_body, schedule_write, summaries, version_record
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
 from .schema import (CATALOG_APP_ID, add_catalog_tables, check_schema, create_catalog_schema, is_initialized,
                      upgrade_catalog)
@@ -46,14 +46,11 @@ class SQLiteCatalogStore(CatalogStore):
 
     def put_definition(self, definition_id: str, body: dict[str, Any], *, now: float,
                        source: str | None = None, replace: bool = True) -> bool:
-        text, _ = encode(body, f"definition {definition_id}", self.max_payload_bytes)
-        digest = content_hash(body)
-        steps = body.get("steps")
-        version = body.get("version")
-        fields = (body.get("name"), None if version is None else str(version), len(steps) if isinstance(steps, list) else 0)
+        applied = applied_body(definition_id, body, self.max_payload_bytes)
+        text, digest, fields = applied.text, applied.digest, applied.fields
         with self._db.write() as conn:
             row = conn.execute("SELECT hash FROM definitions WHERE id = ?", (definition_id,)).fetchone()
-            if row is not None and (row[0] == digest or not replace):
+            if applied.unchanged(None if row is None else row[0], replace):
                 return False
             stored = conn.execute("SELECT body FROM definition_versions WHERE definition_id = ? AND hash = ?",
                                   (definition_id, digest)).fetchone()
@@ -61,10 +58,8 @@ class SQLiteCatalogStore(CatalogStore):
                 conn.execute("INSERT INTO definition_versions (definition_id, hash, applied_at, name, version, steps,"
                              " source, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (definition_id, digest, now, *fields,
                                                                                  source, text))
-            elif decode(stored[0]) != decode(text):
-                raise InputError(f"definition {definition_id}: version {digest} is already stored with other "
-                                 "content (a hash collision); change the definition slightly and apply it again")
-            else:  # an older version made current again
+            else:  # an older version made current again (unless the hash collides)
+                applied.check_stored(stored[0])
                 conn.execute("UPDATE definition_versions SET applied_at = ?, source = COALESCE(?, source)"
                              " WHERE definition_id = ? AND hash = ?", (now, source, definition_id, digest))
             conn.execute(
@@ -92,9 +87,7 @@ class SQLiteCatalogStore(CatalogStore):
                                    (definition_id, content_hash)).fetchone()
                 current = row is not None and conn.execute(
                     "SELECT 1 FROM definitions WHERE id = ? AND hash = ?", (definition_id, content_hash)).fetchone() is not None
-        if row is None:
-            return None
-        return DefinitionVersion(definition_id, row[0], row[1], row[2], row[3], row[4], row[5], current, decode(row[6]))
+        return None if row is None else version_record(definition_id, row, current, decode(row[6]))
 
     def definition_history(self, definition_id: str) -> list[DefinitionVersion]:
         with self._db.read() as conn:
@@ -102,13 +95,12 @@ class SQLiteCatalogStore(CatalogStore):
                 "SELECT v.hash, v.applied_at, v.name, v.version, v.steps, v.source, v.hash = d.hash"
                 " FROM definition_versions v LEFT JOIN definitions d ON d.id = v.definition_id"
                 " WHERE v.definition_id = ? ORDER BY v.applied_at DESC, v.hash", (definition_id,)).fetchall()
-        return [DefinitionVersion(definition_id, *row[:6], bool(row[6])) for row in rows]
+        return [version_record(definition_id, row, bool(row[6])) for row in rows]
 
     def list_definitions(self) -> list[dict[str, Any]]:
         with self._db.read() as conn:
-            rows = conn.execute("SELECT id, name, version, updated_at, steps, hash FROM definitions"
-                                " ORDER BY id").fetchall()
-        return [dict(zip(("id", "name", "version", "updated_at", "steps", "hash"), row)) for row in rows]
+            rows = conn.execute(f"SELECT {', '.join(SUMMARY_FIELDS)} FROM definitions ORDER BY id").fetchall()
+        return summaries(rows)
 
     def delete_definition(self, definition_id: str) -> bool:
         with self._db.write() as conn:
@@ -123,8 +115,7 @@ class SQLiteCatalogStore(CatalogStore):
 
     def put_schedule_state(self, definition_id: str, expected_version: int, state: dict[str, Any], *,
                            now: float) -> bool:
-        text, _ = encode(state, f"schedule state of {definition_id}", self.max_payload_bytes)
-        version = expected_version + 1
+        text, version = schedule_write(definition_id, expected_version, state, self.max_payload_bytes)
         with self._db.write() as conn:
             if expected_version == 0:
                 cur = conn.execute("INSERT INTO schedules (definition_id, state, version, updated_at)"

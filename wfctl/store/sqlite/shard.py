@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError
-from ..base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, LOCK_BUSY, PENDING, RUN_STATUSES, RUNNING, STARTED,
-                    UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord, RunTimes, ShardProgress, ShardStats,
-                    ShardStore, StepCommit)
+from ..base import (FINISHED, LOCK_BUSY, RUN_STATUSES, RUNNING, UNFINISHED, JournalRecord, JournalRow, NewRun,
+                    RunRecord, RunTimes, ShardProgress, ShardStats, ShardStore, StepCommit)
 from ..errors import CorruptShardError, FencingError
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, check_size, decode, encode
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES
+from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
+                           holders, journal_params, journal_record, new_run_values, run_record)
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
 from .schema import SHARD_APP_ID, add_run_columns, check_schema, create_shard_schema, is_initialized, shard_lacks_columns
 
@@ -72,21 +72,6 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def _statuses(statuses: Collection[str] | None, allowed: tuple[str, ...], action: str) -> tuple[str, ...]:
-    if statuses is None:
-        return allowed
-    for status in statuses:
-        if status not in allowed:
-            raise InputError(f"cannot {action} runs with status {status!r} "
-                             f"(expected one of {', '.join(allowed)})")
-    return tuple(statuses)
-
-
 class SQLiteShardStore(ShardStore):
     """:class:`~wfctl.store.base.ShardStore` on one SQLite file (see :mod:`wfctl.store.base`).
 
@@ -121,13 +106,6 @@ class SQLiteShardStore(ShardStore):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _record(self, row: tuple) -> RunRecord:
-        return RunRecord(row[0], row[1], self.shard, row[2], decode(row[3]), decode(row[4]), row[5],
-                         decode(row[6]), *row[7:])
-
-    def _encode(self, value: Any, what: str) -> tuple[str | None, int]:
-        return encode(value, what, self.max_payload_bytes)
-
     def _place(self, conn: sqlite3.Connection, execution_id: str, text: str | None, size: int,
                blob: int | None) -> tuple[str | None, int | None]:
         """Where a value goes: ``(inline text, blob id)``; once out of line, it stays there."""
@@ -142,17 +120,6 @@ class SQLiteShardStore(ShardStore):
             return None, cur.lastrowid
         return text, None
 
-    def _journal_params(self, execution_id: str, rows: Sequence[JournalRow]) -> list[tuple]:
-        """Validate and encode journal rows (``seq`` filled in at write time)."""
-        params = []
-        for row in rows:
-            if row.status not in JOURNAL_STATUSES:
-                raise ValueError(f"journal status must be one of {JOURNAL_STATUSES}, got {row.status!r}")
-            output, _ = self._encode(row.output, f"output of step {row.step_slug!r} of run {execution_id}")
-            params.append((row.step_slug, row.step_type, row.attempt, row.status, row.port, row.error,
-                           row.started_at, row.finished_at, output))
-        return params
-
     @staticmethod
     def _append_journal(conn: sqlite3.Connection, execution_id: str, params: list[tuple]) -> None:
         if not params:
@@ -163,21 +130,10 @@ class SQLiteShardStore(ShardStore):
 
     @staticmethod
     def _ended_by(conn: sqlite3.Connection, execution_id: str, params: list[tuple], end: float | None) -> list[tuple]:
-        """The journal rows (:meth:`_journal_params`) of a run that finished at ``end`` which are
-        still recorded: the steps done by then, and the result of the side-effecting step that
-        was journaled as started (in flight when the run was canceled); nothing computed later."""
+        """:func:`~wfctl.store.shard_rules.ended_by` after the run's last journal row."""
         last = conn.execute("SELECT step_slug, attempt, status FROM journal WHERE execution_id = ?"
                             " ORDER BY seq DESC LIMIT 1", (execution_id,)).fetchone()
-        in_flight = (last[0], last[1]) if last is not None and last[2] == STARTED else None
-        kept = []
-        for p in params:
-            done = p[7] if p[7] is not None else p[6]
-            if (p[0], p[2]) == in_flight:
-                in_flight = None
-            elif not (end is None or done is None or done <= end):
-                continue
-            kept.append(p)
-        return kept
+        return ended_by(last, params, end)
 
     @contextmanager
     def _fenced(self, generation: int) -> Iterator[sqlite3.Connection]:
@@ -197,9 +153,9 @@ class SQLiteShardStore(ShardStore):
     def _load(self, conn: sqlite3.Connection, execution_ids: Sequence[str]) -> list[RunRecord]:
         """Full records of ``execution_ids`` (missing ones left out), in that order."""
         found: dict[str, RunRecord] = {}
-        for chunk in _chunks(execution_ids, _IN_CHUNK):
+        for chunk in chunks(execution_ids, _IN_CHUNK):
             for row in conn.execute(f"{_SELECT_RUN} WHERE r.execution_id IN ({_marks(len(chunk))})", chunk):
-                found[row[0]] = self._record(row)
+                found[row[0]] = run_record(row, self.shard)
         return [found[i] for i in execution_ids if i in found]
 
     @staticmethod
@@ -217,13 +173,13 @@ class SQLiteShardStore(ShardStore):
     # -- clients ---------------------------------------------------------------------------
 
     def _existing(self, conn: sqlite3.Connection, execution_id: str, idempotency_key: str | None) -> str | None:
-        """The id of the run that has ``execution_id`` or ``idempotency_key``, if any."""
+        """The id of the run that has ``execution_id`` (first) or ``idempotency_key``, if any."""
         if idempotency_key is None:
-            row = conn.execute("SELECT execution_id FROM runs WHERE execution_id = ?", (execution_id,)).fetchone()
+            rows = conn.execute("SELECT execution_id, NULL FROM runs WHERE execution_id = ?", (execution_id,))
         else:
-            row = conn.execute("SELECT execution_id FROM runs WHERE execution_id = ? OR idempotency_key = ?",
-                               (execution_id, idempotency_key)).fetchone()
-        return None if row is None else row[0]
+            rows = conn.execute("SELECT execution_id, idempotency_key FROM runs WHERE execution_id = ?"
+                                " OR idempotency_key = ?", (execution_id, idempotency_key))
+        return holders([(execution_id, idempotency_key)], rows).get(execution_id)
 
     def _insert(self, conn: sqlite3.Connection, execution_id: str, definition_id: str, current: str | None,
                 idempotency_key: str | None, timeout_s: float | None, input_json: tuple[str | None, int],
@@ -249,23 +205,19 @@ class SQLiteShardStore(ShardStore):
         return None
 
     def create_runs(self, runs: Sequence[NewRun], *, now: float) -> list[tuple[RunRecord, bool]]:
-        prepared = [(run, self._encode(run.input, f"input of run {run.execution_id}"),
-                     self._encode(run.state, f"state of run {run.execution_id}")) for run in runs]
+        prepared = [(run, *new_run_values(run, self.max_payload_bytes)) for run in runs]
         results: list[tuple[RunRecord, bool]] = []
         if not prepared:
             return results
         with self._db.write() as conn:
             for run, input_json, state_json in prepared:
-                current = run.state.get("current") if run.state else None
-                existing = self._insert(conn, run.execution_id, run.definition_id, current, run.idempotency_key,
-                                        run.timeout_s, input_json, state_json, now, run.slot_time,
+                existing = self._insert(conn, run.execution_id, run.definition_id, first_step(run),
+                                        run.idempotency_key, run.timeout_s, input_json, state_json, now, run.slot_time,
                                         run.definition_version)
                 if existing is not None:
                     results.append((self._load(conn, [existing])[0], False))
                     continue
-                results.append((RunRecord(run.execution_id, run.definition_id, self.shard, PENDING, run.input,
-                                          None, None, run.state, current, 1, run.idempotency_key, run.timeout_s,
-                                          now, None, None, now, None, run.slot_time, run.definition_version), True))
+                results.append((created_record(run, self.shard, now), True))
         return results
 
     can_try_start = True
@@ -290,9 +242,7 @@ class SQLiteShardStore(ShardStore):
                state_json: tuple[str | None, int], current_step: str | None, idempotency_key: str | None,
                timeout_s: float | None, now: float, slot_time: float | None, definition_version: str | None,
                *, wait: bool) -> tuple[str, bool] | None:
-        limit = self.max_payload_bytes
-        check_size(input_json[1], f"input of run {execution_id}", limit)
-        check_size(state_json[1], f"state of run {execution_id}", limit)
+        check_start(execution_id, input_json, state_json, self.max_payload_bytes)
         db = self._db
         if not db.begin(wait=wait):
             return None
@@ -307,7 +257,7 @@ class SQLiteShardStore(ShardStore):
     def get_run(self, execution_id: str) -> RunRecord | None:
         with self._db.read() as conn:
             row = conn.execute(f"{_SELECT_RUN} WHERE r.execution_id = ?", (execution_id,)).fetchone()
-        return None if row is None else self._record(row)
+        return None if row is None else run_record(row, self.shard)
 
     def journal(self, execution_id: str) -> list[JournalRecord]:
         with self._db.read() as conn:
@@ -315,7 +265,7 @@ class SQLiteShardStore(ShardStore):
                 "SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
                 " started_at, finished_at FROM journal WHERE execution_id = ? ORDER BY seq",
                 (execution_id,)).fetchall()
-        return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
+        return [journal_record(r) for r in rows]
 
     def journal_page(self, execution_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[JournalRecord]:
         with self._db.read() as conn:
@@ -323,7 +273,7 @@ class SQLiteShardStore(ShardStore):
                 "SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
                 " started_at, finished_at FROM journal WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (execution_id, after_seq, limit)).fetchall()
-        return [JournalRecord(*r[:7], decode(r[7]), *r[8:]) for r in rows]
+        return [journal_record(r) for r in rows]
 
     def journal_count(self, execution_id: str) -> int:
         with self._db.read() as conn:
@@ -340,7 +290,7 @@ class SQLiteShardStore(ShardStore):
 
     def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
                   limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
-        wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "list")
+        wanted = None if statuses is None else checked_statuses(statuses, RUN_STATUSES, "list")
         order = " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT ?"
         after = " AND (r.created_at, r.execution_id) < (?, ?)" if before is not None else ""
         if definition_id is None:  # one range of the status index per status, merged newest first
@@ -350,16 +300,16 @@ class SQLiteShardStore(ShardStore):
                     params = (status, *(before or ()), limit)
                     pages.append(conn.execute(f"{_SELECT_SUMMARY} WHERE r.status = ?{after}{order}", params).fetchall())
             merged = heapq.merge(*pages, key=_newest_first, reverse=True)
-            return [self._record(row) for row in itertools.islice(merged, limit)]
+            return [run_record(row, self.shard) for row in itertools.islice(merged, limit)]
         clauses, params = self._where(wanted, definition_id)
         with self._db.read() as conn:
             rows = conn.execute(f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)}{after}{order}",
                                 (*params, *(before or ()), limit)).fetchall()
-        return [self._record(row) for row in rows]
+        return [run_record(row, self.shard) for row in rows]
 
     def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
                    finished_before: float | None = None) -> int:
-        wanted = None if statuses is None else _statuses(statuses, RUN_STATUSES, "count")
+        wanted = None if statuses is None else checked_statuses(statuses, RUN_STATUSES, "count")
         clauses, params = self._where(wanted, definition_id)
         if finished_before is not None:
             clauses.append("r.completed_at < ?")
@@ -382,14 +332,14 @@ class SQLiteShardStore(ShardStore):
 
     def cancel_runs(self, execution_ids: Collection[str], *, now: float | Callable[[], float]) -> list[str]:
         canceled: list[str] = []
-        for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
+        for chunk in chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
             with self._db.write() as conn:
                 canceled.extend(self._cancel(conn, chunk, now))
         return canceled
 
     def cancel_matching(self, definition_id: str | None, statuses: Collection[str] | None = None,
                         *, now: float | Callable[[], float], batch: int = DELETE_BATCH) -> int:
-        clauses, params = self._where(_statuses(statuses, UNFINISHED, "cancel"), definition_id)
+        clauses, params = self._where(checked_statuses(statuses, UNFINISHED, "cancel"), definition_id)
         select = f"SELECT execution_id FROM runs r WHERE {' AND '.join(clauses)} LIMIT ?"
         total = 0
         while True:
@@ -411,7 +361,7 @@ class SQLiteShardStore(ShardStore):
     def delete_runs(self, execution_ids: Collection[str]) -> int:
         total = 0
         finished = f"status IN ({_marks(len(FINISHED))})"
-        for chunk in _chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
+        for chunk in chunks(list(dict.fromkeys(execution_ids)), DELETE_BATCH):
             with self._db.write() as conn:
                 ids = [r[0] for r in conn.execute(
                     f"SELECT execution_id FROM runs WHERE execution_id IN ({_marks(len(chunk))}) AND {finished}",
@@ -422,7 +372,7 @@ class SQLiteShardStore(ShardStore):
 
     def delete_finished(self, older_than: float, statuses: Collection[str] | None = None,
                         *, batch: int = DELETE_BATCH) -> int:
-        wanted = _statuses(statuses, FINISHED, "delete")
+        wanted = checked_statuses(statuses, FINISHED, "delete")
         select = (f"SELECT execution_id FROM runs WHERE status IN ({_marks(len(wanted))})"
                   " AND completed_at < ? LIMIT ?")
         total = 0
@@ -441,7 +391,7 @@ class SQLiteShardStore(ShardStore):
                 f"{_SELECT_RUN} WHERE r.status IN ('pending', 'running')"
                 f" AND {active} + COALESCE(r.timeout_s, ?) < ? ORDER BY {active} LIMIT ?",
                 (default_timeout_s, now, limit)).fetchall()
-        return [self._record(row) for row in rows]
+        return [run_record(row, self.shard) for row in rows]
 
     def stats(self) -> ShardStats:
         with self._db.read() as conn:
@@ -559,7 +509,7 @@ class SQLiteShardStore(ShardStore):
             return self._load(conn, ids)
 
     def mark_step_started(self, generation: int, execution_id: str, row: JournalRow, *, now: float) -> bool:
-        params = self._journal_params(execution_id, [row])
+        params = journal_params(execution_id, [row], self.max_payload_bytes)
         with self._fenced(generation) as conn:
             found = conn.execute("SELECT status FROM runs WHERE execution_id = ?", (execution_id,)).fetchone()
             if found is None or found[0] in FINISHED:
@@ -571,15 +521,7 @@ class SQLiteShardStore(ShardStore):
         return True
 
     def commit_steps(self, generation: int, updates: Sequence[StepCommit], *, now: float) -> list[str]:
-        prepared = []
-        for u in updates:
-            if u.status not in (RUNNING, COMPLETED, FAILED):
-                raise ValueError(f"a step commit's status must be running, completed or failed, got {u.status!r}")
-            if u.status != RUNNING and u.ready_at is not None:
-                raise ValueError(f"run {u.execution_id} is {u.status}: it cannot be re-queued")
-            prepared.append((u, self._encode(u.state, f"state of run {u.execution_id}"),
-                             self._encode(u.output, f"output of run {u.execution_id}"),
-                             self._journal_params(u.execution_id, u.journal)))
+        prepared = [(u, *commit_values(u, self.max_payload_bytes)) for u in updates]
         skipped: list[str] = []
         with self._fenced(generation) as conn:
             for u, (state_text, state_size), (output_text, output_size), journal in prepared:
