@@ -1,4 +1,5 @@
-"""Builders shared by the tests: definitions from step dicts, a hand-driven clock, subprocesses, checks."""
+"""Builders shared by the tests: definitions from step dicts, a hand-driven clock, subprocesses and
+racing child processes, checks."""
 
 from __future__ import annotations
 
@@ -52,6 +53,42 @@ def local_http_server(handler, server_cls=ThreadingHTTPServer):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def report(results, name, work) -> None:
+    """In a child of :func:`run_processes`: put ``(name, work(), None)`` on ``results``, or
+    ``(name, None, error)`` when ``work()`` raises (the parent fails the test)."""
+    try:
+        results.put((name, work(), None))
+    except BaseException as exc:  # reported to the parent, which fails the test
+        results.put((name, None, repr(exc)))
+
+
+def run_processes(calls, timeout: float = 120.0, method: str = "spawn") -> dict:
+    """Run each ``(target, *args)`` of ``calls`` as ``target(*args, barrier, results)`` in a process of
+    its own (``method``: spawn, a fresh interpreter as on another machine, or fork), ``barrier`` shared
+    by all of them; each puts one ``(name, value, error)`` on ``results`` (see :func:`report`). Waits
+    ``timeout`` seconds at most for each result and each exit, kills what is left; fails the test on a
+    reported error or an exit code but 0. Returns ``{name: value}``."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(method)
+    results = ctx.Queue()
+    barrier = ctx.Barrier(len(calls))
+    procs = [ctx.Process(target=target, args=(*args, barrier, results)) for target, *args in calls]
+    for proc in procs:
+        proc.start()
+    try:
+        out = [results.get(timeout=timeout) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=timeout)
+            assert proc.exitcode == 0, f"{proc.name} exited with {proc.exitcode}"
+    finally:
+        for proc in procs:
+            proc.kill()
+    errors = [(name, error) for name, _, error in out if error]
+    assert errors == [], errors
+    return {name: value for name, value, _ in out}
 
 
 def wfctl_argv(data, *args) -> list[str]:
