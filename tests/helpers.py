@@ -1,11 +1,11 @@
-"""Builders shared by the tests: definitions from step dicts, a hand-driven clock, subprocesses and
-racing child processes, checks."""
+"""Builders shared by the tests: definitions from step dicts, a hand-driven clock, local HTTP servers,
+subprocesses and racing child processes, checks."""
 
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,24 @@ def step(slug, step_type, config=None, next_steps=None, **extra):
             "nextSteps": next_steps or {}, **extra}
 
 
+def busy_definition(url: str, *, inner: bool = False) -> dict:
+    """Definition ``busy``: ``n = 0``, then for each of ``input.items`` ``n += 1`` (with ``inner``: once
+    for each of ``input.inner``, in a nested loop) and a side-effecting GET of ``url``; outputs ``{"n": n}``."""
+    first = "inner" if inner else "bump"
+    bump = {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": "{{variables.n + 1}}"}]}}
+    nested = [step("inner", "loop", {"items": "{{input.inner}}", "itemVariable": "x"}, {"loop": "bump", "done": "call"})]
+    return {"id": "busy", "name": "Busy", "steps": [
+        step("start", "start", None, {"success": "init"}),
+        step("init", "action", {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": 0}]}},
+             {"success": "each"}),
+        step("each", "loop", {"items": "{{input.items}}", "itemVariable": "item"}, {"loop": first, "done": "done"}),
+        *(nested if inner else []),
+        step("bump", "action", bump, {"success": "inner" if inner else "call"}),
+        step("call", "action", {"type": "http_request", "parameters": {"url": url}}, {"success": "each"}),
+        step("done", "output", {"mapping": {"n": "{{variables.n}}"}}),
+    ]}
+
+
 @contextmanager
 def local_http_server(handler, server_cls=ThreadingHTTPServer):
     """Serve ``handler`` on 127.0.0.1 (a free port) in a thread; yields the base URL."""
@@ -53,6 +71,24 @@ def local_http_server(handler, server_cls=ThreadingHTTPServer):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def slow_http_server(seconds: float):
+    """:func:`local_http_server` answering every GET with :func:`reply_json` after ``seconds`` (the
+    workload: a side effect that takes a while, so a worker's steps are in flight); yields the base URL."""
+    import time
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            time.sleep(seconds)
+            reply_json(self)
+
+        def log_message(self, *args):
+            pass
+
+    with local_http_server(Slow) as url:
+        yield url
 
 
 def report(results, name, work) -> None:
