@@ -3,6 +3,7 @@ subprocesses and racing child processes, checks."""
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,21 @@ def step(slug, step_type, config=None, next_steps=None, **extra):
     """One tale step dict."""
     return {"stepSlug": slug, "name": slug, "stepType": step_type, "config": config or {},
             "nextSteps": next_steps or {}, **extra}
+
+
+def write_definition(folder: Path, definition_id: str, steps, **top) -> Path:
+    """Write definition ``definition_id`` (``steps``: tale step dicts; ``top``: more top-level fields)
+    to ``folder/<definition_id>.json``; its path."""
+    path = folder / f"{definition_id}.json"
+    path.write_text(json.dumps({"id": definition_id, "name": definition_id, "steps": steps, **top}))
+    return path
+
+
+def minutely_sleeper(folder: Path) -> Path:
+    """Definition ``d`` in ``folder``: a trigger every minute, then a 60-second sleep."""
+    return write_definition(folder, "d", [
+        step("t", "trigger", {"type": "scheduled", "schedule": "* * * * *"}, {"success": "w"}),
+        step("w", "action", {"type": "sleep", "parameters": {"seconds": 60}})])
 
 
 def busy_definition(url: str, *, inner: bool = False) -> dict:
