@@ -1,10 +1,12 @@
-"""Builders shared by the tests: definitions from step dicts, a hand-driven clock, subprocesses, checks."""
+"""Builders shared by the tests: definitions from step dicts, a hand-driven clock, local HTTP servers,
+subprocesses and racing child processes, checks."""
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,39 @@ def step(slug, step_type, config=None, next_steps=None, **extra):
             "nextSteps": next_steps or {}, **extra}
 
 
+def write_definition(folder: Path, definition_id: str, steps, **top) -> Path:
+    """Write definition ``definition_id`` (``steps``: tale step dicts; ``top``: more top-level fields)
+    to ``folder/<definition_id>.json``; its path."""
+    path = folder / f"{definition_id}.json"
+    path.write_text(json.dumps({"id": definition_id, "name": definition_id, "steps": steps, **top}))
+    return path
+
+
+def minutely_sleeper(folder: Path) -> Path:
+    """Definition ``d`` in ``folder``: a trigger every minute, then a 60-second sleep."""
+    return write_definition(folder, "d", [
+        step("t", "trigger", {"type": "scheduled", "schedule": "* * * * *"}, {"success": "w"}),
+        step("w", "action", {"type": "sleep", "parameters": {"seconds": 60}})])
+
+
+def busy_definition(url: str, *, inner: bool = False) -> dict:
+    """Definition ``busy``: ``n = 0``, then for each of ``input.items`` ``n += 1`` (with ``inner``: once
+    for each of ``input.inner``, in a nested loop) and a side-effecting GET of ``url``; outputs ``{"n": n}``."""
+    first = "inner" if inner else "bump"
+    bump = {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": "{{variables.n + 1}}"}]}}
+    nested = [step("inner", "loop", {"items": "{{input.inner}}", "itemVariable": "x"}, {"loop": "bump", "done": "call"})]
+    return {"id": "busy", "name": "Busy", "steps": [
+        step("start", "start", None, {"success": "init"}),
+        step("init", "action", {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": 0}]}},
+             {"success": "each"}),
+        step("each", "loop", {"items": "{{input.items}}", "itemVariable": "item"}, {"loop": first, "done": "done"}),
+        *(nested if inner else []),
+        step("bump", "action", bump, {"success": "inner" if inner else "call"}),
+        step("call", "action", {"type": "http_request", "parameters": {"url": url}}, {"success": "each"}),
+        step("done", "output", {"mapping": {"n": "{{variables.n}}"}}),
+    ]}
+
+
 @contextmanager
 def local_http_server(handler, server_cls=ThreadingHTTPServer):
     """Serve ``handler`` on 127.0.0.1 (a free port) in a thread; yields the base URL."""
@@ -52,6 +87,60 @@ def local_http_server(handler, server_cls=ThreadingHTTPServer):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def slow_http_server(seconds: float):
+    """:func:`local_http_server` answering every GET with :func:`reply_json` after ``seconds`` (the
+    workload: a side effect that takes a while, so a worker's steps are in flight); yields the base URL."""
+    import time
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            time.sleep(seconds)
+            reply_json(self)
+
+        def log_message(self, *args):
+            pass
+
+    with local_http_server(Slow) as url:
+        yield url
+
+
+def report(results, name, work) -> None:
+    """In a child of :func:`run_processes`: put ``(name, work(), None)`` on ``results``, or
+    ``(name, None, error)`` when ``work()`` raises (the parent fails the test)."""
+    try:
+        results.put((name, work(), None))
+    except BaseException as exc:  # reported to the parent, which fails the test
+        results.put((name, None, repr(exc)))
+
+
+def run_processes(calls, timeout: float = 120.0, method: str = "spawn") -> dict:
+    """Run each ``(target, *args)`` of ``calls`` as ``target(*args, barrier, results)`` in a process of
+    its own (``method``: spawn, a fresh interpreter as on another machine, or fork), ``barrier`` shared
+    by all of them; each puts one ``(name, value, error)`` on ``results`` (see :func:`report`). Waits
+    ``timeout`` seconds at most for each result and each exit, kills what is left; fails the test on a
+    reported error or an exit code but 0. Returns ``{name: value}``."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(method)
+    results = ctx.Queue()
+    barrier = ctx.Barrier(len(calls))
+    procs = [ctx.Process(target=target, args=(*args, barrier, results)) for target, *args in calls]
+    for proc in procs:
+        proc.start()
+    try:
+        out = [results.get(timeout=timeout) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=timeout)
+            assert proc.exitcode == 0, f"{proc.name} exited with {proc.exitcode}"
+    finally:
+        for proc in procs:
+            proc.kill()
+    errors = [(name, error) for name, _, error in out if error]
+    assert errors == [], errors
+    return {name: value for name, value, _ in out}
 
 
 def wfctl_argv(data, *args) -> list[str]:

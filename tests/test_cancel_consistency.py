@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
-from http.server import BaseHTTPRequestHandler
 
-from helpers import canceled_run_problems, local_http_server, reply_json, wait_until, wfctl_argv, wfctl_env
+from helpers import busy_definition, canceled_run_problems, slow_http_server, wait_until, wfctl_argv, wfctl_env
 from wfctl.engine import Engine, Worker
 from wfctl.store import DataDir
 
@@ -23,39 +21,12 @@ SLEEPY = {"id": "sleepy", "name": "Sleepy", "steps": [
     {"stepSlug": "done", "name": "Done", "stepType": "output", "config": {"mapping": {"slept": True}}}]}
 
 
-def _busy(url: str) -> dict:
-    """Many pure steps (nested loops of set_variables) between side-effecting HTTP calls."""
-    def step(slug, step_type, config, next_steps):
-        return {"stepSlug": slug, "name": slug, "stepType": step_type, "config": config, "nextSteps": next_steps}
-
-    bump = {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": "{{variables.n + 1}}"}]}}
-    return {"id": "busy", "name": "Busy", "steps": [
-        step("start", "start", {}, {"success": "init"}),
-        step("init", "action", {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": 0}]}},
-             {"success": "each"}),
-        step("each", "loop", {"items": "{{input.items}}", "itemVariable": "item"}, {"loop": "inner", "done": "done"}),
-        step("inner", "loop", {"items": "{{input.inner}}", "itemVariable": "x"}, {"loop": "bump", "done": "call"}),
-        step("bump", "action", bump, {"success": "inner"}),
-        step("call", "action", {"type": "http_request", "parameters": {"url": url}}, {"success": "each"}),
-        step("done", "output", {"mapping": {"n": "{{variables.n}}"}}, {}),
-    ]}
-
-
-class _Slow(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        time.sleep(0.005)  # the workload: a slow HTTP call keeps the worker's steps in flight
-        reply_json(self)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_bulk_cancel_during_a_busy_worker_leaves_consistent_records(tmp_path):
     data = tmp_path / "data"
     subprocess.run(wfctl_argv(data, "init", "--shards", "1"), check=True, capture_output=True, env=wfctl_env())
-    with local_http_server(_Slow) as url:
+    with slow_http_server(0.005) as url:  # a slow HTTP call keeps the worker's steps in flight
         definition = tmp_path / "busy.json"
-        definition.write_text(json.dumps(_busy(url)))
+        definition.write_text(json.dumps(busy_definition(url, inner=True)))
         with Engine(data) as engine:
             engine.apply([definition])
             for _ in range(RUNS):

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,33 +47,34 @@ class Project:
         return self.wfctl("init", *self.init_args, *args, path=path, env=env)
 
 
+@contextmanager
+def postgresql_project(path: Path):
+    """A :class:`Project` at ``path`` on a fresh schema prefix of the test server; the prefix is dropped
+    after on every server in its ``servers``."""
+    dsn = pg_dsn()
+    prefix = unique_prefix("cli2")
+    made = Project("postgresql", path, ["--backend", "postgresql", "--dsn", dsn, "--schema-prefix", prefix],
+                   dsn=dsn, prefix=prefix, servers={dsn})
+    try:
+        yield made
+    finally:
+        for server in made.servers:
+            drop_prefix(server, prefix)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def project(request, tmp_path):
     if request.param == "sqlite":
         yield Project("sqlite", tmp_path / "data", [])
         return
-    dsn = pg_dsn()
-    prefix = unique_prefix("cli2")
-    made = Project("postgresql", tmp_path / "data", ["--backend", "postgresql", "--dsn", dsn, "--schema-prefix", prefix],
-                   dsn=dsn, prefix=prefix, servers={dsn})
-    try:
+    with postgresql_project(tmp_path / "data") as made:
         yield made
-    finally:
-        for server in made.servers:
-            drop_prefix(server, prefix)
 
 
 @pytest.fixture
 def pg_project(tmp_path):
-    dsn = pg_dsn()
-    prefix = unique_prefix("cli2")
-    made = Project("postgresql", tmp_path / "a", ["--backend", "postgresql", "--dsn", dsn, "--schema-prefix", prefix],
-                   dsn=dsn, prefix=prefix, servers={dsn})
-    try:
+    with postgresql_project(tmp_path / "a") as made:
         yield made
-    finally:
-        for server in made.servers:
-            drop_prefix(server, prefix)
 
 
 def ok(proc, code: int = 0):

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import time
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from helpers import canceled_run_problems, local_http_server, reply_json, wait_until
+from helpers import busy_definition, canceled_run_problems, report, run_processes, slow_http_server, wait_until
 from pg import pg_project
 from wfctl.engine import Engine, Worker
 from wfctl.store import CANCELED, COMPLETED, UNFINISHED
 from wfctl.store.base import CONNECTION_LOST, DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILURE
 
-CTX = multiprocessing.get_context("spawn")
 DEADLINE_S = 300.0
 RUNS = 160
 ITEMS = 10
@@ -27,39 +24,6 @@ BATCH = 5
 CANCEL_BATCHES = 8
 MAX_CANCEL_BATCHES = 20
 FORCED = range(0, 40)  # cleaned up with force (canceled, then deleted) in batches
-
-
-class _Slow(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        time.sleep(0.002)  # the workload: a side effect takes a while, so steps are in flight
-        reply_json(self)
-
-    def log_message(self, *args):
-        pass
-
-
-def _definition(url: str) -> dict:
-    def step(slug, step_type, config, next_steps):
-        return {"stepSlug": slug, "name": slug, "stepType": step_type, "config": config, "nextSteps": next_steps}
-
-    bump = {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": "{{variables.n + 1}}"}]}}
-    return {"id": "busy", "name": "Busy", "steps": [
-        step("start", "start", {}, {"success": "init"}),
-        step("init", "action", {"type": "set_variables", "parameters": {"variables": [{"name": "n", "value": 0}]}},
-             {"success": "each"}),
-        step("each", "loop", {"items": "{{input.items}}", "itemVariable": "item"}, {"loop": "bump", "done": "done"}),
-        step("bump", "action", bump, {"success": "call"}),
-        step("call", "action", {"type": "http_request", "parameters": {"url": url}}, {"success": "each"}),
-        step("done", "output", {"mapping": {"n": "{{variables.n}}"}}, {}),
-    ]}
-
-
-def _report(results, name, work):
-    """Run ``work()`` and put ``(name, value, error)`` on ``results`` (the parent fails on an error)."""
-    try:
-        results.put((name, work(), None))
-    except BaseException as exc:  # reported to the parent, which fails the test
-        results.put((name, None, repr(exc)))
 
 
 def _chunks(items, size):
@@ -83,7 +47,7 @@ def _work(data, barrier, results):
         worker = Worker(data, owner="busy", lease_ttl=30.0)
         barrier.wait(DEADLINE_S)
         return worker.run(drain=True), problems.messages
-    _report(results, "worker", work)
+    report(results, "worker", work)
 
 
 def _clean(data, ids, isolation, barrier, results):
@@ -112,34 +76,21 @@ def _clean(data, ids, isolation, barrier, results):
             while engine.count(UNFINISHED) and time.monotonic() < deadline:
                 deleted += engine.cleanup_older_than(0, [COMPLETED])
             return canceled, forced, deleted
-    _report(results, "user", work)
+    report(results, "user", work)
 
 
 @pytest.mark.parametrize("isolation", ["read committed", "serializable"])
 def test_cancel_and_cleanup_racing_a_busy_worker_reach_no_user(tmp_path, isolation):
     with pg_project(tmp_path / "data", shards=2, tag="race", route="execution", isolation=isolation) as data, \
-            local_http_server(_Slow) as url:
+            slow_http_server(0.002) as url:
         definition = tmp_path / "busy.json"
-        definition.write_text(json.dumps(_definition(url)))
+        definition.write_text(json.dumps(busy_definition(url)))
         with Engine(data, create=False) as engine:
             engine.apply([definition])
             ids = [engine.start("busy", {"items": list(range(ITEMS))}).execution_id for _ in range(RUNS)]
             assert {engine.locate(eid) for eid in ids} == {0, 1}
-        results = CTX.Queue()
-        barrier = CTX.Barrier(2)
-        procs = [CTX.Process(target=_work, args=(str(data), barrier, results)),
-                 CTX.Process(target=_clean, args=(str(data), ids, isolation, barrier, results))]
-        for proc in procs:
-            proc.start()
-        try:
-            out = [results.get(timeout=2 * DEADLINE_S) for _ in procs]
-            for proc in procs:
-                proc.join(timeout=DEADLINE_S)
-        finally:
-            for proc in procs:
-                proc.kill()
-        assert [(name, error) for name, _, error in out if error] == []  # every call returned normally
-        found = {name: value for name, value, _ in out}
+        found = run_processes([(_work, str(data)), (_clean, str(data), ids, isolation)],
+                              2 * DEADLINE_S)  # fails unless every call returned normally
         assert found["worker"] == (0, [])  # nothing failed, nothing logged as a problem
         canceled, forced, deleted = found["user"]
 

@@ -5,15 +5,14 @@ group commit cost in round trips and statements (libpq's protocol trace)."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 
 import pytest
 
+from helpers import report, run_processes
 from pg import pg_project, traced
 from wfctl.engine import Engine, Worker
 from wfctl.store import COMPLETED
 
-CTX = multiprocessing.get_context("spawn")
 DEADLINE_S = 120.0
 QUICK = {"id": "quick", "name": "Quick", "steps": [
     {"stepSlug": "start", "name": "Start", "stepType": "start", "nextSteps": {"success": "done"}},
@@ -28,33 +27,18 @@ def _applied(tmp_path, data) -> None:
 
 
 def _start_with_key(data, who, barrier, results):
-    try:
+    def work():
         with Engine(data, create=False) as engine:
             barrier.wait(DEADLINE_S)
             started = engine.start("quick", {"who": who}, idempotency_key="the-same-key")
-        results.put((who, (started.execution_id, started.created), None))
-    except BaseException as exc:  # reported to the parent, which fails the test
-        results.put((who, None, repr(exc)))
+        return started.execution_id, started.created
+    report(results, who, work)
 
 
 def test_eight_processes_starting_with_one_key_make_one_run(tmp_path):
     with pg_project(tmp_path / "data", shards=4, tag="engine") as data:
         _applied(tmp_path, data)
-        results = CTX.Queue()
-        barrier = CTX.Barrier(8)
-        procs = [CTX.Process(target=_start_with_key, args=(str(data), f"p{i}", barrier, results)) for i in range(8)]
-        for proc in procs:
-            proc.start()
-        try:
-            out = [results.get(timeout=DEADLINE_S) for _ in procs]
-            for proc in procs:
-                proc.join(timeout=DEADLINE_S)
-                assert proc.exitcode == 0
-        finally:
-            for proc in procs:
-                proc.kill()
-        assert [(who, error) for who, _, error in out if error] == []
-        started = {who: value for who, value, _ in out}
+        started = run_processes([(_start_with_key, str(data), f"p{i}") for i in range(8)], DEADLINE_S)
         assert len({eid for eid, _ in started.values()}) == 1  # every process got the same run
         [creator] = [who for who, (_, created) in started.items() if created]  # created by exactly one
         with Engine(data, create=False) as engine:

@@ -13,7 +13,7 @@ import time
 import psycopg
 import pytest
 
-from helpers import wait_until
+from helpers import report, run_processes, wait_until
 from pg import pg_backend_or_skip, pg_dsn, pg_settings, second_server, traced
 
 from wfctl.errors import InputError
@@ -146,26 +146,19 @@ def test_sessions_carry_the_shard_name_and_durability(backend):
 
 # -- concurrency -------------------------------------------------------------------------------
 
-def _start_with_key(dsn, prefix, project, barrier, index, results):
+def _start_with_key(dsn, prefix, project, index, barrier, results):
     from wfctl.store.postgresql import PostgresBackend
 
-    with PostgresBackend(project, pg_settings(2, dsn=dsn, schema_prefix=prefix)).open_shard(0) as store:
-        barrier.wait(60)
-        results.put(start(store, f"run-{index}", key="same-key"))
+    def work():
+        with PostgresBackend(project, pg_settings(2, dsn=dsn, schema_prefix=prefix)).open_shard(0) as store:
+            barrier.wait(60)
+            return start(store, f"run-{index}", key="same-key")
+    report(results, index, work)
 
 
 def test_eight_processes_starting_with_one_key_make_one_run(backend, store):
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(8)
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_start_with_key, args=(backend.dsn, backend.prefix, backend.project, barrier, i, results))
-             for i in range(8)]
-    for p in procs:
-        p.start()
-    outcomes = [results.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    outcomes = list(run_processes([(_start_with_key, backend.dsn, backend.prefix, backend.project, i)
+                                   for i in range(8)]).values())
     ids = {eid for eid, _ in outcomes}
     assert len(ids) == 1 and sum(created for _, created in outcomes) == 1
     assert store.count_runs() == 1

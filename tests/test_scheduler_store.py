@@ -3,28 +3,16 @@ catalog's compare-and-set is tested on every backend in tests/contract/test_cata
 
 from __future__ import annotations
 
-import json
-
 from wfctl.engine import Engine
 from wfctl.store import DataDir
 
-from helpers import FakeClock
-
-
-def _definition(tmp_path, sleep=True):
-    steps = [{"stepSlug": "t", "name": "t", "stepType": "trigger",
-              "config": {"type": "scheduled", "schedule": "* * * * *"}, "nextSteps": {"success": "w"}},
-             {"stepSlug": "w", "name": "w", "stepType": "action",
-              "config": {"type": "sleep", "parameters": {"seconds": 60}}, "nextSteps": {}}]
-    path = tmp_path / "d.json"
-    path.write_text(json.dumps({"id": "d", "name": "d", "steps": steps}))
-    return path
+from helpers import FakeClock, minutely_sleeper, step, write_definition
 
 
 def test_slot_time_key_lookup_and_cancel(tmp_path):
     clock = FakeClock(1_000_000.0)
     with Engine(DataDir.init(tmp_path / "data", shards=4).path, clock=clock) as eng:
-        eng.apply([_definition(tmp_path)])
+        eng.apply([minutely_sleeper(tmp_path)])
         plain = eng.start("d")
         by_hand = eng.status(plain.execution_id)
         assert by_hand["slot_time"] is None and by_hand["fire_lag_ms"] is None  # started by hand
@@ -46,11 +34,8 @@ def test_scheduler_follows_a_reapplied_definition(tmp_path):
     clock = FakeClock(1_767_225_600.0 + 1)  # 2026-01-01T00:00:01Z
     with Engine(DataDir.init(tmp_path / "data", shards=2).path, clock=clock) as eng:
         def write(definition_id, cron, template="{{slot}}"):
-            steps = [{"stepSlug": "t", "name": "t", "stepType": "trigger", "nextSteps": {},
-                      "config": {"type": "scheduled", "schedule": cron, "input": {"s": template}}}]
-            path = tmp_path / f"{definition_id}.json"
-            path.write_text(json.dumps({"id": definition_id, "name": definition_id, "steps": steps}))
-            return path
+            trigger = {"type": "scheduled", "schedule": cron, "input": {"s": template}}
+            return write_definition(tmp_path, definition_id, [step("t", "trigger", trigger)])
 
         eng.apply([write("a", "0 * * * *")])
         other = Engine(eng.datadir.path, clock=clock)
@@ -66,11 +51,8 @@ def test_scheduler_follows_a_reapplied_definition(tmp_path):
 
 
 def _overlap_definition(tmp_path, overlap):
-    steps = [{"stepSlug": "t", "name": "t", "stepType": "trigger",
-              "config": {"type": "scheduled", "schedule": "0 0 1 1 *", "overlap": overlap}, "nextSteps": {}}]
-    path = tmp_path / f"{overlap}.json"
-    path.write_text(json.dumps({"id": overlap.replace("_", "-"), "name": overlap, "steps": steps}))
-    return path
+    trigger = {"type": "scheduled", "schedule": "0 0 1 1 *", "overlap": overlap}
+    return write_definition(tmp_path, overlap.replace("_", "-"), [step("t", "trigger", trigger)], name=overlap)
 
 
 def test_trigger_follows_the_overlap_policy(tmp_path):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import pytest
 
-from helpers import EXAMPLES
+from helpers import EXAMPLES, minutely_sleeper
 from test_cli_engine import init, ok, ok_json, start_runs, wfctl
 from wfctl.engine import Engine
 from wfctl.errors import InputError
@@ -15,16 +14,6 @@ from wfctl.store import SCHEMA_VERSION, DataDir
 from wfctl.store.errors import CorruptShardError
 
 HELLO = EXAMPLES / "hello.json"
-
-
-def _definition(tmp_path):
-    steps = [{"stepSlug": "t", "name": "t", "stepType": "trigger",
-              "config": {"type": "scheduled", "schedule": "* * * * *"}, "nextSteps": {"success": "w"}},
-             {"stepSlug": "w", "name": "w", "stepType": "action",
-              "config": {"type": "sleep", "parameters": {"seconds": 60}}, "nextSteps": {}}]
-    path = tmp_path / "d.json"
-    path.write_text(json.dumps({"id": "d", "name": "d", "steps": steps}))
-    return path
 
 
 def test_files_are_wal_and_stamped(tmp_path):
@@ -95,7 +84,7 @@ def test_damaged_pages_surface_as_corrupt_shard_error(tmp_path):
 def test_existing_files_are_upgraded_additively(tmp_path):
     data = DataDir.init(tmp_path / "data", shards=1)
     with Engine(data.path) as eng:
-        eng.apply([_definition(tmp_path)])
+        eng.apply([minutely_sleeper(tmp_path)])
         old = eng.start("d").execution_id
     # make the files look like ones written before schedules
     conn = sqlite3.connect(data.backend.shard_path(0))

@@ -4,14 +4,13 @@ backend): the rows it writes, values out of line, counters, lock waits, leases o
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sqlite3
 import threading
 import time
 
 import pytest
 
-from helpers import wait_until, wfctl, wfctl_env
+from helpers import report, run_processes, wait_until, wfctl, wfctl_env
 
 from wfctl.store import COMPLETED, PENDING, RUNNING, DataDir, JournalRow, NewRun, StepCommit
 from wfctl.store.errors import FencingError, PayloadTooLargeError, StoreBusyError
@@ -205,31 +204,20 @@ PER_PROCESS = 500
 
 
 def _create_many(path, prefix, barrier, results):
-    try:
+    def work():
         with DataDir.open(path, create=False).open_shard(0) as store:
             barrier.wait()
-            created = sum(store.create_run(f"{prefix}-{i}", "wf", {"i": i}, None, now=time.time())[1]
-                          for i in range(PER_PROCESS))
-        results.put((prefix, created, None))
-    except BaseException as exc:  # reported to the parent, which fails the test
-        results.put((prefix, 0, repr(exc)))
+            return sum(store.create_run(f"{prefix}-{i}", "wf", {"i": i}, None, now=time.time())[1]
+                       for i in range(PER_PROCESS))
+    report(results, prefix, work)
 
 
 def test_four_processes_wait_for_one_shards_write_lock(tmp_path):
     """Writers of one file take turns on its write lock: the waits are retried and counted, every
     process's transactions summed in the file."""
-    ctx = multiprocessing.get_context("fork")
     DataDir.init(tmp_path, shards=1)
-    results, barrier = ctx.Queue(), ctx.Barrier(4)
-    procs = [ctx.Process(target=_create_many, args=(tmp_path, f"p{n}", barrier, results)) for n in range(4)]
-    for proc in procs:
-        proc.start()
-    out = [results.get(timeout=60) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
-    assert [error for *_, error in out if error] == []
-    assert sorted(created for _, created, _ in out) == [PER_PROCESS] * 4
+    out = run_processes([(_create_many, tmp_path, f"p{n}") for n in range(4)], 60, method="fork")
+    assert sorted(out.values()) == [PER_PROCESS] * 4
     with DataDir.open(tmp_path).open_shard(0) as store:
         stats = store.stats()
     assert stats.runs_by_status == {"pending": 4 * PER_PROCESS} and stats.queue_depth == 4 * PER_PROCESS

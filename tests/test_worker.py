@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import subprocess
@@ -14,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES, step, wait_until
+from helpers import EXAMPLES, report, run_processes, step, wait_until
 from wfctl.engine import Engine, run_workers
 from wfctl.engine.ids import shard_of
 from wfctl.errors import InputError
 from wfctl.store import DataDir, fnv1a_32
 
-CTX = multiprocessing.get_context("spawn")
 TESTS = Path(__file__).resolve().parent
 WORKER_SCRIPT = """
 import sys
@@ -30,14 +28,13 @@ sys.exit(Worker(sys.argv[1], owner="crashy", lease_ttl=1.0, max_parallel=8).run(
 
 
 def _starts(path, n, count, barrier, results):
-    try:
+    def work():
         with Engine(path) as engine:
             engine.start("hello")  # warm up: open files, build the interpreter
             barrier.wait()
             started = [engine.start("hello", {"name": f"p{n}-{i}"}) for i in range(count)]
-        results.put((n, [(s.execution_id, s.shard, s.created) for s in started], None))
-    except BaseException as exc:  # reported to the parent, which fails the test
-        results.put((n, [], repr(exc)))
+        return [(s.execution_id, s.shard, s.created) for s in started]
+    report(results, n, work)
 
 
 CLIENTS, PER_CLIENT = 8, 1000
@@ -48,18 +45,8 @@ def test_eight_client_processes_start_1000_runs_each_then_a_drain(tmp_path, shar
     DataDir.init(tmp_path, shards=shards, route="execution")
     with Engine(tmp_path) as engine:
         engine.apply([EXAMPLES / "hello.json"])
-    results = CTX.Queue()
-    barrier = CTX.Barrier(CLIENTS)
-    procs = [CTX.Process(target=_starts, args=(str(tmp_path), n, PER_CLIENT, barrier, results))
-             for n in range(CLIENTS)]
-    for proc in procs:
-        proc.start()
-    out = [results.get(timeout=60) for _ in procs]
-    for proc in procs:
-        proc.join(60)
-        assert proc.exitcode == 0
-    assert [error for *_, error in out if error] == []
-    started = [s for _, runs, _ in out for s in runs]
+    out = run_processes([(_starts, str(tmp_path), n, PER_CLIENT) for n in range(CLIENTS)], 60)
+    started = [s for runs in out.values() for s in runs]
     total = CLIENTS * PER_CLIENT
     assert len(started) == total and all(created for *_, created in started)
     for eid, shard, _ in started:

@@ -11,39 +11,12 @@ from wfctl.store import CANCELED, COMPLETED, PENDING, RUNNING, UNFINISHED, Journ
 from wfctl.store.base import STARTED
 from wfctl.store.errors import FencingError
 
-from helpers import canceled_run_problems, wait_until
+from helpers import canceled_run_problems, report, run_processes, wait_until
 
 from .support import leased, state
 
 CTX = multiprocessing.get_context("spawn")
 DEADLINE_S = 120.0
-
-
-def _report(results, name, work):
-    """Run ``work()`` and put ``(name, value, error)`` on ``results`` (the parent fails on an error)."""
-    try:
-        results.put((name, work(), None))
-    except BaseException as exc:  # reported to the parent, which fails the test
-        results.put((name, None, repr(exc)))
-
-
-def run_processes(target, args_list):
-    """Run ``target(*args, barrier, results)`` in one spawned process per ``args``; their results."""
-    results = CTX.Queue()
-    barrier = CTX.Barrier(len(args_list))
-    procs = [CTX.Process(target=target, args=(*args, barrier, results)) for args in args_list]
-    for proc in procs:
-        proc.start()
-    try:
-        out = [results.get(timeout=DEADLINE_S) for _ in procs]
-        for proc in procs:
-            proc.join(timeout=DEADLINE_S)
-            assert proc.exitcode == 0
-    finally:
-        for proc in procs:
-            proc.kill()
-    assert [(name, error) for name, _, error in out if error] == []
-    return {name: value for name, value, _ in out}
 
 
 # -- creators ---------------------------------------------------------------------------------
@@ -55,13 +28,13 @@ def _create_keyed(deployment, name, keys, barrier, results):
             got = [store.create_run(f"{name}-{k}", "wf", {"by": name}, None, idempotency_key=k, now=time.time())
                    for k in keys]
         return [(run.execution_id, created) for run, created in got]
-    _report(results, name, work)
+    report(results, name, work)
 
 
 def test_processes_starting_with_the_same_keys_make_one_run_per_key(deploy):
     deployment = deploy(shards=1)
     keys = [f"key-{i}" for i in range(40)]
-    out = run_processes(_create_keyed, [(deployment, f"p{n}", keys) for n in range(8)])
+    out = run_processes([(_create_keyed, deployment, f"p{n}", keys) for n in range(8)], DEADLINE_S)
     for i, key in enumerate(keys):
         answers = [got[i] for got in out.values()]
         assert len({execution_id for execution_id, _ in answers}) == 1, key  # everyone got the same run
@@ -78,12 +51,12 @@ def _create_many(deployment, shard, name, count, barrier, results):
             barrier.wait()
             return sum(store.create_run(f"{name}-{i}", "wf", {"i": i}, None, now=time.time())[1]
                        for i in range(count))
-    _report(results, name, work)
+    report(results, name, work)
 
 
 def test_concurrent_creators_lose_nothing(deploy):
     deployment = deploy(shards=2)
-    out = run_processes(_create_many, [(deployment, n % 2, f"p{n}", 150) for n in range(4)])
+    out = run_processes([(_create_many, deployment, n % 2, f"p{n}", 150) for n in range(4)], DEADLINE_S)
     assert out == {f"p{n}": 150 for n in range(4)}
     for shard in range(2):
         with deployment.open_shard(shard) as store:
@@ -104,7 +77,7 @@ def _claim_all(deployment, name, generation, barrier, results):
             while batch := store.claim_ready(generation, now=time.time(), limit=7):
                 claimed += [r.execution_id for r in batch]
         return claimed
-    _report(results, name, work)
+    report(results, name, work)
 
 
 def test_two_claimers_never_get_the_same_run(deploy):
@@ -114,7 +87,7 @@ def test_two_claimers_never_get_the_same_run(deploy):
         for i in range(300):
             store.create_run(f"e{i}", "wf", None, None, now=time.time())
         generation = leased(store)
-    out = run_processes(_claim_all, [(deployment, name, generation) for name in ("a", "b")])
+    out = run_processes([(_claim_all, deployment, name, generation) for name in ("a", "b")], DEADLINE_S)
     assert not set(out["a"]) & set(out["b"])
     assert sorted(out["a"] + out["b"]) == sorted(f"e{i}" for i in range(300))
 
@@ -142,7 +115,7 @@ def _take_turns(deployment, owner, barrier, results):
                 except FencingError:
                     fenced += 1
         return done, fenced
-    _report(results, owner, work)
+    report(results, owner, work)
 
 
 def test_workers_taking_turns_complete_every_run_once(deploy):
@@ -150,7 +123,7 @@ def test_workers_taking_turns_complete_every_run_once(deploy):
     with deployment.open_shard(0) as store:
         for i in range(120):
             store.create_run(f"e{i}", "wf", None, state(), now=time.time())
-    out = run_processes(_take_turns, [(deployment, owner) for owner in ("w1", "w2")])
+    out = run_processes([(_take_turns, deployment, owner) for owner in ("w1", "w2")], DEADLINE_S)
     (done_1, _), (done_2, _) = out["w1"], out["w2"]
     assert not set(done_1) & set(done_2)
     assert sorted(done_1 + done_2) == sorted(f"e{i}" for i in range(120))
@@ -198,7 +171,7 @@ def _busy_worker(deployment, barrier, results):
                     store.commit_steps(generation, updates, now=time.time())
                     commits += 1
         return commits
-    _report(results, "worker", work)
+    report(results, "worker", work)
 
 
 def test_cancel_and_cleanup_racing_a_busy_worker_leave_consistent_records(deploy):
