@@ -297,3 +297,24 @@ def test_sigterm_stops_every_process_and_removes_the_data_directory(tmp_path):
     else:
         left = subprocess.run(["ps", "-o", "pid,args", "-g", str(proc.pid)], capture_output=True, text=True).stdout
         pytest.fail(f"processes left in the group:\n{left}")
+
+
+def test_a_stress_process_that_meets_a_wfctl_error_says_so_in_one_line_and_exits_1(tmp_path, capfd):
+    import multiprocessing
+
+    from wfctl.stress.agents import Sync, worker_main
+
+    ctx = multiprocessing.get_context("spawn")
+    sync = Sync(ctx.Semaphore(0), ctx.Event(), ctx.Value("d", 0.0), ctx.Value("q", 0), ctx.Event(),
+                ctx.Value("q", 0), ctx.Value("q", 0))
+    damaged = tmp_path / "data"
+    damaged.mkdir()
+    (damaged / "wfctl.json").write_text("{not json", encoding="utf-8")
+    proc = ctx.Process(target=worker_main, args=(str(damaged), [0], sync, str(tmp_path / "metrics.json")),
+                       name="wfctl-stress-worker-1", daemon=True)
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == 1
+    [line] = capfd.readouterr().err.splitlines()
+    assert line.startswith(f"wfctl: error: wfctl-stress-worker-1: cannot read {damaged / 'wfctl.json'}: "), line
+    assert sorted(p.name for p in damaged.iterdir()) == ["wfctl.json"]

@@ -13,9 +13,12 @@ variant's events, and every timeline, count from the same origin.
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -82,6 +85,19 @@ def read_payload(path: str | Path) -> tuple[RunMetrics, Timeline | None]:
     return RunMetrics.from_payload(data["metrics"]), timeline
 
 
+def _one_line_errors(main: Any) -> Any:
+    """A process's entry point: a wfctl error (a server gone, a damaged shard) ends the process
+    with one line on stderr, naming it, and exit code 1, which the harness reports; no traceback."""
+    @functools.wraps(main)
+    def entry(*args: Any) -> None:
+        try:
+            main(*args)
+        except WfctlError as exc:
+            print(f"wfctl: error: {multiprocessing.current_process().name}: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+    return entry
+
+
 def _ignore_interrupts() -> None:
     # Ctrl-C reaches the whole process group: the harness decides how to stop its processes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -135,6 +151,7 @@ class _Recorder:
         return {"metrics": self.metrics.to_payload(), "timeline": self.timeline.to_payload()}
 
 
+@_one_line_errors
 def client_main(plan: ClientPlan, sync: Sync) -> None:
     """A client process: its share of the closed or open workload, then its metrics file."""
     _ignore_interrupts()
@@ -213,6 +230,7 @@ class _Observer:
         return {"metrics": self.metrics.to_payload(), "timeline": self.timeline.to_payload()}
 
 
+@_one_line_errors
 def worker_main(data_dir: str, shards: list[int], sync: Sync, metrics_path: str) -> None:
     """A worker process over ``shards`` until SIGTERM, then its metrics file."""
     _ignore_interrupts()
@@ -231,6 +249,7 @@ def worker_main(data_dir: str, shards: list[int], sync: Sync, metrics_path: str)
     raise SystemExit(code)
 
 
+@_one_line_errors
 def scheduler_main(data_dir: str, sync: Sync) -> None:
     """A scheduler process (one of several racing on the same schedules) until SIGTERM."""
     _ignore_interrupts()
