@@ -119,8 +119,9 @@ def pg_project(path: Path, shards: int = 2, *, tag: str = "t", route: str = "def
 
 def traced(connections: list[Any], action: Callable[[], Any]) -> tuple[int, int]:
     """``(round trips, statements)`` that psycopg ``connections`` spend on ``action()``, from
-    libpq's protocol trace: a round trip is a turn from client messages to server messages on a
-    connection, a statement a Bind message."""
+    libpq's protocol trace: a round trip is a turn from client messages that ask for results
+    (``Sync``, ``Flush``, a simple ``Query``) to server messages on a connection (results a busy
+    server sent before being asked do not make the client wait), a statement a Bind message."""
     files = []
     try:
         for conn in connections:
@@ -135,8 +136,14 @@ def traced(connections: list[Any], action: Callable[[], Any]) -> tuple[int, int]
         for trace in files:
             trace.seek(0)
             sides = [line.split("\t")[1:4:2] for line in trace if line.count("\t") >= 3]
-            turns += sum(1 for (a, _), (b, _) in zip(sides, sides[1:]) if a == "F" and b == "B")
-            statements += sum(1 for side, message in sides if side == "F" and message == "Bind")
+            asked = False
+            for side, message in ((side, message.strip()) for side, message in sides):
+                if side == "F":
+                    asked = asked or message in ("Sync", "Flush", "Query")
+                    statements += message == "Bind"
+                elif asked:
+                    turns += 1
+                    asked = False
         return turns, statements
     finally:
         for trace in files:
