@@ -167,9 +167,10 @@ class ThrowawayServer:
 
 
 @contextmanager
-def second_server() -> Iterator[ThrowawayServer]:
+def second_server(password: str | None = None) -> Iterator[ThrowawayServer]:
     """A throwaway PostgreSQL server (initdb + pg_ctl in a temporary directory, on a free port,
-    as user postgres when running as root); stopped and removed after."""
+    as user postgres when running as root); stopped and removed after. ``password``: connections
+    over TCP must give it (scram-sha-256) as user postgres; else trust."""
     pg_dsn()  # the same rule: no server here means no PostgreSQL tests
     if not (PG_BIN / "initdb").exists():
         message = f"no PostgreSQL binaries in {PG_BIN}; set WFCTL_TEST_PG_BIN to run the two-server tests"
@@ -197,7 +198,14 @@ def second_server() -> Iterator[ThrowawayServer]:
     def start() -> None:
         run(*pg_ctl, "-l", str(root / "server.log"), "-o", server_options, "start")
 
-    run(*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+    auth = ["-A", "trust"]
+    if password is not None:
+        pwfile = root / "pwfile"
+        pwfile.write_text(password + "\n", encoding="utf-8")
+        if as_postgres:
+            shutil.chown(pwfile, "postgres", "postgres")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+    run(*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", *auth, "-E", "UTF8",
         "--locale=C.UTF-8", "--no-sync")
     try:
         start()

@@ -8,7 +8,8 @@ is retried after a short jittered sleep, counted by cause. A lost connection (cl
 57P01-57P03, an idle session ended by the server) is re-opened with backoff for at most
 :data:`RECONNECT_DEADLINE_S` (a first connection: :data:`CONNECT_DEADLINE_S`; a server this
 process gave up on recently, or a caller inside :func:`~wfctl.store.patience.impatient`: one
-attempt); a transaction that may have committed before the connection broke is retried only
+attempt; a connection refused for good, see :data:`_REFUSED`, is one error at once); a
+transaction that may have committed before the connection broke is retried only
 when the caller declares it idempotent, otherwise an :class:`UnreachableError` says its outcome
 is unknown. Every other error is one line naming the shard and the server
 (host:port/dbname, never a password).
@@ -44,6 +45,10 @@ RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
 """The causes a PostgreSQL store counts retries under (reported even when 0)."""
 _LOST = {"57P01", "57P02", "57P03", "25P03"}  # shutdowns, cannot connect now, idle-in-transaction timeout
 _MISSING = {"3F000", "42P01", "42883", "42703"}  # no such schema, table, function, column
+_REFUSED = ("does not exist", "password authentication failed", "no password supplied", "pg_hba.conf",
+            "permission denied")
+"""What a server says when it refuses a connection for good (no such database or role, wrong or
+missing password, not allowed): told at once, never retried. libpq gives no SQLSTATE for these."""
 FENCED = "WF001"  # raised by the shard schema's fence() function
 STALE_STATEMENT = "26000"
 """A prepared statement the connection does not have: psycopg prepares a statement run often by
@@ -171,7 +176,7 @@ class Session:
                 _gave_up.pop(self.dsn, None)
                 return self._conn
             except psycopg.OperationalError as exc:
-                if not _is_lost(exc):
+                if not _is_lost(exc) or any(refusal in str(exc) for refusal in _REFUSED):
                     raise self.error(exc) from None
                 waited = time.monotonic() - start
                 if waited >= deadline:
