@@ -10,6 +10,7 @@ import os
 import threading
 import time
 
+from helpers import wait_until
 from wfctl.errors import ActionError
 
 #: ``gated`` waits for this on attempt 1 (tests in the same process open it).
@@ -54,11 +55,9 @@ def tracked(params: dict, ctx) -> dict:
     _append(f"begin {tail}")
     if str(params.get("item")) == os.environ.get("WFCTL_TEST_HOLD_ITEM"):
         gate = os.environ.get("WFCTL_TEST_HOLD_UNTIL")
-        deadline = time.monotonic() + 300  # fails the step rather than hang when the test never opens it
-        while not (gate and os.path.exists(gate)):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the test never opened the gate {gate}")
-            time.sleep(0.05)
+        # Fails the step rather than hang when the test never opens the gate.
+        if not wait_until(lambda: gate and os.path.exists(gate), timeout=300, interval=0.05):
+            raise RuntimeError(f"the test never opened the gate {gate}")
     time.sleep(float(params.get("sleep", 0)))
     _append(f"end {tail}")
     return {"attempt": ctx.attempt, "pid": os.getpid()}
