@@ -51,6 +51,11 @@ _LOWER_IS_BETTER = {
     "slots.duplicates",
     "slots.missed",
     "crosscheck.differences",
+    "server.lock_waits",
+    "server.lock_wait_s",
+    "server.lock_waits_per_1000",
+    "server.rollbacks",
+    "server.deadlocks",
 }
 _HIGHER_IS_BETTER = {
     "completed",

@@ -48,6 +48,16 @@ _PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p9
 COUNTER_NAMES = ("started", "completed", "failed", "canceled", "stuck", "dropped", "late", "rejected")
 LATENCY_METRICS = ("start_latency", "e2e_latency", "fire_lag")
 _LATENCY_PREFIXES = tuple(f"{base}." for base in LATENCY_METRICS) + ("step_latency.",)
+#: Figures sampled from a database server while a variant runs (PostgreSQL; see wfctl.stress.server).
+SERVER_METRICS = (
+    "server.samples",  # samples taken of the server's sessions
+    "server.lock_waits",  # waits on a heavyweight (row, tuple, transaction) lock seen
+    "server.lock_wait_s",  # session-seconds spent in those waits (s)
+    "server.lock_waits_per_1000",  # lock waits per 1,000 starts
+    "server.rollbacks",  # transactions the server rolled back (pg_stat_database)
+    "server.deadlocks",  # deadlocks the server detected
+    "server.wal_bytes",  # WAL the server wrote (bytes)
+)
 #: Figures the harness measures outside RunMetrics (shard files, schedules, cross-check); counts unless noted.
 EXTRA_METRICS = (
     "starts.target_rate",  # open model: the arrival rate asked for (per second)
@@ -56,6 +66,7 @@ EXTRA_METRICS = (
     "file_growth_bytes",  # growth of the shards (SQLite: files and WALs) during the run
     "slots.expected", "slots.fired", "slots.duplicates", "slots.missed",
     "crosscheck.differences",  # disagreements between the harness's counts and the shards
+    *SERVER_METRICS,
 )
 
 ERROR_MESSAGE_CHARS = 100

@@ -34,6 +34,7 @@ from .catalog import PostgresCatalogStore
 from .connection import ISOLATIONS, Session, parse_dsn, server_name
 from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, lock_deployment,
                      ready_channel, shard_schema, stored_version)
+from .observer import PostgresObserver
 from .shard import PostgresShardStore
 from .waker import PostgresWaker
 
@@ -253,15 +254,21 @@ class PostgresBackend(Backend):
                                  f"deployment {self.prefix}")
 
     def describe(self) -> dict[str, Any]:
-        """``{"backend": "postgresql", "version": "15.2", "server": "host:port/dbname"}`` (the catalog's server)."""
+        """``{"backend": "postgresql", "version": "15.2", "server": "host:port/dbname",
+        "max_connections": 100, "synchronous_commit": "on"}`` (the catalog's server; its defaults:
+        wfctl's sessions set ``synchronous_commit`` from the durability)."""
         self._need_dsn()
         session = self._admin(self.dsn, "describe")
         try:
-            version = session.run(lambda conn: conn.execute("SHOW server_version").fetchone()[0], write=False,
-                                  pipeline=False)
+            version, max_connections, synchronous_commit = session.run(
+                lambda conn: conn.execute("SELECT current_setting('server_version'),"
+                                          " current_setting('max_connections')::int,"
+                                          " current_setting('synchronous_commit')").fetchone(),
+                write=False, pipeline=False)
         finally:
             session.close()
-        return {"backend": self.name, "version": version.split()[0], "server": server_name(self.dsn)}
+        return {"backend": self.name, "version": version.split()[0], "server": server_name(self.dsn),
+                "max_connections": max_connections, "synchronous_commit": synchronous_commit}
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -285,6 +292,10 @@ class PostgresBackend(Backend):
             self._check_shard(shard)
             channels.setdefault(self.placement()[shard], {})[ready_channel(self.prefix, shard)] = shard
         return PostgresWaker(channels)
+
+    def observer(self) -> PostgresObserver:
+        """An observer of every server of the deployment (see :mod:`.observer`)."""
+        return PostgresObserver(self.prefix, list(dict.fromkeys([self.dsn, *self.placement().values()])))
 
     def location(self, shard: int | None = None) -> str:
         """``host:port/dbname schema wfctl_shard_003`` (None: the catalog); never a password."""
