@@ -297,11 +297,12 @@ class Session:
             self._rollback(conn)
         return result
 
-    def check_or_close(self, work: Callable[[psycopg.Connection], None]) -> None:
-        """Run the schema check ``work(conn)`` (a read, outside a pipeline) that opens a store on this
-        session; the session is closed when it raises."""
+    def check_or_close(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """Run the schema check ``work(conn)`` (outside a pipeline, not counted as a write) that
+        opens a store on this session, or the completion of its schema; its result. The session is
+        closed when it raises."""
         try:
-            self.run(work, write=False, pipeline=False)
+            return self.run(work, write=False, pipeline=False)
         except BaseException:
             self.close()
             raise
