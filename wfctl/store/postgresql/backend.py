@@ -283,7 +283,7 @@ class PostgresBackend(Backend):
         return PostgresShardStore(self.placement()[shard], shard_schema(self.prefix, shard), shard,
                                   durability=self.settings.durability, isolation=self.isolation,
                                   max_payload_bytes=self.settings.max_payload_bytes,
-                                  ready_channel=ready_channel(self.prefix, shard))
+                                  ready_channel=ready_channel(self.prefix, shard), hot_rows=self.settings.hot_rows)
 
     def waker(self, shards: Collection[int]) -> PostgresWaker:
         """A waker listening on every server holding some of ``shards`` (see :mod:`.waker`)."""

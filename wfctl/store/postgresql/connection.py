@@ -36,6 +36,7 @@ from ...errors import InputError
 from ..base import CONNECTION_LOST, DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILURE
 from ..errors import CorruptShardError, FencingError, StoreBusyError, StoreError, UnreachableError
 from ..patience import is_impatient
+from ..roles import application_name, session_role
 
 T = TypeVar("T")
 _log = logging.getLogger("wfctl.store.postgresql")
@@ -104,7 +105,9 @@ class Session:
 
     ``label`` names what it serves in errors (``shard 3``); ``schema`` is its ``search_path``;
     ``isolation`` applies to every transaction; ``durability`` sets ``synchronous_commit``;
-    ``counters``: persist the counters in the schema's ``counters`` table.
+    ``counters``: persist the counters in the schema's ``counters`` table. The connection's
+    ``application_name`` is ``wfctl <schema> <role>`` (:mod:`wfctl.store.roles`), renamed at the
+    next transaction when the process's role changes.
     """
 
     def __init__(self, dsn: str, *, schema: str, label: str, isolation: str = "read committed",
@@ -133,6 +136,7 @@ class Session:
         self._pipeline: psycopg.Pipeline | None = None
         self._connected_once = False
         self._after_commit_failed = False
+        self._role = session_role()  # the role the connection is named with (see wfctl.store.roles)
 
     @property
     def where(self) -> str:
@@ -150,8 +154,9 @@ class Session:
         if params.get("options"):
             options = f"{params['options']} {options}"
         timeout = params.get("connect_timeout") or os.environ.get("PGCONNECT_TIMEOUT") or CONNECT_TIMEOUT_S
+        self._role = session_role()
         return psycopg.connect(self.dsn, autocommit=True, options=options, connect_timeout=int(timeout),
-                               application_name=f"wfctl {self.label}"[:63])
+                               application_name=application_name(self.schema, self._role))
 
     def connection(self) -> psycopg.Connection:
         """The open connection, (re)connecting with backoff for at most :data:`RECONNECT_DEADLINE_S`
@@ -262,7 +267,11 @@ class Session:
                  pipeline: bool = True, after_commit: tuple[str, Any] | None = None) -> T:
         begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {isolation.upper()}"
         commit: psycopg.Cursor | None = None
+        role = session_role()
         try:
+            if role != self._role:  # the process's role changed since the connection was named
+                conn.execute("SELECT set_config('application_name', %s, false)", (application_name(self.schema, role),))
+                self._role = role
             if not pipeline:
                 conn.execute(begin)
                 result = work(conn)
@@ -288,11 +297,12 @@ class Session:
             self._rollback(conn)
         return result
 
-    def check_or_close(self, work: Callable[[psycopg.Connection], None]) -> None:
-        """Run the schema check ``work(conn)`` (a read, outside a pipeline) that opens a store on this
-        session; the session is closed when it raises."""
+    def check_or_close(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """Run the schema check ``work(conn)`` (outside a pipeline, not counted as a write) that
+        opens a store on this session, or the completion of its schema; its result. The session is
+        closed when it raises."""
         try:
-            self.run(work, write=False, pipeline=False)
+            return self.run(work, write=False, pipeline=False)
         except BaseException:
             self.close()
             raise
