@@ -788,16 +788,21 @@ def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = 
     ``[engine]`` table says (:func:`scenario_target`); the whole JSON result (``docs/stress.md``
     documents it). Every target is checked, and every server reached, before anything runs."""
     from .. import __version__
+    from ..store import set_session_role
 
+    set_session_role("harness")
     thresholds = list(thresholds)
     targets = [scenario_target(s) for s in scenarios]
-    described = {t: describe_target(t) for t in dict.fromkeys(targets)}  # before anything runs
-    results = [run_scenario(s, thresholds, keep=keep, progress=progress, target=t, servers=described[t])
+    described: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for t in targets:  # before anything runs
+        if (t.backend, t.servers) not in described:
+            described[t.backend, t.servers] = describe_target(t)
+    results = [run_scenario(s, thresholds, keep=keep, progress=progress, target=t, servers=described[t.backend, t.servers])
                for s, t in zip(scenarios, targets)]
     passed = all(r["passed"] for r in results)
     machine: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    for t, servers in described.items():
-        machine.setdefault(t.backend, servers[0].get("version", "") if servers else "")
+    for (backend, _), servers in described.items():
+        machine.setdefault(backend, servers[0].get("version", "") if servers else "")
     names = sorted({t.backend for t in targets})
     return {
         "schema": RESULT_SCHEMA,

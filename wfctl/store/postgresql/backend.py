@@ -30,10 +30,11 @@ from psycopg import sql
 from ...errors import InputError
 from ..backend import Backend
 from ..errors import CorruptShardError, StoreError, UnreachableError
+from ..roles import application_name
 from .catalog import PostgresCatalogStore
 from .connection import ISOLATIONS, Session, parse_dsn, server_name
-from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, lock_deployment,
-                     ready_channel, shard_schema, stored_version)
+from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, listener_name,
+                     lock_deployment, ready_channel, shard_schema, stored_version)
 from .observer import PostgresObserver
 from .shard import PostgresShardStore
 from .waker import PostgresWaker
@@ -291,7 +292,7 @@ class PostgresBackend(Backend):
         for shard in shards:
             self._check_shard(shard)
             channels.setdefault(self.placement()[shard], {})[ready_channel(self.prefix, shard)] = shard
-        return PostgresWaker(channels)
+        return PostgresWaker(channels, application_name(listener_name(self.prefix)))
 
     def observer(self) -> PostgresObserver:
         """An observer of every server of the deployment (see :mod:`.observer`)."""

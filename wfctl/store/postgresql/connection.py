@@ -41,6 +41,18 @@ from ..roles import application_name, session_role
 T = TypeVar("T")
 _log = logging.getLogger("wfctl.store.postgresql")
 
+
+def _not_pipeline_aborted(record: logging.LogRecord) -> bool:
+    """False for psycopg's warning that leaving a pipeline failed after its transaction failed
+    (``pipeline aborted``): the transaction's own error is what the session handles (a conflict
+    retried and counted), so the warning is noise on every worker's stderr."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (record.msg == "error ignored terminating %r: %s" and len(args) == 2
+                and isinstance(args[1], psycopg.errors.PipelineAborted))
+
+
+logging.getLogger("psycopg").addFilter(_not_pipeline_aborted)
+
 CAUSES = {"40001": SERIALIZATION_FAILURE, "40P01": DEADLOCK, "55P03": LOCK_TIMEOUT}
 RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
 """The causes a PostgreSQL store counts retries under (reported even when 0)."""
@@ -277,7 +289,7 @@ class Session:
                 result = work(conn)
                 commit = conn.execute("COMMIT")
                 if after_commit is not None:
-                    conn.execute(*after_commit)
+                    conn.execute(*after_commit, prepare=False)
                 return result
             with conn.pipeline() as self._pipeline:
                 try:
@@ -285,7 +297,7 @@ class Session:
                     result = work(conn)
                     commit = conn.execute("COMMIT")
                     if after_commit is not None:
-                        conn.execute(*after_commit)
+                        conn.execute(*after_commit, prepare=False)  # never a statement a failed pipeline left unprepared
                 finally:
                     self._pipeline = None
         except psycopg.Error as exc:

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..errors import StoreError
 from ..observer import ServerCounters, ServerObserver, SessionSample
+from ..roles import parse_application_name, shard_of_schema
 from .connection import Session, server_name
-from .schema import catalog_schema
+from .schema import catalog_schema, listener_name
 
 _SESSIONS = (
     "SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, l.pid IS NOT NULL"
@@ -40,14 +41,14 @@ class PostgresObserver(ServerObserver):
 
     def _shard_of(self, application_name: str) -> tuple[bool, int | None, str]:
         """(of this deployment, its shard or None for the catalog, role)."""
-        parts = application_name.split(" ")  # TODO(merge): the session naming's parser
-        if len(parts) != 3 or parts[0] != "wfctl":
+        parsed = parse_application_name(application_name)
+        if parsed is None:
             return False, None, ""
-        schema, role = parts[1], parts[2]
-        if schema == catalog_schema(self.prefix):
-            return True, None, role
-        number = schema.removeprefix(f"{self.prefix}_shard_")
-        return (True, int(number), role) if number != schema and number.isdigit() else (False, None, "")
+        schema, role = parsed
+        shard = shard_of_schema(schema)
+        if shard is not None and shard[0] == self.prefix:
+            return True, shard[1], role
+        return schema in (catalog_schema(self.prefix), listener_name(self.prefix)), None, role
 
     def sessions(self) -> list[SessionSample]:
         out = []

@@ -49,6 +49,11 @@ def shard_schema(prefix: str, shard: int) -> str:
     return f"{prefix}_shard_{shard:03d}"
 
 
+def listener_name(prefix: str) -> str:
+    """``wfctl_listener``: what a worker's listening sessions name in place of a schema."""
+    return f"{prefix}_listener"
+
+
 def ready_channel(prefix: str, shard: int) -> str:
     """``wfctl_shard_003_ready``: the NOTIFY channel announcing ready runs on shard 3."""
     return f"{shard_schema(prefix, shard)}_ready"
