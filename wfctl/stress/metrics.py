@@ -66,7 +66,6 @@ EXTRA_METRICS = (
     "file_growth_bytes",  # growth of the shards (SQLite: files and WALs) during the run
     "slots.expected", "slots.fired", "slots.duplicates", "slots.missed",
     "crosscheck.differences",  # disagreements between the harness's counts and the shards
-    *SERVER_METRICS,
 )
 
 ERROR_MESSAGE_CHARS = 100
@@ -348,9 +347,9 @@ class ThroughputBuckets:
         return tb
 
 
-def known_metric_names(step_types: Iterable[str] = (), causes: Iterable[str] = ()) -> list[str]:
-    """Every flat metric name :meth:`RunMetrics.to_dict` always produces, plus those of ``step_types``
-    and of retry ``causes``."""
+def known_metric_names(step_types: Iterable[str] = (), causes: Iterable[str] = (), server: bool = False) -> list[str]:
+    """Every flat metric name :meth:`RunMetrics.to_dict` always produces, plus those of ``step_types``,
+    of retry ``causes`` and, with ``server``, the :data:`SERVER_METRICS` of a backend with servers."""
     names: list[str] = []
     for base in LATENCY_METRICS:
         names += [f"{base}.{stat}" for stat in LATENCY_STATS]
@@ -370,6 +369,8 @@ def known_metric_names(step_types: Iterable[str] = (), causes: Iterable[str] = (
     ]
     names += list(EXTRA_METRICS)
     names += cause_metric_names(causes)
+    if server:
+        names += list(SERVER_METRICS)
     return names
 
 

@@ -254,7 +254,7 @@ class Thresholds(_Model):
         from wfctl.stress.metrics import known_metric_names
         from wfctl.stress.thresholds import parse_threshold
 
-        known = known_metric_names(causes=RETRY_CAUSES)
+        known = known_metric_names(causes=RETRY_CAUSES, server=True)
         for text in texts:
             try:
                 parse_threshold(text, known)

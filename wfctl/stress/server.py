@@ -10,9 +10,10 @@ interval can be missed, so the count is a lower bound. The servers' counters
 (``pg_stat_database``, ``pg_stat_wal``) are read before the go signal and after every process
 of the variant ended (an ending session flushes its statistics).
 
-The cross-check compares what the clients counted with what the servers counted: transactions
-the stores retried after a serialization failure, a deadlock or a lock timeout (each one rolled
-back) against the servers' rolled-back transactions, and deadlocks against deadlocks. They must
+The cross-check compares what the clients counted with what the servers counted: the
+transactions the shards' stores rolled back (a serialization failure, a deadlock or a lock timeout
+retried, a statement the connection had lost, an error) against the servers' rolled-back
+transactions, and the deadlocks the stores retried against the servers' deadlocks. They must
 agree within :func:`tolerance`; when other applications used the same database during the run,
 the server's counts include theirs and only a server count below the client's is a disagreement.
 """
@@ -124,10 +125,13 @@ class ServerSampler:
             self._thread.join()
             self._thread = None
 
-    def finish(self, started: int, retries: Mapping[str, int], duration_s: float) -> dict[str, Any]:
+    def finish(self, started: int, retries: Mapping[str, int], rolled_back: int | None,
+               duration_s: float) -> dict[str, Any]:
         """After the variant's processes ended: the counters' deltas and the result's parts.
 
         ``started``: runs started; ``retries``: the stores' retries by cause (every shard);
+        ``rolled_back``: the transactions the shards' stores rolled back, whatever the cause
+        (None: not counted, the retries of :data:`ABORT_CAUSES` stand for it);
         ``duration_s``: how long the variant ran (for the timeline's buckets). Returns
         ``{"server": ..., "metrics": ..., "shards": {shard: ...}, "differences": [...]}``.
         """
@@ -145,7 +149,8 @@ class ServerSampler:
                             "wal_bytes": a.wal_bytes - b.wal_bytes, "wal_fpi": a.wal_fpi - b.wal_fpi})
         shared = any(d["shared"] for d in database)
         checks = [
-            _check("rolled-back transactions", sum(retries.get(c, 0) for c in ABORT_CAUSES),
+            _check("rolled-back transactions",
+                   sum(retries.get(c, 0) for c in ABORT_CAUSES) if rolled_back is None else rolled_back,
                    sum(d["xact_rollback"] for d in database), 5, shared),
             _check("deadlocks", retries.get(DEADLOCK, 0), sum(d["deadlocks"] for d in database), 1, shared),
         ]

@@ -138,6 +138,7 @@ class Session:
         self.retries: dict[str, int] = {}
         self.wait_ms: dict[str, float] = {}
         self.transactions = 0
+        self.rollbacks = 0  # transactions that ended rolled back on a live connection, whatever the cause
         self.lost_and_retried = False  # whether the last run() was retried after losing its connection
         self.counters = counters
         self._flushed_at = time.monotonic()
@@ -238,6 +239,8 @@ class Session:
                     result = self._attempt(conn, work, isolation, pipeline, after_commit)
                 except psycopg.Error as exc:
                     self._rollback(conn)
+                    if not (conn.broken or conn.closed):
+                        self.rollbacks += 1
                     sqlstate = getattr(exc, "sqlstate", None)
                     cause = CAUSES.get(sqlstate or "")
                     if cause is not None:
@@ -268,7 +271,8 @@ class Session:
                                                f"unknown ({_first_line(exc)})") from None
                     raise self.error(exc) from None
                 except BaseException:
-                    self._rollback(conn)
+                    if self._rollback(conn):
+                        self.rollbacks += 1
                     raise
                 if write:
                     self.transactions += 1
@@ -307,6 +311,7 @@ class Session:
                 _log.warning("%s: the statement after a commit failed (logged once): %s", self.where, _first_line(exc))
             self._after_commit_failed = True
             self._rollback(conn)
+            self.rollbacks += 1  # its own (implicit) transaction
         return result
 
     def check_or_close(self, work: Callable[[psycopg.Connection], T]) -> T:
@@ -337,12 +342,15 @@ class Session:
             _log.warning("%s: could not end the sessions holding a lock: %s", self.where, _first_line(exc))
 
     @staticmethod
-    def _rollback(conn: psycopg.Connection) -> None:
+    def _rollback(conn: psycopg.Connection) -> bool:
+        """Roll back the transaction ``conn`` is in, if any; whether it was in one."""
         try:
             if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
+                return True
         except psycopg.Error:
             pass  # the original error is the one worth reporting
+        return False
 
     def error(self, exc: psycopg.Error) -> StoreError:
         """The store error for a psycopg error (one line naming the shard and the server)."""
@@ -362,27 +370,29 @@ class Session:
 
     def _maybe_flush(self, conn: psycopg.Connection, force: bool = False) -> None:
         """Persist the counters (their own read-committed transaction) when due or ``force``."""
-        if not self.counters or not (self.transactions or any(self.retries.values())):
+        if not self.counters or not (self.transactions or self.rollbacks or any(self.retries.values())):
             return
         if not force and time.monotonic() - self._flushed_at < FLUSH_EVERY_S:
             return
-        retries, wait_ms, transactions = dict(self.retries), dict(self.wait_ms), self.transactions
+        retries, wait_ms, transactions, rollbacks = dict(self.retries), dict(self.wait_ms), self.transactions, self.rollbacks
         try:
-            self._attempt(conn, lambda c: counters_flush(c, retries, wait_ms, transactions), "read committed")
+            self._attempt(conn, lambda c: counters_flush(c, retries, wait_ms, transactions, rollbacks), "read committed")
         except psycopg.Error:
             self._rollback(conn)
+            self.rollbacks += 1
             return  # kept in memory: the next flush persists them
         for cause, n in retries.items():
             self.retries[cause] -= n
         for cause, ms in wait_ms.items():
             self.wait_ms[cause] -= ms
         self.transactions -= transactions
+        self.rollbacks -= rollbacks
         self._flushed_at = time.monotonic()
 
-    def pending(self) -> tuple[dict[str, int], dict[str, float], int]:
-        """The counters not yet persisted: retries and wait by cause, transactions."""
+    def pending(self) -> tuple[dict[str, int], dict[str, float], int, int]:
+        """The counters not yet persisted: retries and wait by cause, transactions, rollbacks."""
         with self._lock:
-            return dict(self.retries), dict(self.wait_ms), self.transactions
+            return dict(self.retries), dict(self.wait_ms), self.transactions, self.rollbacks
 
     def close(self) -> None:
         """Persist pending counters (best effort), then close the connection."""
@@ -406,11 +416,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def counters_flush(conn: psycopg.Connection, retries: dict[str, int], wait_ms: dict[str, float],
-                   transactions: int) -> None:
+                   transactions: int, rollbacks: int = 0) -> None:
     """Add counters to the shard's ``counters`` table (one statement, rows in name order)."""
-    names = sorted(set(retries) | set(wait_ms) | {"transactions"})
-    counts = [transactions if n == "transactions" else retries.get(n, 0) for n in names]
-    waits = [0.0 if n == "transactions" else wait_ms.get(n, 0.0) for n in names]
+    totals = {"transactions": transactions, "rollbacks": rollbacks}
+    names = sorted(set(retries) | set(wait_ms) | set(totals))
+    counts = [totals[n] if n in totals else retries.get(n, 0) for n in names]
+    waits = [0.0 if n in totals else wait_ms.get(n, 0.0) for n in names]
     conn.execute("INSERT INTO counters (name, count, wait_ms) SELECT * FROM unnest(%s::text[], %s::bigint[],"
                  " %s::float8[]) ON CONFLICT (name) DO UPDATE SET count = counters.count + excluded.count,"
                  " wait_ms = counters.wait_ms + excluded.wait_ms", (names, counts, waits))

@@ -386,22 +386,25 @@ class PostgresShardStore(ShardStore):
                            (default_timeout_s, now, limit))
         return [run_record(row, self.shard) for row in rows]
 
-    def _counters(self) -> tuple[dict[str, int], dict[str, float], int, int]:
-        """Retries and wait by cause, transactions (persisted plus this process's pending), deleted runs."""
+    def _counters(self) -> tuple[dict[str, int], dict[str, float], int, int, int]:
+        """Retries and wait by cause, transactions and rolled-back transactions (persisted plus this
+        process's pending), deleted runs."""
         rows = self._fetch("SELECT name, count, wait_ms FROM counters")
-        pending_retries, pending_wait_ms, transactions = self._db.pending()
+        pending_retries, pending_wait_ms, transactions, rollbacks = self._db.pending()
         retries = {cause: pending_retries.get(cause, 0) for cause in RETRY_CAUSES}
         wait_ms = {cause: pending_wait_ms.get(cause, 0.0) for cause in RETRY_CAUSES}
         deleted = 0
         for name, count, waited in rows:
             if name == "transactions":
                 transactions += count
+            elif name == "rollbacks":
+                rollbacks += count
             elif name == "deleted_runs":
                 deleted = count
             else:
                 retries[name] = retries.get(name, 0) + count
                 wait_ms[name] = wait_ms.get(name, 0.0) + waited
-        return retries, wait_ms, transactions, deleted
+        return retries, wait_ms, transactions, rollbacks, deleted
 
     def stats(self) -> ShardStats:
         def gather(conn: psycopg.Connection) -> tuple:
@@ -418,15 +421,16 @@ class PostgresShardStore(ShardStore):
                     conn.execute("SELECT count FROM hot_row WHERE id = 1"))
 
         by_status, depth, waiting, lease, size, dead, hot = self._read(gather)
-        retries, wait_ms, transactions, _ = self._counters()
-        details = {"dead_tuples": dead.fetchone()[0], "server": self._db.server, "hot_row_count": hot.fetchone()[0]}
+        retries, wait_ms, transactions, rollbacks, _ = self._counters()
+        details = {"dead_tuples": dead.fetchone()[0], "server": self._db.server, "hot_row_count": hot.fetchone()[0],
+                   "rolled_back": rollbacks}
         return shard_stats(self.shard, dict(by_status.fetchall()), depth.fetchone()[0], waiting.fetchone(),
                            lease.fetchone(), retries, wait_ms, transactions, size.fetchone()[0], details)
 
     def progress(self) -> ShardProgress:
         counts = self._fetch("SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs"
                              " WHERE status IN ('pending', 'running')), (SELECT COUNT(*) FROM queue)")[0]
-        retries, wait_ms, transactions, deleted = self._counters()
+        retries, wait_ms, transactions, _, deleted = self._counters()
         return shard_progress(self.shard, counts[0] + deleted, counts[1], counts[2], retries, wait_ms, transactions)
 
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
