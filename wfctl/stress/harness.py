@@ -821,8 +821,8 @@ def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = 
 
 
 def describe_target(target: Target) -> list[dict[str, Any]]:
-    """What the backend says of each server of ``target`` (:meth:`Backend.describe`; one entry
-    for a target without servers); InputError or UnreachableError (one line) when the settings are
+    """What the backend says of each server of ``target`` (:meth:`Backend.describe` less the
+    backend's name; one entry for a target without servers); InputError or UnreachableError (one line) when the settings are
     invalid or a server cannot be reached."""
     from ..store import Settings, open_backend
 
@@ -830,7 +830,8 @@ def describe_target(target: Target) -> list[dict[str, Any]]:
     for dsn in target.servers or (None,):
         options = {**target.options, **({"dsn": dsn} if dsn is not None else {})}
         settings = Settings(backend=target.backend, options=options).validate("stress")
-        out.append(open_backend(Path(tempfile.gettempdir()), settings).describe())
+        described = open_backend(Path(tempfile.gettempdir()), settings).describe()
+        out.append({k: v for k, v in described.items() if k != "backend"})
     return out
 
 
