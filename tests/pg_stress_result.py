@@ -21,12 +21,12 @@ TOP_EVENT = "Lock:transactionid"
 DISAGREEMENT = "client vs server: deadlocks: the clients retried 3, the server counted 0 (tolerance 0)"
 #: Old SQLite variant name -> (PostgreSQL name, isolation, hot rows, servers).
 RENAMED = {
-    "1sh/spread": ("1sh/rc", "read committed", False, 1),
-    "1sh/hot": ("1sh/hot/ser", "serializable", True, 1),
-    "4sh/def/spread": ("4sh/def/rc", "read committed", False, 1),
-    "4sh/def/hot": ("4sh/def/hot/ser", "serializable", True, 1),
-    "4sh/exec/spread": ("4sh/exec/hot/ser", "serializable", True, 1),
-    "4sh/exec/hot": ("4sh/exec/hot/ser/2srv", "serializable", True, 2),
+    "1sh/spread": ("1sh/spread/norow/rc", "read committed", False, 1),
+    "1sh/hot": ("1sh/spread/hotrow/ser", "serializable", True, 1),
+    "4sh/def/spread": ("4sh/def/spread/norow/rc", "read committed", False, 1),
+    "4sh/def/hot": ("4sh/def/spread/hotrow/ser", "serializable", True, 1),
+    "4sh/exec/spread": ("4sh/exec/spread/hotrow/ser", "serializable", True, 1),
+    "4sh/exec/hot": ("4sh/exec/spread/hotrow/ser/2srv", "serializable", True, 2),
 }
 #: The comparison rows a PostgreSQL comparison adds, with their labels.
 CONTENTION_ROWS = (

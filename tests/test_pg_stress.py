@@ -62,9 +62,9 @@ def test_every_scenario_runs_its_smoke_preset_on_postgresql_and_the_server_table
                 assert [c["agrees"] for c in variant["server"]["cross_check"]] == [True, True], where
         comparison = next(s for s in result["scenarios"] if s["name"] == "shard-comparison")
         names = [v["name"] for v in comparison["variants"]]
-        assert names == ["1sh/norow/rc", "1sh/norow/ser", "1sh/hotrow/rc", "1sh/hotrow/ser", "4sh/exec/norow/rc",
-                         "4sh/exec/norow/ser", "4sh/exec/hotrow/rc", "4sh/exec/hotrow/ser"]
-        assert comparison["comparison"]["baselines"]["4sh/exec/hotrow/ser"] == "1sh/hotrow/ser"
+        assert names == ["1sh/spread/norow/rc", "1sh/spread/norow/ser", "1sh/spread/hotrow/rc", "1sh/spread/hotrow/ser", "4sh/exec/spread/norow/rc",
+                         "4sh/exec/spread/norow/ser", "4sh/exec/spread/hotrow/rc", "4sh/exec/spread/hotrow/ser"]
+        assert comparison["comparison"]["baselines"]["4sh/exec/spread/hotrow/ser"] == "1sh/spread/hotrow/ser"
         labels = [row["label"] for row in comparison["comparison"]["rows"]]
         assert {"conflicts per 1k starts", "deadlocks per 1k starts", "lock waits per 1k starts"} <= set(labels)
     finally:
@@ -115,7 +115,7 @@ def test_hot_rows_under_serializable_conflict_are_counted_by_clients_and_server_
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     [scenario_result] = json.loads(out.read_text())["scenarios"]
     one, four = scenario_result["variants"]
-    assert (one["name"], four["name"]) == ("1sh/hotrow/ser", "4sh/exec/hotrow/ser")
+    assert (one["name"], four["name"]) == ("1sh/spread/hotrow/ser", "4sh/exec/spread/hotrow/ser")
     for variant in (one, four):
         metrics = variant["metrics"]
         assert (variant["hot_rows"], variant["isolation"]) == (True, "serializable")

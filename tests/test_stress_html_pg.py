@@ -37,7 +37,7 @@ def test_a_waits_chart_per_shard_and_the_conflicts_chart(result: dict) -> None:
     titles = chart_titles(result)
     assert [t for t in titles if t.startswith(f"{WAITS} — main")] == [
         f"{WAITS} — main — shard {n}" for n in range(4)]
-    assert f"{WAITS} — 1sh/hot/ser — shard 0" in titles
+    assert f"{WAITS} — 1sh/spread/hotrow/ser — shard 0" in titles
     assert titles.index("Headline ratios vs own baselines — shard-comparison") + 1 == titles.index(CONFLICTS)
     page = render_html(result)
     for title in titles:
@@ -49,7 +49,7 @@ def test_a_waits_chart_per_shard_and_the_conflicts_chart(result: dict) -> None:
     conflicts = _figure(page, CONFLICTS)
     for series in ("conflicts per 1k starts", "deadlocks per 1k starts", "lock waits per 1k starts"):
         assert series in conflicts
-    for name in ("1sh/rc", "4sh/exec/hot/ser/2srv"):
+    for name in ("1sh/spread/norow/rc", "4sh/exec/spread/hotrow/ser/2srv"):
         assert name in conflicts
 
 
@@ -76,7 +76,7 @@ def test_the_summary_names_the_servers_and_the_comparison_its_own_baselines(resu
     assert "Backend: PostgreSQL, 2 servers" in summary
     assert "<code>127.0.0.1:5433/test</code>: version 15.4, max_connections 100, synchronous_commit on" in summary
     assert "completions/s vs own baselines" in summary
-    assert "4sh/def/hot/ser (vs 1sh/hot/ser)" in page and "1sh/hot/ser (baseline)" in page
+    assert "4sh/def/spread/hotrow/ser (vs 1sh/spread/hotrow/ser)" in page and "1sh/spread/hotrow/ser (baseline)" in page
     assert "its ratio to that variant's own baseline, named in its column header" in page
 
 

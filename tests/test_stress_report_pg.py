@@ -89,10 +89,10 @@ def test_the_comparison_gives_each_ratio_against_the_variants_own_baseline(resul
     table = comparison[:comparison.index("variant settings")]
     assert "each ratio vs the variant's own baseline" in table
     header = table[table.index("\n", table.index("own baseline")):table.index("total time")]
-    assert header.count("=1") == 2  # 1sh/rc and 1sh/hot/ser
-    assert "vs 1sh/rc" in header and header.count("vs 1sh/hot/ser") == 3
+    assert header.count("=1") == 2  # 1sh/spread/norow/rc and 1sh/spread/hotrow/ser
+    assert "vs 1sh/spread/norow/rc" in header and header.count("vs 1sh/spread/hotrow/ser") == 3
     conflicts = next(line for line in table.splitlines() if "conflicts per 1k" in line)
-    # 4sh/def/hot/ser has 10 per 1k against 1sh/hot/ser's 40 (against 1sh/rc's 0 it would have none)
+    # 4sh/def/spread/hotrow/ser has 10 per 1k against 1sh/spread/hotrow/ser's 40 (against 1sh/spread/norow/rc's 0 it would have none)
     assert re.search(r"40\s+×1\.00\s+│\s+0\s+n/a\s+│\s+10\s+×0\.25", conflicts)
     for label in ("deadlocks per 1k starts", "lock waits per 1k starts", "lock wait (s)"):
         assert label in table

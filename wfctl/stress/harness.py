@@ -128,9 +128,9 @@ def variants(scenario: Scenario, backend: str = "sqlite", servers: int = 1) -> l
     mode (one mode for 1 shard, where routing changes nothing) x spread / hot definition x hot
     rows off / on x isolation level x server count (more than 1 only for several shards and
     when that many servers are given), named from the dimensions that vary:
-    ``<shards>sh[/def|/exec][/spread|/hot][/hotrow][/rc|/ser][/<n>srv]``
-    (``4sh/exec/hotrow/ser/2srv``: 4 shards, execution routing, the hot row on, serializable,
-    two servers)."""
+    ``<shards>sh[/def|/exec]/spread|hot[/norow|/hotrow][/rc|/ser][/<n>srv]``
+    (``4sh/exec/spread/hotrow/ser/2srv``: 4 shards, execution routing, starts spread over the
+    definitions, the hot row on, serializable, two servers)."""
     engine, comparison = scenario.engine, scenario.comparison
     if comparison is None:
         return [Variant("main", engine.shards, engine.route, hot_rows=engine.hot_rows, isolation=engine.isolation,
@@ -148,8 +148,7 @@ def variants(scenario: Scenario, backend: str = "sqlite", servers: int = 1) -> l
                     for isolation in isolations:
                         for n in counts:
                             parts = ["1sh" if shards == 1 else f"{shards}sh/{_ROUTE_LABELS[route]}"]
-                            if dims.hot_definition:
-                                parts.append("hot" if hot else "spread")
+                            parts.append("hot" if hot else "spread")
                             if len(hot_rows) > 1 or rows:
                                 parts.append("hotrow" if rows else "norow")
                             if isolation is not None and (len(isolations) > 1 or isolation == "serializable"):
@@ -751,7 +750,7 @@ def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, ke
             "stuck_after_s": scenario.stuck_after,
             "engine": scenario.engine.model_dump(mode="json") | {"backend": target.backend,
                                                                  "dsn": [d.get("server") for d in servers] if target.servers else []},
-            "backend": {"name": target.backend, "servers": list(servers)},
+            "backend": {"name": target.backend, "servers": [s for s in servers if s.get("server")]},
             "workload": scenario.workload.model_dump(mode="json"),
             "input": scenario.input.model_dump(mode="json", exclude_defaults=True) | {"generator": scenario.input.generator},
             "definitions": scenario.definition_count(),
