@@ -540,14 +540,21 @@ def _reads(store, execution_id) -> bool:
         return False
 
 
+HOLDER_TTL_S = 3.0
+
+
 def _hold_and_commit(dsn, prefix, project, generation, done):
-    """A worker of ``generation``: claim and re-queue runs, journaling a row marked with its
-    generation each time, until its writes are refused; reports the refusal."""
+    """A worker of ``generation``: renew its lease, claim and re-queue runs, journaling a row
+    marked with its generation each time, until its writes are refused; reports the refusal. As a
+    real worker does, it renews before it writes, so a transaction of its never begins on a lease
+    that expired (on a loaded machine a holder that never renewed would still write past its
+    lease, and a takeover could not tell its session from a valid one)."""
     from wfctl.store.postgresql import PostgresBackend
 
     with PostgresBackend(project, pg_settings(2, dsn=dsn, schema_prefix=prefix)).open_shard(0) as store:
         try:
             while True:
+                store.renew_lease("old", generation, HOLDER_TTL_S, now=0)
                 claimed = store.claim_ready(generation, now=time.time() + 3600, limit=8)
                 store.commit_steps(generation, [
                     StepCommit(r.execution_id, "running", {"current": "s1"}, "s1", ready_at=0.0,
@@ -565,7 +572,7 @@ def test_a_stopped_worker_past_its_lease_writes_nothing_once_resumed(backend, st
 
     for i in range(20):
         start(store, f"r{i:02d}")
-    old = store.acquire_lease("old", 1.0, now=0)
+    old = store.acquire_lease("old", HOLDER_TTL_S, now=0)
     ctx = multiprocessing.get_context("spawn")
     done = ctx.Queue()
     child = ctx.Process(target=_hold_and_commit, args=(backend.dsn, backend.prefix, backend.project, old, done))
