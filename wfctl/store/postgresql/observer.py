@@ -24,7 +24,7 @@ _SESSIONS = (
     " WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'")
 _DATABASE = ("SELECT xact_commit, xact_rollback, deadlocks, conflicts FROM pg_stat_database"
              " WHERE datname = current_database()")
-_WAL = "SELECT wal_records, wal_fpi, wal_bytes::bigint FROM pg_stat_wal"
+_WAL = "SELECT wal_records, wal_bytes::bigint, wal_fpi FROM pg_stat_wal"  # ServerCounters order
 POLL_S = 0.05
 
 
