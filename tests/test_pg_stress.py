@@ -60,6 +60,9 @@ def test_every_scenario_runs_its_smoke_preset_on_postgresql_and_the_server_table
                 assert counts.get("completed", 0) == metrics["completed"], (where, counts, metrics["completed"])
                 assert sum(counts.values()) == metrics["started"] > 0, (where, counts)
                 assert [c["agrees"] for c in variant["server"]["cross_check"]] == [True, True], where
+                [wal] = variant["server"]["wal"]  # every WAL record is at least 24 bytes
+                assert wal["wal_bytes"] >= 24 * wal["wal_records"] > 0, (where, wal)
+                assert metrics["server.wal_bytes"] == wal["wal_bytes"], where
         comparison = next(s for s in result["scenarios"] if s["name"] == "shard-comparison")
         names = [v["name"] for v in comparison["variants"]]
         assert names == ["1sh/spread/norow/rc", "1sh/spread/norow/ser", "1sh/spread/hotrow/rc", "1sh/spread/hotrow/ser", "4sh/exec/spread/norow/rc",
