@@ -143,7 +143,7 @@ def role():
     set_session_role(before)
 
 
-def test_sessions_carry_the_shard_name_and_durability(backend, role):
+def test_sessions_carry_the_shard_name_and_durability(role, backend):
     settings = pg_settings(2, durability="full", dsn=backend.dsn, schema_prefix=backend.prefix)
     from wfctl.store.postgresql import PostgresBackend
 
@@ -161,7 +161,7 @@ def _seen_as(pid: int) -> str:
         return conn.execute("SELECT application_name FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]
 
 
-def test_a_sessions_name_parses_back_to_its_schema_and_the_processs_role(backend, store, role):
+def test_a_sessions_name_parses_back_to_its_schema_and_the_processs_role(role, backend, store):
     from wfctl.store import parse_application_name, shard_of_schema
 
     assert parse_application_name(_seen_as(backend_pid(store))) == (f"{backend.prefix}_shard_000", "cli")

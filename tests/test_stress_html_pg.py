@@ -49,8 +49,8 @@ def test_a_waits_chart_per_shard_and_the_conflicts_chart(result: dict) -> None:
     conflicts = _figure(page, CONFLICTS)
     for series in ("conflicts per 1k starts", "deadlocks per 1k starts", "lock waits per 1k starts"):
         assert series in conflicts
-    for name in ("1sh/spread/norow/rc", "4sh/exec/spread/hotrow/ser/2srv"):
-        assert name in conflicts
+    for name in ("1sh/norow/rc", "4sh/exec/hotrow/ser/2srv"):  # less what every variant has ("spread")
+        assert f">{name}<" in conflicts
 
 
 def test_the_server_block_and_the_cross_check_are_tables(result: dict) -> None:

@@ -76,7 +76,7 @@ max-width:1320px;padding:1em 1.5em;overflow-wrap:break-word}
 h1{font-size:1.6em;margin:.3em 0}h2{margin-top:2.2em;border-bottom:2px solid #ddd;padding-bottom:.2em}
 h3{margin-top:1.6em}h4{margin:.6em 0 .2em;font-size:1em}
 table{border-collapse:collapse;margin:.4em 0 1em;max-width:100%}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.cmp{white-space:normal}td.cmp span span{white-space:nowrap}td.better{background:#e3f4e5;color:#1b5e20}td.worse{background:#fde7e7;color:#b71c1c}
 .badge{display:inline-block;padding:.1em .6em;border-radius:.8em;color:#fff;font-size:.8em;
@@ -689,6 +689,14 @@ def _conflict_series(scenario: Mapping) -> list[tuple[str, str]]:
     return found if found and len(variants) > 1 else []
 
 
+def _short_names(names: list[str]) -> list[str]:
+    """Variant names without the parts every one of them has (``spread`` when no variant is
+    ``hot``), so that the axis keeps room for the bars; the tables name them in full."""
+    parts = [name.split("/") for name in names]
+    common = set.intersection(*(set(p[1:]) for p in parts)) if parts else set()
+    return ["/".join([p[0], *(x for x in p[1:] if x not in common)]) for p in parts]
+
+
 def _conflicts_chart(scenario: Mapping, title: str) -> str:
     """Conflicts (and deadlocks, lock waits) per 1,000 starts per variant, one bar series each,
     the first variant on top."""
@@ -697,8 +705,8 @@ def _conflicts_chart(scenario: Mapping, title: str) -> str:
     if series[0][0] != _CONFLICT_SERIES[0][0]:
         series.insert(0, _CONFLICT_SERIES[0])  # conflicts always; 0 where the clients retried none
     values = {m: [as_number(metric_value(_metrics(v), m)) for v in variants] for m, _ in series}
-    names = [str(v.get("name", "")) for v in variants]
-    legend = _legend(len(series), 2)
+    names = _short_names([str(v.get("name", "")) for v in variants])
+    legend = _legend(len(series), 1)
     legend["height"] += max(0, len(names) * len(series) * 9 - 200)  # a bar's height stays readable
     chart = _chart("HorizontalBar", title, "per 1,000 starts", "variant", _count_label,
                    y_labels=_int_ticks([x for xs in values.values() for x in xs]), **legend)
