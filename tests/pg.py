@@ -100,7 +100,7 @@ def pg_backend_or_skip(shards: int = 4, *, tag: str = "t", placement: dict[int, 
 
 
 @contextmanager
-def pg_project(path: Path, shards: int = 2, *, tag: str = "t", route: str = "definition",
+def pg_project(path: Path, shards: int = 2, *, tag: str = "t", route: str = "definition", hot_rows: bool = False,
                **options: Any) -> Iterator[Path]:
     """A project directory (``wfctl.json``) of a PostgreSQL deployment with ``shards`` shards on a
     fresh schema prefix of the test server (``options``: isolation ...), dropped after; skips
@@ -111,7 +111,7 @@ def pg_project(path: Path, shards: int = 2, *, tag: str = "t", route: str = "def
     prefix = unique_prefix(tag)
     try:
         DataDir.init(path, shards=shards, route=route, backend="postgresql",
-                     options={"dsn": dsn, "schema_prefix": prefix, **options})
+                     options={"dsn": dsn, "schema_prefix": prefix, **options}, hot_rows=hot_rows)
         yield path
     finally:
         drop_prefix(dsn, prefix)

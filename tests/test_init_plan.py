@@ -102,9 +102,10 @@ def test_a_fresh_directory_gets_the_defaults_or_what_is_given(tmp_path):
 
 
 def test_settings_not_given_are_as_they_are(tmp_path):
-    DataDir.init(tmp_path, shards=2, route="execution", durability="full")
+    DataDir.init(tmp_path, shards=2, route="execution", durability="full", hot_rows=True)
     wanted = plan_init(tmp_path).settings
-    assert (wanted.shards, wanted.route, wanted.durability) == (2, "execution", "full")
+    assert (wanted.shards, wanted.route, wanted.durability, wanted.hot_rows) == (2, "execution", "full", True)
+    assert init_project(tmp_path)[0].settings.hot_rows  # wfctl init again keeps it
     assert plan_init(tmp_path, shards=3).settings.shards == 3  # refused later, by DataDir.init
     with pytest.raises(InputError) as info:
         plan_init(tmp_path, place=["1-2=host=a"])  # the count as it is: 2

@@ -132,16 +132,46 @@ def test_a_shard_schema_beyond_the_count_is_refused(backend):
         backend.verify()
 
 
-def test_sessions_carry_the_shard_name_and_durability(backend):
+@pytest.fixture
+def role():
+    """This process's session role, set back after the test."""
+    from wfctl.store import session_role, set_session_role
+
+    before = session_role()
+    set_session_role("cli")
+    yield set_session_role
+    set_session_role(before)
+
+
+def test_sessions_carry_the_shard_name_and_durability(role, backend):
     settings = pg_settings(2, durability="full", dsn=backend.dsn, schema_prefix=backend.prefix)
     from wfctl.store.postgresql import PostgresBackend
 
     with PostgresBackend(backend.project, settings).open_shard(1) as store:
         conn = store._db.connection()
         assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
-        assert conn.execute("SHOW application_name").fetchone()[0] == "wfctl shard 1"
+        assert conn.execute("SHOW application_name").fetchone()[0] == f"wfctl {backend.prefix}_shard_001 cli"
     with backend.open_shard(1) as store:
         assert store._db.connection().execute("SHOW synchronous_commit").fetchone()[0] == "off"
+
+
+def _seen_as(pid: int) -> str:
+    """A session's name as other sessions see it (``pg_stat_activity``)."""
+    with raw() as conn:
+        return conn.execute("SELECT application_name FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]
+
+
+def test_a_sessions_name_parses_back_to_its_schema_and_the_processs_role(role, backend, store):
+    from wfctl.store import parse_application_name, shard_of_schema
+
+    assert parse_application_name(_seen_as(backend_pid(store))) == (f"{backend.prefix}_shard_000", "cli")
+    with backend.open_catalog() as catalog:
+        assert parse_application_name(_seen_as(catalog._db.connection().info.backend_pid)) == (
+            f"{backend.prefix}_catalog", "cli")
+    role("worker")  # sessions already open take the new role at their next transaction
+    start(store, "r1")
+    schema, named = parse_application_name(_seen_as(backend_pid(store)))
+    assert (shard_of_schema(schema), named) == ((backend.prefix, 0), "worker")
 
 
 # -- concurrency -------------------------------------------------------------------------------
@@ -474,8 +504,10 @@ def _alive(conn) -> bool:
 
 
 def test_a_takeover_ends_the_session_of_a_holder_stopped_past_its_lease(backend, store):
+    from wfctl.store import application_name
+
     old = store.acquire_lease("old", 3.0, now=0)
-    with _holding_the_status_row(backend, old, "wfctl shard 0") as holder:
+    with _holding_the_status_row(backend, old, application_name(f"{backend.prefix}_shard_000", "worker")) as holder:
         assert store.acquire_lease("new", 60, now=0) is None  # a valid lease is not taken: nobody is ended
         assert _alive(holder)
         new = wait_until(lambda: store.acquire_lease("new", 60, now=0), timeout=60)

@@ -68,10 +68,11 @@ def finished(engine: Engine, execution_id: str) -> bool:
 
 
 def listener_pid(prefix: str) -> int | None:
-    """The backend pid of the worker's listening connection (its last statement names our channels)."""
+    """The backend pid of the worker's listening connection (named ``wfctl <prefix>_listener <role>``;
+    its last statement names our channels)."""
     with psycopg.connect(pg_dsn(), autocommit=True) as conn:
-        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'wfctl listener'"
-                           " AND query LIKE %s", (f'LISTEN "{prefix}%',)).fetchone()
+        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s AND query LIKE %s",
+                           (f"wfctl {prefix}\\_listener %", f'LISTEN "{prefix}%')).fetchone()
     return None if row is None else row[0]
 
 

@@ -106,6 +106,33 @@ def test_existing_files_are_upgraded_additively(tmp_path):
     conn.close()
 
 
+def _without_hot_row(datadir) -> None:
+    conn = sqlite3.connect(datadir.backend.shard_path(0))
+    with conn:
+        conn.execute("DROP TABLE hot_row")
+    conn.close()
+
+
+def test_a_shard_file_written_before_the_hot_row_gets_it_when_opened(tmp_path, monkeypatch):
+    DataDir.init(tmp_path / "d", shards=1, hot_rows=True)
+    datadir = DataDir.open(tmp_path / "d", create=False)
+    _without_hot_row(datadir)
+    with monkeypatch.context() as patched:  # a reader that may not write the file: nothing is written
+        patched.setattr("wfctl.store.sqlite.connection.os.access", lambda path, mode: False)
+        with datadir.open_shard(0) as store:
+            assert store.stats().details["hot_row_count"] == 0
+    conn = sqlite3.connect(datadir.backend.shard_path(0))
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'hot_row'").fetchall() == []
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    with datadir.open_shard(0) as store:
+        store.create_run("r1", "wf", None, None, now=1.0)
+        assert store.stats().details["hot_row_count"] == 1
+    conn = sqlite3.connect(datadir.backend.shard_path(0))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == version  # schema version kept
+    conn.close()
+
+
 def test_files_written_before_versions_are_upgraded(tmp_path):
     """A shard without ``runs.definition_version`` and a catalog without versions: the columns
     and table are added when opened, and an old run follows the current definition."""

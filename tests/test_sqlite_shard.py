@@ -148,6 +148,39 @@ def test_counters_are_persisted(datadir):
         assert stats.size_bytes == stats.details["file_bytes"] + stats.details["wal_bytes"]
 
 
+def test_hot_rows_cost_one_statement_where_runs_start_finish_or_are_canceled(tmp_path, monkeypatch):
+    from wfctl.store.payload import encode
+    from wfctl.store.sqlite import connection
+
+    monkeypatch.setattr(connection, "FLUSH_EVERY_TX", 10**9)  # no counters written inside these transactions
+    monkeypatch.setattr(connection, "FLUSH_EVERY_S", 3600.0)
+    statements: dict[bool, list[int]] = {}
+    for hot_rows in (False, True):
+        with DataDir.init(tmp_path / str(hot_rows), shards=1, hot_rows=hot_rows).open_shard(0) as store:
+            sent: list[str] = []
+            store._db.conn.set_trace_callback(sent.append)
+
+            def cost(action) -> int:
+                sent.clear()
+                action()
+                return len(sent)
+
+            def begin(eid):
+                return store.start_run(eid, "wf", encode({}, "input", 100), encode(state(), "state", 10**6),
+                                       current_step="start", now=T0)
+
+            g = leased(store)
+            statements[hot_rows] = [
+                cost(lambda: begin("a")), cost(lambda: begin("a")),  # a start, then one of a taken id
+                cost(lambda: store.create_runs([NewRun("b", "wf", None, state()), NewRun("c", "wf", None, state())],
+                                               now=T0)),
+                cost(lambda: store.commit_steps(g, [StepCommit("a", RUNNING, state("x"), "x", ready_at=T0)], now=T0)),
+                cost(lambda: store.commit_steps(g, [StepCommit("a", COMPLETED, state(None), None)], now=T0)),
+                cost(lambda: store.cancel_runs(["b"], now=T0)), cost(lambda: store.cancel_runs(["b"], now=T0))]
+            assert store.stats().details["hot_row_count"] == (3 + 2 if hot_rows else 0)
+    assert [on - off for off, on in zip(statements[False], statements[True])] == [1, 0, 1, 0, 1, 1, 0]
+
+
 def holder(datadir, until):
     """Hold shard 0's write lock in another thread until ``until()`` is true (60 s at most);
     returns the thread, once the lock is held."""

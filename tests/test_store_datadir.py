@@ -31,7 +31,7 @@ def test_init_again_with_same_settings_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize("change", [{"shards": 8}, {"route": "execution"}, {"durability": "full"},
-                                    {"options": {"spill_threshold_bytes": 1000}}])
+                                    {"options": {"spill_threshold_bytes": 1000}}, {"hot_rows": True}])
 def test_init_refuses_different_settings(tmp_path, change):
     DataDir.init(tmp_path, shards=2)
     with pytest.raises(InputError, match="refusing to re-initialize") as info:
@@ -46,6 +46,21 @@ def test_init_refuses_different_settings(tmp_path, change):
 def test_init_validates_settings(tmp_path, kwargs, message):
     with pytest.raises(InputError, match=message):
         DataDir.init(tmp_path / "d", **kwargs)
+
+
+def test_hot_rows_is_recorded_kept_and_validated(tmp_path):
+    assert json.loads((DataDir.init(tmp_path / "off").path / "wfctl.json").read_text())["hot_rows"] is False
+    DataDir.init(tmp_path / "on", shards=1, hot_rows=True)
+    assert json.loads((tmp_path / "on" / "wfctl.json").read_text())["hot_rows"] is True
+    assert DataDir.open(tmp_path / "on").settings.hot_rows is True
+    with pytest.raises(InputError, match=r"already exists with hot_rows=True; refusing to re-initialize it with "
+                                         r"hot_rows=False$"):
+        DataDir.init(tmp_path / "on", shards=1)
+    settings = json.loads((tmp_path / "on" / "wfctl.json").read_text())
+    (tmp_path / "on" / "wfctl.json").write_text(json.dumps({**settings, "hot_rows": "yes"}))
+    with pytest.raises(InputError) as info:
+        DataDir.open(tmp_path / "on")
+    assert str(info.value) == f"{tmp_path / 'on' / 'wfctl.json'}: hot_rows must be true or false, got 'yes'"
 
 
 def test_sqlite_refuses_a_placement(tmp_path):

@@ -2,7 +2,8 @@
 by playwright renders a page made from a real ``wfctl stress run all --smoke`` result
 (tests/data/stress-smoke-result.json), takes screenshots at 1,400 px and at 420 px and checks
 from the DOM that nothing overflows the viewport sideways and that every chart has a title and
-axis labels.
+axis labels; the same for a PostgreSQL result (tests/pg_stress_result.py: waits per shard and
+conflicts per 1,000 starts).
 
 Skipped only where no browser can be had (no ``chromium`` or no playwright); under
 ``CI=true`` (.ci/run installs chromium) a missing browser fails instead.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from pg_stress_result import pg_result
 
 from wfctl.stress.html import chart_titles, render_html
 
@@ -69,10 +71,11 @@ _LAYOUT = """() => {
   const charts = [...document.querySelectorAll('figure')].map(fig => {
     const svg = fig.querySelector('svg');
     const axes = svg ? [...svg.querySelectorAll('g.titles text.title:not(.plot_title)')] : [];
-    const plotTitle = svg && svg.querySelector('text.plot_title');
+    // pygal wraps a long title over several text.plot_title lines
+    const plotTitle = svg ? [...svg.querySelectorAll('text.plot_title')].map(t => t.textContent).join(' ') : '';
     return {
       caption: fig.querySelector('h4') && visible(fig.querySelector('h4')) ? fig.querySelector('h4').textContent : '',
-      svgTitle: plotTitle ? plotTitle.textContent : '',
+      svgTitle: plotTitle,
       xTitle: axes.filter(t => visible(t) && !t.hasAttribute('transform')).map(t => t.textContent.trim()).join(' '),
       yTitle: axes.filter(t => visible(t) && t.hasAttribute('transform')).map(t => t.textContent.trim()).join(' '),
       width: svg ? svg.getBoundingClientRect().width : 0,
@@ -131,15 +134,43 @@ def test_nothing_overflows_the_viewport_sideways(pages: dict, width: int) -> Non
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_every_chart_has_a_title_and_axis_labels(pages: dict, result: dict, width: int) -> None:
-    charts = pages[width]["charts"]
-    assert [c["caption"] for c in charts] == chart_titles(result)
+def _assert_charts_titled(charts: list[dict], titles: list[str], width: int) -> None:
+    """Every chart of ``titles`` is on the page in order, with its title, axis titles, no
+    scientific notation, within ``width``."""
+    assert [c["caption"] for c in charts] == titles
     for chart in charts:
         assert chart["svgTitle"] == chart["caption"]
         assert chart["xTitle"] and chart["yTitle"], f"{chart['caption']}: axis titles {chart}"
         assert 0 < chart["width"] <= width
         assert chart["sciNotation"] == [], f"{chart['caption']}: {chart['sciNotation']}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_chart_has_a_title_and_axis_labels(pages: dict, result: dict, width: int) -> None:
+    _assert_charts_titled(pages[width]["charts"], chart_titles(result), width)
+
+
+@pytest.fixture(scope="module")
+def pg_pages(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[int, dict]]:
+    """A PostgreSQL result and its report opened at each width."""
+    result = pg_result()
+    tmp = tmp_path_factory.mktemp("html-browser-pg")
+    report = tmp / "report.html"
+    report.write_text(render_html(result), encoding="utf-8")
+    return result, _open_at_widths(report, tmp)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_postgresql_waits_and_conflicts_charts_fit_with_titles_and_axis_labels(pg_pages: tuple, width: int) -> None:
+    result, pages = pg_pages
+    page = pages[width]
+    assert page["scrollWidth"] <= width, f"the page scrolls sideways at {width} px"
+    assert page["overflowing"] == [], f"elements wider than the {width} px window: {page['overflowing'][:10]}"
+    titles = chart_titles(result)
+    assert any(t.startswith("Waits by wait event over time") for t in titles)
+    assert "Conflicts per 1,000 starts — shard-comparison" in titles
+    _assert_charts_titled(page["charts"], titles, width)
+    assert "Backend: PostgreSQL, 2 servers" in page["summary"]
 
 
 def test_the_page_loads_nothing_from_elsewhere(pages: dict) -> None:

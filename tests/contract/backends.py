@@ -1,7 +1,8 @@
 """The backends the contract suite runs against.
 
-``BACKENDS`` maps a backend's name to its factory: ``factory(path, shards=N, max_payload_bytes=B)``
-creates an empty deployment (a catalog and N shards) under ``path`` (a fresh directory) and returns a
+``BACKENDS`` maps a backend's name to its factory: ``factory(path, shards=N, max_payload_bytes=B,
+hot_rows=False)`` creates an empty deployment (a catalog and N shards) under ``path`` (a fresh
+directory; ``hot_rows``: the deployment setting) and returns a
 :class:`Deployment`. A deployment is picklable: a child process (multiprocessing, spawn context)
 receives it as an argument and opens its own stores with it. Adding a backend is one entry here.
 """
@@ -43,9 +44,10 @@ class ProjectDeployment:
         """Nothing to do: the files live in the test's temporary directory."""
 
 
-def sqlite(path: Path, *, shards: int, max_payload_bytes: int) -> Deployment:
+def sqlite(path: Path, *, shards: int, max_payload_bytes: int, hot_rows: bool = False) -> Deployment:
     """SQLite files; values over 2,000 bytes go out of line, so the suite's larger values take that path."""
-    DataDir.init(path, shards=shards, max_payload_bytes=max_payload_bytes, options={"spill_threshold_bytes": 2_000})
+    DataDir.init(path, shards=shards, max_payload_bytes=max_payload_bytes, options={"spill_threshold_bytes": 2_000},
+                 hot_rows=hot_rows)
     return ProjectDeployment(path)
 
 
@@ -61,13 +63,13 @@ class PostgresDeployment(ProjectDeployment):
         drop_prefix(self.dsn, self.prefix)
 
 
-def postgresql(path: Path, *, shards: int, max_payload_bytes: int) -> Deployment:
+def postgresql(path: Path, *, shards: int, max_payload_bytes: int, hot_rows: bool = False) -> Deployment:
     """Schemas on a unique prefix on the test server (skipped without one, failed under CI=true)."""
     dsn, prefix = pg_dsn(), unique_prefix("contract")
     deployment = PostgresDeployment(path, dsn, prefix)
     try:
         DataDir.init(path, shards=shards, max_payload_bytes=max_payload_bytes, backend="postgresql",
-                     options={"dsn": dsn, "schema_prefix": prefix})
+                     options={"dsn": dsn, "schema_prefix": prefix}, hot_rows=hot_rows)
     except BaseException:
         deployment.close()
         raise

@@ -104,10 +104,22 @@ def run_command(
     metrics: Optional[List[str]] = _metrics_option("With --compare: the metrics"),
     keep: bool = typer.Option(False, "--keep", help="Keep each variant's data directory (each printed, ready for WFCTL_DATA_DIR)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show live progress while running."),
-    backend: str = typer.Option("sqlite", "--backend", help="Where each variant's fresh deployment lives: 'sqlite' "
-                                "or 'postgresql' (schemas of their own on --dsn's server, dropped after unless --keep)."),
-    dsn: Optional[str] = typer.Option(None, "--dsn", help="postgresql: the server (a libpq DSN without a password). "
-                                      "Default: $WFCTL_DSN.", show_default=False),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="Where each variant's fresh deployment lives: 'sqlite' or 'postgresql' (schemas of "
+                                "its own on the --dsn servers, dropped after unless --keep). Default: the scenario's "
+                                "[engine] backend, else sqlite.", show_default=False),
+    dsn: Optional[List[str]] = typer.Option(
+        None, "--dsn", help="postgresql: a server (a libpq DSN without a password); repeat it to spread each variant's "
+                            "shards round-robin over several (a comparison also runs its 'servers' counts). Default: "
+                            "the scenario's [engine] dsn, else $WFCTL_DSN.", show_default=False),
+    isolation: Optional[str] = typer.Option(
+        None, "--isolation", help="postgresql: 'read committed' or 'serializable' for every transaction of the "
+                                  "engine (a comparison runs only this level). Default: the scenario's, else read "
+                                  "committed.", show_default=False),
+    hot_rows: Optional[bool] = typer.Option(
+        None, "--hot-rows/--no-hot-rows", help="Every start and completion also updates one shared row per shard (the "
+                                               "contention tale's seed had); a comparison runs only this setting. "
+                                               "Default: the scenario's.", show_default=False),
 ) -> None:
     """Run stress scenarios on fresh data directories with real worker, client and scheduler processes.
 
@@ -134,17 +146,19 @@ def run_command(
         raise InputError("--fail-on-regression needs --compare BASELINE.json")
     globs = metric_globs(metrics)
     check_metric_globs(globs, _metric_names(base) if base is not None else ())
+    if backend is not None:
+        backend_class(backend, "--backend")
+    for one in dsn or ():
+        backend_class("postgresql", "--dsn").check_options({"dsn": one}, "--dsn")
     overrides = dict(shards=shards, route=route, clients=clients, rate=rate, duration=duration, total=total,
-                     seed=seed, scale=scale, repeat=repeat)
+                     seed=seed, scale=scale, repeat=repeat, backend=backend, dsn=dsn or None, isolation=isolation,
+                     hot_rows=hot_rows)
     scenarios = load_scenarios(target, overrides, smoke=smoke)
-    options = {"dsn": dsn} if dsn is not None else {}
-    backend_class(backend, "--backend").check_options(options, f"--backend {backend}")
     out = console()
     keep_dir = _keep_dir() if keep else None
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: stop the processes, remove the data directories
     with LiveView(out, enabled=live) as view:
-        result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]],
-                            backend=backend, options=options)
+        result = run_stress(scenarios, checks, keep=keep_dir, progress=view.update, command=["wfctl", *sys.argv[1:]])
     tolerance = DEFAULT_TOLERANCE_PCT if fail_on_regression is None else fail_on_regression
     comparisons = compare_results(base, result, tolerance, globs) if base is not None else None
     if comparisons is not None:  # a breach (99) wins over a regression (98)

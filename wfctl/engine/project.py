@@ -25,6 +25,7 @@ def init_project(path: Path, *, backend: str | None = None, shards: int | None =
         deployment_box(open_backend(path, plan.joins))  # its key, before joining it
     wanted = plan.settings
     datadir = DataDir.init(path, shards=wanted.shards, route=wanted.route, durability=wanted.durability,
-                           backend=wanted.backend, options=wanted.options, placement=plan.placement or None)
+                           backend=wanted.backend, options=wanted.options, placement=plan.placement or None,
+                           hot_rows=wanted.hot_rows)
     secret_box(datadir)  # the key is made with the directory (or checked against the deployment's)
     return datadir, plan.joins is not None

@@ -54,6 +54,7 @@ from ..store import (COMPLETED, FAILED, PENDING, RUNNING, UNFINISHED, CorruptSha
                      PayloadTooLargeError, RunRecord, ShardStore, StepCommit, StoreError, UnreachableError,
                      impatient)
 from ..store.base import RETRYING, STARTED
+from ..store.roles import WORKER, set_session_role
 from ..store.waker import Waker
 from .engine import Engine
 from .runtime import Runtime
@@ -162,7 +163,11 @@ class Worker:
 
         Returns 0, or 1 when a shard could not be used or a run's secrets could not be
         decrypted (the error is logged; such a run is left unfinished, see :meth:`_load`).
+        A worker serving shards names its process's database sessions ``worker``
+        (:mod:`wfctl.store.roles`); an ``only`` worker runs its caller's runs in the caller's role.
         """
+        if self.only is None:
+            set_session_role(WORKER)
         stop_event = stop_event or threading.Event()
         self._stop_renewing.clear()
         self._renewer = threading.Thread(target=self._renew_leases, name="wfctl-lease-renewer", daemon=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..errors import InputError, WfctlError
+from ..store.roles import SCHEDULER, set_session_role
 from .cron import utc_iso
 from .policy import Action, decide
 from .planner import ScheduleState, acknowledge, backfill_slots, plan, render_input, slot_key
@@ -195,7 +196,9 @@ class Scheduler:
 
     # -- loop -----------------------------------------------------------------------------
     def run(self, stop_event: threading.Event | None = None, sleep: Callable[[float], None] | None = None) -> None:
-        """Tick until ``stop_event`` is set, sleeping until the next slot is due (at most IDLE_POLL_S)."""
+        """Tick until ``stop_event`` is set, sleeping until the next slot is due (at most IDLE_POLL_S).
+        Names the process's database sessions ``scheduler`` (:mod:`wfctl.store.roles`)."""
+        set_session_role(SCHEDULER)
         stop_event = stop_event or threading.Event()
         while not stop_event.is_set():
             try:

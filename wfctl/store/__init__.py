@@ -12,12 +12,14 @@ from .backend import Backend, open_backend
 from .datadir import DataDir, Settings, resolve_data_dir
 from .errors import CorruptShardError, FencingError, PayloadTooLargeError, StoreBusyError, StoreError, UnreachableError
 from .patience import impatient
+from .roles import application_name, parse_application_name, session_role, set_session_role, shard_of_schema
 from .routing import fnv1a_32, safe_shard_index, shard_for
 
 __all__ = [
     "CANCELED", "COMPLETED", "FAILED", "FINISHED", "PENDING", "RUN_STATUSES", "RUNNING", "SCHEMA_VERSION",
     "UNFINISHED", "Backend", "CatalogStore", "CorruptShardError", "DataDir", "DefinitionVersion", "FencingError", "JournalRecord",
     "JournalRow", "NewRun", "PayloadTooLargeError", "RunRecord", "RunTimes", "Settings", "ShardProgress", "ShardStats", "ShardStore",
-    "StepCommit", "StoreBusyError", "StoreError", "UnreachableError", "fnv1a_32", "impatient", "open_backend", "resolve_data_dir", "safe_shard_index",
-    "shard_for",
+    "StepCommit", "StoreBusyError", "StoreError", "UnreachableError", "application_name", "fnv1a_32", "impatient", "open_backend",
+    "parse_application_name", "resolve_data_dir", "safe_shard_index", "session_role", "set_session_role", "shard_for",
+    "shard_of_schema",
 ]

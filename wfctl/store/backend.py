@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import InputError
 from .base import CatalogStore, ShardStore
+from .observer import ServerObserver
 from .waker import Waker
 
 if TYPE_CHECKING:
@@ -95,6 +96,11 @@ class Backend(ABC):
         """A capability: a listening :class:`~wfctl.store.waker.Waker` that the servers wake when
         runs become ready on ``shards`` (close it when done), so that an idle worker waits on it
         instead of polling. None (the default: SQLite) when nothing announces new work."""
+        return None
+
+    def observer(self) -> ServerObserver | None:
+        """A capability: a :class:`~wfctl.store.observer.ServerObserver` of the servers the
+        deployment lives on (close it when done). None (the default: SQLite) when there is no server."""
         return None
 
     def location_details(self, shard: int) -> dict[str, Any]:

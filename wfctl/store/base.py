@@ -193,7 +193,8 @@ class ShardStats(_Contention):
     and ``transactions`` the write transactions committed, summed over every process since the
     shard was created (this process's not yet persisted share included). ``size_bytes`` is what
     the shard occupies; ``details`` holds the backend's own figures (SQLite: ``file_bytes`` and
-    ``wal_bytes``).
+    ``wal_bytes``) and, in every backend's, ``hot_row_count``: the runs started plus those finished
+    or canceled while the deployment's ``hot_rows`` setting was on (see :class:`~wfctl.store.Settings`).
     """
 
     shard: int

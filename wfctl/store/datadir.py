@@ -52,16 +52,16 @@ class DataDir:
     def init(cls, path: str | Path, shards: int = 4, route: str = "definition",
              durability: str = "normal", *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
              backend: str = DEFAULT_BACKEND, options: Mapping[str, Any] | None = None,
-             placement: Mapping[int, str] | None = None) -> "DataDir":
+             placement: Mapping[int, str] | None = None, hot_rows: bool = False) -> "DataDir":
         """Create a data directory (or accept an existing one with the same settings).
 
         ``backend`` and its ``options`` (the backend's defaults for those not given) say where
         the catalog and shards live; ``placement`` (shard -> server) goes to the backend's
-        :meth:`~wfctl.store.backend.Backend.create`. An existing directory with different
-        settings is refused with an InputError.
+        :meth:`~wfctl.store.backend.Backend.create`; ``hot_rows``: see :class:`Settings`. An
+        existing directory with different settings is refused with an InputError.
         """
         wanted = Settings(backend=backend, shards=shards, route=route, durability=durability,
-                          max_payload_bytes=max_payload_bytes, options=dict(options or {}))
+                          max_payload_bytes=max_payload_bytes, options=dict(options or {}), hot_rows=hot_rows)
         return cls._create(Path(path), wanted, strict=True, placement=placement)
 
     @classmethod

@@ -62,5 +62,6 @@ def plan_init(path: Path, *, backend: str | None = None, shards: int | None = No
     if specs and shards is None:
         check_placement_range(placement, count)
     settings = Settings(backend=name, shards=count, route=base.route if route is None else route,
-                        durability=base.durability if durability is None else durability, options=merged)
+                        durability=base.durability if durability is None else durability, options=merged,
+                        hot_rows=base.hot_rows)
     return InitPlan(settings, placement, joins)

@@ -44,7 +44,9 @@ class Settings:
     ``durability`` ``full`` makes every commit durable on power loss (SQLite
     ``synchronous=FULL``); ``normal`` may lose the last commits, never consistency.
     ``created_at`` is ISO 8601 (UTC). ``allow_modules``: module prefixes whose functions
-    definitions may call as ``module:function`` actions (see docs/actions.md).
+    definitions may call as ``module:function`` actions (see docs/actions.md). ``hot_rows``:
+    every start and every finish also updates one shared row per shard (the stress harness
+    reproduces with it the contention wfctl's design avoids; see docs/engine.md), never for production.
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -57,6 +59,7 @@ class Settings:
     created_at: str = ""
     allow_modules: list[str] = field(default_factory=list)  # module prefixes for module:function actions
     secret_key_fingerprint: str | None = None
+    hot_rows: bool = False
 
     def validate(self, where: str) -> "Settings":
         """These settings with the backend's default options filled in; InputError naming
@@ -79,6 +82,8 @@ class Settings:
                              f"got {self.options!r}")
         if not (isinstance(self.allow_modules, list) and all(isinstance(m, str) for m in self.allow_modules)):
             raise InputError(f"{where}: allow_modules must be a list of module prefixes, got {self.allow_modules!r}")
+        if not isinstance(self.hot_rows, bool):
+            raise InputError(f"{where}: hot_rows must be true or false, got {self.hot_rows!r}")
         if self.secret_key_fingerprint is not None and not isinstance(self.secret_key_fingerprint, str):
             raise InputError(f"{where}: secret_key_fingerprint must be a string, got {self.secret_key_fingerprint!r}")
         options = {**cls.default_options, **self.options}

@@ -156,6 +156,9 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
     """A client process: its share of the closed or open workload, then its metrics file."""
     _ignore_interrupts()
     from ..engine import Engine
+    from ..store import set_session_role
+
+    set_session_role("client")
     from .scenarios import InputSpec, Workload
     from .workload import DefinitionMix, InputMaker, arrival_offsets
 

@@ -51,6 +51,11 @@ _LOWER_IS_BETTER = {
     "slots.duplicates",
     "slots.missed",
     "crosscheck.differences",
+    "server.lock_waits",
+    "server.lock_wait_s",
+    "server.lock_waits_per_1000",
+    "server.rollbacks",
+    "server.deadlocks",
 }
 _HIGHER_IS_BETTER = {
     "completed",
@@ -193,13 +198,13 @@ def metric_globs(texts: Iterable[str] | None) -> list[str] | None:
     globs = [g.strip() for text in texts or () for g in text.split(",") if g.strip()]
     if not globs:
         return None
-    known = known_metric_names(causes=RETRY_CAUSES)
+    known = known_metric_names(causes=RETRY_CAUSES, server=True)
     return current_globs(["*" if g == "all" else g for g in globs], known)
 
 
 def check_metric_globs(globs: Sequence[str] | None, names: Iterable[str] = ()) -> None:
     """InputError for a glob that matches no metric (the known ones, or ``names`` from a result)."""
-    known = [*known_metric_names(causes=RETRY_CAUSES), *names]
+    known = [*known_metric_names(causes=RETRY_CAUSES, server=True), *names]
     for glob in globs or ():
         if glob.startswith("step_latency.") or fnmatch.filter(known, glob):
             continue

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from .machine import CpuSampler
 from .metrics import RunMetrics, Timeline
 from .repeat import aggregate, repetition_metrics, ratio_stats, run_order
 from .scenarios import Scenario, definition_path
+from .server import ServerSampler
 from .thresholds import BREACH_EXIT_CODE, Threshold, combine_thresholds, evaluate_thresholds, parse_thresholds
 from .workload import planned_arrivals, target_rate
 
@@ -82,6 +83,10 @@ COMPARISON_ROWS = (
     ("e2e_latency.p50", "completion p50"),
     ("e2e_latency.p95", "completion p95"),
     (RETRIES_PER_1000, "retries per 1k starts"),
+    (f"{RETRIES_PER_1000}.serialization_failure", "conflicts per 1k starts"),
+    (f"{RETRIES_PER_1000}.deadlock", "deadlocks per 1k starts"),
+    ("server.lock_waits_per_1000", "lock waits per 1k starts"),
+    ("server.lock_wait_s", "lock wait (s)"),
     ("success_rate", "success rate"),
     ("failed", "failed"),
     ("stuck", "stuck"),
@@ -98,32 +103,69 @@ class StressAborted(WfctlError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One measured configuration of a scenario."""
+    """One measured configuration of a scenario: shards, routing, one hot definition or spread,
+    the shared hot row per shard, the isolation level (PostgreSQL; None: the backend's default)
+    and how many servers the shards are placed over."""
 
     name: str
     shards: int
     route: str
     hot_definition: bool = False
+    hot_rows: bool = False
+    isolation: str | None = None
+    servers: int = 1
 
 
 _ROUTE_LABELS = {"definition": "def", "execution": "exec"}
+_ISOLATION_LABELS = {"read committed": "rc", "serializable": "ser"}
 
 
-def variants(scenario: Scenario) -> list[Variant]:
-    """The variants a scenario runs: one, or for a comparison every shard count x routing mode
-    (one mode for 1 shard, where routing changes nothing) x spread / hot definition, named
-    ``<shards>sh[/def|/exec]/spread|hot`` (``4sh/exec/hot``: 4 shards, execution routing, every
-    start on one definition)."""
+def variants(scenario: Scenario, backend: str = "sqlite", servers: int = 1) -> list[Variant]:
+    """The variants a scenario runs on ``backend`` with ``servers`` servers given.
+
+    Without a comparison: one, ``main``, placed over every server given. A comparison (its
+    ``[comparison.postgresql]`` table on PostgreSQL, if any) runs every shard count x routing
+    mode (one mode for 1 shard, where routing changes nothing) x spread / hot definition x hot
+    rows off / on x isolation level x server count (more than 1 only for several shards and
+    when that many servers are given), named from the dimensions that vary:
+    ``<shards>sh[/def|/exec]/spread|hot[/norow|/hotrow][/rc|/ser][/<n>srv]``
+    (``4sh/exec/spread/hotrow/ser/2srv``: 4 shards, execution routing, starts spread over the
+    definitions, the hot row on, serializable, two servers)."""
     engine, comparison = scenario.engine, scenario.comparison
     if comparison is None:
-        return [Variant("main", engine.shards, engine.route)]
+        return [Variant("main", engine.shards, engine.route, hot_rows=engine.hot_rows, isolation=engine.isolation,
+                        servers=max(1, min(servers, engine.shards)))]
+    dims = comparison.on(backend)
+    hot_rows = dims.hot_rows or [engine.hot_rows]
+    isolations = dims.isolation or [engine.isolation]
     out = []
-    for shards in comparison.shards:
-        routes = comparison.routes if shards > 1 else comparison.routes[:1]
+    for shards in dims.shards:
+        routes = dims.routes if shards > 1 else dims.routes[:1]
+        counts = sorted({n for n in dims.servers if n == 1 or (shards >= n and servers >= n)}) or [1]
         for route in routes:
-            for hot in ((False, True) if comparison.hot_definition else (False,)):
-                label = "1sh" if shards == 1 else f"{shards}sh/{_ROUTE_LABELS[route]}"
-                out.append(Variant(f"{label}/{'hot' if hot else 'spread'}", shards, route, hot))
+            for hot in ((False, True) if dims.hot_definition else (False,)):
+                for rows in hot_rows:
+                    for isolation in isolations:
+                        for n in counts:
+                            parts = ["1sh" if shards == 1 else f"{shards}sh/{_ROUTE_LABELS[route]}"]
+                            parts.append("hot" if hot else "spread")
+                            if len(hot_rows) > 1 or rows:
+                                parts.append("hotrow" if rows else "norow")
+                            if isolation is not None and (len(isolations) > 1 or isolation == "serializable"):
+                                parts.append(_ISOLATION_LABELS[isolation])
+                            if n > 1 or len(counts) > 1:
+                                parts.append(f"{n}srv")
+                            out.append(Variant("/".join(parts), shards, route, hot, rows, isolation, n))
+    return out
+
+
+def baselines(found: Sequence[Variant]) -> dict[str, str]:
+    """Each variant's baseline for ratios: the first 1-shard variant with the same hot rows and
+    isolation level (else the first variant)."""
+    out = {}
+    for v in found:
+        same = [b for b in found if b.shards == 1 and b.hot_rows == v.hot_rows and b.isolation == v.isolation]
+        out[v.name] = (same or list(found))[0].name
     return out
 
 
@@ -136,14 +178,40 @@ def harness_thresholds(scenario: Scenario) -> list[str]:
 # -- one variant ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a scenario's variants run: ``backend`` with its ``options``, and the ``servers``
+    (DSNs) the shards of a variant are placed over, round-robin (the first holds the catalog);
+    none: the backend's default server or the data directory."""
+
+    backend: str = "sqlite"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    servers: tuple[str, ...] = ()
+
+
+def scenario_target(scenario: Scenario) -> Target:
+    """The target of ``scenario`` (its ``[engine]`` table, overridden by the command line);
+    InputError (one line) for a setting the backend does not have."""
+    from ..errors import InputError
+
+    engine = scenario.engine
+    backend = engine.backend or "sqlite"
+    if backend != "postgresql":
+        if engine.dsn:
+            raise InputError(f"{scenario.name}: dsn is for the postgresql backend (this run is on {backend})")
+        if engine.isolation is not None or any(v.isolation for v in variants(scenario, backend)):
+            raise InputError(f"{scenario.name}: isolation is for the postgresql backend (this run is on {backend})")
+    servers = tuple(engine.dsn)
+    return Target(backend, {"dsn": servers[0]} if servers else {}, servers)
+
+
 class _VariantRun:
     """The processes and files of one variant while it runs."""
 
     def __init__(self, scenario: Scenario, variant: Variant, root: Path, progress: Progress | None,
-                 backend: str = "sqlite", options: Mapping[str, Any] | None = None) -> None:
+                 target: Target) -> None:
         self.scenario = scenario
-        self.backend = backend
-        self.options = dict(options or {})
+        self.target = target
         self.variant = variant
         self.root = root
         self.data = root / "data"
@@ -170,10 +238,16 @@ class _VariantRun:
     def prepare(self) -> list[tuple[str, float]]:
         from ..engine import Engine
         from ..store import DataDir
+        from ..store.backend import backend_class
 
-        engine_cfg = self.scenario.engine
-        DataDir.init(self.data, shards=self.variant.shards, route=self.variant.route,
-                     durability=engine_cfg.durability, backend=self.backend, options=self.options)
+        engine_cfg, variant, servers = self.scenario.engine, self.variant, self.target.servers
+        options = backend_class(self.target.backend).throwaway_options(self.target.options)
+        if variant.isolation is not None:
+            options["isolation"] = variant.isolation
+        placement = ({shard: servers[shard % variant.servers] for shard in range(variant.shards)}
+                     if variant.servers > 1 else None)
+        DataDir.init(self.data, shards=variant.shards, route=variant.route, durability=engine_cfg.durability,
+                     backend=self.target.backend, options=options, placement=placement, hot_rows=variant.hot_rows)
         self.metrics_dir.mkdir()
         files, weighted = self._definition_files()
         with Engine(self.data) as engine:
@@ -267,8 +341,9 @@ class _VariantRun:
 
     # the run
 
-    def go(self) -> float:
-        self.origin = time.time() + GO_DELAY_S
+    def go(self, origin: float) -> float:
+        """Release the processes: they start at ``origin`` (a moment from now)."""
+        self.origin = origin
         self.sync.origin.value = self.origin
         self.sync.go.set()
         self.phase = "running"
@@ -370,26 +445,25 @@ def _scheduled_window(data: Path, armed_at: float, slots: int) -> tuple[float, d
 
 
 def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = None,
-                progress: Progress | None = None, backend: str = "sqlite",
-                options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                progress: Progress | None = None, target: Target = Target()) -> dict[str, Any]:
     """Run one variant and return its result (the ``variants[]`` entry of the JSON result).
 
     ``keep``: a folder under which the variant's data directory is kept (else it is deleted,
-    with its deployment). ``backend`` and its ``options``: where the variant's deployment lives
-    (a throwaway one of its own, see :meth:`Backend.throwaway_options`).
+    with its deployment). ``target``: where the variant's deployment lives (a throwaway one
+    of its own, see :meth:`Backend.throwaway_options`).
     """
-    from ..store.backend import backend_class
+    from ..store import DataDir
 
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in variant.name).strip("-")
     root = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-{slug}-", dir=keep))
-    run = _VariantRun(scenario, variant, root, progress, backend,
-                      backend_class(backend).throwaway_options(options or {}))
+    run = _VariantRun(scenario, variant, root, progress, target)
     started_at = time.time()
-    sampler = None
+    sampler, server, observer = None, None, None
     try:
         weighted = run.prepare()
+        observer = DataDir.open(run.data, create=False).backend.observer()
         run.spawn(weighted)
         run.wait_ready()
         workload = scenario.workload
@@ -397,21 +471,29 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
         if workload.model == "scheduled":
             run.arm_schedules()
             deadline_slot, expected_slots = _scheduled_window(run.data, run.armed_at, workload.slots)
-        target = (workload.total if workload.model == "closed"
-                  else planned_arrivals(workload) if workload.model == "open"
-                  else sum(len(v) for v in expected_slots.values()))
+        target_runs = (workload.total if workload.model == "closed"
+                       else planned_arrivals(workload) if workload.model == "open"
+                       else sum(len(v) for v in expected_slots.values()))
         sampler = CpuSampler([p.pid for p in run.all_processes()]).start()
-        origin = run.go()
-        ended = run.run_until_done(target, deadline_slot)
+        origin = time.time() + GO_DELAY_S
+        server = ServerSampler(observer).start(origin) if observer is not None else None
+        run.go(origin)
+        ended = run.run_until_done(target_runs, deadline_slot)
         machine, sampler = sampler.stop(), None
+        if server is not None:
+            server.stop()
         run.stop()
-        result = _collect(run, origin, ended, expected_slots)
+        result = _collect(run, origin, ended, expected_slots, server)
         result.update(started_at=_iso(started_at), data_dir=str(run.data) if keep is not None else None,
                       machine=machine)
         return result
     finally:
         if sampler is not None:
             sampler.stop()
+        if server is not None:
+            server.stop()
+        if observer is not None:
+            observer.close()
         for proc in run.all_processes():
             if proc.is_alive():
                 proc.kill()
@@ -436,8 +518,8 @@ def _drop(data: Path) -> None:
 # -- collecting ----------------------------------------------------------------------------
 
 
-def _collect(run: _VariantRun, origin: float, ended: float,
-             expected_slots: dict[str, list[float]] | None) -> dict[str, Any]:
+def _collect(run: _VariantRun, origin: float, ended: float, expected_slots: dict[str, list[float]] | None,
+             server: ServerSampler | None = None) -> dict[str, Any]:
     from ..engine import Engine
 
     scenario, variant = run.scenario, run.variant
@@ -493,7 +575,17 @@ def _collect(run: _VariantRun, origin: float, ended: float,
     peak = timeline.peak_rate("completions", merged.duration_s / 10)
     merged.peak_rate = None if peak is None else max(peak, counts.completed / merged.duration_s)
 
+    rolled_back = [s.details.get("rolled_back") for s in scan.shards]
+    seen = (server.finish(counts.started, merged.retries, None if None in rolled_back else sum(rolled_back),
+                          max(ended - origin, 1e-3)) if server is not None else None)
+    if seen is not None:
+        differences += seen["differences"]
+        for shard in shards:
+            shard["server"] = seen["shards"].get(shard["shard"], {"lock_waits": 0, "lock_wait_s": 0.0, "waits": {}})
+
     metrics = merged.to_dict()
+    if seen is not None:
+        metrics.update(seen["metrics"])
     slots = None
     if expected_slots is not None:
         expected = sum(len(v) for v in expected_slots.values())
@@ -513,7 +605,8 @@ def _collect(run: _VariantRun, origin: float, ended: float,
     })
     return {
         "name": variant.name, "shard_count": variant.shards, "route": variant.route,
-        "hot_definition": variant.hot_definition, "duration_s": round(merged.duration_s, 3),
+        "hot_definition": variant.hot_definition, "hot_rows": variant.hot_rows, "isolation": variant.isolation,
+        "servers": variant.servers, "duration_s": round(merged.duration_s, 3),
         "metrics": metrics,
         "errors": [{"message": m, "count": n} for m, n in merged.errors.most_common()],
         "timeline": {"interval_s": timeline.interval_s, "points": timeline.points()},
@@ -521,6 +614,7 @@ def _collect(run: _VariantRun, origin: float, ended: float,
         "shards": shards,
         "crosscheck": {"ok": not differences, "differences": differences},
         "slots": slots,
+        "server": seen["server"] if seen is not None else None,
     }
 
 
@@ -590,29 +684,35 @@ def _scan(engine: Any, shard_count: int, timeline: Timeline, late_after: float, 
 # -- scenarios and the whole run -------------------------------------------------------------
 
 
-def comparison_table(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Each comparison metric per variant, with its ratio to the first variant (None when
-    either value is missing or the baseline is 0). With repetitions the ratio is taken per
-    repetition, then the median (``ratios``) and the spread (``ratio_spread``) of those."""
+def comparison_table(results: Sequence[dict[str, Any]], baseline_of: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Each comparison metric per variant (rows no variant has are left out), with its ratio to
+    the variant's baseline (``baseline_of``: variant -> baseline name; default the first
+    variant); None when either value is missing or the baseline is 0. With repetitions the
+    ratio is taken per repetition, then the median (``ratios``) and the spread
+    (``ratio_spread``) of those."""
     from .compare import higher_is_better
 
-    baseline = results[0]
+    by_name = {r["name"]: r for r in results}
+    baseline_of = {r["name"]: (baseline_of or {}).get(r["name"], results[0]["name"]) for r in results}
     repeated = all(r.get("repeats") for r in results)
     causes = causes_of(m for result in results for m in result["metrics"])
     rows = []
     for metric, label in COMPARISON_ROWS:
+        if all(result["metrics"].get(metric) is None for result in results):
+            continue
         if metric == RETRIES_PER_1000:
             label = f"{retries_label(causes)} per 1k starts"
         values, ratios, spreads = {}, {}, {}
         for result in results:
             values[result["name"]] = result["metrics"].get(metric)
-            ratios[result["name"]], spreads[result["name"]] = ratio_stats(result, baseline, metric)
+            ratios[result["name"]], spreads[result["name"]] = ratio_stats(result, by_name[baseline_of[result["name"]]],
+                                                                          metric)
         row = {"metric": metric, "label": label, "higher_is_better": higher_is_better(metric),
                "values": values, "ratios": ratios}
         if repeated:  # ratios per repetition, then their median (ratios) and spread
             row["ratio_spread"] = spreads
         rows.append(row)
-    return {"baseline": baseline["name"], "rows": rows}
+    return {"baseline": results[0]["name"], "baselines": baseline_of, "rows": rows}
 
 
 def scenario_thresholds(scenario: Scenario, extra: Iterable[Threshold]) -> list[tuple[Threshold, str]]:
@@ -625,17 +725,21 @@ def scenario_thresholds(scenario: Scenario, extra: Iterable[Threshold]) -> list[
 
 
 def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, keep: Path | None = None,
-                 progress: Progress | None = None, backend: str = "sqlite",
-                 options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run every variant of ``scenario`` (on ``backend`` with ``options``); the ``scenarios[]`` entry of the JSON result."""
+                 progress: Progress | None = None, target: Target | None = None,
+                 servers: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Run every variant of ``scenario`` (where ``target`` says, default :func:`scenario_target`);
+    the ``scenarios[]`` entry of the JSON result. ``servers``: what the backend said of its
+    servers (:meth:`Backend.describe`), recorded in the settings."""
+    target = target or scenario_target(scenario)
     checks = scenario_thresholds(scenario, thresholds)
+    found = variants(scenario, target.backend, len(target.servers))
     began = time.time()
     runs: dict[str, list[dict[str, Any]]] = {}
-    for rep, variant in run_order(variants(scenario), scenario.repeat):
+    for rep, variant in run_order(found, scenario.repeat):
         shown = progress if progress is None or scenario.repeat == 1 else _labelled(progress, rep, scenario.repeat)
         runs.setdefault(variant.name, []).append(run_variant(scenario, variant, keep=keep, progress=shown,
-                                                             backend=backend, options=options))
-    results = [aggregate(runs[v.name]) for v in variants(scenario)]
+                                                             target=target))
+    results = [aggregate(runs[v.name]) for v in found]
     evaluated = []
     for result in results:
         evaluated += _evaluate(checks, result)
@@ -644,7 +748,9 @@ def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, ke
         "source": str(scenario.source) if scenario.source else None, "smoke": scenario.smoked,
         "settings": {
             "stuck_after_s": scenario.stuck_after,
-            "engine": scenario.engine.model_dump(mode="json"),
+            "engine": scenario.engine.model_dump(mode="json") | {"backend": target.backend,
+                                                                 "dsn": [d.get("server") for d in servers] if target.servers else []},
+            "backend": {"name": target.backend, "servers": [s for s in servers if s.get("server")]},
             "workload": scenario.workload.model_dump(mode="json"),
             "input": scenario.input.model_dump(mode="json", exclude_defaults=True) | {"generator": scenario.input.generator},
             "definitions": scenario.definition_count(),
@@ -653,7 +759,7 @@ def run_scenario(scenario: Scenario, thresholds: Iterable[Threshold] = (), *, ke
         "duration_s": round(time.time() - began, 3),
         "passed": all(t["passed"] for t in evaluated),
         "variants": results,
-        "comparison": comparison_table(results) if scenario.comparison is not None else None,
+        "comparison": comparison_table(results, baselines(found)) if scenario.comparison is not None else None,
         "thresholds": evaluated,
     }
 
@@ -678,31 +784,54 @@ def _evaluate(checks: list[tuple[Threshold, str]], result: dict[str, Any]) -> li
 
 
 def run_stress(scenarios: Sequence[Scenario], thresholds: Iterable[Threshold] = (), *, keep: Path | None = None,
-               progress: Progress | None = None, command: Sequence[str] | None = None, backend: str = "sqlite",
-               options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run ``scenarios`` in order, each variant on a throwaway deployment of ``backend`` (with
-    ``options``); the whole JSON result (``docs/stress.md`` documents it)."""
+               progress: Progress | None = None, command: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run ``scenarios`` in order, each variant on a throwaway deployment where the scenario's
+    ``[engine]`` table says (:func:`scenario_target`); the whole JSON result (``docs/stress.md``
+    documents it). Every target is checked, and every server reached, before anything runs."""
     from .. import __version__
+    from ..store import set_session_role
 
-    from ..store import Settings, open_backend
-
+    set_session_role("harness")
     thresholds = list(thresholds)
-    settings = Settings(backend=backend, options=dict(options or {})).validate("stress")  # before anything runs
-    described = open_backend(Path(tempfile.gettempdir()), settings).describe()  # the variants' backend
-    results = [run_scenario(s, thresholds, keep=keep, progress=progress, backend=backend, options=options)
-               for s in scenarios]
+    targets = [scenario_target(s) for s in scenarios]
+    described: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for t in targets:  # before anything runs
+        if (t.backend, t.servers) not in described:
+            described[t.backend, t.servers] = describe_target(t)
+    results = [run_scenario(s, thresholds, keep=keep, progress=progress, target=t, servers=described[t.backend, t.servers])
+               for s, t in zip(scenarios, targets)]
     passed = all(r["passed"] for r in results)
+    machine: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    for (backend, _), servers in described.items():
+        machine.setdefault(backend, servers[0].get("version", "") if servers else "")
+    names = sorted({t.backend for t in targets})
     return {
         "schema": RESULT_SCHEMA,
         "wfctl_version": __version__,
         "created_at": _iso(time.time()),
         "command": list(command) if command is not None else None,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    described["backend"]: described.get("version", ""), "platform": platform.platform()},
+        "machine": {**machine, "platform": platform.platform()},
+        "backend": {"name": names[0] if len(names) == 1 else "mixed",
+                    "servers": [s for servers in described.values() for s in servers if s.get("server")]},
         "passed": passed,
         "exit_code": 0 if passed else BREACH_EXIT_CODE,
         "scenarios": results,
     }
+
+
+def describe_target(target: Target) -> list[dict[str, Any]]:
+    """What the backend says of each server of ``target`` (:meth:`Backend.describe` less the
+    backend's name; one entry for a target without servers); InputError or UnreachableError (one line) when the settings are
+    invalid or a server cannot be reached."""
+    from ..store import Settings, open_backend
+
+    out = []
+    for dsn in target.servers or (None,):
+        options = {**target.options, **({"dsn": dsn} if dsn is not None else {})}
+        settings = Settings(backend=target.backend, options=options).validate("stress")
+        described = open_backend(Path(tempfile.gettempdir()), settings).describe()
+        out.append({k: v for k, v in described.items() if k != "backend"})
+    return out
 
 
 def _iso(ts: float) -> str:

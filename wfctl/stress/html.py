@@ -4,7 +4,10 @@ The page opens with a summary (verdict, failed thresholds, one line of headline 
 scenario) and a table of contents. Each scenario then leads with what it exists to show
 (fire lag and slots, step latency by type, target vs achieved rate, bytes stored and
 rejected, or the side-by-side comparison with a chart of its headline ratios), followed by
-its thresholds and one section per variant.
+its thresholds and one section per variant. A PostgreSQL result adds the backend's servers to
+the summary, a chart of conflicts per 1,000 starts to a comparison, and to each variant its
+database server's figures, the client-vs-server cross-check and its waits by wait event over
+time per shard (:mod:`wfctl.stress.server_report`).
 
 Every number carries its unit; tables stack into label/value lines at phone width so the
 page never scrolls sideways. The page is self-contained: styles are inline and the charts
@@ -20,9 +23,47 @@ from collections.abc import Callable, Collection, Mapping
 from html import escape
 from typing import Any
 
-from .contention import RETRIES, RETRIES_PER_1000, WAIT_MS, cause_label, causes_of, retries_label, split_cause
+from .contention import (
+    RETRIES,
+    RETRIES_PER_1000,
+    WAIT_MS,
+    cause_label,
+    causes_of,
+    metric_value,
+    retries_label,
+    split_cause,
+)
 from .metrics import as_number
-from .report import format_bytes, format_count, format_duration, format_ms, format_percent, format_rate, machine_line
+from .report import (
+    format_bytes,
+    format_count,
+    format_duration,
+    format_ms,
+    format_percent,
+    format_rate,
+    format_seconds,
+    machine_line,
+)
+from .server_report import (
+    backend_servers,
+    bucket_s,
+    chart_series,
+    charted_shards,
+    cross_checks,
+    database_deltas,
+    has_server_figures,
+    not_granted,
+    own_baselines,
+    per_variant_baselines,
+    server_of,
+    server_settings,
+    setting_text,
+    shard_server,
+    top_waits,
+    variant_settings,
+    wait_timeline,
+    wal_deltas,
+)
 from .thresholds import metric_unit_kind
 
 __all__ = ["chart_titles", "render_html"]
@@ -35,7 +76,7 @@ max-width:1320px;padding:1em 1.5em;overflow-wrap:break-word}
 h1{font-size:1.6em;margin:.3em 0}h2{margin-top:2.2em;border-bottom:2px solid #ddd;padding-bottom:.2em}
 h3{margin-top:1.6em}h4{margin:.6em 0 .2em;font-size:1em}
 table{border-collapse:collapse;margin:.4em 0 1em;max-width:100%}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.cmp{white-space:normal}td.cmp span span{white-space:nowrap}td.better{background:#e3f4e5;color:#1b5e20}td.worse{background:#fde7e7;color:#b71c1c}
 .badge{display:inline-block;padding:.1em .6em;border-radius:.8em;color:#fff;font-size:.8em;
@@ -91,6 +132,22 @@ _KEY_FIGURES = (
     ("shard growth", "file_growth_bytes"),
 )
 _BAD_WHEN_NONZERO = {"failed", "stuck", "dropped", "late", "slots.duplicates", "slots.missed"}
+#: The contention figures of a comparison's conflicts chart (PostgreSQL), when present: one bar series each.
+_CONFLICT_SERIES = (
+    ("retries_per_1000.serialization_failure", "conflicts per 1k starts"),
+    ("retries_per_1000.deadlock", "deadlocks per 1k starts"),
+    ("server.lock_waits_per_1000", "lock waits per 1k starts"),
+)
+#: The database server's figures of a variant (PostgreSQL), in the order its table lists them.
+_SERVER_FIGURES = (
+    ("lock waits (distinct waits sampled)", "server.lock_waits"),
+    ("lock wait (session-seconds)", "server.lock_wait_s"),
+    ("lock waits per 1,000 starts", "server.lock_waits_per_1000"),
+    ("rolled-back transactions", "server.rollbacks"),
+    ("deadlocks", "server.deadlocks"),
+    ("WAL written", "server.wal_bytes"),
+    ("samples", "server.samples"),
+)
 
 
 # ---------------------------------------------------------------- values with units
@@ -111,8 +168,10 @@ def _unit(metric: str, value: Any) -> str:
         return _duration(value)
     if metric.endswith("_bytes"):
         return format_bytes(value)
-    if split_cause(metric)[0] == RETRIES_PER_1000:
+    if split_cause(metric)[0] == RETRIES_PER_1000 or metric.endswith("_per_1000"):
         return f"{format_count(round(float(value), 2))} per 1,000 starts"
+    if metric.endswith("_s"):
+        return format_seconds(value)
     return format_count(value)
 
 
@@ -286,6 +345,8 @@ def _variant_titles(variant: Mapping) -> dict[str, str]:
         del titles["in_flight"]
     if _metrics(variant).get("start_latency.count") == 0:  # the scheduled model: no start calls
         del titles["start"]
+    for shard in charted_shards(variant)[0]:
+        titles[f"waits {shard}"] = f"Waits by wait event over time {_DASH} {name} {_DASH} shard {shard}"
     return titles
 
 
@@ -302,8 +363,11 @@ def _scenario_titles(scenario: Mapping) -> list[str]:
     kinds = _kinds(scenario)
     titles = []
     if "comparison" in kinds:
-        baseline = (scenario.get("comparison") or {}).get("baseline")
-        titles.append(f"Headline ratios vs {baseline} {_DASH} {scenario.get('name', '')}")
+        comparison = scenario.get("comparison") or {}
+        against = "own baselines" if per_variant_baselines(comparison) else comparison.get("baseline")
+        titles.append(f"Headline ratios vs {against} {_DASH} {scenario.get('name', '')}")
+        if _conflict_series(scenario):
+            titles.append(f"Conflicts per 1,000 starts {_DASH} {scenario.get('name', '')}")
     if "steps" in kinds and _step_types(_variants(scenario)):
         titles.append(f"Step latency by type {_DASH} {scenario.get('name', '')}")
     return titles
@@ -375,6 +439,20 @@ def _chart(kind: str, title: str, x_title: str, y_title: str, formatter: Callabl
     return getattr(pygal, kind)(**options)
 
 
+#: A legend row at the bottom of a chart (pygal: 1.5 x the 15 px legend font), in the chart's pixels.
+_LEGEND_ROW = 23
+
+
+def _legend(count: int, columns: int) -> dict[str, int]:
+    """Legend columns, and room for ``count`` legend entries at the bottom: pygal keeps room for
+    ``count // columns`` rows while it draws ``ceil(count / columns)``; the chart grows by the rows
+    it would miss and by the rows past three, so the plot keeps its height."""
+    rows, reserved = -(-count // columns), count // columns
+    missing, extra = rows - reserved, max(0, rows - 3)
+    return {"legend_at_bottom_columns": columns, "margin_bottom": 20 + _LEGEND_ROW * missing,
+            "height": 380 + _LEGEND_ROW * (missing + extra)}
+
+
 def _figure(title: str, svg: str) -> str:
     return f"<figure><h4>{escape(title)}</h4>{svg}</figure>"
 
@@ -416,6 +494,33 @@ def _timeline_charts(variant: Mapping, titles: Mapping[str, str]) -> list[str]:
             chart.add("p99", _series(points, f"{key}_latency_p99"))
             figures.append(_figure(titles[key], _svg(chart)))
     return figures
+
+
+def _waits_chart(variant: Mapping, shard: str, title: str) -> str:
+    """Mean sessions of ``shard`` waiting per bucket, stacked by wait event (PostgreSQL's sampler)."""
+    series = chart_series(wait_timeline(variant).get(shard, {}))
+    width = max((len(values) for _, values in series), default=0)
+    step = bucket_s(variant)
+    chart = _chart("StackedLine", title, "time since start (s)", "sessions waiting (mean)", _count_label, fill=True,
+                   show_dots=width <= 40, show_minor_x_labels=False, x_labels_major_every=max(1, -(-width // 8)),
+                   truncate_legend=40, **_legend(len(series), 2))
+    chart.x_labels = [f"{k * step:g}" for k in range(width)]
+    for event, values in series:
+        chart.add(event, values)
+    return _figure(title, _svg(chart))
+
+
+def _waits_charts(variant: Mapping, titles: Mapping[str, str]) -> str:
+    """The waits charts of a variant, with a note when only the shards that waited longest are shown."""
+    shards, count = charted_shards(variant)
+    if not shards:
+        return ""
+    note = ""
+    if count > len(shards):
+        note = (f'<p class="muted">Waits of the {len(shards)} shards (of {count}) that waited longest: shards '
+                f'{", ".join(escape(s) for s in shards)}.</p>')
+    figures = "".join(_waits_chart(variant, shard, titles[f"waits {shard}"]) for shard in shards)
+    return f'{note}<div class="charts">{figures}</div>'
 
 
 def _shard_list(variant: Mapping) -> list[dict]:
@@ -562,20 +667,59 @@ def _comparison_columns(scenario: Mapping) -> tuple[str | None, list[str]]:
 
 def _ratio_chart(scenario: Mapping, title: str) -> str:
     baseline, names = _comparison_columns(scenario)
+    comparison = scenario.get("comparison") or {}
+    own = own_baselines(comparison, names)
     rows = {str(r.get("metric")): r for r in _comparison_rows(scenario)}
     picked = [rows[m] for m in _HEADLINE_RATIOS if m in rows] or list(rows.values())[:4]
     longest = max((len(n) for n in names), default=0)
-    chart = _chart("Bar", title, "metric", f"ratio to {baseline} (\u00d7)", lambda v: f"\u00d7{v:.2f}",
-                   legend_at_bottom_columns=3 if longest <= 18 else 1, truncate_legend=60)
+    against = "own baseline" if per_variant_baselines(comparison) else baseline
+    shown = [name for name in names if own[name] != name]
+    chart = _chart("Bar", title, "metric", f"ratio to {against} (\u00d7)", lambda v: f"\u00d7{v:.2f}",
+                   truncate_legend=60, **_legend(len(shown), 3 if longest <= 18 else 1))
     chart.x_labels = [_SHORT_LABELS.get(str(r.get("metric"))) or _row_label(r) for r in picked]
-    for name in names:
-        if name != baseline:
-            chart.add(name, [as_number((r.get("ratios") or {}).get(name)) for r in picked])
+    for name in shown:
+        chart.add(name, [as_number((r.get("ratios") or {}).get(name)) for r in picked])
     return _figure(title, _svg(chart))
 
 
-def _lead_comparison(scenario: Mapping, title: str) -> str:
+def _conflict_series(scenario: Mapping) -> list[tuple[str, str]]:
+    """The contention figures (metric, label) a comparison's variants have; none on SQLite."""
+    variants = _variants(scenario)
+    found = [(m, label) for m, label in _CONFLICT_SERIES if any(m in _metrics(v) for v in variants)]
+    return found if found and len(variants) > 1 else []
+
+
+def _short_names(names: list[str]) -> list[str]:
+    """Variant names without the parts every one of them has (``spread`` when no variant is
+    ``hot``), so that the axis keeps room for the bars; the tables name them in full."""
+    parts = [name.split("/") for name in names]
+    common = set.intersection(*(set(p[1:]) for p in parts)) if parts else set()
+    return ["/".join([p[0], *(x for x in p[1:] if x not in common)]) for p in parts]
+
+
+def _conflicts_chart(scenario: Mapping, title: str) -> str:
+    """Conflicts (and deadlocks, lock waits) per 1,000 starts per variant, one bar series each,
+    the first variant on top."""
+    variants = _variants(scenario)[::-1]  # pygal draws the first label at the bottom
+    series = _conflict_series(scenario)
+    if series[0][0] != _CONFLICT_SERIES[0][0]:
+        series.insert(0, _CONFLICT_SERIES[0])  # conflicts always; 0 where the clients retried none
+    values = {m: [as_number(metric_value(_metrics(v), m)) for v in variants] for m, _ in series}
+    names = _short_names([str(v.get("name", "")) for v in variants])
+    legend = _legend(len(series), 1)
+    legend["height"] += max(0, len(names) * len(series) * 9 - 200)  # a bar's height stays readable
+    chart = _chart("HorizontalBar", title, "per 1,000 starts", "variant", _count_label,
+                   y_labels=_int_ticks([x for xs in values.values() for x in xs]), **legend)
+    chart.x_labels = names
+    for metric, label in series:
+        chart.add(label, values[metric])
+    return _figure(title, _svg(chart))
+
+
+def _lead_comparison(scenario: Mapping, titles: list[str]) -> str:
     baseline, names = _comparison_columns(scenario)
+    comparison = scenario.get("comparison") or {}
+    own, per_variant = own_baselines(comparison, names), per_variant_baselines(comparison)
     rows = []
     for row in _comparison_rows(scenario):
         metric = str(row.get("metric", ""))
@@ -586,18 +730,24 @@ def _lead_comparison(scenario: Mapping, title: str) -> str:
         for name in names:
             ratio = as_number(ratios.get(name))
             text = f"<span>{_unit(metric, values.get(name))}</span>"
-            if name != baseline:
+            if own[name] != name:
                 text += f" <span>{_ratio(ratio)}</span>"
             text = f"<span>{text}</span>"
             verdict = ""
-            if name != baseline and ratio is not None and better is not None and _ratio(ratio) != _ratio(1.0):
+            if own[name] != name and ratio is not None and better is not None and _ratio(ratio) != _ratio(1.0):
                 verdict = "better" if (ratio > 1.0) == bool(better) else "worse"
             cells.append((text, f"cmp {verdict}".strip()))
         rows.append(cells)
-    note = (f'<p class="muted">Each cell: the value, then its ratio to the baseline {escape(str(baseline))}; '
-            'green is better than the baseline, red worse.</p>' if baseline else "")
-    headers = ["metric", *(f"{n} (baseline)" if n == baseline else n for n in names)]
-    return (_ratio_chart(scenario, title) + note + _table(headers, rows, set(range(1, len(headers)))))
+    if per_variant:
+        note = ('<p class="muted">Each cell: the value, then its ratio to that variant\'s own baseline, named in '
+                'its column header; green is better than the baseline, red worse.</p>')
+    else:
+        note = (f'<p class="muted">Each cell: the value, then its ratio to the baseline {escape(str(baseline))}; '
+                'green is better than the baseline, red worse.</p>' if baseline else "")
+    headers = ["metric", *(f"{n} (baseline)" if own[n] == n else f"{n} (vs {own[n]})" if per_variant else n
+                           for n in names)]
+    charts = _ratio_chart(scenario, titles[0]) + "".join(_conflicts_chart(scenario, t) for t in titles[1:])
+    return charts + note + _table(headers, rows, set(range(1, len(headers))))
 
 
 def _lead(scenario: Mapping) -> str:
@@ -606,7 +756,8 @@ def _lead(scenario: Mapping) -> str:
     parts = []
     for kind in kinds:
         if kind == "comparison":
-            parts.append(_lead_comparison(scenario, next(titles)))
+            charts = 1 + bool(_conflict_series(scenario))  # the ratios, and the conflicts when present
+            parts.append(_lead_comparison(scenario, [next(titles) for _ in range(charts)]))
         elif kind == "schedule":
             parts.append(_lead_schedule(scenario))
         elif kind == "rate":
@@ -629,15 +780,18 @@ def _headline(scenario: Mapping) -> str:
     m = _metrics(variants[0])
     if kind == "comparison":
         _, names = _comparison_columns(scenario)
+        comparison = scenario.get("comparison") or {}
+        own = own_baselines(comparison, names)
+        against = "own baselines" if per_variant_baselines(comparison) else names[0]
         rows = {str(r.get("metric")): r for r in _comparison_rows(scenario)}
         row = rows.get("completions.rate")
         if row:
-            ratios = [(n, as_number((row.get("ratios") or {}).get(n))) for n in names[1:]]
+            ratios = [(n, as_number((row.get("ratios") or {}).get(n))) for n in names[1:] if own[n] != n]
             ratios = [(n, r) for n, r in ratios if r is not None]
             if ratios:
                 best = max(ratios, key=lambda x: x[1])
                 worst = min(ratios, key=lambda x: x[1])
-                return (f"completions/s vs {escape(names[0])}: best {escape(best[0])} {_ratio(best[1])}, "
+                return (f"completions/s vs {escape(against)}: best {escape(best[0])} {_ratio(best[1])}, "
                         f"worst {escape(worst[0])} {_ratio(worst[1])} ({len(variants)} variants)")
         return f"{len(variants)} variants compared"
     if kind == "schedule":
@@ -699,6 +853,76 @@ def _key_figures(metrics: Mapping) -> list[list[str]]:
     return rows
 
 
+def _seconds_list(waits: list[tuple[str, float]]) -> str:
+    return "<br>".join(f"{escape(event)} {format_seconds(seconds)}" for event, seconds in waits) or _DASH
+
+
+def _server_section(variant: Mapping) -> str:
+    """The database server's figures of a variant (PostgreSQL): totals, waits per shard, the
+    database and WAL deltas and the client-vs-server cross-check; "" without any."""
+    if not has_server_figures(variant):
+        return ""
+    server, metrics = server_of(variant), _metrics(variant)
+    facts = []
+    if as_number(server.get("samples")) is not None:
+        every = as_number(server.get("interval_s"))
+        facts.append(f"{format_count(server['samples'])} samples"
+                     + (f", one every {every * 1000:g} ms" if every else ""))
+    repeats = variant.get("repeats") if isinstance(variant.get("repeats"), dict) else {}
+    if repeats.get("representative"):
+        facts.append(f"totals are medians of {format_count(repeats.get('count'))} repetitions; shards, database and "
+                     f"cross-check are repetition {format_count(repeats['representative'])}'s")
+    parts = ["<h4>Database server</h4>"]
+    if facts:
+        parts.append(f'<p class="muted">Sampled: {"; ".join(facts)}.</p>')
+    totals = [[escape(label), _unit(key, metrics.get(key))] for label, key in _SERVER_FIGURES if key in metrics]
+    tables = [f'<div>{_table(["server figure", "value"], totals, {1})}</div>'] if totals else []
+    rows = []
+    for shard in (s for s in _shard_list(variant) if shard_server(s)):
+        figures, key = shard_server(shard), str(shard.get("shard", ""))
+        locks = not_granted(variant, key)
+        rows.append([escape(key), _seconds_list(top_waits(figures.get("waits"))),
+                     format_count(figures.get("lock_waits")), format_seconds(figures.get("lock_wait_s")),
+                     f"{format_count(locks.get('max'))} / {format_count(locks.get('mean'))}" if locks else _DASH])
+    if rows:
+        tables.append("<div>" + _table(["shard", "top wait events (session-seconds)", "lock waits", "lock wait",
+                                        "locks not granted (max / mean)"], rows, {2, 3, 4}) + "</div>")
+    parts.append('<div class="grid">' + "".join(tables) + "</div>")
+    return '<div class="server">' + "\n".join(parts + _delta_tables(variant) + _cross_check_table(variant)) + "</div>"
+
+
+def _delta_tables(variant: Mapping) -> list[str]:
+    """The databases' and WAL's before/after deltas of a variant, as tables."""
+    tables = []
+    database = [[_plain(d.get("server")), format_count(d.get("xact_commit")), format_count(d.get("xact_rollback")),
+                 format_count(d.get("deadlocks")), format_count(d.get("conflicts")),
+                 "yes: its counts include other sessions'" if d.get("shared") else "no"]
+                for d in database_deltas(variant)]
+    if database:
+        tables.append(_table(["database (before/after)", "commits", "rollbacks", "deadlocks", "conflicts",
+                              "shared"], database, {1, 2, 3, 4}))
+    wal = [[_plain(w.get("server")), format_count(w.get("wal_records")), format_bytes(w.get("wal_bytes")),
+            format_count(w.get("wal_fpi"))] for w in wal_deltas(variant)]
+    if wal:
+        tables.append(_table(["WAL (before/after)", "records", "bytes", "full-page images"], wal, {1, 2, 3}))
+    return tables
+
+
+def _cross_check_table(variant: Mapping) -> list[str]:
+    """The client-vs-server cross-check of a variant: a table whose disagreeing rows are errors."""
+    rows = []
+    for item in cross_checks(variant):
+        agrees = bool(item.get("agrees"))
+        result, extra = ("agree", "") if agrees else ('<span class="bad">DISAGREE</span>', "error")
+        cells = [_plain(item.get("what")), format_count(item.get("client")), format_count(item.get("server")),
+                 format_count(item.get("tolerance")), result, _plain(item.get("note") or None)]
+        rows.append([(cell, extra) for cell in cells])
+    if not rows:
+        return []
+    return ["<h4>Client vs server</h4>" + _table(["what", "client", "server", "tolerance", "result", "note"], rows,
+                                                 {1, 2, 3})]
+
+
 def _variant_section(variant: Mapping, open_: bool) -> str:
     metrics = _metrics(variant)
     name = str(variant.get("name", ""))
@@ -710,6 +934,7 @@ def _variant_section(variant: Mapping, open_: bool) -> str:
             f"{format_count(count)} shards" if count is not None else "",
             f"route {escape(str(variant['route']))}" if variant.get("route") else "",
             "every start on one definition" if variant.get("hot_definition") else "",
+            *(escape(setting_text(k, v)) for k, v in variant_settings(variant)),
             f"ran {_duration(variant.get('duration_s'))}" if variant.get("duration_s") is not None else "",
         ) if text
     )
@@ -747,6 +972,8 @@ def _variant_section(variant: Mapping, open_: bool) -> str:
     titles = _variant_titles(variant)
     figures = _timeline_charts(variant, titles) + [_shard_chart(variant, titles["shards"])]
     parts.append('<div class="charts">' + "".join(figures) + "</div>")
+    parts.append(_server_section(variant))
+    parts.append(_waits_charts(variant, titles))
     body = "\n".join(p for p in parts if p)
     return (f"<details{' open' if open_ else ''}><summary>Variant {escape(name)}</summary>{body}</details>")
 
@@ -796,7 +1023,22 @@ def _summary(result: Mapping, scenarios: list[dict]) -> str:
         f'<li><a href="#{_anchor(str(s.get("name", "")))}">{escape(str(s.get("name", "")))}</a> '
         f'{_badge(s.get("passed"))} {_headline(s)}</li>' for s in scenarios)
     per_scenario = f"<h3>Scenarios</h3><ul>{lines}</ul>" if scenarios else ""
-    return f'<section class="summary" id="summary"><h2 style="margin-top:.3em">Summary</h2>{line}{failures}{per_scenario}</section>'
+    return (f'<section class="summary" id="summary"><h2 style="margin-top:.3em">Summary</h2>{line}{_backend(result)}'
+            f'{failures}{per_scenario}</section>')
+
+
+def _backend(result: Mapping) -> str:
+    """The backend and its servers with their settings (PostgreSQL); "" without servers."""
+    found = backend_servers(result)
+    if found is None:
+        return ""
+    name, servers = found
+    items = "".join(
+        f"<li><code>{_plain(server.get('server'))}</code>"
+        + (": " + ", ".join(f"{escape(k)} {_plain(v)}" for k, v in server_settings(server)) if server_settings(server)
+           else "") + "</li>"
+        for server in servers)
+    return f"<p>Backend: {escape(name)}, {len(servers)} server{'' if len(servers) == 1 else 's'}:</p><ul>{items}</ul>"
 
 
 def _contents(scenarios: list[dict]) -> str:

@@ -48,6 +48,16 @@ _PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p9
 COUNTER_NAMES = ("started", "completed", "failed", "canceled", "stuck", "dropped", "late", "rejected")
 LATENCY_METRICS = ("start_latency", "e2e_latency", "fire_lag")
 _LATENCY_PREFIXES = tuple(f"{base}." for base in LATENCY_METRICS) + ("step_latency.",)
+#: Figures sampled from a database server while a variant runs (PostgreSQL; see wfctl.stress.server).
+SERVER_METRICS = (
+    "server.samples",  # samples taken of the server's sessions
+    "server.lock_waits",  # waits on a heavyweight (row, tuple, transaction) lock seen
+    "server.lock_wait_s",  # session-seconds spent in those waits (s)
+    "server.lock_waits_per_1000",  # lock waits per 1,000 starts
+    "server.rollbacks",  # transactions the server rolled back (pg_stat_database)
+    "server.deadlocks",  # deadlocks the server detected
+    "server.wal_bytes",  # WAL the server wrote (bytes)
+)
 #: Figures the harness measures outside RunMetrics (shard files, schedules, cross-check); counts unless noted.
 EXTRA_METRICS = (
     "starts.target_rate",  # open model: the arrival rate asked for (per second)
@@ -337,9 +347,9 @@ class ThroughputBuckets:
         return tb
 
 
-def known_metric_names(step_types: Iterable[str] = (), causes: Iterable[str] = ()) -> list[str]:
-    """Every flat metric name :meth:`RunMetrics.to_dict` always produces, plus those of ``step_types``
-    and of retry ``causes``."""
+def known_metric_names(step_types: Iterable[str] = (), causes: Iterable[str] = (), server: bool = False) -> list[str]:
+    """Every flat metric name :meth:`RunMetrics.to_dict` always produces, plus those of ``step_types``,
+    of retry ``causes`` and, with ``server``, the :data:`SERVER_METRICS` of a backend with servers."""
     names: list[str] = []
     for base in LATENCY_METRICS:
         names += [f"{base}.{stat}" for stat in LATENCY_STATS]
@@ -359,6 +369,8 @@ def known_metric_names(step_types: Iterable[str] = (), causes: Iterable[str] = (
     ]
     names += list(EXTRA_METRICS)
     names += cause_metric_names(causes)
+    if server:
+        names += list(SERVER_METRICS)
     return names
 
 

@@ -2,7 +2,10 @@
 
 :func:`render_report` prints a whole run result (the ``wfctl.stress.result/1`` document)
 as tables: per scenario the run counts, throughput, latencies, shards, errors,
-cross-check, slots, the variant comparison and the thresholds, then one overall line.
+cross-check, slots, the variant comparison and the thresholds, then one overall line. A
+PostgreSQL result also names its backend's servers first, each variant's isolation and hot
+rows, and prints a server block per variant (waits, lock waits, the client-vs-server
+cross-check; :mod:`wfctl.stress.server_report`).
 :func:`render_comparison` prints a baseline comparison (:func:`wfctl.stress.compare.compare`).
 
 Every piece of text that comes from a user or a run (scenario and variant names, error
@@ -21,6 +24,22 @@ from rich.table import Table
 from wfctl.stress.compare import REGRESSION_EXIT_CODE, Comparison
 from wfctl.stress.contention import RETRIES_PER_1000, cause_label, causes_of, retries_label
 from wfctl.stress.metrics import as_number
+from wfctl.stress.server_report import (
+    backend_servers,
+    cross_checks,
+    database_deltas,
+    has_server_figures,
+    not_granted,
+    own_baselines,
+    per_variant_baselines,
+    server_of,
+    server_settings,
+    setting_text,
+    shard_server,
+    top_waits,
+    variant_settings,
+    waiting_shards,
+)
 from wfctl.stress.thresholds import BREACH_EXIT_CODE, metric_unit_kind
 
 MISSING = "-"
@@ -131,6 +150,12 @@ def format_value(metric: str, value: object) -> str:
     if metric.endswith("_ms"):
         return f"{format_ms(value)} ms"
     return format_count(value)
+
+
+def format_seconds(value: object) -> str:
+    """Seconds with the unit, small values kept: 0.042 -> "0.042 s", 1.25 -> "1.25 s"; None -> "-"."""
+    number = as_number(value)
+    return MISSING if number is None else f"{_decimal(number)} s"
 
 
 def format_ratio(ratio: object) -> str:
@@ -354,10 +379,21 @@ def _comparison_table(scenario: Mapping[str, Any], names: Sequence[str]) -> Tabl
         for name in (row.get("values") or {}):
             if name not in columns:
                 columns.append(name)
-    table = Table(title=f"comparison (ratio vs baseline: {escape(baseline)})", title_justify="left")
+    own = own_baselines(comparison, columns)
+    per_variant = per_variant_baselines(comparison)
+    if per_variant:
+        title = "comparison (each ratio vs the variant's own baseline, named under its header; =1: a baseline)"
+    else:
+        title = f"comparison (ratio vs baseline: {escape(baseline)})"
+    table = Table(title=title, title_justify="left")
     table.add_column("metric", style="bold", overflow="fold")
     for name in columns:
-        header = _header(name) + (" [dim]=1[/dim]" if name == baseline else "")
+        if own[name] == name:
+            header = _header(name) + " [dim]=1[/dim]"
+        elif per_variant:
+            header = _header(name) + f"\n[dim]vs {escape(own[name])}[/dim]"
+        else:
+            header = _header(name)
         table.add_column(header, justify="right", overflow="fold")
     for row in comparison["rows"]:
         metric = str(row.get("metric", ""))
@@ -372,12 +408,12 @@ def _comparison_table(scenario: Mapping[str, Any], names: Sequence[str]) -> Tabl
                 continue
             ratio = as_number(ratios.get(name))
             ratio_text = format_ratio(ratio)
-            if name != baseline and ratio is not None and better is not None and ratio != 1.0:
+            if own[name] != name and ratio is not None and better is not None and ratio != 1.0:
                 good = (ratio > 1.0) == bool(better)
                 colour = "green" if good else "red"
                 ratio_text = f"[{colour}]{ratio_text}[/{colour}]"
             cells.append(f"{format_value(metric, values.get(name))}  {ratio_text}"
-                         + (_ratio_range(ratio_spread.get(name)) if name != baseline else ""))
+                         + (_ratio_range(ratio_spread.get(name)) if own[name] != name else ""))
         table.add_row(escape(str(row.get("label") or metric)), *cells)
     return table
 
@@ -448,6 +484,91 @@ def _render_machine(console: Any, variants: Sequence[Mapping[str, Any]], names: 
         line = machine_line(variant.get("machine"))
         if line is not None:
             console.print(f"machine during {escape(name)}: {line}")
+
+
+def _settings_table(variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Table | None:
+    """Isolation, hot rows and servers per variant (PostgreSQL); None when no variant has them."""
+    settings = [dict(variant_settings(v)) for v in variants]
+    keys = [k for k in ("isolation", "hot rows", "servers") if any(k in s for s in settings)]
+    if not keys:
+        return None
+    table = _variant_table("variant settings", names, "setting")
+    for key in keys:
+        cells = [MISSING if key not in s else ("yes" if s[key] else "no") if key == "hot rows" else escape(str(s[key]))
+                 for s in settings]
+        table.add_row(key, *cells)
+    return table
+
+
+def _render_backend(console: Any, result: Mapping[str, Any]) -> None:
+    """The backend and its servers, when the result names servers (PostgreSQL)."""
+    found = backend_servers(result)
+    if found is None:
+        return
+    name, servers = found
+    console.print(f"backend: [bold]{escape(name)}[/bold], {len(servers)} server{'s' if len(servers) != 1 else ''}")
+    for server in servers:
+        settings = ", ".join(f"{key} {value}" for key, value in server_settings(server))
+        console.print(f"  {escape(str(server.get('server', MISSING)))}" + (f": {escape(settings)}" if settings else ""))
+
+
+def _cross_check_line(item: Mapping[str, Any]) -> str:
+    """One client-vs-server cross-check, dim when they agree, red when they do not."""
+    what = escape(str(item.get("what", "")))
+    text = (f"client vs server, {what}: client {format_count(item.get('client'))}, "
+            f"server {format_count(item.get('server'))} (tolerance {format_count(item.get('tolerance'))})")
+    note = f"; {escape(str(item['note']))}" if item.get("note") else ""
+    if item.get("agrees"):
+        return f"  [dim]{text}: agree{note}[/dim]"
+    return f"  [red]{text}: DISAGREE{note}[/red]"
+
+
+def _server_lines(variant: Mapping[str, Any]) -> list[str]:
+    """A variant's server block: totals, the shards that waited longest, the cross-check."""
+    server, metrics = server_of(variant), _metrics(variant)
+    totals = [f"lock waits {format_value('server.lock_waits', metrics.get('server.lock_waits'))} "
+              f"({format_seconds(metrics.get('server.lock_wait_s'))})",
+              f"rollbacks {format_value('server.rollbacks', metrics.get('server.rollbacks'))}",
+              f"deadlocks {format_value('server.deadlocks', metrics.get('server.deadlocks'))}",
+              f"WAL {format_value('server.wal_bytes', metrics.get('server.wal_bytes'))}"]
+    sampled = ""
+    if as_number(server.get("samples")) is not None:
+        every = as_number(server.get("interval_s"))
+        sampled = f"; {format_count(server['samples'])} samples" + (f" every {every * 1000:g} ms" if every else "")
+    repeats = variant.get("repeats")
+    if isinstance(repeats, Mapping) and repeats.get("representative"):
+        totals[0] = f"medians: {totals[0]}"
+        sampled += f"; shards and cross-check: repetition {repeats['representative']}"
+    lines = [", ".join(totals) + sampled]
+    for delta in database_deltas(variant):
+        if delta.get("shared"):
+            lines.append(f"  [dim]{escape(str(delta.get('server', MISSING)))}: shared with other sessions during "
+                         "the run, its counts include theirs[/dim]")
+    shards, count = waiting_shards(variant)
+    for shard in shards:
+        key = str(shard.get("shard", MISSING))
+        figures = shard_server(shard)
+        waits = ", ".join(f"{escape(event)} {format_seconds(seconds)}"
+                          for event, seconds in top_waits(figures.get("waits")))
+        text = (f"  shard {escape(key)}: {waits or 'no waits'}; lock waits {format_count(figures.get('lock_waits'))} "
+                f"({format_seconds(figures.get('lock_wait_s'))})")
+        locks = not_granted(variant, key)
+        if as_number(locks.get("max")) is not None:
+            text += f", not granted max {format_count(locks['max'])}"
+        lines.append(text)
+    if count > len(shards):
+        lines.append(f"  [dim]{count - len(shards)} more shards waited less[/dim]")
+    lines += [_cross_check_line(item) for item in cross_checks(variant)]
+    return lines
+
+
+def _render_server(console: Any, variants: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
+    for variant, name in zip(variants, names):
+        if has_server_figures(variant):
+            lines = _server_lines(variant)
+            console.print(f"server during {escape(name)}: {lines[0]}")
+            for line in lines[1:]:
+                console.print(line)
 
 
 def _thresholds_table(scenario: Mapping[str, Any]) -> Table | None:
@@ -571,9 +692,13 @@ def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
     variants = [v for v in scenario.get("variants") or [] if isinstance(v, Mapping)]
     names = [_variant_name(v, i) for i, v in enumerate(variants)]
     if len(variants) == 1:
-        console.print(f"variant: [bold]{escape(names[0])}[/bold]")
+        settings = ", ".join(setting_text(k, v) for k, v in variant_settings(variants[0]))
+        console.print(f"variant: [bold]{escape(names[0])}[/bold]" + (f" ({escape(settings)})" if settings else ""))
     for table in _lead_tables(scenario, variants, names):
         console.print(table)
+    settings_table = _settings_table(variants, names) if len(variants) > 1 else None
+    if settings_table is not None:
+        console.print(settings_table)
     if variants:
         console.print(_counts_table(variants, names))
         console.print(_throughput_table(variants, names))
@@ -583,6 +708,7 @@ def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
             if table is not None:
                 console.print(table)
         _render_crosscheck(console, variants, names)
+        _render_server(console, variants, names)
         repeats = _repeats_table(variants, names)
         if repeats is not None:
             console.print(repeats)
@@ -595,6 +721,7 @@ def _render_scenario(console: Any, scenario: Mapping[str, Any]) -> None:
 def render_report(console: Any, result: Mapping[str, Any], *, verdict: bool = True) -> None:
     """Print the end report of a stress run ``result`` (a ``wfctl.stress.result/1`` dict); the
     last line is the verdict unless ``verdict`` is False (``--compare`` prints it after the comparison)."""
+    _render_backend(console, result)
     for scenario in (s for s in result.get("scenarios") or [] if isinstance(s, Mapping)):
         _render_scenario(console, scenario)
     if verdict:
@@ -706,6 +833,7 @@ __all__ = [
     "format_percent",
     "format_rate",
     "format_ratio",
+    "format_seconds",
     "format_value",
     "machine_line",
     "render_comparison",

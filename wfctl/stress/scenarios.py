@@ -24,6 +24,11 @@ File format (every table rejects unknown keys; durations are strings such as ``"
     durability = "normal"         # "normal" | "full"
     workers = 2                   # worker processes
     schedulers = 0                # scheduler processes (>= 1 for model "scheduled")
+    backend = "sqlite"            # "sqlite" | "postgresql" (default: sqlite; --backend wins)
+    dsn = ["host=... dbname=..."] # postgresql: the servers, shards placed round-robin over them
+                                  # (default: $WFCTL_DSN; --dsn wins)
+    isolation = "serializable"    # postgresql: "read committed" (default) | "serializable"
+    hot_rows = false              # every start and completion also updates one shared row per shard
 
     [workload]
     model = "closed"              # "closed" | "open" | "scheduled"
@@ -61,6 +66,10 @@ File format (every table rejects unknown keys; durations are strings such as ``"
     shards = [1, 4]
     routes = ["definition", "execution"]
     hot_definition = true         # also run it all on one definition
+    hot_rows = [false, true]      # also with the shared row per shard (default: the engine's hot_rows)
+    isolation = ["serializable"]  # postgresql: isolation levels to compare (default: the engine's)
+    servers = [1, 2]              # postgresql: servers the shards spread over (> 1: needs that many DSNs)
+    [comparison.postgresql]       # optional: replaces the dimensions above on PostgreSQL
 
     [thresholds]
     defaults = ["failed == 0"]    # checked against wfctl.stress.metrics.known_metric_names()
@@ -99,7 +108,7 @@ __all__ = [
 
 PACKAGE = "wfctl_scenarios"
 OVERRIDE_KEYS = ("shards", "route", "durability", "workers", "clients", "total", "rate", "duration",
-                 "stuck_after", "seed", "scale", "repeat")
+                 "stuck_after", "seed", "scale", "repeat", "backend", "dsn", "isolation", "hot_rows")
 #: Repetitions of each variant at most (``repeat``, ``--repeat``).
 MAX_REPEAT = 100
 
@@ -126,12 +135,24 @@ class Meta(_Model):
     shows: str = Field(min_length=1)
 
 
+Isolation = Literal["read committed", "serializable"]
+
+
 class Engine(_Model):
     shards: int = Field(4, ge=1, le=1000)
     route: Literal["definition", "execution"] = "definition"
     durability: Literal["normal", "full"] = "normal"
     workers: int = Field(1, ge=1)
     schedulers: int = Field(0, ge=0)
+    backend: Optional[Literal["sqlite", "postgresql"]] = None
+    dsn: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    isolation: Optional[Isolation] = None
+    hot_rows: bool = False
+
+    @field_validator("dsn", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class Stage(_Model):
@@ -205,11 +226,22 @@ class InputSpec(_Model):
         return self
 
 
-class Comparison(_Model):
+class _Dimensions(_Model):
     shards: list[Annotated[int, Field(ge=1, le=1000)]] = Field(default_factory=lambda: [1, 4], min_length=1)
     routes: list[Literal["definition", "execution"]] = Field(
         default_factory=lambda: ["definition", "execution"], min_length=1)
     hot_definition: bool = True
+    hot_rows: list[bool] = Field(default_factory=list)
+    isolation: list[Isolation] = Field(default_factory=list)
+    servers: list[Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=lambda: [1], min_length=1)
+
+
+class Comparison(_Dimensions):
+    postgresql: Optional[_Dimensions] = None
+
+    def on(self, backend: str) -> _Dimensions:
+        """The dimensions that apply on ``backend``: the ``postgresql`` table's on PostgreSQL, if any."""
+        return self.postgresql if backend == "postgresql" and self.postgresql is not None else self
 
 
 class Thresholds(_Model):
@@ -222,7 +254,7 @@ class Thresholds(_Model):
         from wfctl.stress.metrics import known_metric_names
         from wfctl.stress.thresholds import parse_threshold
 
-        known = known_metric_names(causes=RETRY_CAUSES)
+        known = known_metric_names(causes=RETRY_CAUSES, server=True)
         for text in texts:
             try:
                 parse_threshold(text, known)
@@ -300,8 +332,9 @@ class Scenario(_Model):
         for key, value in smoke.items():
             if key in ("shards", "workers"):
                 data["engine"][key] = value
-                if key == "shards" and data.get("comparison"):
-                    data["comparison"]["shards"] = sorted({1, value})
+                if key == "shards":
+                    for dims in _dimension_tables(data):
+                        dims["shards"] = sorted({1, value})
             elif key in ("clients", "total", "rate", "duration", "stages", "slots", "late_after"):
                 data["workload"][key] = value
             elif key in ("size_bytes", "iterations", "rows"):
@@ -328,10 +361,10 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
     """A copy of ``scenario`` with command-line overrides; None values are ignored.
 
     Keys: shards, route, durability, workers, clients, total, rate, duration, stuck_after, seed,
-    repeat and scale (a factor multiplying the totals, rates, stage targets and slots of the file;
-    explicit values given alongside it win). ``rate`` also scales the stage targets by the new
+    repeat, backend, dsn (a list), isolation, hot_rows and scale (a factor multiplying the totals,
+    rates, stage targets and slots of the file; explicit values given alongside it win). ``rate`` also scales the stage targets by the new
     rate over the file's, so a ramp keeps its shape. On a comparison scenario ``shards`` N makes
-    the variants [1, N] and ``route`` keeps only that routing mode.
+    the variants [1, N], and ``route``, ``isolation`` and ``hot_rows`` keep only that value.
     """
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if not given:
@@ -353,15 +386,18 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
             stage["target"] = _scaled(stage["target"], scale, "stage target")
         if workload.get("slots") is not None:
             workload["slots"] = max(1, math.ceil(_scaled(workload["slots"], scale, "slots")))
-    for key in ("shards", "route", "durability", "workers"):
+    for key in ("shards", "route", "durability", "workers", "backend", "dsn", "isolation", "hot_rows"):
         if key in given:
             engine[key] = given[key]
-    comparison = data.get("comparison")
-    if comparison:
+    for dims in _dimension_tables(data):
         if "shards" in given:
-            comparison["shards"] = sorted({1, given["shards"]})
+            dims["shards"] = sorted({1, given["shards"]})
         if "route" in given:
-            comparison["routes"] = [given["route"]]
+            dims["routes"] = [given["route"]]
+        if "isolation" in given:
+            dims["isolation"] = [given["isolation"]]
+        if "hot_rows" in given:
+            dims["hot_rows"] = [given["hot_rows"]]
     if "rate" in given and workload.get("rate") and workload.get("stages"):
         factor = given["rate"] / workload["rate"]  # the ramp keeps its shape towards the new rate
         for stage in workload["stages"]:
@@ -383,6 +419,14 @@ def apply_overrides(scenario: Scenario, overrides: Optional[Mapping[str, Any]]) 
     if "seed" in given:
         data["input"]["seed"] = given["seed"]
     return _revalidate(data, scenario.source, "the command line", smoked=scenario.smoked)
+
+
+def _dimension_tables(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``[comparison]`` table and its ``[comparison.postgresql]`` table, those present."""
+    comparison = data.get("comparison")
+    if not comparison:
+        return []
+    return [comparison, *([comparison["postgresql"]] if comparison.get("postgresql") else [])]
 
 
 def _scaled(value: float, scale: float, what: str) -> float:

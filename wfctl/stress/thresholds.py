@@ -157,7 +157,7 @@ def parse_threshold(text: str, known_metrics: Iterable[str] | None = None) -> Th
         )
     name = normalise_metric_name(match["metric"])
     if known_metrics is None:
-        known = known_metric_names(causes=RETRY_CAUSES)
+        known = known_metric_names(causes=RETRY_CAUSES, server=True)
         ok = name in known or is_step_latency_metric(name)
     else:
         known = list(known_metrics)

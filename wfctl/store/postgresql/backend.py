@@ -30,10 +30,12 @@ from psycopg import sql
 from ...errors import InputError
 from ..backend import Backend
 from ..errors import CorruptShardError, StoreError, UnreachableError
+from ..roles import application_name
 from .catalog import PostgresCatalogStore
 from .connection import ISOLATIONS, Session, parse_dsn, server_name
-from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, lock_deployment,
-                     ready_channel, shard_schema, stored_version)
+from .schema import (PREFIX_PATTERN, catalog_schema, check_shard_schema, create_catalog, create_shard, listener_name,
+                     lock_deployment, ready_channel, shard_schema, stored_version)
+from .observer import PostgresObserver
 from .shard import PostgresShardStore
 from .waker import PostgresWaker
 
@@ -253,15 +255,21 @@ class PostgresBackend(Backend):
                                  f"deployment {self.prefix}")
 
     def describe(self) -> dict[str, Any]:
-        """``{"backend": "postgresql", "version": "15.2", "server": "host:port/dbname"}`` (the catalog's server)."""
+        """``{"backend": "postgresql", "version": "15.2", "server": "host:port/dbname",
+        "max_connections": 100, "synchronous_commit": "on"}`` (the catalog's server; its defaults:
+        wfctl's sessions set ``synchronous_commit`` from the durability)."""
         self._need_dsn()
         session = self._admin(self.dsn, "describe")
         try:
-            version = session.run(lambda conn: conn.execute("SHOW server_version").fetchone()[0], write=False,
-                                  pipeline=False)
+            version, max_connections, synchronous_commit = session.run(
+                lambda conn: conn.execute("SELECT current_setting('server_version'),"
+                                          " current_setting('max_connections')::int,"
+                                          " current_setting('synchronous_commit')").fetchone(),
+                write=False, pipeline=False)
         finally:
             session.close()
-        return {"backend": self.name, "version": version.split()[0], "server": server_name(self.dsn)}
+        return {"backend": self.name, "version": version.split()[0], "server": server_name(self.dsn),
+                "max_connections": max_connections, "synchronous_commit": synchronous_commit}
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -276,7 +284,7 @@ class PostgresBackend(Backend):
         return PostgresShardStore(self.placement()[shard], shard_schema(self.prefix, shard), shard,
                                   durability=self.settings.durability, isolation=self.isolation,
                                   max_payload_bytes=self.settings.max_payload_bytes,
-                                  ready_channel=ready_channel(self.prefix, shard))
+                                  ready_channel=ready_channel(self.prefix, shard), hot_rows=self.settings.hot_rows)
 
     def waker(self, shards: Collection[int]) -> PostgresWaker:
         """A waker listening on every server holding some of ``shards`` (see :mod:`.waker`)."""
@@ -284,7 +292,11 @@ class PostgresBackend(Backend):
         for shard in shards:
             self._check_shard(shard)
             channels.setdefault(self.placement()[shard], {})[ready_channel(self.prefix, shard)] = shard
-        return PostgresWaker(channels)
+        return PostgresWaker(channels, application_name(listener_name(self.prefix)))
+
+    def observer(self) -> PostgresObserver:
+        """An observer of every server of the deployment (see :mod:`.observer`)."""
+        return PostgresObserver(self.prefix, list(dict.fromkeys([self.dsn, *self.placement().values()])))
 
     def location(self, shard: int | None = None) -> str:
         """``host:port/dbname schema wfctl_shard_003`` (None: the catalog); never a password."""

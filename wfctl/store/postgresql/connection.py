@@ -36,9 +36,22 @@ from ...errors import InputError
 from ..base import CONNECTION_LOST, DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILURE
 from ..errors import CorruptShardError, FencingError, StoreBusyError, StoreError, UnreachableError
 from ..patience import is_impatient
+from ..roles import application_name, session_role
 
 T = TypeVar("T")
 _log = logging.getLogger("wfctl.store.postgresql")
+
+
+def _not_pipeline_aborted(record: logging.LogRecord) -> bool:
+    """False for psycopg's warning that leaving a pipeline failed after its transaction failed
+    (``pipeline aborted``): the transaction's own error is what the session handles (a conflict
+    retried and counted), so the warning is noise on every worker's stderr."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (record.msg == "error ignored terminating %r: %s" and len(args) == 2
+                and isinstance(args[1], psycopg.errors.PipelineAborted))
+
+
+logging.getLogger("psycopg").addFilter(_not_pipeline_aborted)
 
 CAUSES = {"40001": SERIALIZATION_FAILURE, "40P01": DEADLOCK, "55P03": LOCK_TIMEOUT}
 RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
@@ -104,7 +117,9 @@ class Session:
 
     ``label`` names what it serves in errors (``shard 3``); ``schema`` is its ``search_path``;
     ``isolation`` applies to every transaction; ``durability`` sets ``synchronous_commit``;
-    ``counters``: persist the counters in the schema's ``counters`` table.
+    ``counters``: persist the counters in the schema's ``counters`` table. The connection's
+    ``application_name`` is ``wfctl <schema> <role>`` (:mod:`wfctl.store.roles`), renamed at the
+    next transaction when the process's role changes.
     """
 
     def __init__(self, dsn: str, *, schema: str, label: str, isolation: str = "read committed",
@@ -123,6 +138,7 @@ class Session:
         self.retries: dict[str, int] = {}
         self.wait_ms: dict[str, float] = {}
         self.transactions = 0
+        self.rollbacks = 0  # transactions that ended rolled back on a live connection, whatever the cause
         self.lost_and_retried = False  # whether the last run() was retried after losing its connection
         self.counters = counters
         self._flushed_at = time.monotonic()
@@ -133,6 +149,7 @@ class Session:
         self._pipeline: psycopg.Pipeline | None = None
         self._connected_once = False
         self._after_commit_failed = False
+        self._role = session_role()  # the role the connection is named with (see wfctl.store.roles)
 
     @property
     def where(self) -> str:
@@ -150,8 +167,9 @@ class Session:
         if params.get("options"):
             options = f"{params['options']} {options}"
         timeout = params.get("connect_timeout") or os.environ.get("PGCONNECT_TIMEOUT") or CONNECT_TIMEOUT_S
+        self._role = session_role()
         return psycopg.connect(self.dsn, autocommit=True, options=options, connect_timeout=int(timeout),
-                               application_name=f"wfctl {self.label}"[:63])
+                               application_name=application_name(self.schema, self._role))
 
     def connection(self) -> psycopg.Connection:
         """The open connection, (re)connecting with backoff for at most :data:`RECONNECT_DEADLINE_S`
@@ -221,6 +239,8 @@ class Session:
                     result = self._attempt(conn, work, isolation, pipeline, after_commit)
                 except psycopg.Error as exc:
                     self._rollback(conn)
+                    if not (conn.broken or conn.closed):
+                        self.rollbacks += 1
                     sqlstate = getattr(exc, "sqlstate", None)
                     cause = CAUSES.get(sqlstate or "")
                     if cause is not None:
@@ -251,7 +271,8 @@ class Session:
                                                f"unknown ({_first_line(exc)})") from None
                     raise self.error(exc) from None
                 except BaseException:
-                    self._rollback(conn)
+                    if self._rollback(conn):
+                        self.rollbacks += 1
                     raise
                 if write:
                     self.transactions += 1
@@ -262,13 +283,17 @@ class Session:
                  pipeline: bool = True, after_commit: tuple[str, Any] | None = None) -> T:
         begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {isolation.upper()}"
         commit: psycopg.Cursor | None = None
+        role = session_role()
         try:
+            if role != self._role:  # the process's role changed since the connection was named
+                conn.execute("SELECT set_config('application_name', %s, false)", (application_name(self.schema, role),))
+                self._role = role
             if not pipeline:
                 conn.execute(begin)
                 result = work(conn)
                 commit = conn.execute("COMMIT")
                 if after_commit is not None:
-                    conn.execute(*after_commit)
+                    conn.execute(*after_commit, prepare=False)
                 return result
             with conn.pipeline() as self._pipeline:
                 try:
@@ -276,7 +301,7 @@ class Session:
                     result = work(conn)
                     commit = conn.execute("COMMIT")
                     if after_commit is not None:
-                        conn.execute(*after_commit)
+                        conn.execute(*after_commit, prepare=False)  # never a statement a failed pipeline left unprepared
                 finally:
                     self._pipeline = None
         except psycopg.Error as exc:
@@ -286,13 +311,15 @@ class Session:
                 _log.warning("%s: the statement after a commit failed (logged once): %s", self.where, _first_line(exc))
             self._after_commit_failed = True
             self._rollback(conn)
+            self.rollbacks += 1  # its own (implicit) transaction
         return result
 
-    def check_or_close(self, work: Callable[[psycopg.Connection], None]) -> None:
-        """Run the schema check ``work(conn)`` (a read, outside a pipeline) that opens a store on this
-        session; the session is closed when it raises."""
+    def check_or_close(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """Run the schema check ``work(conn)`` (outside a pipeline, not counted as a write) that
+        opens a store on this session, or the completion of its schema; its result. The session is
+        closed when it raises."""
         try:
-            self.run(work, write=False, pipeline=False)
+            return self.run(work, write=False, pipeline=False)
         except BaseException:
             self.close()
             raise
@@ -315,12 +342,15 @@ class Session:
             _log.warning("%s: could not end the sessions holding a lock: %s", self.where, _first_line(exc))
 
     @staticmethod
-    def _rollback(conn: psycopg.Connection) -> None:
+    def _rollback(conn: psycopg.Connection) -> bool:
+        """Roll back the transaction ``conn`` is in, if any; whether it was in one."""
         try:
             if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
+                return True
         except psycopg.Error:
             pass  # the original error is the one worth reporting
+        return False
 
     def error(self, exc: psycopg.Error) -> StoreError:
         """The store error for a psycopg error (one line naming the shard and the server)."""
@@ -340,27 +370,29 @@ class Session:
 
     def _maybe_flush(self, conn: psycopg.Connection, force: bool = False) -> None:
         """Persist the counters (their own read-committed transaction) when due or ``force``."""
-        if not self.counters or not (self.transactions or any(self.retries.values())):
+        if not self.counters or not (self.transactions or self.rollbacks or any(self.retries.values())):
             return
         if not force and time.monotonic() - self._flushed_at < FLUSH_EVERY_S:
             return
-        retries, wait_ms, transactions = dict(self.retries), dict(self.wait_ms), self.transactions
+        retries, wait_ms, transactions, rollbacks = dict(self.retries), dict(self.wait_ms), self.transactions, self.rollbacks
         try:
-            self._attempt(conn, lambda c: counters_flush(c, retries, wait_ms, transactions), "read committed")
+            self._attempt(conn, lambda c: counters_flush(c, retries, wait_ms, transactions, rollbacks), "read committed")
         except psycopg.Error:
             self._rollback(conn)
+            self.rollbacks += 1
             return  # kept in memory: the next flush persists them
         for cause, n in retries.items():
             self.retries[cause] -= n
         for cause, ms in wait_ms.items():
             self.wait_ms[cause] -= ms
         self.transactions -= transactions
+        self.rollbacks -= rollbacks
         self._flushed_at = time.monotonic()
 
-    def pending(self) -> tuple[dict[str, int], dict[str, float], int]:
-        """The counters not yet persisted: retries and wait by cause, transactions."""
+    def pending(self) -> tuple[dict[str, int], dict[str, float], int, int]:
+        """The counters not yet persisted: retries and wait by cause, transactions, rollbacks."""
         with self._lock:
-            return dict(self.retries), dict(self.wait_ms), self.transactions
+            return dict(self.retries), dict(self.wait_ms), self.transactions, self.rollbacks
 
     def close(self) -> None:
         """Persist pending counters (best effort), then close the connection."""
@@ -384,11 +416,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def counters_flush(conn: psycopg.Connection, retries: dict[str, int], wait_ms: dict[str, float],
-                   transactions: int) -> None:
+                   transactions: int, rollbacks: int = 0) -> None:
     """Add counters to the shard's ``counters`` table (one statement, rows in name order)."""
-    names = sorted(set(retries) | set(wait_ms) | {"transactions"})
-    counts = [transactions if n == "transactions" else retries.get(n, 0) for n in names]
-    waits = [0.0 if n == "transactions" else wait_ms.get(n, 0.0) for n in names]
+    totals = {"transactions": transactions, "rollbacks": rollbacks}
+    names = sorted(set(retries) | set(wait_ms) | set(totals))
+    counts = [totals[n] if n in totals else retries.get(n, 0) for n in names]
+    waits = [0.0 if n in totals else wait_ms.get(n, 0.0) for n in names]
     conn.execute("INSERT INTO counters (name, count, wait_ms) SELECT * FROM unnest(%s::text[], %s::bigint[],"
                  " %s::float8[]) ON CONFLICT (name) DO UPDATE SET count = counters.count + excluded.count,"
                  " wait_ms = counters.wait_ms + excluded.wait_ms", (names, counts, waits))

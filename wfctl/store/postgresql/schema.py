@@ -15,6 +15,9 @@ plus one schema per shard, ``wfctl_shard_000``..., each on the server the placem
                         keeps large ones out of line: no blobs table)
                     fence(generation): checks the lease generation under FOR KEY SHARE, else
                         raises SQLSTATE WF001
+                    hot_row (id=1): count  (runs started plus runs finished while the deployment's
+                        hot_rows setting was on; created when a shard schema without it is opened:
+                        additive, same schema version)
 
 Creation and upgrades run in one transaction holding ``pg_advisory_xact_lock`` on the
 deployment's name, so concurrent ``create`` calls serialize; every statement is idempotent,
@@ -31,6 +34,7 @@ from psycopg import sql
 from ...errors import InputError
 from ..base import SCHEMA_VERSION
 from ..errors import CorruptShardError
+from ..roles import shard_of_schema
 
 PREFIX_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 
@@ -43,6 +47,11 @@ def catalog_schema(prefix: str) -> str:
 def shard_schema(prefix: str, shard: int) -> str:
     """``wfctl_shard_003`` for shard 3."""
     return f"{prefix}_shard_{shard:03d}"
+
+
+def listener_name(prefix: str) -> str:
+    """``wfctl_listener``: what a worker's listening sessions name in place of a schema."""
+    return f"{prefix}_listener"
 
 
 def ready_channel(prefix: str, shard: int) -> str:
@@ -96,6 +105,11 @@ BEGIN
 END $$;
 """
 
+_HOT_ROW_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.hot_row (id int PRIMARY KEY CHECK (id = 1), count bigint NOT NULL DEFAULT 0);
+INSERT INTO {schema}.hot_row (id, count) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+"""
+
 _CATALOG_DDL = """
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.meta (key text PRIMARY KEY, value text NOT NULL);
@@ -111,6 +125,8 @@ CREATE TABLE IF NOT EXISTS {schema}.schedules (
 """
 
 SHARD_TABLES = ("shard_status", "counters", "runs", "queue", "journal")
+ADDED_SHARD_TABLES = ("hot_row",)
+"""Shard tables added since the first layout: a shard schema without them is completed when opened."""
 CATALOG_TABLES = ("meta", "placement", "definitions", "definition_versions", "schedules")
 
 
@@ -153,9 +169,17 @@ def create_catalog(conn: psycopg.Connection, prefix: str, *, shards: int, route:
 def create_shard(conn: psycopg.Connection, prefix: str, shard: int, now: float) -> None:
     """Create (or complete) shard ``shard``'s schema, in the caller's transaction after :func:`lock_deployment`."""
     schema = shard_schema(prefix, shard)
-    _ddl(conn, _SHARD_DDL, schema)
+    _ddl(conn, _SHARD_DDL + _HOT_ROW_DDL, schema)
     conn.execute(sql.SQL("INSERT INTO {}.shard_status (id, shard, schema_version, created_at) VALUES (1, %s, %s, %s)"
                          " ON CONFLICT (id) DO NOTHING").format(sql.Identifier(schema)), (shard, SCHEMA_VERSION, now))
+
+
+def complete_shard(conn: psycopg.Connection, schema: str) -> None:
+    """Add the :data:`ADDED_SHARD_TABLES` a shard schema lacks (in the caller's transaction, holding
+    the deployment's lock; idempotent)."""
+    prefix, _ = shard_of_schema(schema)
+    lock_deployment(conn, prefix)
+    _ddl(conn, _HOT_ROW_DDL, schema)
 
 
 def stored_version(conn: psycopg.Connection, schema: str) -> int | None:

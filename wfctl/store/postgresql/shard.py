@@ -6,6 +6,8 @@ transaction; a taken id or key costs one more read); a claim is one (fence, then
 SKIP LOCKED`` marked with the generation in the same statement); a group commit is two whatever
 the batch size (fence, runs locked in id order and the journal tails read; then one set-based
 statement each for journal rows, run updates, queue deletes and queue re-inserts, and COMMIT).
+With ``hot_rows``, a start updates the shard's ``hot_row`` in its one statement (a CTE) and a
+group commit that finishes runs sends one statement more, in its last round trip.
 A transaction that reads before it writes ends its first round trip with a Sync
 (``Session.fetch_synced``), so a stopped client's session is ended by the server's
 ``idle_in_transaction_session_timeout`` and releases its locks; a client stopped mid-pipeline,
@@ -27,7 +29,7 @@ from ..payload import DEFAULT_MAX_PAYLOAD_BYTES
 from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
                            as_float, holders, journal_params, journal_record, new_run_values, run_record)
 from .connection import RETRY_CAUSES, Session
-from .schema import check_shard_schema
+from .schema import ADDED_SHARD_TABLES, check_shard_schema, complete_shard, missing_tables
 
 _log = logging.getLogger("wfctl.store.postgresql")
 
@@ -43,7 +45,7 @@ _START = (
     " timeout_s, created_at, updated_at, input, state, slot_time, definition_version)"
     " VALUES (%(id)s, %(definition)s, 'pending', %(step)s, 1, %(key)s, %(timeout)s, %(now)s, %(now)s, %(input)s,"
     " %(state)s, %(slot)s, %(version)s) ON CONFLICT DO NOTHING RETURNING execution_id),"
-    " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %(now)s FROM ins)"
+    " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %(now)s FROM ins){hot}"
     " SELECT execution_id, true FROM ins UNION ALL"
     " (SELECT execution_id, false FROM runs WHERE NOT EXISTS (SELECT 1 FROM ins)"
     " AND (execution_id = %(id)s OR idempotency_key = %(key)s) ORDER BY execution_id = %(id)s DESC LIMIT 1)")
@@ -55,8 +57,12 @@ _CREATE = (
     " timeout_s, created_at, updated_at, input, state, slot_time, definition_version)"
     " SELECT execution_id, definition_id, 'pending', current_step, 1, idempotency_key, timeout_s, %s, %s, input,"
     " state, slot_time, definition_version FROM v ORDER BY ord ON CONFLICT DO NOTHING RETURNING execution_id),"
-    " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %s FROM ins)"
+    " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %s FROM ins){hot}"
     " SELECT execution_id FROM ins")
+_HOT_CTE = (", h AS (UPDATE hot_row SET count = count + (SELECT COUNT(*) FROM ins) WHERE id = 1"
+            " AND EXISTS (SELECT 1 FROM ins))")
+"""With ``hot_rows``: a start's (or a batch's) runs created, added to the shard's one ``hot_row`` row."""
+_HOT_ROW = "UPDATE hot_row SET count = count + %s WHERE id = 1"
 _EXISTING = ("SELECT execution_id, idempotency_key FROM runs WHERE execution_id = ANY(%s)"
              " OR idempotency_key = ANY(%s)")
 _CLAIM = (
@@ -159,19 +165,32 @@ class PostgresShardStore(ShardStore):
     Lease times are the database server's clock (``clock_timestamp()``, epoch seconds): the
     lease methods ignore the caller's ``now``, so workers on machines whose clocks differ agree on
     who holds a shard. Every other time (run timestamps, ready times, ``claim_ready``'s ``now``) is
-    the caller's, as with SQLite. ``start_run`` never waits for another start.
+    the caller's, as with SQLite. ``start_run`` never waits for another start, unless ``hot_rows``:
+    then every transaction that creates, finishes or cancels runs also adds their number to the
+    schema's one ``hot_row`` row (a start in its one statement, a group commit in one more), so
+    concurrent writers of the shard wait for its row lock (read committed) or fail with 40001 and
+    are retried (serializable).
     """
 
     def __init__(self, dsn: str, schema: str, shard: int, *, durability: str = "normal",
                  isolation: str = "read committed", max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                 ready_channel: str | None = None):
+                 ready_channel: str | None = None, hot_rows: bool = False):
         self.shard = shard
         self.max_payload_bytes = max_payload_bytes
+        self.hot_rows = hot_rows
+        self._start = _START.format(hot=_HOT_CTE if hot_rows else "")
+        self._create = _CREATE.format(hot=_HOT_CTE if hot_rows else "")
         # A start's NOTIFY, sent after its commit (see .waker); None: starts announce nothing.
         self._notify = None if ready_channel is None else ("SELECT pg_notify(%s, '')", (ready_channel,))
         self._db = Session(dsn, schema=schema, label=f"shard {shard}", isolation=isolation,
                            durability=durability, counters=True)
-        self._db.check_or_close(lambda conn: check_shard_schema(conn, schema, shard, self._db.where))
+
+        def check(conn: psycopg.Connection) -> list[str]:
+            check_shard_schema(conn, schema, shard, self._db.where)
+            return missing_tables(conn, schema, ADDED_SHARD_TABLES)
+
+        if self._db.check_or_close(check):  # created before a table was added: add it
+            self._db.check_or_close(lambda conn: complete_shard(conn, schema))
 
     @property
     def where(self) -> str:
@@ -206,7 +225,7 @@ class PostgresShardStore(ShardStore):
                    [as_float(r.timeout_s) for r, *_ in prepared], [p[1][0] for p in prepared],
                    [p[2][0] for p in prepared], [as_float(r.slot_time) for r, *_ in prepared],
                    [r.definition_version for r, *_ in prepared]]
-        cursor = self._db.run(lambda conn: conn.execute(_CREATE, (*columns, now, now, now)),
+        cursor = self._db.run(lambda conn: conn.execute(self._create, (*columns, now, now, now)),
                               after_commit=self._notify)
         created = {row[0] for row in cursor.fetchall()}
         if self._db.lost_and_retried:  # the first attempt may have committed: our own ids are ours
@@ -237,7 +256,7 @@ class PostgresShardStore(ShardStore):
                   "timeout": timeout_s, "now": now, "input": input_json[0], "state": state_json[0],
                   "slot": slot_time, "version": definition_version}
         while True:
-            row = self._db.run(lambda conn: conn.execute(_START, params), after_commit=self._notify).fetchone()
+            row = self._db.run(lambda conn: conn.execute(self._start, params), after_commit=self._notify).fetchone()
             if row is not None and row[0] == execution_id and self._db.lost_and_retried:
                 return execution_id, True  # the first attempt committed before the connection broke
             if row is not None:
@@ -297,8 +316,7 @@ class PostgresShardStore(ShardStore):
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._fetch(f"SELECT COUNT(*) FROM runs r{where}", params)[0][0]
 
-    @staticmethod
-    def _cancel(conn: psycopg.Connection, locked: list[str], now: float | Callable[[], float]) -> list[str]:
+    def _cancel(self, conn: psycopg.Connection, locked: list[str], now: float | Callable[[], float]) -> list[str]:
         """Cancel ``locked`` (unfinished runs whose rows this transaction locked); a clock ``now``
         is read here, once the locks are held, so no step committed before the cancel is later."""
         if locked:
@@ -306,6 +324,8 @@ class PostgresShardStore(ShardStore):
             conn.execute("UPDATE runs SET status = 'canceled', completed_at = %s, updated_at = %s"
                          " WHERE execution_id = ANY(%s)", (when, when, locked))
             conn.execute("DELETE FROM queue WHERE execution_id = ANY(%s)", (locked,))
+            if self.hot_rows:
+                conn.execute(_HOT_ROW, (len(locked),))
         return locked
 
     def cancel_runs(self, execution_ids: Collection[str], *, now: float | Callable[[], float]) -> list[str]:
@@ -366,22 +386,25 @@ class PostgresShardStore(ShardStore):
                            (default_timeout_s, now, limit))
         return [run_record(row, self.shard) for row in rows]
 
-    def _counters(self) -> tuple[dict[str, int], dict[str, float], int, int]:
-        """Retries and wait by cause, transactions (persisted plus this process's pending), deleted runs."""
+    def _counters(self) -> tuple[dict[str, int], dict[str, float], int, int, int]:
+        """Retries and wait by cause, transactions and rolled-back transactions (persisted plus this
+        process's pending), deleted runs."""
         rows = self._fetch("SELECT name, count, wait_ms FROM counters")
-        pending_retries, pending_wait_ms, transactions = self._db.pending()
+        pending_retries, pending_wait_ms, transactions, rollbacks = self._db.pending()
         retries = {cause: pending_retries.get(cause, 0) for cause in RETRY_CAUSES}
         wait_ms = {cause: pending_wait_ms.get(cause, 0.0) for cause in RETRY_CAUSES}
         deleted = 0
         for name, count, waited in rows:
             if name == "transactions":
                 transactions += count
+            elif name == "rollbacks":
+                rollbacks += count
             elif name == "deleted_runs":
                 deleted = count
             else:
                 retries[name] = retries.get(name, 0) + count
                 wait_ms[name] = wait_ms.get(name, 0.0) + waited
-        return retries, wait_ms, transactions, deleted
+        return retries, wait_ms, transactions, rollbacks, deleted
 
     def stats(self) -> ShardStats:
         def gather(conn: psycopg.Connection) -> tuple:
@@ -394,18 +417,20 @@ class PostgresShardStore(ShardStore):
                     conn.execute("SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
                                  " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"),
                     conn.execute("SELECT COALESCE(SUM(n_dead_tup), 0)::bigint FROM pg_stat_user_tables"
-                                 " WHERE schemaname = current_schema()"))
+                                 " WHERE schemaname = current_schema()"),
+                    conn.execute("SELECT count FROM hot_row WHERE id = 1"))
 
-        by_status, depth, waiting, lease, size, dead = self._read(gather)
-        retries, wait_ms, transactions, _ = self._counters()
-        details = {"dead_tuples": dead.fetchone()[0], "server": self._db.server}
+        by_status, depth, waiting, lease, size, dead, hot = self._read(gather)
+        retries, wait_ms, transactions, rollbacks, _ = self._counters()
+        details = {"dead_tuples": dead.fetchone()[0], "server": self._db.server, "hot_row_count": hot.fetchone()[0],
+                   "rolled_back": rollbacks}
         return shard_stats(self.shard, dict(by_status.fetchall()), depth.fetchone()[0], waiting.fetchone(),
                            lease.fetchone(), retries, wait_ms, transactions, size.fetchone()[0], details)
 
     def progress(self) -> ShardProgress:
         counts = self._fetch("SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs"
                              " WHERE status IN ('pending', 'running')), (SELECT COUNT(*) FROM queue)")[0]
-        retries, wait_ms, transactions, deleted = self._counters()
+        retries, wait_ms, transactions, _, deleted = self._counters()
         return shard_progress(self.shard, counts[0] + deleted, counts[1], counts[2], retries, wait_ms, transactions)
 
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
@@ -521,16 +546,21 @@ class PostgresShardStore(ShardStore):
         def commit(conn: psycopg.Connection) -> list[str]:
             conn.execute("SELECT fence(%s)", (generation,))
             skipped: list[str] = []
+            finished = 0
             for layer in _layers(updates):
-                skipped.extend(self._commit_layer(conn, layer, prepared, now))
+                skipped_here, finished_here = self._commit_layer(conn, layer, prepared, now)
+                skipped.extend(skipped_here)
+                finished += finished_here
+            if self.hot_rows and finished:
+                conn.execute(_HOT_ROW, (finished,))
             return skipped
 
         return self._db.run(commit, idempotent=False) if updates else []
 
     def _commit_layer(self, conn: psycopg.Connection, layer: list[StepCommit], prepared: dict[int, tuple],
-                      now: float) -> list[str]:
+                      now: float) -> tuple[list[str], int]:
         """Apply one run's transition at most per run: lock the runs and read their journal tails
-        (one round trip), then four set-based statements."""
+        (one round trip), then four set-based statements; the runs skipped, and how many finished."""
         ids = [u.execution_id for u in layer]
         locked, tail_rows = self._db.fetch_synced(conn, (_LOCK_RUNS, (ids,)), (_JOURNAL_TAILS, (ids,)))
         found = {row[0]: row for row in locked}
@@ -566,7 +596,7 @@ class PostgresShardStore(ShardStore):
             conn.execute("DELETE FROM queue WHERE execution_id = ANY(%s)", (dequeue,))
         if requeue:
             conn.execute(_REQUEUE, [list(column) for column in zip(*requeue)])
-        return skipped
+        return skipped, sum(1 for run in runs if run[-1] is not None)
 
     def close(self) -> None:
         self._db.close()

@@ -30,10 +30,12 @@ _log = logging.getLogger("wfctl.store.postgresql")
 
 class PostgresWaker(Waker):
     """A :class:`~wfctl.store.waker.Waker` fed by LISTEN: ``channels`` maps each server's DSN to
-    ``{channel: shard}`` for the shards to watch there. Close it to stop its threads."""
+    ``{channel: shard}`` for the shards to watch there; ``name`` its sessions' ``application_name``.
+    Close it to stop its threads."""
 
-    def __init__(self, channels: Mapping[str, Mapping[str, int]]):
+    def __init__(self, channels: Mapping[str, Mapping[str, int]], name: str = "wfctl listener"):
         super().__init__()
+        self._name = name
         self._stop = threading.Event()
         self._stop_r, self._stop_w = os.pipe()
         self._connected: set[str] = set()
@@ -53,7 +55,7 @@ class PostgresWaker(Waker):
     def _connect(self, dsn: str, channels: Mapping[str, int]) -> psycopg.Connection:
         params = parse_dsn(dsn, "listener")
         timeout = params.get("connect_timeout") or os.environ.get("PGCONNECT_TIMEOUT") or CONNECT_TIMEOUT_S
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=int(timeout), application_name="wfctl listener",
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=int(timeout), application_name=self._name,
                                keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
         try:
             for channel in channels:

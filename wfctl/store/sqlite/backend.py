@@ -98,7 +98,7 @@ class SQLiteBackend(Backend):
         return SQLiteShardStore(self.shard_path(shard), shard, durability=self.settings.durability,
                                 max_payload_bytes=self.settings.max_payload_bytes,
                                 spill_threshold_bytes=self.options["spill_threshold_bytes"],
-                                busy_deadline_s=self._busy_deadline_s)
+                                busy_deadline_s=self._busy_deadline_s, hot_rows=self.settings.hot_rows)
 
     def open_catalog(self) -> CatalogStore:
         return SQLiteCatalogStore(self.catalog_path, durability=self.settings.durability,

@@ -29,6 +29,9 @@ unchanged: every query reads both.
     journal       (execution_id, seq) PK | step_slug, step_type, attempt, status, port, error,
                   started_at, finished_at, output
     blobs         id PK | execution_id (indexed), body
+    hot_row       id=1 | count  (runs started plus runs finished while the deployment's
+                  ``hot_rows`` setting was on; created when a shard file without it is opened
+                  for writing: additive, same schema version)
 
 Catalog file::
 
@@ -93,6 +96,7 @@ def create_shard_schema(conn: sqlite3.Connection, shard: int, now: float) -> Non
     blobs = db.create_table("blobs", {"id": int, "execution_id": str, "body": str}, pk="id",
                             not_null={"execution_id", "body"})
     blobs.create_index(["execution_id"], index_name="ix_blobs_execution")
+    add_hot_row(conn)
     conn.execute("INSERT INTO shard_status (id, shard, created_at) VALUES (1, ?, ?)", (shard, now))
     _stamp(conn, SHARD_APP_ID)
 
@@ -163,6 +167,18 @@ def add_run_columns(conn: sqlite3.Connection) -> None:
     for column, kind in ADDED_RUN_COLUMNS.items():
         if column not in present:
             conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+
+
+def has_hot_row(conn: sqlite3.Connection) -> bool:
+    """Whether the shard file has its ``hot_row`` table (files written before it do not)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hot_row'").fetchone() is not None
+
+
+def add_hot_row(conn: sqlite3.Connection) -> None:
+    """Create the ``hot_row`` table and its row (inside the caller's write transaction; idempotent)."""
+    conn.execute('CREATE TABLE IF NOT EXISTS "hot_row" (\n   "id" INTEGER PRIMARY KEY CHECK ("id" = 1),'
+                 '\n   "count" INTEGER NOT NULL DEFAULT 0\n)')
+    conn.execute("INSERT OR IGNORE INTO hot_row (id, count) VALUES (1, 0)")
 
 
 def _stamp(conn: sqlite3.Connection, app_id: int) -> None:

@@ -18,7 +18,8 @@ from ..payload import DEFAULT_MAX_PAYLOAD_BYTES
 from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
                            holders, journal_params, journal_record, new_run_values, run_record)
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
-from .schema import SHARD_APP_ID, add_run_columns, check_schema, create_shard_schema, is_initialized, shard_lacks_columns
+from .schema import (SHARD_APP_ID, add_hot_row, add_run_columns, check_schema, create_shard_schema, has_hot_row,
+                     is_initialized, shard_lacks_columns)
 
 #: Inputs, states and outputs larger than this are stored out of line (the ``blobs`` table).
 DEFAULT_SPILL_THRESHOLD_BYTES = 256 * 1024
@@ -42,6 +43,7 @@ _INSERT_RUN = (
     " timeout_s, created_at, updated_at, input_blob, state_blob, input, state, slot_time, definition_version)"
     " VALUES (?, ?, 'pending', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 _INSERT_QUEUE = "INSERT INTO queue (execution_id, ready_at) VALUES (?, ?)"
+_HOT_ROW = "UPDATE hot_row SET count = count + ? WHERE id = 1"
 _UPDATE_RUN = (
     "UPDATE runs SET status = ?, current_step = ?, attempt = ?, state = ?, state_blob = ?,"
     " output = ?, output_blob = ?, error = ?, wake_at = ?, updated_at = ?,"
@@ -77,17 +79,19 @@ class SQLiteShardStore(ShardStore):
 
     Inputs, states and outputs larger than ``spill_threshold_bytes`` live in the ``blobs``
     table; a run whose state went out of line keeps it there. Values over
-    ``max_payload_bytes`` are refused before any write.
+    ``max_payload_bytes`` are refused before any write. ``hot_rows``: every transaction that
+    creates, finishes or cancels runs also adds their number to the ``hot_row`` row.
     """
 
     def __init__(self, path: Path, shard: int, *, durability: str = "normal",
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
                  spill_threshold_bytes: int = DEFAULT_SPILL_THRESHOLD_BYTES,
-                 busy_deadline_s: float = DEFAULT_BUSY_DEADLINE_S):
+                 busy_deadline_s: float = DEFAULT_BUSY_DEADLINE_S, hot_rows: bool = False):
         self.shard = shard
         self.path = Path(path)
         self.max_payload_bytes = max_payload_bytes
         self.spill_threshold_bytes = spill_threshold_bytes
+        self.hot_rows = hot_rows
         self._db = Connection(self.path, durability=durability, busy_deadline_s=busy_deadline_s,
                               counters_sql=_COUNTERS_SQL)
         try:
@@ -95,11 +99,16 @@ class SQLiteShardStore(ShardStore):
                 check_schema(conn, self.path, SHARD_APP_ID)
                 (stored,) = conn.execute("SELECT shard FROM shard_status WHERE id = 1").fetchone()
                 old = shard_lacks_columns(conn)
+                self._has_hot_row = has_hot_row(conn)
             if stored != shard:
                 raise CorruptShardError(f"{self.path} holds shard {stored}, not shard {shard}")
-            if old:  # written before schedules or versions: add the columns (additive, same schema version)
+            # Written before schedules, versions or hot_row: add them (additive, same schema version);
+            # a file opened read-only without hot_row reports a count of 0.
+            if old or not (self._has_hot_row or self._db.readonly):
                 with self._db.write() as conn:
                     add_run_columns(conn)
+                    add_hot_row(conn)
+                self._has_hot_row = True
         except BaseException:
             self._db.conn.close()
             raise
@@ -127,6 +136,11 @@ class SQLiteShardStore(ShardStore):
         (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal WHERE execution_id = ?",
                                (execution_id,)).fetchone()
         conn.executemany(_INSERT_JOURNAL, [(execution_id, last + i, *p) for i, p in enumerate(params, 1)])
+
+    def _count_hot(self, conn: sqlite3.Connection, n: int) -> None:
+        """With ``hot_rows``: add ``n`` runs created or finished to the shard's one ``hot_row`` row."""
+        if self.hot_rows and n:
+            conn.execute(_HOT_ROW, (n,))
 
     @staticmethod
     def _ended_by(conn: sqlite3.Connection, execution_id: str, params: list[tuple], end: float | None) -> list[tuple]:
@@ -218,6 +232,7 @@ class SQLiteShardStore(ShardStore):
                     results.append((self._load(conn, [existing])[0], False))
                     continue
                 results.append((created_record(run, self.shard, now), True))
+            self._count_hot(conn, sum(created for _, created in results))
         return results
 
     can_try_start = True
@@ -249,6 +264,7 @@ class SQLiteShardStore(ShardStore):
         try:
             existing = self._insert(db.conn, execution_id, definition_id, current_step, idempotency_key, timeout_s,
                                     input_json, state_json, now, slot_time, definition_version)
+            self._count_hot(db.conn, int(existing is None))
         except BaseException as exc:
             raise db.abandon(exc)
         db.commit()
@@ -318,8 +334,7 @@ class SQLiteShardStore(ShardStore):
         with self._db.read() as conn:
             return conn.execute(f"SELECT COUNT(*) FROM runs r{where}", params).fetchone()[0]
 
-    @staticmethod
-    def _cancel(conn: sqlite3.Connection, execution_ids: Sequence[str], now: float | Callable[[], float]) -> list[str]:
+    def _cancel(self, conn: sqlite3.Connection, execution_ids: Sequence[str], now: float | Callable[[], float]) -> list[str]:
         """Cancel in the write transaction ``conn`` holds; a clock ``now`` is read here, with the lock held."""
         now = now() if callable(now) else now
         canceled = [r[0] for r in conn.execute(
@@ -328,6 +343,7 @@ class SQLiteShardStore(ShardStore):
             " RETURNING execution_id", (now, now, *execution_ids)).fetchall()]
         if canceled:
             conn.execute(f"DELETE FROM queue WHERE execution_id IN ({_marks(len(canceled))})", canceled)
+            self._count_hot(conn, len(canceled))
         return canceled
 
     def cancel_runs(self, execution_ids: Collection[str], *, now: float | Callable[[], float]) -> list[str]:
@@ -402,6 +418,7 @@ class SQLiteShardStore(ShardStore):
             row = conn.execute(
                 "SELECT lock_retries, lock_wait_ms, transactions, lease_owner, lease_expires_at,"
                 " generation, heartbeat_at FROM shard_status WHERE id = 1").fetchone()
+            hot = conn.execute("SELECT count FROM hot_row WHERE id = 1").fetchone()[0] if self._has_hot_row else 0
         wal = Path(f"{self.path}-wal")
         file_bytes, wal_bytes = os.path.getsize(self.path), wal.stat().st_size if wal.exists() else 0
         retries, wait_ms = self._contention(row[0], row[1])
@@ -409,7 +426,8 @@ class SQLiteShardStore(ShardStore):
             shard=self.shard, runs_by_status=by_status, queue_depth=depth, retries=retries, wait_ms=wait_ms,
             transactions=row[2] + self._db.transactions, lease_owner=row[3], lease_expires_at=row[4], generation=row[5],
             heartbeat_at=row[6], size_bytes=file_bytes + wal_bytes,
-            details={"file_bytes": file_bytes, "wal_bytes": wal_bytes}, waiting=waiting[0], waiting_error=waiting[1])
+            details={"file_bytes": file_bytes, "wal_bytes": wal_bytes, "hot_row_count": hot}, waiting=waiting[0],
+            waiting_error=waiting[1])
 
     def _contention(self, stored_retries: int, stored_wait_ms: float) -> tuple[dict[str, int], dict[str, float]]:
         """The persisted lock counters plus this process's unpersisted share, by cause: SQLite's
@@ -523,6 +541,7 @@ class SQLiteShardStore(ShardStore):
     def commit_steps(self, generation: int, updates: Sequence[StepCommit], *, now: float) -> list[str]:
         prepared = [(u, *commit_values(u, self.max_payload_bytes)) for u in updates]
         skipped: list[str] = []
+        finished = 0
         with self._fenced(generation) as conn:
             for u, (state_text, state_size), (output_text, output_size), journal in prepared:
                 eid = u.execution_id
@@ -538,13 +557,15 @@ class SQLiteShardStore(ShardStore):
                 self._append_journal(conn, eid, journal)
                 state_text, state_blob = self._place(conn, eid, state_text, state_size, found[1])
                 output_text, output_blob = self._place(conn, eid, output_text, output_size, found[2])
-                finished = now if u.status != RUNNING else None
+                completed_at = now if u.status != RUNNING else None
+                finished += completed_at is not None
                 conn.execute(_UPDATE_RUN, (u.status, u.current_step, u.attempt, state_text, state_blob,
-                                           output_text, output_blob, u.error, u.wake_at, now, now, finished, eid))
+                                           output_text, output_blob, u.error, u.wake_at, now, now, completed_at, eid))
                 if u.ready_at is None:
                     conn.execute("DELETE FROM queue WHERE execution_id = ?", (eid,))
                 else:
                     conn.execute(_REQUEUE, (eid, u.ready_at))
+            self._count_hot(conn, finished)
         return skipped
 
     def close(self) -> None:
