@@ -417,7 +417,7 @@ def test_shards_json(tmp_path):
         assert row["lease_owner"] is None and row["lease_expires_at"] is None and isinstance(row["generation"], int)
         assert set(row["retries"]) == set(row["wait_ms"]) == {"lock_busy"}  # SQLite's one cause
         assert row["retries"]["lock_busy"] >= 0 and row["wait_ms"]["lock_busy"] >= 0
-        assert set(row["details"]) == {"file_bytes", "wal_bytes"} and row["details"]["file_bytes"] > 0
+        assert set(row["details"]) == {"file_bytes", "wal_bytes", "hot_row_count"} and row["details"]["file_bytes"] > 0
         assert row["size_bytes"] == row["details"]["file_bytes"] + row["details"]["wal_bytes"]
     assert rows[shard]["runs_by_status"] == {"pending": 1} and rows[shard]["queue_depth"] == 1
     assert rows[shard]["transactions"] >= 1
