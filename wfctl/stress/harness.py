@@ -232,6 +232,7 @@ class _VariantRun:
         self.samples: list[dict[str, float | int]] = []  # in-flight runs and queue depth, for the report
         self.probe: Any = None
         self.armed_at: float | None = None
+        self.backend: Any = None  # the variant's deployment, once prepared
 
     # set-up
 
@@ -246,8 +247,9 @@ class _VariantRun:
             options["isolation"] = variant.isolation
         placement = ({shard: servers[shard % variant.servers] for shard in range(variant.shards)}
                      if variant.servers > 1 else None)
-        DataDir.init(self.data, shards=variant.shards, route=variant.route, durability=engine_cfg.durability,
-                     backend=self.target.backend, options=options, placement=placement, hot_rows=variant.hot_rows)
+        self.backend = DataDir.init(self.data, shards=variant.shards, route=variant.route,
+                                    durability=engine_cfg.durability, backend=self.target.backend, options=options,
+                                    placement=placement, hot_rows=variant.hot_rows).backend
         self.metrics_dir.mkdir()
         files, weighted = self._definition_files()
         with Engine(self.data) as engine:
@@ -452,8 +454,6 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
     with its deployment). ``target``: where the variant's deployment lives (a throwaway one
     of its own, see :meth:`Backend.throwaway_options`).
     """
-    from ..store import DataDir
-
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in variant.name).strip("-")
@@ -463,7 +463,7 @@ def run_variant(scenario: Scenario, variant: Variant, *, keep: Path | None = Non
     sampler, server, observer = None, None, None
     try:
         weighted = run.prepare()
-        observer = DataDir.open(run.data, create=False).backend.observer()
+        observer = run.backend.observer()
         run.spawn(weighted)
         run.wait_ready()
         workload = scenario.workload
