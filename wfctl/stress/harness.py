@@ -575,9 +575,8 @@ def _collect(run: _VariantRun, origin: float, ended: float, expected_slots: dict
     peak = timeline.peak_rate("completions", merged.duration_s / 10)
     merged.peak_rate = None if peak is None else max(peak, counts.completed / merged.duration_s)
 
-    rolled_back = [s.details.get("rolled_back") for s in scan.shards]
-    seen = (server.finish(counts.started, merged.retries, None if None in rolled_back else sum(rolled_back),
-                          max(ended - origin, 1e-3)) if server is not None else None)
+    rolled_back = sum(s.details.get("rolled_back", 0) for s in scan.shards)  # a backend with servers counts them
+    seen = server.finish(counts.started, merged.retries, rolled_back, max(ended - origin, 1e-3)) if server is not None else None
     if seen is not None:
         differences += seen["differences"]
         for shard in shards:

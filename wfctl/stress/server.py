@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..store.base import DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILURE
+from ..store.base import DEADLOCK
 from ..store.errors import StoreError
 from ..store.observer import ServerCounters, ServerObserver
 
@@ -39,7 +39,6 @@ MAX_BUCKETS = 120
 MAX_TIMELINE_SAMPLES = 20_000
 #: How long the deployment's sessions may take to end after the processes stopped.
 SESSIONS_GONE_S = 30.0
-ABORT_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT)
 
 
 def tolerance(count: int, floor: int) -> int:
@@ -125,13 +124,11 @@ class ServerSampler:
             self._thread.join()
             self._thread = None
 
-    def finish(self, started: int, retries: Mapping[str, int], rolled_back: int | None,
-               duration_s: float) -> dict[str, Any]:
+    def finish(self, started: int, retries: Mapping[str, int], rolled_back: int, duration_s: float) -> dict[str, Any]:
         """After the variant's processes ended: the counters' deltas and the result's parts.
 
         ``started``: runs started; ``retries``: the stores' retries by cause (every shard);
-        ``rolled_back``: the transactions the shards' stores rolled back, whatever the cause
-        (None: not counted, the retries of :data:`ABORT_CAUSES` stand for it);
+        ``rolled_back``: the transactions the shards' stores rolled back, whatever the cause;
         ``duration_s``: how long the variant ran (for the timeline's buckets). Returns
         ``{"server": ..., "metrics": ..., "shards": {shard: ...}, "differences": [...]}``.
         """
@@ -149,9 +146,7 @@ class ServerSampler:
                             "wal_bytes": a.wal_bytes - b.wal_bytes, "wal_fpi": a.wal_fpi - b.wal_fpi})
         shared = any(d["shared"] for d in database)
         checks = [
-            _check("rolled-back transactions",
-                   sum(retries.get(c, 0) for c in ABORT_CAUSES) if rolled_back is None else rolled_back,
-                   sum(d["xact_rollback"] for d in database), 5, shared),
+            _check("rolled-back transactions", rolled_back, sum(d["xact_rollback"] for d in database), 5, shared),
             _check("deadlocks", retries.get(DEADLOCK, 0), sum(d["deadlocks"] for d in database), 1, shared),
         ]
         if not gone:
