@@ -148,8 +148,6 @@ def run_command(
     check_metric_globs(globs, _metric_names(base) if base is not None else ())
     if backend is not None:
         backend_class(backend, "--backend")
-    for one in dsn or ():
-        backend_class("postgresql", "--dsn").check_options({"dsn": one}, "--dsn")
     overrides = dict(shards=shards, route=route, clients=clients, rate=rate, duration=duration, total=total,
                      seed=seed, scale=scale, repeat=repeat, backend=backend, dsn=dsn or None, isolation=isolation,
                      hot_rows=hot_rows)

@@ -576,7 +576,8 @@ def _collect(run: _VariantRun, origin: float, ended: float, expected_slots: dict
     merged.peak_rate = None if peak is None else max(peak, counts.completed / merged.duration_s)
 
     rolled_back = sum(s.details.get("rolled_back", 0) for s in scan.shards)  # a backend with servers counts them
-    seen = server.finish(counts.started, merged.retries, rolled_back, max(ended - origin, 1e-3)) if server is not None else None
+    seen = None if server is None else server.finish(counts.started, merged.retries, rolled_back,
+                                                     max(ended - origin, 1e-3))
     if seen is not None:
         differences += seen["differences"]
         for shard in shards:
