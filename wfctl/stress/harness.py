@@ -24,6 +24,7 @@ Memory depends on durations and shard counts, never on the number of runs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import multiprocessing
@@ -142,20 +143,16 @@ def variants(scenario: Scenario, backend: str = "sqlite", servers: int = 1) -> l
     for shards in dims.shards:
         routes = dims.routes if shards > 1 else dims.routes[:1]
         counts = sorted({n for n in dims.servers if n == 1 or (shards >= n and servers >= n)}) or [1]
-        for route in routes:
-            for hot in ((False, True) if dims.hot_definition else (False,)):
-                for rows in hot_rows:
-                    for isolation in isolations:
-                        for n in counts:
-                            parts = ["1sh" if shards == 1 else f"{shards}sh/{_ROUTE_LABELS[route]}"]
-                            parts.append("hot" if hot else "spread")
-                            if len(hot_rows) > 1 or rows:
-                                parts.append("hotrow" if rows else "norow")
-                            if isolation is not None and (len(isolations) > 1 or isolation == "serializable"):
-                                parts.append(_ISOLATION_LABELS[isolation])
-                            if n > 1 or len(counts) > 1:
-                                parts.append(f"{n}srv")
-                            out.append(Variant("/".join(parts), shards, route, hot, rows, isolation, n))
+        hots = (False, True) if dims.hot_definition else (False,)
+        for route, hot, rows, isolation, n in itertools.product(routes, hots, hot_rows, isolations, counts):
+            parts = ["1sh" if shards == 1 else f"{shards}sh/{_ROUTE_LABELS[route]}", "hot" if hot else "spread"]
+            if len(hot_rows) > 1 or rows:
+                parts.append("hotrow" if rows else "norow")
+            if isolation is not None and (len(isolations) > 1 or isolation == "serializable"):
+                parts.append(_ISOLATION_LABELS[isolation])
+            if len(counts) > 1 or n > 1:
+                parts.append(f"{n}srv")
+            out.append(Variant("/".join(parts), shards, route, hot, rows, isolation, n))
     return out
 
 
