@@ -35,6 +35,7 @@ class PostgresObserver(ServerObserver):
         self.prefix = prefix
         self._sessions = {dsn: Session(dsn, schema="public", label="observer", durability="full") for dsn in dsns}
         self._others: dict[str, set[int]] = {dsn: set() for dsn in dsns}
+        self._has_wal: dict[str, bool] = {}  # pg_stat_wal exists (PostgreSQL 14+), read once per server
 
     def _read(self, dsn: str, query: str) -> list[tuple]:
         return self._sessions[dsn].run(lambda conn: conn.execute(query).fetchall(), write=False, pipeline=False)
@@ -71,15 +72,12 @@ class PostgresObserver(ServerObserver):
         out = []
         for dsn in self._sessions:
             commits, rollbacks, deadlocks, conflicts = self._read(dsn, _DATABASE)[0]
-            wal: tuple[Any, ...] = (None, None, None)
-            if self._version_num(dsn) >= 140000:
-                wal = self._read(dsn, _WAL)[0]
+            if dsn not in self._has_wal:
+                self._has_wal[dsn] = int(self._read(dsn, "SHOW server_version_num")[0][0]) >= 140000
+            wal: tuple[Any, ...] = self._read(dsn, _WAL)[0] if self._has_wal[dsn] else (None, None, None)
             out.append(ServerCounters(server_name(dsn), int(commits), int(rollbacks), int(deadlocks), int(conflicts),
                                       *(None if v is None else int(v) for v in wal), others=len(self._others[dsn])))
         return out
-
-    def _version_num(self, dsn: str) -> int:
-        return int(self._read(dsn, "SHOW server_version_num")[0][0])
 
     def wait_sessions_gone(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
