@@ -138,3 +138,14 @@ def test_a_sqlite_result_shows_no_server_figures_old_or_new() -> None:
     for absent in ("backend:", "server during", "variant settings", "own baseline", "client vs server"):
         assert absent not in text
     assert "comparison (ratio vs baseline: 1sh/spread)" in text
+
+
+def test_a_comparison_whose_baselines_are_all_its_first_variant_reads_as_one_baseline() -> None:
+    """Every comparison names its baselines; on SQLite they are all the first variant, and the
+    reports then say "vs <first>" as before, not "own baselines"."""
+    from wfctl.stress.server_report import per_variant_baselines
+
+    same = {"baseline": "1sh/spread", "baselines": {"1sh/spread": "1sh/spread", "4sh/def/spread": "1sh/spread"}}
+    own = {"baseline": "1sh/spread/norow/rc",
+           "baselines": {"1sh/spread/norow/rc": "1sh/spread/norow/rc", "1sh/spread/hotrow/ser": "1sh/spread/hotrow/ser"}}
+    assert (per_variant_baselines(same), per_variant_baselines(own), per_variant_baselines({})) == (False, True, False)

@@ -176,5 +176,7 @@ def own_baselines(comparison: Any, names: list[str]) -> dict[str, str]:
 
 
 def per_variant_baselines(comparison: Any) -> bool:
-    """True when the comparison gives each variant its own baseline."""
-    return bool(_mapping(_mapping(comparison).get("baselines")))
+    """True when some variant's own baseline is not the comparison's first variant (every
+    comparison names its baselines; on SQLite they are all the first)."""
+    baseline = str(_mapping(comparison).get("baseline") or "")
+    return any(str(b) != baseline for b in _mapping(_mapping(comparison).get("baselines")).values())
