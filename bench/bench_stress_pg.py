@@ -7,8 +7,10 @@ Starts a second, throwaway PostgreSQL server (bench/pg_server.py), then runs
 shards, hot rows off and on, read committed and serializable, 4 shards on one server and over
 two; each variant ``--repeat`` times, interleaved) and prints, per isolation level and hot rows
 setting, what 4 shards change against 1 shard on the same run: completions/s, conflicts
-(serialization failures retried), lock waits and deadlocks per 1,000 starts, the median over
-repetitions with the spread (min-max) of the per-repetition ratios. ``--dsn`` defaults to
+(serialization failures retried), lock waits (per 1,000 starts and sampled seconds) and
+deadlocks per 1,000 starts, the median over repetitions with the spread (min-max) of the
+per-repetition ratios; then each variant's CPU busy and the clients' against the server's
+rolled-back transactions. ``--dsn`` defaults to
 ``$WFCTL_DSN``, else the local server.
 """
 
@@ -28,6 +30,7 @@ from pg_server import throwaway_server  # noqa: E402
 ROWS = (("completions.rate", "completions/s"),
         ("retries_per_1000.serialization_failure", "conflicts per 1k starts"),
         ("server.lock_waits_per_1000", "lock waits per 1k starts"),
+        ("server.lock_wait_s", "lock wait (s, sampled)"),
         ("retries_per_1000.deadlock", "deadlocks per 1k starts"))
 
 
@@ -35,7 +38,7 @@ def _cell(row: dict, name: str) -> str:
     value = row["values"].get(name)
     ratio = row["ratios"].get(name)
     spread = (row.get("ratio_spread") or {}).get(name)
-    text = "-" if value is None else f"{value:,.1f}"
+    text = "-" if value is None else f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
     if ratio is not None:
         text += f" (x{ratio:.2f}" + (f", {spread['min']:.2f}-{spread['max']:.2f}" if spread else "") + ")"
     return text
@@ -65,6 +68,13 @@ def main() -> int:
         print(f"\n{label}")
         for name in names:
             print(f"  {name:34} {_cell(rows[metric], name)}" if metric in rows else f"  {name:34} -")
+    print("\nCPU busy (whole machine, representative repetition); client vs server rolled-back transactions")
+    for variant in scenario["variants"]:
+        busy = (variant.get("machine") or {}).get("cpu_busy")
+        checks = {c["what"]: c for c in (variant.get("server") or {}).get("cross_check", [])}
+        rolled = checks.get("rolled-back transactions", {})
+        print(f"  {variant['name']:34} {'-' if busy is None else f'{busy:.0%}':>5}   "
+              f"{rolled.get('client', '-')} / {rolled.get('server', '-')}")
     return done.returncode
 
 
