@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from ..errors import WfctlError
-from . import defs, evaluate, init, run, runs, schedules, shards, stress, worker
+from . import defs, evaluate, init, retry, run, runs, schedules, shards, stress, worker
 
 app = typer.Typer(
     name="wfctl",
@@ -51,6 +51,7 @@ app.command("status")(runs.status_command)
 app.command("list")(runs.list_command)
 app.command("cancel")(runs.cancel_command)
 app.command("cleanup")(runs.cleanup_command)
+app.command("retry")(retry.retry_command)
 app.command("worker")(worker.worker_command)
 app.command("scheduler")(schedules.scheduler_command)
 app.add_typer(schedules.app, name="schedules")

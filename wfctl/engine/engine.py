@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 from ..durations import check_seconds
 from ..errors import DefinitionError, InputError
 from ..paths import is_file
-from ..store import (FINISHED, CatalogStore, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore,
+from ..store import (FAILED, FINISHED, CatalogStore, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore,
                      StoreError, UnreachableError)
 from ..store.payload import content_hash, encode
+from ..store.shard_rules import checked_statuses
 from . import ids
 from .runtime import Runtime
+from .retry import RETRYABLE, plan_retry
 from .start_plan import StartPlan
-from .views import check_limit, fold_steps, iso, run_dict, shown
+from .views import MAX_LIST_LIMIT, check_limit, fold_steps, iso, run_dict, shown
 
 if TYPE_CHECKING:  # the definition model (pydantic) is imported on first use: status/list never need it
     from ..definitions import Definition
@@ -580,6 +582,52 @@ class Engine:
         """Delete runs finished more than ``seconds`` ago in ``statuses`` (default: every finished one)."""
         older_than = self.clock() - seconds
         return sum(self._over_shards(lambda store: store.delete_finished(older_than, statuses)))
+
+    def retry(self, execution_id: str, from_step: str | None = None) -> dict[str, Any]:
+        """Put a failed or canceled run back to work from where it stopped, or from step
+        ``from_step`` (a completed run too), with the state it had there, on its pinned definition
+        version (see :mod:`wfctl.engine.retry`): ``{execution_id, shard, step, attempt}``. InputError,
+        nothing changed, when it cannot be, or when the run changed meanwhile (another retry won)."""
+        run = self._run(execution_id)
+        store = self.shard_store(run.shard)
+        definition = self.runtime.definition(run.definition_id, version=run.definition_version)
+        plan = plan_retry(run, store.journal(execution_id), definition, from_step,
+                          lambda seq: store.step_state(execution_id, seq), self.clock())
+        if not store.retry_run(plan.commit, expected=plan.expected, now=self.clock()):
+            raise InputError(f"run {execution_id} changed while it was being retried (retried, advanced or "
+                             "deleted meanwhile): nothing done")
+        return {"execution_id": execution_id, "shard": run.shard, "step": plan.step, "attempt": plan.attempt}
+
+    def retry_candidates(self, definition: str, statuses: Collection[str] = (FAILED,), since: float | None = None,
+                         limit: int | None = None) -> list[str]:
+        """The runs :meth:`retry_matching` would retry: those of ``definition`` in ``statuses`` (failed
+        or canceled) that finished in the last ``since`` seconds (None: ever), newest first, at most
+        ``limit``. InputError for an unknown ``definition`` or another status."""
+        self.require_definition(definition)
+        checked_statuses(statuses, RETRYABLE, "retry")
+        if limit is not None:
+            check_limit(limit, "limit")
+        cutoff = None if since is None else self.clock() - check_seconds(since, "since")
+        found: list[RunRecord] = []
+        for store in self._each_shard():
+            before = None
+            while page := store.list_runs(statuses, definition, MAX_LIST_LIMIT, before):
+                found.extend(r for r in page if cutoff is None or (r.completed_at or 0) >= cutoff)
+                before = (page[-1].created_at, page[-1].execution_id)
+        found.sort(key=lambda r: (r.created_at, r.execution_id), reverse=True)
+        return [r.execution_id for r in found[:limit]]
+
+    def retry_matching(self, execution_ids: Iterable[str]) -> dict[str, Any]:
+        """:meth:`retry` each of ``execution_ids`` (from :meth:`retry_candidates`) from where it stopped:
+        ``{retried: [...], skipped: [{execution_id, error}]}`` (a run that cannot be retried, or changed
+        meanwhile, is skipped; the others go on)."""
+        retried, skipped = [], []
+        for eid in execution_ids:
+            try:
+                retried.append(self.retry(eid))
+            except InputError as exc:
+                skipped.append({"execution_id": eid, "error": str(exc)})
+        return {"retried": retried, "skipped": skipped}
 
     def wait(self, execution_id: str, timeout: float | None = None, poll: float = 0.02,
              steps: int | None = None) -> dict[str, Any]:

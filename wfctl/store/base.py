@@ -434,6 +434,8 @@ class ShardStore(ABC):
                           now: float) -> bool:
         """Journal a side-effecting step as started before it runs (the run turns running).
 
+        The row also keeps the run's stored state, which is its state just before the step (the
+        engine commits a run before it starts a side effect): :meth:`step_state` reads it back.
         False (nothing written) when the run is canceled, finished or gone: do not run it.
         """
 
@@ -447,6 +449,22 @@ class ShardStore(ABC):
         appended, and the result of the side-effecting step journaled as started before it
         (in flight at the cancel); nothing computed after the cancel is.
         """
+
+    # -- retries (clients) ------------------------------------------------------------------
+
+    @abstractmethod
+    def step_state(self, execution_id: str, seq: int) -> dict[str, Any] | None:
+        """The run state journal row ``seq`` of the run keeps (a ``started`` row: the state just
+        before that step, see :meth:`mark_step_started`), or None (another row, or written before
+        rows kept it)."""
+
+    @abstractmethod
+    def retry_run(self, commit: StepCommit, *, expected: tuple[str, float], now: float) -> bool:
+        """Put a finished run back to work: apply ``commit`` (status running, its restored state,
+        step and attempts made, ``ready_at``; its journal rows, if any, appended) and queue it, in
+        one write transaction, only while the run still has the status and ``updated_at`` of
+        ``expected`` (a finished status; read and compared inside the transaction). False, writing
+        nothing, when the run is gone or changed meanwhile (another retry, a worker, a cleanup)."""
 
     # -- lifetime --------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import InputError
-from .base import (COMPLETED, FAILED, JOURNAL_STATUSES, PENDING, RUNNING, STARTED, JournalRecord, JournalRow, NewRun,
-                   RunRecord, StepCommit)
+from .base import (COMPLETED, FAILED, FINISHED, JOURNAL_STATUSES, PENDING, RUNNING, STARTED, JournalRecord,
+                   JournalRow, NewRun, RunRecord, StepCommit)
 from .payload import check_size, decode, encode
 
 Encoded = tuple[str | None, int]
@@ -137,3 +137,18 @@ def commit_values(update: StepCommit, max_payload_bytes: int) -> tuple[Encoded, 
     return (encode(update.state, f"state of run {eid}", max_payload_bytes),
             encode(update.output, f"output of run {eid}", max_payload_bytes),
             journal_params(eid, update.journal, max_payload_bytes))
+
+
+def retry_values(commit: StepCommit, max_payload_bytes: int) -> tuple[Encoded, Encoded, list[tuple]]:
+    """A retry's commit (:meth:`~wfctl.store.base.ShardStore.retry_run`) checked before any write:
+    a running, queued run; its values as :func:`commit_values` gives them."""
+    if commit.status != RUNNING or commit.ready_at is None:
+        raise ValueError(f"a retry of run {commit.execution_id} must leave it running and queued")
+    return commit_values(commit, max_payload_bytes)
+
+
+def retry_applies(found: Sequence[Any] | None, expected: tuple[str, float]) -> bool:
+    """Whether a retry applies to a run stored with ``found`` = ``(status, updated_at)`` (None: gone):
+    only to a finished run that still has the status and ``updated_at`` the retry was planned on."""
+    return (found is not None and expected[0] in FINISHED
+            and (found[0], float(found[1])) == (expected[0], float(expected[1])))

@@ -88,7 +88,7 @@ CREATE INDEX IF NOT EXISTS ix_queue_ready ON {schema}.queue (ready_at);
 CREATE TABLE IF NOT EXISTS {schema}.journal (
     execution_id text NOT NULL, seq int NOT NULL, step_slug text NOT NULL, step_type text,
     attempt int NOT NULL, status text NOT NULL, port text, error text, started_at float8,
-    finished_at float8, output text, PRIMARY KEY (execution_id, seq));
+    finished_at float8, output text, state text, PRIMARY KEY (execution_id, seq));
 CREATE OR REPLACE FUNCTION {schema}.fence(expected bigint) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     found bigint;
@@ -110,6 +110,10 @@ CREATE TABLE IF NOT EXISTS {schema}.hot_row (id int PRIMARY KEY CHECK (id = 1), 
 INSERT INTO {schema}.hot_row (id, count) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 """
 
+_ADDED_COLUMNS_DDL = """
+ALTER TABLE {schema}.journal ADD COLUMN IF NOT EXISTS state text;
+"""
+
 _CATALOG_DDL = """
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.meta (key text PRIMARY KEY, value text NOT NULL);
@@ -127,6 +131,8 @@ CREATE TABLE IF NOT EXISTS {schema}.schedules (
 SHARD_TABLES = ("shard_status", "counters", "runs", "queue", "journal")
 ADDED_SHARD_TABLES = ("hot_row",)
 """Shard tables added since the first layout: a shard schema without them is completed when opened."""
+ADDED_SHARD_COLUMNS = (("journal", "state"),)
+"""Shard columns added since the first layout (``(table, column)``): completed like :data:`ADDED_SHARD_TABLES`."""
 CATALOG_TABLES = ("meta", "placement", "definitions", "definition_versions", "schedules")
 
 
@@ -175,11 +181,19 @@ def create_shard(conn: psycopg.Connection, prefix: str, shard: int, now: float) 
 
 
 def complete_shard(conn: psycopg.Connection, schema: str) -> None:
-    """Add the :data:`ADDED_SHARD_TABLES` a shard schema lacks (in the caller's transaction, holding
-    the deployment's lock; idempotent)."""
+    """Add the :data:`ADDED_SHARD_TABLES` and :data:`ADDED_SHARD_COLUMNS` a shard schema lacks (in the
+    caller's transaction, holding the deployment's lock; idempotent)."""
     prefix, _ = shard_of_schema(schema)
     lock_deployment(conn, prefix)
-    _ddl(conn, _HOT_ROW_DDL, schema)
+    _ddl(conn, _HOT_ROW_DDL + _ADDED_COLUMNS_DDL, schema)
+
+
+def missing_columns(conn: psycopg.Connection, schema: str) -> list[str]:
+    """The :data:`ADDED_SHARD_COLUMNS` that ``schema`` lacks, as ``table.column``."""
+    rows = conn.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
+                        (schema,)).fetchall()
+    present = {(r[0], r[1]) for r in rows}
+    return [f"{t}.{c}" for t, c in ADDED_SHARD_COLUMNS if (t, c) not in present]
 
 
 def stored_version(conn: psycopg.Connection, schema: str) -> int | None:

@@ -25,11 +25,12 @@ import psycopg
 from ..base import (FINISHED, RUN_STATUSES, RUNNING, UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord,
                     RunTimes, ShardProgress, ShardStats, ShardStore, StepCommit)
 from ..errors import FencingError
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode
 from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
-                           as_float, holders, journal_params, journal_record, new_run_values, run_record)
+                           as_float, holders, journal_params, journal_record, new_run_values, retry_applies,
+                           retry_values, run_record)
 from .connection import RETRY_CAUSES, Session
-from .schema import ADDED_SHARD_TABLES, check_shard_schema, complete_shard, missing_tables
+from .schema import ADDED_SHARD_TABLES, check_shard_schema, complete_shard, missing_columns, missing_tables
 
 _log = logging.getLogger("wfctl.store.postgresql")
 
@@ -90,11 +91,11 @@ _UPDATE_RUNS = (
 _REQUEUE = ("INSERT INTO queue (execution_id, ready_at) SELECT * FROM unnest(%s::text[], %s::float8[])"
             " ON CONFLICT (execution_id) DO UPDATE SET ready_at = excluded.ready_at, claimed = NULL")
 _MARK_STARTED = (
-    "WITH r AS (SELECT execution_id FROM runs WHERE execution_id = %(id)s AND status IN ('pending', 'running')),"
+    "WITH r AS (SELECT execution_id, state FROM runs WHERE execution_id = %(id)s AND status IN ('pending', 'running')),"
     " j AS (INSERT INTO journal (execution_id, seq, step_slug, step_type, attempt, status, port, error, started_at,"
-    " finished_at, output) SELECT execution_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM journal"
+    " finished_at, output, state) SELECT execution_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM journal"
     " WHERE execution_id = %(id)s), %(slug)s, %(type)s, %(attempt)s, %(status)s, %(port)s, %(error)s, %(started)s,"
-    " %(finished)s, %(output)s FROM r),"
+    " %(finished)s, %(output)s, state FROM r),"
     " u AS (UPDATE runs SET status = 'running', current_step = %(slug)s, attempt = %(attempt)s,"
     " updated_at = %(now)s, started_at = COALESCE(started_at, %(now)s) WHERE execution_id IN (SELECT execution_id FROM r))"
     " SELECT COUNT(*) FROM r")
@@ -187,9 +188,9 @@ class PostgresShardStore(ShardStore):
 
         def check(conn: psycopg.Connection) -> list[str]:
             check_shard_schema(conn, schema, shard, self._db.where)
-            return missing_tables(conn, schema, ADDED_SHARD_TABLES)
+            return missing_tables(conn, schema, ADDED_SHARD_TABLES) + missing_columns(conn, schema)
 
-        if self._db.check_or_close(check):  # created before a table was added: add it
+        if self._db.check_or_close(check):  # created before a table or column was added: add it
             self._db.check_or_close(lambda conn: complete_shard(conn, schema))
 
     @property
@@ -597,6 +598,32 @@ class PostgresShardStore(ShardStore):
         if requeue:
             conn.execute(_REQUEUE, [list(column) for column in zip(*requeue)])
         return skipped, sum(1 for run in runs if run[-1] is not None)
+
+    # -- retries ---------------------------------------------------------------------------
+
+    def step_state(self, execution_id: str, seq: int) -> dict[str, Any] | None:
+        rows = self._fetch("SELECT state FROM journal WHERE execution_id = %s AND seq = %s", (execution_id, seq))
+        return decode(rows[0][0]) if rows else None
+
+    def retry_run(self, commit: StepCommit, *, expected: tuple[str, float], now: float) -> bool:
+        (state, _), (output, _), rows = retry_values(commit, self.max_payload_bytes)
+        eid = commit.execution_id
+
+        def retry(conn: psycopg.Connection) -> bool:
+            locked, tails = self._db.fetch_synced(  # the run's row locked: a cleanup or another retry waits
+                conn, ("SELECT status, updated_at FROM runs WHERE execution_id = %s FOR UPDATE", (eid,)),
+                (_JOURNAL_TAILS, ([eid],)))
+            if not retry_applies(locked[0] if locked else None, expected):
+                return False
+            last = tails[0][1] or 0
+            if rows:
+                conn.execute(_INSERT_JOURNAL, [list(c) for c in zip(*[(eid, last + i, *p) for i, p in enumerate(rows, 1)])])
+            conn.execute(_UPDATE_RUNS, (now, now, [eid], [RUNNING], [commit.current_step], [commit.attempt], [state],
+                                        [output], [commit.error], [as_float(commit.wake_at)], [None]))
+            conn.execute(_REQUEUE, ([eid], [float(commit.ready_at)]))
+            return True
+
+        return self._db.run(retry, idempotent=False, after_commit=self._notify)
 
     def close(self) -> None:
         self._db.close()

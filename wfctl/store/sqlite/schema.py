@@ -27,7 +27,9 @@ Runs newest first without a filter are merged from the status index, one range p
 Files created before this layout (with an ``ix_runs_created`` index and a rowid queue) work
 unchanged: every query reads both.
     journal       (execution_id, seq) PK | step_slug, step_type, attempt, status, port, error,
-                  started_at, finished_at, output
+                  started_at, finished_at, output,
+                  state  (a side-effecting step's ``started`` row: the run's state just before the
+                          step, for ``wfctl retry --from``; NULL elsewhere; added like slot_time)
     blobs         id PK | execution_id (indexed), body
     hot_row       id=1 | count  (runs started plus runs finished while the deployment's
                   ``hot_rows`` setting was on; created when a shard file without it is opened
@@ -91,7 +93,7 @@ def create_shard_schema(conn: sqlite3.Connection, shard: int, now: float) -> Non
     db.create_table("journal", {
         "execution_id": str, "seq": int, "step_slug": str, "step_type": str, "attempt": int,
         "status": str, "port": str, "error": str, "started_at": float, "finished_at": float,
-        "output": str,
+        "output": str, "state": str,
     }, pk=("execution_id", "seq"), not_null={"step_slug", "attempt", "status"})
     blobs = db.create_table("blobs", {"id": int, "execution_id": str, "body": str}, pk="id",
                             not_null={"execution_id", "body"})
@@ -154,19 +156,24 @@ def add_catalog_tables(conn: sqlite3.Connection) -> None:
 
 #: Columns added to ``runs`` since the first shard layout, with their types (see :func:`add_run_columns`).
 ADDED_RUN_COLUMNS = {"slot_time": "REAL", "definition_version": "TEXT"}
+#: Columns added to ``journal`` since the first shard layout (added like :data:`ADDED_RUN_COLUMNS`).
+ADDED_JOURNAL_COLUMNS = {"state": "TEXT"}
+_ADDED = {"runs": ADDED_RUN_COLUMNS, "journal": ADDED_JOURNAL_COLUMNS}
 
 
 def shard_lacks_columns(conn: sqlite3.Connection) -> bool:
-    """Whether a shard file was written before a column of :data:`ADDED_RUN_COLUMNS`."""
-    return not ADDED_RUN_COLUMNS.keys() <= _columns(conn, "runs")
+    """Whether a shard file was written before a column of :data:`ADDED_RUN_COLUMNS` or :data:`ADDED_JOURNAL_COLUMNS`."""
+    return any(not added.keys() <= _columns(conn, table) for table, added in _ADDED.items())
 
 
 def add_run_columns(conn: sqlite3.Connection) -> None:
-    """Add the missing :data:`ADDED_RUN_COLUMNS` to ``runs`` (inside the caller's write transaction; idempotent)."""
-    present = _columns(conn, "runs")
-    for column, kind in ADDED_RUN_COLUMNS.items():
-        if column not in present:
-            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+    """Add the missing :data:`ADDED_RUN_COLUMNS` and :data:`ADDED_JOURNAL_COLUMNS` (inside the caller's
+    write transaction; idempotent)."""
+    for table, added in _ADDED.items():
+        present = _columns(conn, table)
+        for column, kind in added.items():
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def has_hot_row(conn: sqlite3.Connection) -> bool:

@@ -14,9 +14,10 @@ from typing import Any
 from ..base import (FINISHED, LOCK_BUSY, RUN_STATUSES, RUNNING, UNFINISHED, JournalRecord, JournalRow, NewRun,
                     RunRecord, RunTimes, ShardProgress, ShardStats, ShardStore, StepCommit)
 from ..errors import CorruptShardError, FencingError
-from ..payload import DEFAULT_MAX_PAYLOAD_BYTES
+from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode
 from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
-                           holders, journal_params, journal_record, new_run_values, run_record)
+                           holders, journal_params, journal_record, new_run_values, retry_applies,
+                           retry_values, run_record)
 from .connection import DEFAULT_BUSY_DEADLINE_S, Connection
 from .schema import (SHARD_APP_ID, add_hot_row, add_run_columns, check_schema, create_shard_schema, has_hot_row,
                      is_initialized, shard_lacks_columns)
@@ -53,6 +54,10 @@ _REQUEUE = ("INSERT INTO queue (execution_id, ready_at) VALUES (?, ?) ON CONFLIC
 _INSERT_JOURNAL = (
     "INSERT INTO journal (execution_id, seq, step_slug, step_type, attempt, status, port, error,"
     " started_at, finished_at, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_KEEP_STATE = (  # the run's stored state into its last journal row (a step marked started)
+    "UPDATE journal SET state = (SELECT COALESCE(r.state, b.body) FROM runs r LEFT JOIN blobs b"
+    " ON b.id = r.state_blob WHERE r.execution_id = ?1) WHERE execution_id = ?1"
+    " AND seq = (SELECT MAX(seq) FROM journal WHERE execution_id = ?1)")
 
 
 def create_shard_file(path: Path, shard: int, *, durability: str, now: float) -> None:
@@ -533,6 +538,7 @@ class SQLiteShardStore(ShardStore):
             if found is None or found[0] in FINISHED:
                 return False
             self._append_journal(conn, execution_id, params)
+            conn.execute(_KEEP_STATE, (execution_id,))
             conn.execute("UPDATE runs SET status = 'running', current_step = ?, attempt = ?, updated_at = ?,"
                          " started_at = COALESCE(started_at, ?) WHERE execution_id = ?",
                          (row.step_slug, row.attempt, now, now, execution_id))
@@ -567,6 +573,30 @@ class SQLiteShardStore(ShardStore):
                     conn.execute(_REQUEUE, (eid, u.ready_at))
             self._count_hot(conn, finished)
         return skipped
+
+    # -- retries ---------------------------------------------------------------------------
+
+    def step_state(self, execution_id: str, seq: int) -> dict[str, Any] | None:
+        with self._db.read() as conn:
+            row = conn.execute("SELECT state FROM journal WHERE execution_id = ? AND seq = ?",
+                               (execution_id, seq)).fetchone()
+        return None if row is None else decode(row[0])
+
+    def retry_run(self, commit: StepCommit, *, expected: tuple[str, float], now: float) -> bool:
+        (state_text, state_size), (output_text, output_size), journal = retry_values(commit, self.max_payload_bytes)
+        eid = commit.execution_id
+        with self._db.write() as conn:  # BEGIN IMMEDIATE: the status compared is the one replaced
+            found = conn.execute("SELECT status, updated_at, state_blob, output_blob FROM runs WHERE execution_id = ?",
+                                 (eid,)).fetchone()
+            if not retry_applies(found, expected):
+                return False
+            self._append_journal(conn, eid, journal)
+            state_text, state_blob = self._place(conn, eid, state_text, state_size, found[2])
+            output_text, output_blob = self._place(conn, eid, output_text, output_size, found[3])
+            conn.execute(_UPDATE_RUN, (RUNNING, commit.current_step, commit.attempt, state_text, state_blob,
+                                       output_text, output_blob, commit.error, commit.wake_at, now, now, None, eid))
+            conn.execute(_REQUEUE, (eid, commit.ready_at))
+        return True
 
     def close(self) -> None:
         self._db.close()
