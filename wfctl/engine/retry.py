@@ -70,10 +70,11 @@ def plan_retry(run: RunRecord, journal: Sequence[JournalRecord], definition, fro
         state = _stopped_state(run, journal)
     if state is None:
         kept = [r.step_slug for r in journal if r.status == STARTED]
-        where = f"retry from where it stopped or from a side-effecting step: {', '.join(dict.fromkeys(kept))}" \
-            if kept else "retry it from where it stopped"
+        if stopped is not None and run.status != COMPLETED and _stopped_state(run, journal) is not None:
+            kept.append(stopped)
+        where = f"it can go on from {', '.join(dict.fromkeys(kept))}" if kept else "none of its steps kept one"
         raise InputError(f"--from: the state of run {eid} before step '{step}' was not kept (only before "
-                         f"side-effecting steps and where a run stopped); {where}")
+                         f"side-effecting steps and where a run stopped): {where}")
     from ..interpreter.state import RunState  # not at import: the engine's status/list paths stay light
 
     made = max((r.attempt for r in journal if r.step_slug == step), default=0)
