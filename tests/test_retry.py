@@ -137,7 +137,8 @@ def test_refusals_are_one_line_and_change_nothing(data, tmp_path, service):
     cases = [
         (("retry", "02-nosuchrun"), "unknown execution id '02-nosuchrun'"),
         (("retry", eid, "--from", "nope"), f"--from: 'nope' is not a step of run {eid}'s definition flaky"),
-        (("retry", eid, "--from", "done"), f"--from: run {eid} never reached step 'done' (its path: start, count, check)"),
+        (("retry", eid, "--from", "done"),
+         f"--from: run {eid} never reached step 'done' (its path: start, count, check)"),
         (("retry", eid, "--from", "start"), f"--from: the state of run {eid} before step 'start' was not kept"),
         (("retry", pending), f"run {pending} is pending: only a failed or canceled run can be retried"),
         (("retry", "--definition", "flaky"), "Retry 1 run(s) of 'flaky'? (refusing without --yes"),

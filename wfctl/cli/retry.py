@@ -20,7 +20,7 @@ def retry_command(
     definition: Optional[str] = typer.Option(None, "--definition", "-d", help="Retry the runs of this definition (bulk)."),
     status: Optional[List[str]] = typer.Option(None, "--status", "-s", help="With --definition: only these statuses (failed, the default; canceled)."),
     since: Optional[str] = typer.Option(None, "--since", help="With --definition: only runs that ended within this long (e.g. 1h, 2d)."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="With --definition: at most this many runs (the newest)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="With --definition: at most this many runs (the newest)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation of a bulk retry."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:

@@ -617,7 +617,8 @@ class PostgresShardStore(ShardStore):
                 return False
             last = tails[0][1] or 0
             if rows:
-                conn.execute(_INSERT_JOURNAL, [list(c) for c in zip(*[(eid, last + i, *p) for i, p in enumerate(rows, 1)])])
+                journal = [(eid, last + i, *p) for i, p in enumerate(rows, 1)]
+                conn.execute(_INSERT_JOURNAL, [list(column) for column in zip(*journal)])
             conn.execute(_UPDATE_RUNS, (now, now, [eid], [RUNNING], [commit.current_step], [commit.attempt], [state],
                                         [output], [commit.error], [as_float(commit.wake_at)], [None]))
             conn.execute(_REQUEUE, ([eid], [float(commit.ready_at)]))
