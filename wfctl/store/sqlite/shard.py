@@ -54,10 +54,12 @@ _REQUEUE = ("INSERT INTO queue (execution_id, ready_at) VALUES (?, ?) ON CONFLIC
 _INSERT_JOURNAL = (
     "INSERT INTO journal (execution_id, seq, step_slug, step_type, attempt, status, port, error,"
     " started_at, finished_at, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_KEEP_STATE = (  # the run's stored state into its last journal row (a step marked started)
-    "UPDATE journal SET state = (SELECT COALESCE(r.state, b.body) FROM runs r LEFT JOIN blobs b"
-    " ON b.id = r.state_blob WHERE r.execution_id = ?1) WHERE execution_id = ?1"
-    " AND seq = (SELECT MAX(seq) FROM journal WHERE execution_id = ?1)")
+_MARK_STARTED = (  # the row of a step marked started, keeping the run's stored state
+    "INSERT INTO journal (execution_id, seq, step_slug, step_type, attempt, status, port, error, started_at,"
+    " finished_at, output, state) SELECT :id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM journal"
+    " WHERE execution_id = :id), :slug, :type, :attempt, :status, :port, :error, :started, :finished, :output,"
+    " COALESCE(r.state, b.body)"
+    " FROM runs r LEFT JOIN blobs b ON b.id = r.state_blob WHERE r.execution_id = :id")
 
 
 def create_shard_file(path: Path, shard: int, *, durability: str, now: float) -> None:
@@ -537,8 +539,8 @@ class SQLiteShardStore(ShardStore):
             found = conn.execute("SELECT status FROM runs WHERE execution_id = ?", (execution_id,)).fetchone()
             if found is None or found[0] in FINISHED:
                 return False
-            self._append_journal(conn, execution_id, params)
-            conn.execute(_KEEP_STATE, (execution_id,))
+            names = ("slug", "type", "attempt", "status", "port", "error", "started", "finished", "output")
+            conn.execute(_MARK_STARTED, {**dict(zip(names, params[0])), "id": execution_id})
             conn.execute("UPDATE runs SET status = 'running', current_step = ?, attempt = ?, updated_at = ?,"
                          " started_at = COALESCE(started_at, ?) WHERE execution_id = ?",
                          (row.step_slug, row.attempt, now, now, execution_id))
