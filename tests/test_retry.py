@@ -63,15 +63,16 @@ def data(request, tmp_path):
         yield path
 
 
-def _definition(tmp_path, url, mapping=None, name="flaky.json", definition_id="flaky"):
-    """``flaky`` (or ``definition_id``): start -> count (GET /count) -> check (GET /check, no retries) -> done."""
+def _definition(tmp_path, url, mapping=None, name="flaky.json", definition_id="flaky", last="done"):
+    """``flaky`` (or ``definition_id``): start -> count (GET /count) -> check (GET /check, no retries) -> done
+    (or ``last``)."""
     http = {"retryPolicy": {"maxRetries": 0, "backoffMs": 0}}
     steps = [step("start", "start", None, {"success": "count"}),
              step("count", "action", {"type": "http_request", "parameters": {"url": f"{url}/count"}, **http},
                   {"success": "check"}),
              step("check", "action", {"type": "http_request", "parameters": {"url": f"{url}/check"}, **http},
-                  {"success": "done"}),
-             step("done", "output", {"mapping": mapping or {"version": 1}})]
+                  {"success": last}),
+             step(last, "output", {"mapping": mapping or {"version": 1}})]
     path = tmp_path / name
     path.write_text(json.dumps({"id": definition_id, "name": definition_id, "steps": steps}))
     return path
@@ -118,7 +119,9 @@ def test_a_failed_run_goes_on_from_its_failed_step_and_from_an_earlier_one(data,
     assert service.hits == {"/count": 1, "/check": 2}  # the step before the failed one did not run again
 
     # a completed run again, from an earlier step, pinned to its version although another is current
-    ok(wfctl(data, "defs", "apply", _definition(tmp_path, service.url, {"version": 2}, "flaky-v2.json")))
+    ok(wfctl(data, "defs", "apply", _definition(tmp_path, service.url, {"version": 2}, "flaky-v2.json", last="end")))
+    line = refused(wfctl(data, "retry", eid, "--from", "end"))  # a step of the current version, not of the run's
+    assert line.startswith(f"wfctl: error: --from: 'end' is not a step of run {eid}'s definition flaky (version ")
     out = json.loads(ok(wfctl(data, "retry", eid, "--from", "count", "--json")))
     assert out == {"execution_id": eid, "shard": done["shard"], "step": "count", "attempt": 2}
     _drain(data)
