@@ -12,7 +12,8 @@ plus one schema per shard, ``wfctl_shard_000``..., each on the server the placem
                     counters (name PK): count, wait_ms  (retries by cause, 'transactions',
                         'deleted_runs'; added to now and then, never on the start path)
                     runs, queue, journal: as in the SQLite shard, values as JSON text (TOAST
-                        keeps large ones out of line: no blobs table)
+                        keeps large ones out of line: no blobs table); journal.state is added
+                        when a shard schema without it is opened (additive, same schema version)
                     fence(generation): checks the lease generation under FOR KEY SHARE, else
                         raises SQLSTATE WF001
                     hot_row (id=1): count  (runs started plus runs finished while the deployment's
