@@ -191,10 +191,12 @@ def complete_shard(conn: psycopg.Connection, schema: str) -> None:
 
 def missing_columns(conn: psycopg.Connection, schema: str) -> list[str]:
     """The :data:`ADDED_SHARD_COLUMNS` that ``schema`` lacks, as ``table.column``."""
-    rows = conn.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
-                        (schema,)).fetchall()
-    present = {(r[0], r[1]) for r in rows}
-    return [f"{t}.{c}" for t, c in ADDED_SHARD_COLUMNS if (t, c) not in present]
+    wanted = [f"{t}.{c}" for t, c in ADDED_SHARD_COLUMNS]
+    rows = conn.execute(  # the catalog directly: information_schema's views are slow on a server with many schemas
+        "SELECT w FROM unnest(%s::text[]) AS w WHERE NOT EXISTS (SELECT 1 FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s || '.' || split_part(w, '.', 1)) AND attname = split_part(w, '.', 2)"
+        " AND NOT attisdropped)", (wanted, schema)).fetchall()
+    return [r[0] for r in rows]
 
 
 def stored_version(conn: psycopg.Connection, schema: str) -> int | None:
