@@ -41,6 +41,11 @@ def test_a_started_row_keeps_the_state_before_its_step(store, size):
     assert store.step_state("wf-0", 2) == state("b", x="v" * size)
     assert store.step_state("wf-0", 1) is None and store.step_state("wf-0", 3) is None
     assert store.step_state("wf-0", 9) is None and store.step_state("nope", 1) is None
+    run = store.get_run("wf-0")
+    kept = store.step_state("wf-0", 2)
+    assert store.retry_run(StepCommit("wf-0", RUNNING, kept, "b", 1, ready_at=T0 + 4),
+                           expected=(FAILED, run.updated_at), now=T0 + 4)
+    assert store.get_run("wf-0").state == kept
 
 
 def test_retry_run_puts_a_finished_run_back_in_the_queue(store):
