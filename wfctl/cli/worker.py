@@ -44,7 +44,7 @@ def worker_command(
     """Execute runs: hold each shard's lease (one worker per shard at a time), advance runs step by step, journal every step.
 
     A dead worker's shards are taken over when its lease expires. Ctrl-C or SIGTERM stops cleanly and releases the leases.
-    With --metrics-port, one endpoint serves the metrics of every worker process, its shards and its scheduler (docs/engine.md).
+    --metrics-port serves the metrics of every worker process, their shards and the scheduler (docs/engine.md).
     """
     import signal
     import threading

@@ -144,8 +144,8 @@ class ShardCollector:
         beat = gauge("wfctl_shard_heartbeat_age_seconds", "Seconds since the lease holder's last heartbeat.")
         retries = CounterMetricFamily("wfctl_shard_retries", "Writes retried on the shard, every process's, by cause.",
                                       labels=["shard", "cause"])
-        waited = CounterMetricFamily("wfctl_shard_wait_seconds", "Time writes on the shard waited and retried, by cause.",
-                                     labels=["shard", "cause"])
+        waited = CounterMetricFamily("wfctl_shard_wait_seconds",
+                                     "Time writes on the shard waited and retried, by cause.", labels=["shard", "cause"])
         for shard, health in readings:
             label = [str(shard)]
             up.add_metric(label, 0 if health is None else 1)
