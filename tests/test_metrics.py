@@ -16,8 +16,6 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from helpers import EXAMPLES, refused, step, wait_until, wfctl, wfctl_argv, wfctl_env, write_definition
 from pg import pg_project
 from wfctl.engine import Engine
@@ -58,6 +56,8 @@ class Served:
 
     def scrape(self) -> dict[tuple, float]:
         """Every sample: ``(name, (label, value)...)`` -> value."""
+        from prometheus_client.parser import text_string_to_metric_families  # not at import: see metrics.py
+
         text = httpx.get(self.url, timeout=60).text
         return {(s.name, *sorted(s.labels.items())): s.value
                 for family in text_string_to_metric_families(text) for s in family.samples}
@@ -224,5 +224,5 @@ def test_a_port_in_use_is_one_line_and_nothing_starts(tmp_path, command):
         taken.listen()
         port = taken.getsockname()[1]
         line = refused(wfctl(data, command, "--metrics-port", str(port), timeout=120))
-    assert f"--metrics-port: cannot serve metrics on 127.0.0.1:{port}" in line
+    assert f"--metrics-port: cannot serve metrics on '127.0.0.1' port {port}: Address already in use" in line
     assert _shards(data)[0]["lease_owner"] is None  # no worker ran

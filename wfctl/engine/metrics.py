@@ -13,6 +13,7 @@ causes: never execution ids. docs/engine.md lists every metric.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import multiprocessing
@@ -202,9 +203,11 @@ class MetricsEndpoint:
                 registry.register(collector)
             try:
                 server, _ = start_http_server(port, addr=host, registry=registry)
-            except OSError as exc:  # the port is taken, or the host is not this machine's
-                option = "--metrics-host" if isinstance(exc, socket.gaierror) else "--metrics-port"
-                raise InputError(f"{option}: cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+            except (OSError, ValueError) as exc:  # the port is taken, or the host is not this machine's
+                port_taken = isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EACCES)
+                option = "--metrics-port" if port_taken else "--metrics-host"
+                reason = getattr(exc, "strerror", None) or exc
+                raise InputError(f"{option}: cannot serve metrics on {host!r} port {port}: {reason}") from None
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
