@@ -123,16 +123,20 @@ def test_worker_metrics_are_the_shards_own_counts(data, tmp_path):
     try:
         with served(data, "worker", "--metrics-port", "0", "--processes", "2", "--no-scheduler") as worker:
             # during: shard 0's runs end, shard 1's wait for its lease
-            samples = wait_until(lambda: (s := worker.scrape()) and value(s, "wfctl_shard_queue_depth", shard="0") == 0
-                                 and value(s, "wfctl_runs_completed_total", definition="hello") == hello_0
-                                 and value(s, "wfctl_shard_lease_held", shard="0") == 1 and s,
-                                 timeout=DEADLINE_S, interval=0.2)
+            def shard_0_done():
+                asked, s = time.time(), worker.scrape()
+                return (value(s, "wfctl_shard_queue_depth", shard="0") == 0
+                        and value(s, "wfctl_runs_completed_total", definition="hello") == hello_0
+                        and value(s, "wfctl_shard_lease_held", shard="0") == 1 and (asked, s))
+
+            asked, samples = wait_until(shard_0_done, timeout=DEADLINE_S, interval=0.2) or (0, None)
             assert samples, worker.lines
             scraped = time.time()
             rows = _shards(data)
             assert value(samples, "wfctl_shard_queue_depth", shard="1") == rows[1]["queue_depth"] == waiting
             assert value(samples, "wfctl_shard_ready_runs", shard="1") == waiting
-            assert last_start - started <= value(samples, "wfctl_shard_oldest_ready_age_seconds", shard="1") \
+            # the oldest waiting run was made between the first start and the last
+            assert asked - last_start <= value(samples, "wfctl_shard_oldest_ready_age_seconds", shard="1") \
                 <= scraped - started
             assert (value(samples, "wfctl_shard_lease_held", shard="1"),
                     value(samples, "wfctl_shard_lease_generation", shard="1")) == (0, generation)
@@ -226,3 +230,10 @@ def test_a_port_in_use_is_one_line_and_nothing_starts(tmp_path, command):
         line = refused(wfctl(data, command, "--metrics-port", str(port), timeout=120))
     assert f"--metrics-port: cannot serve metrics on '127.0.0.1' port {port}: Address already in use" in line
     assert _shards(data)[0]["lease_owner"] is None  # no worker ran
+
+
+def test_a_host_that_is_not_this_machines_is_one_line(tmp_path):
+    data = tmp_path / "data"
+    assert wfctl(data, "init", "--shards", "1").returncode == 0
+    line = refused(wfctl(data, "worker", "--metrics-port", "0", "--metrics-host", "host.invalid", timeout=120))
+    assert line.startswith("wfctl: error: --metrics-host: cannot serve metrics on 'host.invalid' port 0: ")
