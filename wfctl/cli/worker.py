@@ -79,7 +79,8 @@ def worker_command(
             thread.start()
         code = run_workers(path, processes=processes, shards=chosen, drain=drain,
                            max_parallel=max_parallel, stop_event=stop, interpreter_factory=factory,
-                           allow_modules=tuple(allow_module or ()), events=WorkerMetrics() if endpoint else None)
+                           allow_modules=tuple(allow_module or ()), events=WorkerMetrics() if endpoint else None,
+                           started=endpoint.collector.workers_started if endpoint else None)
     finally:
         sched_stop.set()
         if thread is not None:

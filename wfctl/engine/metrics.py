@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import multiprocessing
 import os
 import shutil
 import socket
@@ -97,7 +96,7 @@ class ShardCollector:
 
     A shard that cannot be read is ``wfctl_shard_up 0`` (its store is opened again at the next
     scrape). The lease is this command's when its owner (``host:pid:...``) is this process or
-    one of its children and it has not expired.
+    one of the worker processes :meth:`workers_started` names, and it has not expired.
     """
 
     def __init__(self, datadir: DataDir, shards: Sequence[int]):
@@ -106,6 +105,11 @@ class ShardCollector:
         self._stores: dict[int, ShardStore] = {}
         self._lock = threading.Lock()  # one scrape at a time reads the stores
         self._host = socket.gethostname()
+        self._pids = {os.getpid()}
+
+    def workers_started(self, pids: Collection[int]) -> None:
+        """The worker processes whose leases are this command's (``run_workers(started=...)``)."""
+        self._pids = self._pids | set(pids)
 
     def _health(self, shard: int, now: float) -> ShardHealth | None:
         try:
@@ -123,8 +127,7 @@ class ShardCollector:
         parts = (owner or "").split(":")
         if len(parts) < 2 or parts[0] != self._host or not parts[1].isdigit():
             return False
-        pids = {os.getpid(), *(child.pid for child in multiprocessing.active_children())}
-        return int(parts[1]) in pids and expires_at is not None and expires_at > now
+        return int(parts[1]) in self._pids and expires_at is not None and expires_at > now
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -210,6 +213,7 @@ class MetricsEndpoint:
                 raise InputError(f"{option}: cannot serve metrics on {host!r} port {port}: {reason}") from None
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
+            del os.environ[MULTIPROC_ENV]
             raise
         bound = server.server_address[1]
         url = f"http://{f'[{host}]' if ':' in host else host}:{bound}/metrics"

@@ -90,14 +90,16 @@ def check_workers(data_dir: str | Path | None, shards: list[int] | None,
 def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: list[int] | None = None,
                 drain: bool = False, *, stop_event: threading.Event | None = None,
                 interpreter_factory: Callable[..., Any] | None = None, owner: str | None = None,
-                allow_modules: tuple[str, ...] = (), **worker_options: Any) -> int:
+                allow_modules: tuple[str, ...] = (), started: Callable[[list[int]], None] | None = None,
+                **worker_options: Any) -> int:
     """Run ``processes`` worker processes over ``shards`` (default: all) and wait for them.
 
     Setting ``stop_event`` (or Ctrl-C, which returns 130) sends them SIGTERM and waits for
     them. ``interpreter_factory`` must be picklable (a module-level function); ``owner``
     names the leases (``<owner>-<n>`` per process); ``allow_modules`` go to each process's
     :class:`~wfctl.engine.runtime.Runtime` (module prefixes for ``module:function`` actions);
-    ``worker_options`` go to :class:`Worker` (max_parallel, lease_ttl, batch, ...).
+    ``started``, if given, is called with the processes' pids once they started (the metrics
+    tell their leases by them); ``worker_options`` go to :class:`Worker` (max_parallel, lease_ttl, batch, ...).
     Returns 0 when every process exited with 0, else the first non-zero exit code
     (128 + signal number for a process killed by a signal).
     """
@@ -111,6 +113,8 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
                                  name=f"wfctl-worker-{n}"))
     for proc in procs:
         proc.start()
+    if started is not None:
+        started([proc.pid for proc in procs])
     interrupted = False
     try:
         while any(proc.is_alive() for proc in procs) and not (stop_event is not None and stop_event.is_set()):
