@@ -7,8 +7,8 @@ file. Each example runs ``wfctl.cli.main`` in this process (``sys.argv`` patched
 caught) against a small data directory prepared once (two definitions, a few runs). Commands
 that would run for long are bounded, not skipped: ``worker`` and ``stress run`` run with their
 process-starting call replaced (their option checks, which come first, are what is fuzzed), and
-``start --wait`` only ever follows runs that end by themselves. ``scheduler`` (no options, runs
-until stopped) is left out. ``WFCTL_FUZZ_EXAMPLES`` sets the examples per command (default 20).
+``start --wait`` only ever follows runs that end by themselves. ``scheduler`` (runs until
+stopped) is left out. ``WFCTL_FUZZ_EXAMPLES`` sets the examples per command (default 20).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ EXAMPLES_PER_COMMAND = int(os.environ.get("WFCTL_FUZZ_EXAMPLES", "20"))
 
 #: Commands not fuzzed, and why.
 EXCLUDED = {
-    "scheduler": "no options; runs until stopped",
+    "scheduler": "runs until stopped (its --metrics-port is tested in tests/test_metrics.py)",
 }
 
 #: Documented exit codes besides 0 and 2, per command (see each command's --help).

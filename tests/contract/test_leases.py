@@ -153,3 +153,24 @@ def test_claim_ready_only_claims_the_given_runs(store):
     assert ids(store.claim_ready(g, now=T0, limit=10, only=["wf-1", "nope"])) == ["wf-1"]
     assert store.claim_ready(g, now=T0, limit=10, only=["wf-1"]) == []  # claimed already
     assert sorted(ids(store.claim_ready(g, now=T0, limit=10))) == ["wf-0", "wf-2"]
+
+
+def test_health_counts_the_queue_the_ready_runs_and_the_lease(store):
+    empty = store.health(now=T0)
+    assert (empty.shard, empty.queue_depth, empty.ready, empty.oldest_ready_at) == (0, 0, 0, None)
+    assert (empty.lease_owner, empty.heartbeat_at) == (None, None)
+    assert empty.total_retries == 0 and set(empty.retries) == set(store.stats().retries)
+    for i in range(4):
+        store.create_run(f"e{i}", "wf", None, state(), now=T0 + i)
+    store.create_run("later", "wf", None, state(), now=T0 + 100)
+    health = store.health(now=T0 + 10)
+    assert (health.queue_depth, health.ready, health.oldest_ready_at) == (5, 4, T0)
+    g = leased(store)
+    assert ids(store.claim_ready(g, now=T0 + 10, limit=2)) == ["e0", "e1"]  # being worked on: not ready
+    health = store.health(now=T0 + 10)
+    assert (health.queue_depth, health.ready, health.oldest_ready_at) == (5, 2, T0 + 2)
+    assert (health.lease_owner, health.generation) == ("w1", g) and health.heartbeat_at is not None
+    stats = store.stats()
+    assert (health.lease_expires_at, health.heartbeat_at) == (stats.lease_expires_at, stats.heartbeat_at)
+    assert store.release_lease("w1", g)
+    assert store.health(now=T0 + 100).ready == 5  # a released generation's claims are ready again

@@ -5,18 +5,25 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from typing import Optional
 
 import typer
 
 from .output import console, engine, escape, print_json
+from .worker import METRICS_HOST_HELP, METRICS_PORT_HELP
 
 app = typer.Typer(help="Inspect and steer schedules (definitions with a 'scheduled' trigger).", no_args_is_help=True)
 
 
-def scheduler_command(ctx: typer.Context) -> None:
+def scheduler_command(
+    ctx: typer.Context,
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535, help=METRICS_PORT_HELP),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help=METRICS_HOST_HELP),
+) -> None:
     """Run the scheduler loop alone: start the due slots of every scheduled definition.
 
     Any number of schedulers (and workers, which run one by default) may run at once: a slot starts at most one run. Ctrl-C or SIGTERM stops it.
+    With --metrics-port, it serves its fire lag as Prometheus metrics (docs/engine.md).
     """
     import signal
     import threading
@@ -26,7 +33,17 @@ def scheduler_command(ctx: typer.Context) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    Scheduler(engine(ctx)).run(stop_event=stop)
+    eng = engine(ctx)
+    endpoint = events = None
+    if metrics_port is not None:
+        from ..engine.metrics import MetricsEndpoint, SchedulerMetrics
+
+        endpoint, events = MetricsEndpoint.start(metrics_host, metrics_port), SchedulerMetrics()
+    try:
+        Scheduler(eng, events=events).run(stop_event=stop)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
 
 
 def _spec(eng, definition_id: str):

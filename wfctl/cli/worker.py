@@ -9,6 +9,9 @@ import typer
 
 from .output import ALLOW_MODULE_HELP
 
+METRICS_PORT_HELP = "Serve Prometheus metrics on this port (0: a free one); the address is printed on stderr."
+METRICS_HOST_HELP = "The address the metrics are served on."
+
 
 def _shard_list(text: Optional[str]) -> list[int] | None:
     from ..errors import InputError
@@ -35,10 +38,13 @@ def worker_command(
     stubs: Optional[Path] = typer.Option(
         None, "--stubs", help="A stubs file answering tale platform actions (rag, customer, ...) in every worker process."),
     allow_module: Optional[List[str]] = typer.Option(None, "--allow-module", help=ALLOW_MODULE_HELP),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535, help=METRICS_PORT_HELP),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help=METRICS_HOST_HELP),
 ) -> None:
     """Execute runs: hold each shard's lease (one worker per shard at a time), advance runs step by step, journal every step.
 
     A dead worker's shards are taken over when its lease expires. Ctrl-C or SIGTERM stops cleanly and releases the leases.
+    --metrics-port serves the metrics of every worker process, their shards and the scheduler (docs/engine.md).
     """
     import signal
     import threading
@@ -56,23 +62,35 @@ def worker_command(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # Ctrl-C is handled by run_workers (exit 130)
     chosen = _shard_list(shards)
+    endpoint = None
+    if metrics_port is not None:  # before the scheduler and the workers, which count in its directory
+        from ..engine.metrics import MetricsEndpoint, SchedulerMetrics, WorkerMetrics
+        from ..engine.processes import check_workers
+
+        datadir, served = check_workers(path, chosen, tuple(allow_module or ()))
+        endpoint = MetricsEndpoint.start(metrics_host, metrics_port, datadir=datadir, shards=served)
     sched_stop = threading.Event()
     thread = None
-    if scheduler and not drain:  # a draining worker exits when its work is done: no new slots
-        thread = threading.Thread(target=_run_scheduler, args=(path, sched_stop), daemon=True, name="wfctl-scheduler")
-        thread.start()
     try:
+        if scheduler and not drain:  # a draining worker exits when its work is done: no new slots
+            events = SchedulerMetrics() if endpoint else None
+            thread = threading.Thread(target=_run_scheduler, args=(path, sched_stop, events), daemon=True,
+                                      name="wfctl-scheduler")
+            thread.start()
         code = run_workers(path, processes=processes, shards=chosen, drain=drain,
                            max_parallel=max_parallel, stop_event=stop, interpreter_factory=factory,
-                           allow_modules=tuple(allow_module or ()))
+                           allow_modules=tuple(allow_module or ()), events=WorkerMetrics() if endpoint else None,
+                           started=endpoint.collector.workers_started if endpoint else None)
     finally:
         sched_stop.set()
         if thread is not None:
             thread.join(10)
+        if endpoint is not None:
+            endpoint.close()
     raise typer.Exit(code)
 
 
-def _run_scheduler(path, stop) -> None:
+def _run_scheduler(path, stop, events=None) -> None:
     import logging
 
     from ..engine import Engine
@@ -80,6 +98,6 @@ def _run_scheduler(path, stop) -> None:
 
     try:
         with Engine(path) as eng:
-            Scheduler(eng).run(stop_event=stop)
+            Scheduler(eng, events=events).run(stop_event=stop)
     except Exception as exc:  # the workers go on; the scheduler's failure is reported
         logging.getLogger("wfctl.scheduler").error("scheduler stopped: %s", exc)

@@ -70,30 +70,40 @@ def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[st
     sys.exit(code)
 
 
+def check_workers(data_dir: str | Path | None, shards: list[int] | None,
+                  allow_modules: tuple[str, ...] = ()) -> tuple[DataDir, list[int]]:
+    """The data directory and the shards (default: all) :func:`run_workers` would work on, checked
+    before any process starts: a bad directory, key, shard or module prefix is one line here,
+    not one per process."""
+    from ..actions.policy import ActionPolicy
+    from .keys import secret_box
+
+    datadir = DataDir.open(resolve_data_dir(None if data_dir is None else str(data_dir)), create=False)
+    secret_box(datadir)
+    chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
+    for shard in chosen:
+        datadir.check_shard(shard)
+    ActionPolicy.resolve(allow_modules, setting=datadir.settings.allow_modules)
+    return datadir, chosen
+
+
 def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: list[int] | None = None,
                 drain: bool = False, *, stop_event: threading.Event | None = None,
                 interpreter_factory: Callable[..., Any] | None = None, owner: str | None = None,
-                allow_modules: tuple[str, ...] = (), **worker_options: Any) -> int:
+                allow_modules: tuple[str, ...] = (), started: Callable[[list[int]], None] | None = None,
+                **worker_options: Any) -> int:
     """Run ``processes`` worker processes over ``shards`` (default: all) and wait for them.
 
     Setting ``stop_event`` (or Ctrl-C, which returns 130) sends them SIGTERM and waits for
     them. ``interpreter_factory`` must be picklable (a module-level function); ``owner``
     names the leases (``<owner>-<n>`` per process); ``allow_modules`` go to each process's
     :class:`~wfctl.engine.runtime.Runtime` (module prefixes for ``module:function`` actions);
-    ``worker_options`` go to :class:`Worker` (max_parallel, lease_ttl, batch, ...).
+    ``started``, if given, is called with the processes' pids once they started (the metrics
+    tell their leases by them); ``worker_options`` go to :class:`Worker` (max_parallel, lease_ttl, batch, ...).
     Returns 0 when every process exited with 0, else the first non-zero exit code
     (128 + signal number for a process killed by a signal).
     """
-    from .keys import secret_box
-
-    datadir = DataDir.open(resolve_data_dir(None if data_dir is None else str(data_dir)), create=False)
-    secret_box(datadir)  # a missing, invalid or different key: one line here, not one per process
-    chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
-    for shard in chosen:
-        datadir.check_shard(shard)
-    from ..actions.policy import ActionPolicy
-
-    ActionPolicy.resolve(allow_modules, setting=datadir.settings.allow_modules)  # a bad prefix: before any spawn
+    datadir, chosen = check_workers(data_dir, shards, allow_modules)
     ctx = multiprocessing.get_context("spawn")
     procs = []
     for n, group in enumerate(split_shards(chosen, processes)):
@@ -103,6 +113,8 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
                                  name=f"wfctl-worker-{n}"))
     for proc in procs:
         proc.start()
+    if started is not None:
+        started([proc.pid for proc in procs])
     interrupted = False
     try:
         while any(proc.is_alive() for proc in procs) and not (stop_event is not None and stop_event.is_set()):

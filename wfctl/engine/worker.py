@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..definitions import DEFAULT_TIMEOUT_MS, Definition
 from ..errors import InputError, WfctlError
@@ -79,6 +79,17 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+class WorkerEvents(Protocol):
+    """What a worker tells its ``events`` hook (:mod:`wfctl.engine.metrics` counts them), in its
+    loop: each call must be quick and must not raise."""
+
+    def claimed(self, record: RunRecord) -> None:
+        """A run was claimed (``record.status`` pending: it begins executing)."""
+
+    def committed(self, commits: Sequence[StepCommit], skipped: Collection[str]) -> None:
+        """``commits`` were committed; those of ``skipped`` ids were not applied (canceled or finished meanwhile)."""
+
+
 @dataclass(slots=True)
 class _Run:
     """A claimed run being advanced: where it is and the attempt its current step runs with."""
@@ -100,7 +111,8 @@ class Worker:
 
     ``observer(commits, now)``, if given, is called in the worker loop with every batch of
     :class:`StepCommit` once it is committed (the stress harness counts outcomes and step
-    latencies with it); it must be quick and must not raise. ``only``, if given, limits the
+    latencies with it); it must be quick and must not raise. ``events`` (a :class:`WorkerEvents`),
+    if given, is told of every claim and commit (the metrics count them). ``only``, if given, limits the
     worker to those runs (``start --wait``): the shards' other runs are left to other workers.
 
     Idle, the worker polls its shards every ``poll_interval`` seconds, unless the backend can
@@ -115,7 +127,7 @@ class Worker:
                  max_pure_steps: int = 64, poll_interval: float = 0.01, idle_poll: float = 1.0,
                  sweep_interval: float = 1.0,
                  observer: Callable[[Sequence[StepCommit], float], None] | None = None,
-                 only: Collection[str] | None = None):
+                 events: WorkerEvents | None = None, only: Collection[str] | None = None):
         if isinstance(source, Engine):
             source = source.runtime
         self._own_runtime = not isinstance(source, Runtime)
@@ -136,6 +148,7 @@ class Worker:
         self.idle_poll = idle_poll
         self.sweep_interval = sweep_interval
         self.observer = observer
+        self.events = events
         self.only = None if only is None else frozenset(only)
         self.clock = self.runtime.clock
         self.interpreter = self.runtime.interpreter
@@ -396,6 +409,8 @@ class Worker:
 
     def _claimed(self, shard: int, generation: int, record: RunRecord, now: float,
                  commits: list[StepCommit], effects: list[_Run]) -> None:
+        if self.events is not None:
+            self.events.claimed(record)
         item = self._load(shard, generation, record, now, commits)
         if item is not None:
             self._advance(item, None, now, commits, effects)
@@ -415,7 +430,7 @@ class Worker:
             raise
         except WfctlError as exc:
             commits.append(StepCommit(record.execution_id, FAILED, record.state, record.current_step,
-                                      max(attempt - 1, 0), error=str(exc)))
+                                      max(attempt - 1, 0), error=str(exc), definition_id=record.definition_id))
             return None
         sealed = state.variables.get("secrets") if isinstance(state.variables, dict) else None
         if sealed:
@@ -427,7 +442,8 @@ class Worker:
                 self.held[record.execution_id] = shard
                 commits.append(StepCommit(record.execution_id, RUNNING, record.state, record.current_step,
                                           max(attempt - 1, 0), ready_at=now + HOLD_UNDECRYPTABLE_S,
-                                          error=f"waiting for the right secret key: {exc}", wake_at=record.wake_at))
+                                          error=f"waiting for the right secret key: {exc}", wake_at=record.wake_at,
+                                          definition_id=record.definition_id))
                 return None
             self.held.pop(record.execution_id, None)
         return _Run(shard, generation, record.execution_id, definition, state, attempt)
@@ -462,7 +478,8 @@ class Worker:
                 state = item.state
                 if state.finished:
                     commits.append(StepCommit(item.execution_id, state.status, state.to_dict(), None, 0, rows,
-                                              output=state.output, error=state.error))
+                                              output=state.output, error=state.error,
+                                              definition_id=item.definition.id))
                     return
                 if state.wake_at is not None and state.wake_at > now:
                     commits.append(self._requeue(item, rows, state.wake_at))
@@ -484,7 +501,7 @@ class Worker:
         """The commit of a still-running run, queued at ``ready_at``; ``made`` attempts of its step started."""
         return StepCommit(item.execution_id, RUNNING, item.state.to_dict(), item.state.current,
                           item.attempt - 1 if made is None else made, rows, ready_at=ready_at,
-                          wake_at=item.state.wake_at)
+                          wake_at=item.state.wake_at, definition_id=item.definition.id)
 
     def _run_effect(self, store: ShardStore, item: _Run) -> None:
         """In a pool thread: journal the step as started, run it, hand the result to the loop."""
@@ -536,24 +553,26 @@ class Worker:
     def _commit(self, store: ShardStore, generation: int, commits: list[StepCommit], now: float) -> None:
         """Group-commit ``commits``; a run whose state or output is over the size limit fails alone.
 
-        The ``observer`` (if any) is handed each committed batch once it is durable.
+        The ``observer`` and ``events`` (if any) are handed each committed batch once it is durable.
         """
         try:
-            store.commit_steps(generation, commits, now=now)
+            skipped = store.commit_steps(generation, commits, now=now)
             committed = commits
         except PayloadTooLargeError:
-            committed = []
+            committed, skipped = [], []
             for commit in commits:
                 try:
-                    store.commit_steps(generation, [commit], now=now)
+                    skipped += store.commit_steps(generation, [commit], now=now)
                 except PayloadTooLargeError as exc:
                     rows = [replace(r, output=None) for r in commit.journal]
                     commit = StepCommit(commit.execution_id, FAILED, None, commit.current_step, commit.attempt, rows,
-                                        error=str(exc))
-                    store.commit_steps(generation, [commit], now=now)
+                                        error=str(exc), definition_id=commit.definition_id)
+                    skipped += store.commit_steps(generation, [commit], now=now)
                 committed.append(commit)
         if self.observer is not None:
             self.observer(committed, now)
+        if self.events is not None:
+            self.events.committed(committed, skipped)
 
 
 def _row(t: Transition, started: float, finished: float) -> JournalRow:

@@ -16,7 +16,7 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import InputError, WfctlError
 from ..store.roles import SCHEDULER, set_session_role
@@ -53,12 +53,21 @@ class TriggerResult:
     started: Any = None
 
 
-class Scheduler:
-    """Fires scheduled definitions' slots. ``clock`` gives epoch seconds (a simulated clock in tests)."""
+class SchedulerEvents(Protocol):
+    """What the scheduler loop tells its ``events`` hook (:mod:`wfctl.engine.metrics` counts them)."""
 
-    def __init__(self, engine, *, clock: Callable[[], float] | None = None):
+    def fired(self, definition_id: str, slot_time: float, fired_at: float) -> None:
+        """A slot's run was started (created) at ``fired_at``; quick, never raises."""
+
+
+class Scheduler:
+    """Fires scheduled definitions' slots. ``clock`` gives epoch seconds (a simulated clock in tests);
+    ``events``, if given, is told of every run the loop's slots created."""
+
+    def __init__(self, engine, *, clock: Callable[[], float] | None = None, events: SchedulerEvents | None = None):
         self.engine = engine
         self.clock = clock or engine.clock
+        self.events = events
         self._specs: dict[str, tuple[object, ScheduleSpec | None]] = {}  # id -> (updated_at, spec)
 
     # -- one pass -------------------------------------------------------------------------
@@ -110,6 +119,8 @@ class Scheduler:
                                            idempotency_key=start.key, slot_time=start.slot)
                 if result.created:
                     report.started.append(result.execution_id)
+                    if self.events is not None:
+                        self.events.fired(spec.definition_id, start.slot, self.clock())
             for skip in p.skipped:
                 report.skipped[str(skip.reason)] = report.skipped.get(str(skip.reason), 0) + 1
             acked = acknowledge(p.state)

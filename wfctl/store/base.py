@@ -150,6 +150,8 @@ class StepCommit:
     output: Any = None
     error: str | None = None
     wake_at: float | None = None
+    #: The run's definition, for the worker's observers (the store does not write it: the run has it).
+    definition_id: str | None = None
 
 
 LOCK_BUSY = "lock_busy"
@@ -230,6 +232,28 @@ class ShardProgress(_Contention):
     retries: dict[str, int]
     wait_ms: dict[str, float]
     transactions: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShardHealth(_Contention):
+    """What an operator watches on a shard now, cheap to read at every metrics scrape.
+
+    ``queue_depth`` counts every queue entry (ready, being worked on, or waiting for a later
+    time: sleeps and retries); ``ready`` those ready at ``now`` that the lease holder did not
+    claim (a released lease's claims are ready again), the oldest ready since ``oldest_ready_at``
+    (None: none ready); the lease and the counters are those of :class:`ShardStats`.
+    """
+
+    shard: int
+    queue_depth: int
+    ready: int
+    oldest_ready_at: float | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    generation: int
+    heartbeat_at: float | None
+    retries: dict[str, int]
+    wait_ms: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +404,11 @@ class ShardStore(ABC):
     @abstractmethod
     def progress(self) -> ShardProgress:
         """Runs created and unfinished, queue depth and contention counters (cheap; see :class:`ShardProgress`)."""
+
+    @abstractmethod
+    def health(self, *, now: float) -> ShardHealth:
+        """Queue depth, the runs ready at ``now`` and the oldest one's ready time, lease and
+        contention counters (cheap; see :class:`ShardHealth`)."""
 
     @abstractmethod
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:

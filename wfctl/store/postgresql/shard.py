@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from ..base import (FINISHED, RUN_STATUSES, RUNNING, UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord,
-                    RunTimes, ShardProgress, ShardStats, ShardStore, StepCommit)
+                    RunTimes, ShardHealth, ShardProgress, ShardStats, ShardStore, StepCommit)
 from ..errors import FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode
 from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
@@ -433,6 +433,15 @@ class PostgresShardStore(ShardStore):
                              " WHERE status IN ('pending', 'running')), (SELECT COUNT(*) FROM queue)")[0]
         retries, wait_ms, transactions, _, deleted = self._counters()
         return shard_progress(self.shard, counts[0] + deleted, counts[1], counts[2], retries, wait_ms, transactions)
+
+    def health(self, *, now: float) -> ShardHealth:
+        (owner, expires, generation, heartbeat, depth, ready, oldest), = self._fetch(
+            "SELECT s.lease_owner, s.lease_expires_at, s.generation, s.heartbeat_at, (SELECT COUNT(*) FROM queue),"
+            " q.ready, q.oldest FROM shard_status s, LATERAL (SELECT COUNT(*) AS ready, MIN(ready_at) AS oldest"
+            " FROM queue WHERE ready_at <= %s AND (s.lease_owner IS NULL OR claimed IS DISTINCT FROM s.generation)) q"
+            " WHERE s.id = 1", (now,))
+        retries, wait_ms, *_ = self._counters()
+        return ShardHealth(self.shard, depth, ready, oldest, owner, expires, generation, heartbeat, retries, wait_ms)
 
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
         last = ""

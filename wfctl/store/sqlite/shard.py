@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base import (FINISHED, LOCK_BUSY, RUN_STATUSES, RUNNING, UNFINISHED, JournalRecord, JournalRow, NewRun,
-                    RunRecord, RunTimes, ShardProgress, ShardStats, ShardStore, StepCommit)
+                    RunRecord, RunTimes, ShardHealth, ShardProgress, ShardStats, ShardStore, StepCommit)
 from ..errors import CorruptShardError, FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode
 from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
@@ -454,6 +454,16 @@ class SQLiteShardStore(ShardStore):
             row = conn.execute("SELECT lock_retries, lock_wait_ms, transactions FROM shard_status WHERE id = 1").fetchone()
         retries, wait_ms = self._contention(row[0], row[1])
         return ShardProgress(self.shard, runs, unfinished, depth, retries, wait_ms, row[2] + self._db.transactions)
+
+    def health(self, *, now: float) -> ShardHealth:
+        with self._db.read() as conn:
+            (depth,) = conn.execute("SELECT COUNT(*) FROM queue").fetchone()
+            row = conn.execute("SELECT lock_retries, lock_wait_ms, lease_owner, lease_expires_at, generation,"
+                               " heartbeat_at FROM shard_status WHERE id = 1").fetchone()
+            ready, oldest = conn.execute("SELECT COUNT(*), MIN(ready_at) FROM queue WHERE ready_at <= ?"
+                                         " AND claimed IS NOT ?", (now, -1 if row[2] is None else row[4])).fetchone()
+        retries, wait_ms = self._contention(row[0], row[1])
+        return ShardHealth(self.shard, depth, ready, oldest, *row[2:], retries, wait_ms)
 
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
         with self._db.read() as conn:
