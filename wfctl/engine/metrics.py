@@ -70,7 +70,7 @@ class WorkerMetrics:
         if record.status == PENDING:
             _counted().started.labels(record.definition_id).inc()
 
-    def committed(self, commits: Sequence[StepCommit], skipped: Collection[str]) -> None:
+    def committed(self, commits: Sequence[StepCommit], skipped: Collection[str], now: float) -> None:
         m = _counted()
         for commit in commits:
             for row in commit.journal:

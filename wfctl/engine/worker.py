@@ -42,7 +42,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,8 +86,9 @@ class WorkerEvents(Protocol):
     def claimed(self, record: RunRecord) -> None:
         """A run was claimed (``record.status`` pending: it begins executing)."""
 
-    def committed(self, commits: Sequence[StepCommit], skipped: Collection[str]) -> None:
-        """``commits`` were committed; those of ``skipped`` ids were not applied (canceled or finished meanwhile)."""
+    def committed(self, commits: Sequence[StepCommit], skipped: Collection[str], now: float) -> None:
+        """``commits`` were committed (durable) at ``now``; those of ``skipped`` ids were not applied
+        (canceled or finished meanwhile)."""
 
 
 @dataclass(slots=True)
@@ -109,10 +110,9 @@ class Worker:
     interpreter and clock it uses (an :class:`Engine`'s :attr:`~Engine.runtime` when given an
     engine), or a data directory (a path or a DataDir), for which it builds, and closes, its own.
 
-    ``observer(commits, now)``, if given, is called in the worker loop with every batch of
-    :class:`StepCommit` once it is committed (the stress harness counts outcomes and step
-    latencies with it); it must be quick and must not raise. ``events`` (a :class:`WorkerEvents`),
-    if given, is told of every claim and commit (the metrics count them). ``only``, if given, limits the
+    ``events`` (a :class:`WorkerEvents`), if given, is told in the worker loop of every claim and
+    of every batch of :class:`StepCommit` once it is committed (the metrics and the stress harness
+    count outcomes and step latencies with it). ``only``, if given, limits the
     worker to those runs (``start --wait``): the shards' other runs are left to other workers.
 
     Idle, the worker polls its shards every ``poll_interval`` seconds, unless the backend can
@@ -126,7 +126,6 @@ class Worker:
                  owner: str | None = None, max_parallel: int = 8, lease_ttl: float = 5.0, batch: int = 64, *,
                  max_pure_steps: int = 64, poll_interval: float = 0.01, idle_poll: float = 1.0,
                  sweep_interval: float = 1.0,
-                 observer: Callable[[Sequence[StepCommit], float], None] | None = None,
                  events: WorkerEvents | None = None, only: Collection[str] | None = None):
         if isinstance(source, Engine):
             source = source.runtime
@@ -147,7 +146,6 @@ class Worker:
         self.poll_interval = poll_interval
         self.idle_poll = idle_poll
         self.sweep_interval = sweep_interval
-        self.observer = observer
         self.events = events
         self.only = None if only is None else frozenset(only)
         self.clock = self.runtime.clock
@@ -553,7 +551,7 @@ class Worker:
     def _commit(self, store: ShardStore, generation: int, commits: list[StepCommit], now: float) -> None:
         """Group-commit ``commits``; a run whose state or output is over the size limit fails alone.
 
-        The ``observer`` and ``events`` (if any) are handed each committed batch once it is durable.
+        The ``events`` hook (if any) is handed each committed batch once it is durable.
         """
         try:
             skipped = store.commit_steps(generation, commits, now=now)
@@ -569,10 +567,8 @@ class Worker:
                                         error=str(exc), definition_id=commit.definition_id)
                     skipped += store.commit_steps(generation, [commit], now=now)
                 committed.append(commit)
-        if self.observer is not None:
-            self.observer(committed, now)
         if self.events is not None:
-            self.events.committed(committed, skipped)
+            self.events.committed(committed, skipped, now)
 
 
 def _row(t: Transition, started: float, finished: float) -> JournalRow:

@@ -210,13 +210,17 @@ def client_main(plan: ClientPlan, sync: Sync) -> None:
 
 
 class _Observer:
-    """A worker's metrics, fed by :class:`~wfctl.engine.worker.Worker` after each commit."""
+    """A worker's metrics, fed by :class:`~wfctl.engine.worker.Worker` after each commit (its
+    :class:`~wfctl.engine.worker.WorkerEvents`)."""
 
     def __init__(self, origin: float) -> None:
         self.metrics = RunMetrics()
         self.timeline = Timeline(origin)
 
-    def __call__(self, commits: Any, now: float) -> None:
+    def claimed(self, record: Any) -> None:
+        """Claims are not counted: a run's start and end are."""
+
+    def committed(self, commits: Any, skipped: Any, now: float) -> None:
         timeline = self.timeline
         metrics = self.metrics
         for commit in commits:
@@ -245,7 +249,7 @@ def worker_main(data_dir: str, shards: list[int], sync: Sync, metrics_path: str)
     engine = Engine(data_dir)
     engine.prepare(row["id"] for row in engine.definitions())
     observer = _Observer(_wait_for_go(sync, stop))
-    worker = Worker(engine.runtime, shards, observer=observer)
+    worker = Worker(engine.runtime, shards, events=observer)
     code = worker.run(stop_event=stop)
     engine.close()
     write_payload(metrics_path, observer.payload())
