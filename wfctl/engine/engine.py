@@ -22,10 +22,10 @@ from ..durations import check_seconds
 from ..errors import DefinitionError, InputError
 from ..paths import is_file
 from ..store import (FINISHED, CatalogStore, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore,
-                     StoreError, UnreachableError)
+                     StoreError, UnreachableError, shard_for)
 from ..store.payload import content_hash, encode
 from . import ids
-from .runtime import Runtime
+from .runtime import SHARD_REFRESH_S, Runtime
 from .start_plan import StartPlan
 from .views import check_limit, fold_steps, iso, run_dict, shown
 
@@ -144,7 +144,10 @@ class Engine:
     def _shard_of(self, execution_id: str) -> tuple[int, str | None]:
         if not isinstance(execution_id, str) or not execution_id:
             raise InputError(f"invalid execution id {execution_id!r}")
-        return ids.shard_of(execution_id, self.shard_count)
+        found = ids.shard_of(execution_id, self.shard_count)
+        if found[1] is not None and self.runtime.refresh_shards():  # a shard added since this engine read the count?
+            found = ids.shard_of(execution_id, self.shard_count)
+        return found
 
     def _run(self, execution_id: str) -> RunRecord:
         shard, warning = self._shard_of(execution_id)  # no warning about an id that names no run
@@ -360,7 +363,23 @@ class Engine:
         one is busy it waits for the first. After such a conflict it stays on the shard it found
         free for :data:`STAY_AFTER_CONFLICT` starts: clients writing at the same time settle on
         different shards instead of queueing on one lock (and re-reading each other's pages).
+
+        The shard count is read again every :data:`~wfctl.engine.runtime.SHARD_REFRESH_S` seconds
+        (``wfctl shards add/remove``); a start that fails on a shard removed meanwhile is made again
+        over the new count. A keyed start routes over the count keyed starts keep (see
+        :mod:`wfctl.store.resize`).
         """
+        self.runtime.refresh_shards(every=SHARD_REFRESH_S)
+        try:
+            return self._start(definition, input, idempotency_key, slot_time, replace)
+        except (StoreError, InputError):
+            count = self.shard_count
+            if not self.runtime.refresh_shards() or self.shard_count >= count:
+                raise
+            return self._start(definition, input, idempotency_key, slot_time, replace)  # shards were removed
+
+    def _start(self, definition: str | Path, input: Any, idempotency_key: str | None, slot_time: float | None,
+               replace: bool) -> StartResult:
         plan = (self._plans.get(definition)
                 if isinstance(definition, str) and not replace and not definition.lower().endswith(SUFFIXES)
                 else None)
@@ -383,7 +402,7 @@ class Engine:
             body = ids.new_body_for_shard(shard, count)
         else:
             body = ids.new_body(d.id, idempotency_key)
-            shard = self.datadir.shard_for(d.id, body)
+            shard = self.datadir.shard_for(d.id, body, keyed=idempotency_key is not None)
         eid = ids.execution_id(shard, body)
         input_json = encode(input, f"input of run {eid}", self._max_payload)
         interpreter = self.interpreter if plan.template is None else None
@@ -429,7 +448,7 @@ class Engine:
         Its id is derived from (definition id, key), so this reads one row on one shard.
         """
         body = ids.new_body(definition_id, key)
-        shard = self.datadir.shard_for(definition_id, body)
+        shard = self.datadir.shard_for(definition_id, body, keyed=True)
         run = self.shard_store(shard).get_run(ids.execution_id(shard, body))
         return run if run is not None and run.idempotency_key == key else None
 
@@ -609,6 +628,33 @@ class Engine:
             stop.set()
             thread.join()
         return self.status(execution_id, steps)
+
+    def add_shards(self, count: int, placement: dict[int, str] | None = None) -> dict[str, Any]:
+        """Add ``count`` shards to the live deployment (:meth:`DataDir.add_shards`): ``{before, after,
+        key_shards, route, added: [{shard, location}], moved: [{definition, from, to}]}``; ``moved``:
+        with definition routing, the stored definitions whose new runs now start on another shard
+        (their runs already started stay where their ids say)."""
+        resized = self.datadir.add_shards(count, placement=placement)
+        return {**self._resized(resized), "added": [{"shard": s, "location": where}
+                                                     for s, where in resized.locations.items()]}
+
+    def remove_shards(self, count: int) -> dict[str, Any]:
+        """Remove the ``count`` highest-numbered shards once they hold no run (:meth:`DataDir.remove_shards`):
+        as :meth:`add_shards`, with ``removed`` (their numbers)."""
+        resized = self.datadir.remove_shards(count)
+        return {**self._resized(resized), "removed": list(range(resized.after, resized.before))}
+
+    def _resized(self, resized: Any) -> dict[str, Any]:
+        self.runtime.close_removed_shards()
+        route = self.datadir.settings.route
+        moved = []
+        if route == "definition":
+            for d in self.catalog.list_definitions():
+                before, after = (shard_for(d["id"], n) for n in (resized.before, resized.after))
+                if before != after:
+                    moved.append({"definition": d["id"], "from": before, "to": after})
+        return {"before": resized.before, "after": resized.after, "key_shards": resized.key_shards, "route": route,
+                "moved": moved}
 
     def shards(self, check: bool = False) -> list[dict[str, Any]]:
         """Per-shard statistics (:class:`~wfctl.store.ShardStats` fields, plus ``location``,

@@ -57,7 +57,7 @@ from ..store.base import RETRYING, STARTED
 from ..store.roles import WORKER, set_session_role
 from ..store.waker import Waker
 from .engine import Engine
-from .runtime import Runtime
+from .runtime import SHARD_REFRESH_S, Runtime
 
 _log = logging.getLogger("wfctl.worker")
 
@@ -108,6 +108,12 @@ class Worker:
     ``only`` worker): then it waits for an announcement, the ready time of a run it re-queued
     (a sleep, a retry), a lease or sweep timer, or at most ``idle_poll`` seconds (announcements
     can be lost), and claims only on the shards announced or due.
+
+    Without ``shards`` the worker serves every shard (or, with ``share=(index, of)``, the shards
+    whose number modulo ``of`` is ``index``: :func:`~wfctl.engine.processes.run_workers` splits them
+    so) and follows the shard count: every :data:`~wfctl.engine.runtime.SHARD_REFRESH_S` seconds it
+    reads it again, takes the leases of added shards and lets go of removed ones. A worker given
+    ``shards`` keeps them.
     """
 
     def __init__(self, source: Runtime | Engine | str | Path | DataDir, shards: list[int] | None = None,
@@ -115,13 +121,14 @@ class Worker:
                  max_pure_steps: int = 64, poll_interval: float = 0.01, idle_poll: float = 1.0,
                  sweep_interval: float = 1.0,
                  observer: Callable[[Sequence[StepCommit], float], None] | None = None,
-                 only: Collection[str] | None = None):
+                 only: Collection[str] | None = None, share: tuple[int, int] = (0, 1)):
         if isinstance(source, Engine):
             source = source.runtime
         self._own_runtime = not isinstance(source, Runtime)
         self.runtime = Runtime.open(source) if self._own_runtime else source
         count = self.runtime.shard_count
-        self.shards = list(range(count)) if shards is None else list(dict.fromkeys(shards))
+        self._share = share if shards is None else None
+        self.shards = self._followed() if shards is None else list(dict.fromkeys(shards))
         for shard in self.shards:
             if not (isinstance(shard, int) and 0 <= shard < count):
                 raise InputError(f"shard {shard!r} is out of range 0..{count - 1}")
@@ -242,6 +249,8 @@ class Worker:
         was done (a commit or a step started)."""
         now = self.clock()
         if now >= self._next_heartbeat:
+            if self._share is not None:
+                self._follow_count()
             held = set(self.leases)
             self.heartbeat(now)
             self._next_heartbeat = now + self.lease_ttl / 3
@@ -304,6 +313,33 @@ class Worker:
             busy = busy or bool(commits or effects)
         return busy
 
+    def _followed(self) -> list[int]:
+        """The shards this worker serves under the shard count known now (its ``share`` of them)."""
+        index, of = self._share
+        return [shard for shard in range(self.runtime.shard_count) if shard % of == index]
+
+    def _follow_count(self) -> None:
+        """Read the shard count again (at most every few seconds): serve added shards, drop removed ones."""
+        self.runtime.refresh_shards(every=SHARD_REFRESH_S)
+        wanted = self._followed()
+        if wanted == self.shards:
+            return
+        for shard in set(self.shards) - set(wanted):  # removed (empty): nothing to hand over
+            self.leases.pop(shard, None)
+            self.broken.pop(shard, None)
+            self.unreachable.pop(shard, None)
+        _log.warning("%s: the deployment has %d shards now; serving %s", self.owner, self.runtime.shard_count,
+                     ",".join(map(str, wanted)))
+        self.shards = wanted
+        if self._waker is not self._polling:  # listen on the new shards' channels too
+            old = self._waker
+            try:
+                self._waker = self.runtime.datadir.backend.waker(self.shards) or self._polling
+            except StoreError as exc:
+                _log.warning("cannot listen for new runs, polling instead: %s", exc)
+                self._waker = self._polling
+            old.close()
+
     def heartbeat(self, now: float) -> None:
         """Renew the held leases; try to acquire the others (skipping held ones)."""
         for shard in self.shards:
@@ -347,6 +383,8 @@ class Worker:
         try:
             with impatient():
                 while not self._stop_renewing.wait(self.lease_ttl / 3):
+                    for shard in set(stores) - set(self.leases):  # let go of removed shards' files
+                        stores.pop(shard).close()
                     for shard, generation in list(self.leases.items()):
                         try:
                             if shard not in stores:
