@@ -252,19 +252,19 @@ class PostgresBackend(Backend):
                 session.close()
             extra = sorted(n for n in names if n.removeprefix(f"{self.prefix}_shard_").isdigit()
                            and int(n.removeprefix(f"{self.prefix}_shard_")) >= shards)
-            if extra and self._any_runs(dsn, extra):  # empty: a `shards add` cut short before it published
+            extra = self._not_empty(dsn, extra)  # an empty shard: a `shards add` cut short before it published
+            if extra:
                 raise InputError(f"{server_name(dsn)}: schema {extra[0]} is beyond the {shards} shard(s) of "
                                  f"deployment {self.prefix}")
 
-    def _any_runs(self, dsn: str, schemas: list[str]) -> bool:
-        """Whether one of ``schemas`` (on server ``dsn``) holds a run."""
-        def check(conn: psycopg.Connection) -> bool:
-            for schema in schemas:
-                if conn.execute("SELECT to_regclass(%s)", (f"{schema}.runs",)).fetchone()[0] is not None and \
-                        conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.runs)").format(
-                            sql.Identifier(schema))).fetchone()[0]:
-                    return True
-            return False
+    def _not_empty(self, dsn: str, schemas: list[str]) -> list[str]:
+        """The schemas of ``schemas`` (on server ``dsn``) that are not empty shards: without a runs
+        table (not a shard wfctl created: its DDL is one transaction) or with a run."""
+        def check(conn: psycopg.Connection) -> list[str]:
+            return [schema for schema in schemas
+                    if conn.execute("SELECT to_regclass(%s)", (f"{schema}.runs",)).fetchone()[0] is None
+                    or conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.runs)").format(
+                        sql.Identifier(schema))).fetchone()[0]]
 
         session = self._admin(dsn, f"shards of {self.prefix}")
         try:

@@ -82,9 +82,9 @@ class SQLiteBackend(Backend):
         extra = sorted(n for n in self._shard_numbers() if n >= count and _holds_runs(self.shard_path(n)))
         if extra:
             raise InputError(
-                f"data directory {self.project}: {shard_file_name(extra[0])} holds runs but is beyond the {count} "
-                f"shard(s) wfctl.json declares (was 'shards' lowered by hand? `wfctl shards remove` removes "
-                f"empty shards only: set it back to {extra[-1] + 1} or more)")
+                f"data directory {self.project}: {shard_file_name(extra[0])} is beyond the {count} shard(s) "
+                f"wfctl.json declares and holds runs (was 'shards' lowered by hand? `wfctl shards remove` "
+                f"removes empty shards only: set it back to {extra[-1] + 1} or more)")
 
     def create_shards(self, shards: range, *, now: float,
                       placement: Mapping[int, str] | None = None) -> dict[int, str]:
