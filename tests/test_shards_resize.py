@@ -220,3 +220,28 @@ def test_a_run_started_while_a_shard_is_removed_keeps_its_shard(project, tmp_pat
     with Engine(path) as engine:
         assert engine.shard_count == 4
         assert engine.status(raced[0].execution_id)["status"] == "pending"
+
+
+def test_shards_removed_and_added_again_under_a_running_worker_and_a_long_lived_engine(project, tmp_path):
+    path = project(shards=2, route="definition")
+    assert wfctl(path, "shards", "add", "2").returncode == 0
+    name = next(f"d{n}" for n in range(200) if shard_for(f"d{n}", 4) == 3)
+    file = tmp_path / f"{name}.json"
+    file.write_text(json.dumps({"id": name, "name": name, "steps": [step("start", "start")]}))
+    worker = subprocess.Popen(wfctl_argv(path, "worker", "--no-scheduler"), env=wfctl_env(), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with Engine(path) as engine:  # holds shard 3's store from before the removal
+            first = engine.start(str(file)).execution_id
+            assert wait_until(lambda: engine.status(first)["status"] == "completed", 120)
+            assert engine.cleanup([first]) == 1
+            assert wfctl(path, "shards", "remove", "2").returncode == 0
+            assert wfctl(path, "shards", "add", "2").returncode == 0  # shard 3 anew: another file or schema
+            again = engine.start(name)
+            assert again.shard == 3 and again.created
+            assert wait_until(lambda: engine.status(again.execution_id)["status"] == "completed", 120)
+            assert engine.status(again.execution_id)["shard"] == 3
+    finally:
+        worker.terminate()
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0 and "unusable" not in err, err

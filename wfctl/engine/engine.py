@@ -151,7 +151,7 @@ class Engine:
 
     def _run(self, execution_id: str) -> RunRecord:
         shard, warning = self._shard_of(execution_id)  # no warning about an id that names no run
-        run = self.shard_store(shard).get_run(execution_id)
+        run = self._on_store(shard, lambda store: store.get_run(execution_id))
         if run is None:
             raise InputError(f"unknown execution id '{execution_id}'")
         if warning:
@@ -194,6 +194,11 @@ class Engine:
         return results
 
     def _set_aside(self, shard: int, exc: Exception) -> None:
+        if self.runtime.refresh_shards() and shard >= self.shard_count:
+            return  # removed meanwhile (`wfctl shards remove`), not damaged
+        if shard >= self.datadir.settings.key_count and self.runtime.reopen_shard(shard):
+            _log.warning("skipping shard %d this time: %s", shard, exc)  # removed and added again: opened anew
+            return
         if shard not in self._damaged:
             where = self.datadir.location(shard)
             self._damaged[shard] = str(exc) if where in str(exc) else f"{where}: {exc}"
@@ -394,7 +399,7 @@ class Engine:
         choose = (idempotency_key is None and plan.template is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
                   and self.datadir.settings.route == "execution")
         if choose:
-            if self._stay > 0:
+            if self._stay > 0 and self._home < count:  # (shards may have been removed since)
                 self._stay -= 1
             else:
                 self._home = (self._home + 1) % count
@@ -417,20 +422,31 @@ class Engine:
                     store = self.shard_store(shard)
                     eid = ids.execution_id(shard, ids.new_body_for_shard(shard, count))
                     state_json, current = plan.initial(interpreter, input, input_json, eid)
-                started = store.try_start(eid, d.id, input_json, state_json, current_step=current,
-                                          timeout_s=plan.timeout_s, now=now, slot_time=slot_time,
-                                          definition_version=plan.version)
+                started = self._on_store(shard, lambda store: store.try_start(
+                    eid, d.id, input_json, state_json, current_step=current, timeout_s=plan.timeout_s, now=now,
+                    slot_time=slot_time, definition_version=plan.version))
                 if started is not None:
                     if i:  # contention: stay on the shard found free
                         self._home, self._stay = shard, STAY_AFTER_CONFLICT
                     return StartResult(started[0], shard, started[1])
             shard, eid, state_json, current = first  # every shard busy: wait for the current one
-            store = self.shard_store(shard)
             self._stay = STAY_AFTER_CONFLICT
-        started = store.start_run(
+        started = self._on_store(shard, lambda store: store.start_run(
             eid, d.id, input_json, state_json, current_step=current, idempotency_key=idempotency_key,
-            timeout_s=plan.timeout_s, now=now, slot_time=slot_time, definition_version=plan.version)
+            timeout_s=plan.timeout_s, now=now, slot_time=slot_time, definition_version=plan.version))
         return StartResult(started[0], shard, started[1])
+
+    def _on_store(self, shard: int, call: Callable[[ShardStore], Any]) -> Any:
+        """``call(store)`` on shard ``shard``'s store; when the store of an added shard (beyond the key
+        count) fails, it is opened again and called once more: the shard may have been removed and
+        added again (``wfctl shards``) since it was opened. A start is idempotent by its id."""
+        try:
+            return call(self.shard_store(shard))
+        except StoreError as exc:
+            if (isinstance(exc, UnreachableError) or shard < self.datadir.settings.key_count
+                    or not self.runtime.reopen_shard(shard)):
+                raise
+            return call(self.shard_store(shard))
 
     # -- schedules -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import InputError, WfctlError
 from ..store import CatalogStore, DataDir, ShardStore, StoreError, resolve_data_dir
 from .views import shown
 
@@ -83,6 +83,20 @@ class Runtime:
         if changed:
             self.close_removed_shards()
         return changed
+
+    def reopen_shard(self, shard: int) -> bool:
+        """Open shard ``shard``'s store again, in place of the one opened before (whose shard may have
+        been removed and added again since); whether it opened (if not, the old one stays)."""
+        try:
+            fresh = self.datadir.open_shard(shard)
+        except WfctlError:
+            return False
+        with self._lock:
+            old = self._stores.get(shard)
+            self._stores[shard] = fresh
+        if old is not None:
+            old.close()
+        return True
 
     def close_removed_shards(self) -> None:
         """Close the opened stores of shards beyond the shard count (removed)."""

@@ -161,6 +161,8 @@ class Worker:
         self._next_sweep = 0.0
         self._stop_renewing = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._reopened: set[int] = set()  # shards whose store was opened again after a failure (see _removed)
+        self._reopen_for_renewer: set[int] = set()  # and that the renewer thread must open again too
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -271,6 +273,8 @@ class Worker:
             finished.setdefault(item.shard, []).append((item, outcome))
         busy = False
         for shard, generation in list(self.leases.items()):
+            if self.leases.get(shard) != generation:
+                continue  # let go meanwhile (a shard removed, see _removed)
             store = self.runtime.shard_store(shard)
             commits: list[StepCommit] = []
             effects: list[_Run] = []
@@ -290,17 +294,21 @@ class Worker:
                     self._commit(store, generation, commits, self.clock())
                     if self._waker is not self._polling:
                         self._remember(shard, commits, now)
+                self._reopened.discard(shard)
             except FencingError as exc:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
                 continue
             except CorruptShardError as exc:  # a damaged shard: set aside, the other shards go on
-                self._break(shard, exc)
+                if not self._removed(shard):
+                    self._break(shard, exc)
                 continue
             except UnreachableError as exc:  # its server is down: later, with backoff
                 self._unreachable(shard, exc)
                 continue
             except StoreError as exc:
+                if self._removed(shard):
+                    continue
                 # The runs claimed in this pass stay claimed by this generation: take the lease
                 # again (a new generation) so that they are claimed anew.
                 _log.error("shard %d: %s; taking its lease again", shard, exc)
@@ -340,6 +348,23 @@ class Worker:
                 self._waker = self._polling
             old.close()
 
+    def _removed(self, shard: int) -> bool:
+        """Whether a shard that just failed did so because of ``wfctl shards remove``: removed (it is
+        let go), or removed and added again since its store was opened (the store is opened again
+        and its lease dropped, to be taken anew)."""
+        if self._share is None or shard < self.runtime.datadir.settings.key_count:
+            return False
+        self.runtime.refresh_shards()
+        if shard >= self.runtime.shard_count:
+            self._follow_count()
+            return True
+        if shard in self._reopened or not self.runtime.reopen_shard(shard):
+            return False  # failing again since: damaged
+        self._reopened.add(shard)
+        self._reopen_for_renewer.add(shard)
+        self.leases.pop(shard, None)
+        return True
+
     def heartbeat(self, now: float) -> None:
         """Renew the held leases; try to acquire the others (skipping held ones)."""
         for shard in self.shards:
@@ -360,11 +385,13 @@ class Worker:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
             except (CorruptShardError, InputError) as exc:  # a damaged or missing shard
-                self._break(shard, exc)
+                if not self._removed(shard):
+                    self._break(shard, exc)
             except UnreachableError as exc:
                 self._unreachable(shard, exc)
             except StoreError as exc:
-                _log.error("shard %d: %s", shard, exc)
+                if not self._removed(shard):
+                    _log.error("shard %d: %s", shard, exc)
 
     def _unreachable(self, shard: int, exc: Exception) -> None:
         """Drop the lease of a shard whose server cannot be reached; try it again after a backoff."""
@@ -385,6 +412,10 @@ class Worker:
                 while not self._stop_renewing.wait(self.lease_ttl / 3):
                     for shard in set(stores) - set(self.leases):  # let go of removed shards' files
                         stores.pop(shard).close()
+                    while self._reopen_for_renewer:  # shards removed and added again (see _removed)
+                        shard = self._reopen_for_renewer.pop()
+                        if shard in stores:
+                            stores.pop(shard).close()
                     for shard, generation in list(self.leases.items()):
                         try:
                             if shard not in stores:
