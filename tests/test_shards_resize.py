@@ -245,3 +245,75 @@ def test_shards_removed_and_added_again_under_a_running_worker_and_a_long_lived_
         worker.terminate()
         _, err = worker.communicate(timeout=60)
     assert worker.returncode == 0 and "unusable" not in err, err
+
+
+def test_bad_input_is_one_line_and_changes_nothing(project, tmp_path):
+    from helpers import refused
+
+    path = project(shards=2)
+    backend = json.loads((path / "wfctl.json").read_text())["backend"]
+    files = sorted(p.name for p in path.iterdir())
+    bad_place = ("2=host=elsewhere", "the sqlite backend keeps every shard in the data directory: placement is for "
+                 "the postgresql backend") if backend == "sqlite" else (
+        "2=host=elsewhere password=secret", "placement of shard 2")
+    for args, message in [
+        (["add", "0"], "Invalid value for 'count': 0 is not in the range x>=1."),
+        (["add", "999"], "shards add 999: 2 + 999 is more than 1000 shards"),
+        (["add", "2", "--place", "5=host=x"], "--place: shard 5 is not one of the new shards 2..3"),
+        (["add", "2", "--place", bad_place[0]], bad_place[1]),
+        (["add", "2", "--place", "nonsense"], "--place 'nonsense'...: expected FIRST-LAST=DSN or N=DSN"),
+        (["remove", "1"], "shards remove 1: no shard can be removed"),
+    ]:
+        line = refused(wfctl(path, "shards", *args))
+        assert message in line, (args, line)
+        assert "secret" not in line
+    assert sorted(p.name for p in path.iterdir()) == files
+    with Engine(path) as engine:
+        assert engine.shard_count == 2 and len(engine.shards()) == 2
+    if backend == "postgresql":
+        import psycopg
+
+        prefix = json.loads((path / "wfctl.json").read_text())["postgresql"]["schema_prefix"]
+        with psycopg.connect(json.loads((path / "wfctl.json").read_text())["postgresql"]["dsn"]) as conn:
+            schemas = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s",
+                                   (prefix + "\\_shard\\_%",)).fetchone()[0]
+        assert schemas == 2
+
+
+def test_a_schedule_finds_its_slots_runs_across_a_resize(tmp_path):
+    """A slot's run is started with the slot's idempotency key: after a resize the scheduler still finds
+    it (overlap policy) and a re-issued slot start returns it."""
+    from helpers import FakeClock
+    from wfctl.engine import ids
+    from wfctl.schedules import slot_key
+    from wfctl.schedules.scheduler import Scheduler
+
+    start = 1_767_225_600.0  # a minute boundary
+    clock = FakeClock(start + 61)
+    path = DataDir.init(tmp_path / "data", shards=2, route="execution").path
+    definition = tmp_path / "every-minute.json"
+    definition.write_text(json.dumps({"id": "every-minute", "name": "every-minute", "steps": [
+        step("tick", "trigger", {"type": "scheduled", "schedule": "* * * * *", "overlap": "skip"},
+             {"success": "done"}),
+        step("done", "output", {"mapping": {"ok": True}}),
+    ]}))
+    with Engine(path, clock=clock) as engine:
+        engine.apply([definition])
+        scheduler = Scheduler(engine, clock=clock)
+        scheduler.tick()  # the schedule's first state: its next slot
+        clock.now = start + 121
+        first = scheduler.tick()
+        assert len(first.started) == 1
+    key = slot_key("every-minute", start + 120)
+    body = ids.new_body("every-minute", key)
+    added = next(n for n in range(1, 20) if shard_for(body, 2 + n) != shard_for(body, 2))  # the key would move
+    DataDir.open(path, create=False).add_shards(added)
+    clock.now = start + 181
+    with Engine(path, clock=clock) as engine:  # a scheduler of another process, after the resize
+        assert engine.shard_count == 2 + added
+        assert engine.key_unfinished("every-minute", key)
+        report = Scheduler(engine, clock=clock).tick()
+        assert report.started == [] and report.skipped == {"overlap": 1}  # the slot's run is still pending
+        again = engine.start("every-minute", idempotency_key=key, slot_time=start + 120)
+        assert (again.execution_id, again.created) == (first.started[0], False)
+        assert engine.count() == 1
