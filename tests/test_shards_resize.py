@@ -109,7 +109,8 @@ def test_a_key_started_before_and_after_a_resize_starts_one_run(project, tmp_pat
     def start_all() -> dict[str, str]:
         out = {}
         for key in keys:
-            proc = wfctl(path, "start", str(definition), "--idempotency-key", key, "--allow-module", "test_worker_effects")
+            proc = wfctl(path, "start", str(definition), "--idempotency-key", key,
+                         "--allow-module", "test_worker_effects")
             assert proc.returncode == 0, proc.stderr
             out[key] = proc.stdout.split()[0]
         return out
@@ -146,7 +147,7 @@ def test_remove_refuses_a_shard_with_runs_and_removes_empty_ones(project, tmp_pa
     proc = wfctl(path, "shards", "remove", "2")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert lines == [f"wfctl: error: shard 3 holds 1 run(s), 1 unfinished: nothing removed (let them finish or "
+    assert lines == ["wfctl: error: shard 3 holds 1 run(s), 1 unfinished: nothing removed (let them finish or "
                      "cancel them, then delete them with `wfctl cleanup`; `wfctl list --shard 3` shows them)"]
     with Engine(path) as engine:  # nothing changed
         assert engine.shard_count == 4 and engine.status(eid)["status"] == "pending"

@@ -123,7 +123,8 @@ def add_command(
     count: int = typer.Argument(..., min=1, help="How many shards to add."),
     place: Optional[List[str]] = typer.Option(
         None, "--place", help="postgresql: put new shards FIRST-LAST (or one shard N) on another server: "
-                              "FIRST-LAST='host=db2 dbname=wfctl' (repeatable; default: the server of the last shard)."),
+                              "FIRST-LAST='host=db2 dbname=wfctl' (repeatable; default: the server of the "
+                              "last shard)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add COUNT shards to the live deployment; the new count is published last, so a crash midway leaves the old one.
@@ -141,7 +142,8 @@ def add_command(
     for a in added:
         typer.echo(f"  shard {a['shard']}: {a['location']}")
     typer.echo(f"new starts route over {result['after']} shards; runs already started stay where their ids say")
-    typer.echo(f"keyed starts (idempotency keys, schedule slots) keep routing over shards 0..{result['key_shards'] - 1}")
+    keys = result["key_shards"]
+    typer.echo(f"keyed starts (idempotency keys, schedule slots) keep routing over shards 0..{keys - 1}")
     _moved(result)
     typer.echo("workers serving every shard take the new ones within seconds (those started with --shards keep theirs)")
 

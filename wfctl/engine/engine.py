@@ -24,6 +24,7 @@ from ..paths import is_file
 from ..store import (FINISHED, CatalogStore, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore,
                      StoreError, UnreachableError, shard_for)
 from ..store.payload import content_hash, encode
+from ..store.resize import Resized
 from . import ids
 from .runtime import SHARD_REFRESH_S, Runtime
 from .start_plan import StartPlan
@@ -650,6 +651,7 @@ class Engine:
         key_shards, route, added: [{shard, location}], moved: [{definition, from, to}]}``; ``moved``:
         with definition routing, the stored definitions whose new runs now start on another shard
         (their runs already started stay where their ids say)."""
+        self.runtime.refresh_shards()
         resized = self.datadir.add_shards(count, placement=placement)
         return {**self._resized(resized), "added": [{"shard": s, "location": where}
                                                      for s, where in resized.locations.items()]}
@@ -657,10 +659,11 @@ class Engine:
     def remove_shards(self, count: int) -> dict[str, Any]:
         """Remove the ``count`` highest-numbered shards once they hold no run (:meth:`DataDir.remove_shards`):
         as :meth:`add_shards`, with ``removed`` (their numbers)."""
+        self.runtime.refresh_shards()
         resized = self.datadir.remove_shards(count)
         return {**self._resized(resized), "removed": list(range(resized.after, resized.before))}
 
-    def _resized(self, resized: Any) -> dict[str, Any]:
+    def _resized(self, resized: Resized) -> dict[str, Any]:
         self.runtime.close_removed_shards()
         route = self.datadir.settings.route
         moved = []
