@@ -51,7 +51,6 @@ def test_add_while_a_worker_runs_every_run_ends_once_on_the_shard_its_id_names(p
     path = project(shards=2)
     calls = tmp_path / "calls.txt"
     env = wfctl_env(PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}", WFCTL_TEST_EFFECTS=str(calls))
-    os.environ["WFCTL_TEST_EFFECTS"] = str(calls)  # runs started here never run their effect, but the name must exist
     definition = tracked(tmp_path)
     with Engine(path, allow_modules=["test_worker_effects"]) as engine:
         ids = [engine.start(str(definition)).execution_id for _ in range(10)]
@@ -103,7 +102,6 @@ def test_add_while_a_worker_runs_every_run_ends_once_on_the_shard_its_id_names(p
 def test_a_key_started_before_and_after_a_resize_starts_one_run(project, tmp_path, route):
     path = project(shards=2, route=route)
     definition = tracked(tmp_path)
-    os.environ["WFCTL_TEST_EFFECTS"] = str(tmp_path / "calls.txt")
     keys = [f"key-{n}" for n in range(24)]
 
     def start_all() -> dict[str, str]:
