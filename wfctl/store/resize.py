@@ -15,7 +15,9 @@ at all). (1) Every shard to remove is checked empty (else a one-line refusal, no
 highest first, is dropped in one transaction that holds its write lock, finds it still empty, and
 drops its tables, so a start from a process that still routes by the old count either committed
 before (the drop finds its run) or fails (its table is gone): it is never lost. A shard found no
-longer empty is kept, with every shard below it, and the count published back to include it.
+longer empty is kept, with every shard below it, and the count published back to include it. A
+shard that cannot be dropped (its server went away) stays out of the count: what is left of it is
+empty, ignored when the deployment is opened, and reused by the next ``add``.
 
 Keyed starts (idempotency keys, schedule slots) route over ``key_shards`` (the count the deployment
 had before its first resize; see :attr:`Settings.key_count`), never over the current count: a
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError
 from .base import UNFINISHED
+from .errors import StoreError
 from .settings import MAX_SHARDS
 
 
@@ -93,7 +96,13 @@ def remove_shards(datadir, count: int) -> Resized:
     backend = datadir.backend
     backend.publish_shards(before, after, keys)
     for shard in range(before - 1, after - 1, -1):
-        if not backend.drop_shard(shard):
+        try:
+            dropped = backend.drop_shard(shard)
+        except StoreError as exc:  # e.g. its server went away: the shards left are empty, and ignored
+            raise StoreError(f"shards {after}..{before - 1} are out of the count, but shard {shard} could not be "
+                             f"dropped ({exc}); what is left of it is empty and ignored (`wfctl shards add "
+                             f"{before - after}` would bring them back)") from None
+        if not dropped:
             backend.publish_shards(after, shard + 1, keys)
             removed = f"removed shards {shard + 1}..{before - 1}" if shard + 1 < before else "removed none"
             raise InputError(f"a run started on shard {shard} while it was being removed: kept shards "

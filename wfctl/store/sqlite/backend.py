@@ -129,7 +129,10 @@ class SQLiteBackend(Backend):
                     conn.execute("DROP TABLE runs")
         finally:
             db.close()
-        _unlink_database(path)
+        try:
+            _unlink_database(path)
+        except OSError:
+            pass  # without its tables it is ignored, and replaced by the next `shards add`
         return True
 
     def leftovers(self) -> str | None:
