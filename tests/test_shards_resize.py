@@ -316,3 +316,20 @@ def test_a_schedule_finds_its_slots_runs_across_a_resize(tmp_path):
         again = engine.start("every-minute", idempotency_key=key, slot_time=start + 120)
         assert (again.execution_id, again.created) == (first.started[0], False)
         assert engine.count() == 1
+
+
+def test_a_process_that_has_not_read_the_new_count_finds_runs_on_added_shards_by_id(project, tmp_path):
+    path = project(shards=2, route="definition")
+    name = next(f"d{n}" for n in range(200) if shard_for(f"d{n}", 4) == 3)
+    file = tmp_path / f"{name}.json"
+    file.write_text(json.dumps({"id": name, "name": name, "steps": [step("start", "start")]}))
+    with Engine(path) as stale:
+        old = stale.start(str(file)).execution_id
+        stale.runtime._next_refresh = float("inf")  # it would read the count again only in a while
+        assert wfctl(path, "shards", "add", "2").returncode == 0
+        with Engine(path) as fresh:
+            new = fresh.start(name).execution_id
+        assert shard_of(new, 4)[0] == 3 and stale.shard_count == 2
+        assert stale.status(new)["shard"] == 3 and stale.status(old)["status"] == "pending"
+        assert sorted(stale.cancel([old, new])) == sorted([old, new])
+        assert stale.cleanup([old, new]) == 2
