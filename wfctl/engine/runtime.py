@@ -74,7 +74,7 @@ class Runtime:
         now = time.monotonic()
         if every is not None and now < self._next_refresh:
             return False
-        self._next_refresh = now + (every or 0.0)
+        self._next_refresh = now + (SHARD_REFRESH_S if every is None else every)
         try:
             changed = self.datadir.refresh_shards(self.catalog)
         except (StoreError, InputError) as exc:
