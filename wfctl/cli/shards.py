@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from .output import console, engine, escape, print_json
 
-app = typer.Typer(help="Show shards and routing.", invoke_without_command=True)
+app = typer.Typer(help="Show shards and routing; add or remove shards of a live deployment.",
+                  invoke_without_command=True)
 
 
 @app.callback()
@@ -114,3 +115,69 @@ def route_command(
         print_json(result)
     else:
         typer.echo(result["shard"])
+
+
+@app.command("add")
+def add_command(
+    ctx: typer.Context,
+    count: int = typer.Argument(..., min=1, help="How many shards to add."),
+    place: Optional[List[str]] = typer.Option(
+        None, "--place", help="postgresql: put new shards FIRST-LAST (or one shard N) on another server: "
+                              "FIRST-LAST='host=db2 dbname=wfctl' (repeatable; default: the server of the "
+                              "last shard)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Add COUNT shards to the live deployment; the new count is published last, so a crash midway leaves the old one.
+
+    New starts route over the new count; runs already started stay on the shard their id names and finish there. Keyed starts (idempotency keys, schedule slots) keep routing over the shards the deployment had before its first add, so a repeated key finds its run. With route=definition a definition's new runs may move to another shard (listed). Workers serving every shard take the new ones within seconds; workers started with --shards keep theirs.
+    """
+    from ..store.placement import parse_placement
+
+    result = engine(ctx).add_shards(count, parse_placement(place or ()))
+    if json_out:
+        print_json(result)
+        return
+    added = result["added"]
+    typer.echo(f"added {_numbers([a['shard'] for a in added])}: {result['after']} shards (was {result['before']})")
+    for a in added:
+        typer.echo(f"  shard {a['shard']}: {a['location']}")
+    typer.echo(f"new starts route over {result['after']} shards; runs already started stay where their ids say")
+    keys = result["key_shards"]
+    typer.echo(f"keyed starts (idempotency keys, schedule slots) keep routing over shards 0..{keys - 1}")
+    _moved(result)
+    typer.echo("workers serving every shard take the new ones within seconds (those started with --shards keep theirs)")
+
+
+@app.command("remove")
+def remove_command(
+    ctx: typer.Context,
+    count: int = typer.Argument(..., min=1, help="How many of the highest-numbered shards to remove."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Remove the COUNT highest-numbered shards, added by `wfctl shards add`, once they hold no run.
+
+    A shard that holds runs, unfinished or finished, is refused (nothing changed): let them finish or cancel them, then delete them with `wfctl cleanup` (`wfctl list --shard N` shows them). The lower count is published first, then each shard is dropped in one transaction that finds it still empty, so a start racing the removal is never lost. Shards below the count the deployment had before its first add cannot be removed (keyed starts route over them).
+    """
+    result = engine(ctx).remove_shards(count)
+    if json_out:
+        print_json(result)
+        return
+    typer.echo(f"removed {_numbers(result['removed'])}: {result['after']} shards (was {result['before']})")
+    _moved(result)
+
+
+def _numbers(shards: list[int]) -> str:
+    return f"shard {shards[0]}" if len(shards) == 1 else f"shards {shards[0]}..{shards[-1]}"
+
+
+def _moved(result: dict) -> None:
+    """With definition routing: which stored definitions' new runs start on another shard now."""
+    if result["route"] != "definition":
+        return
+    moved = result["moved"]
+    if not moved:
+        typer.echo("route=definition: no stored definition's new runs move to another shard")
+        return
+    shown = ", ".join(f"{m['definition']} ({m['from']} -> {m['to']})" for m in moved[:10])
+    more = f" and {len(moved) - 10} more" if len(moved) > 10 else ""
+    typer.echo(f"route=definition: new runs of {len(moved)} definition(s) start on another shard now: {shown}{more}")

@@ -22,11 +22,12 @@ from ..durations import check_seconds
 from ..errors import DefinitionError, InputError
 from ..paths import is_file
 from ..store import (FAILED, FINISHED, CatalogStore, CorruptShardError, DataDir, JournalRecord, RunRecord, ShardStore,
-                     StoreError, UnreachableError)
+                     StoreError, UnreachableError, shard_for)
 from ..store.payload import content_hash, encode
+from ..store.resize import Resized
 from ..store.shard_rules import checked_statuses
 from . import ids
-from .runtime import Runtime
+from .runtime import SHARD_REFRESH_S, Runtime
 from .retry import RETRYABLE, plan_retry
 from .start_plan import StartPlan
 from .views import MAX_LIST_LIMIT, check_limit, fold_steps, iso, run_dict, shown
@@ -146,11 +147,14 @@ class Engine:
     def _shard_of(self, execution_id: str) -> tuple[int, str | None]:
         if not isinstance(execution_id, str) or not execution_id:
             raise InputError(f"invalid execution id {execution_id!r}")
-        return ids.shard_of(execution_id, self.shard_count)
+        found = ids.shard_of(execution_id, self.shard_count)
+        if found[1] is not None and self.runtime.refresh_shards():  # a shard added since this engine read the count?
+            found = ids.shard_of(execution_id, self.shard_count)
+        return found
 
     def _run(self, execution_id: str) -> RunRecord:
         shard, warning = self._shard_of(execution_id)  # no warning about an id that names no run
-        run = self.shard_store(shard).get_run(execution_id)
+        run = self._on_store(shard, lambda store: store.get_run(execution_id))
         if run is None:
             raise InputError(f"unknown execution id '{execution_id}'")
         if warning:
@@ -193,6 +197,11 @@ class Engine:
         return results
 
     def _set_aside(self, shard: int, exc: Exception) -> None:
+        if self.runtime.refresh_shards() and shard >= self.shard_count:
+            return  # removed meanwhile (`wfctl shards remove`), not damaged
+        if shard >= self.datadir.settings.key_count and self.runtime.reopen_shard(shard):
+            _log.warning("skipping shard %d this time: %s", shard, exc)  # removed and added again: opened anew
+            return
         if shard not in self._damaged:
             where = self.datadir.location(shard)
             self._damaged[shard] = str(exc) if where in str(exc) else f"{where}: {exc}"
@@ -362,7 +371,23 @@ class Engine:
         one is busy it waits for the first. After such a conflict it stays on the shard it found
         free for :data:`STAY_AFTER_CONFLICT` starts: clients writing at the same time settle on
         different shards instead of queueing on one lock (and re-reading each other's pages).
+
+        The shard count is read again every :data:`~wfctl.engine.runtime.SHARD_REFRESH_S` seconds
+        (``wfctl shards add/remove``); a start that fails on a shard removed meanwhile is made again
+        over the new count. A keyed start routes over the count keyed starts keep (see
+        :mod:`wfctl.store.resize`).
         """
+        self.runtime.refresh_shards(every=SHARD_REFRESH_S)
+        try:
+            return self._start(definition, input, idempotency_key, slot_time, replace)
+        except (StoreError, InputError):
+            count = self.shard_count
+            if not self.runtime.refresh_shards() or self.shard_count >= count:
+                raise
+            return self._start(definition, input, idempotency_key, slot_time, replace)  # shards were removed
+
+    def _start(self, definition: str | Path, input: Any, idempotency_key: str | None, slot_time: float | None,
+               replace: bool) -> StartResult:
         plan = (self._plans.get(definition)
                 if isinstance(definition, str) and not replace and not definition.lower().endswith(SUFFIXES)
                 else None)
@@ -377,7 +402,7 @@ class Engine:
         choose = (idempotency_key is None and plan.template is not None and 1 < count <= ids.MAX_CHOSEN_SHARDS
                   and self.datadir.settings.route == "execution")
         if choose:
-            if self._stay > 0:
+            if self._stay > 0 and self._home < count:  # (shards may have been removed since)
                 self._stay -= 1
             else:
                 self._home = (self._home + 1) % count
@@ -385,7 +410,7 @@ class Engine:
             body = ids.new_body_for_shard(shard, count)
         else:
             body = ids.new_body(d.id, idempotency_key)
-            shard = self.datadir.shard_for(d.id, body)
+            shard = self.datadir.shard_for(d.id, body, keyed=idempotency_key is not None)
         eid = ids.execution_id(shard, body)
         input_json = encode(input, f"input of run {eid}", self._max_payload)
         interpreter = self.interpreter if plan.template is None else None
@@ -400,20 +425,31 @@ class Engine:
                     store = self.shard_store(shard)
                     eid = ids.execution_id(shard, ids.new_body_for_shard(shard, count))
                     state_json, current = plan.initial(interpreter, input, input_json, eid)
-                started = store.try_start(eid, d.id, input_json, state_json, current_step=current,
-                                          timeout_s=plan.timeout_s, now=now, slot_time=slot_time,
-                                          definition_version=plan.version)
+                started = self._on_store(shard, lambda store: store.try_start(
+                    eid, d.id, input_json, state_json, current_step=current, timeout_s=plan.timeout_s, now=now,
+                    slot_time=slot_time, definition_version=plan.version))
                 if started is not None:
                     if i:  # contention: stay on the shard found free
                         self._home, self._stay = shard, STAY_AFTER_CONFLICT
                     return StartResult(started[0], shard, started[1])
             shard, eid, state_json, current = first  # every shard busy: wait for the current one
-            store = self.shard_store(shard)
             self._stay = STAY_AFTER_CONFLICT
-        started = store.start_run(
+        started = self._on_store(shard, lambda store: store.start_run(
             eid, d.id, input_json, state_json, current_step=current, idempotency_key=idempotency_key,
-            timeout_s=plan.timeout_s, now=now, slot_time=slot_time, definition_version=plan.version)
+            timeout_s=plan.timeout_s, now=now, slot_time=slot_time, definition_version=plan.version))
         return StartResult(started[0], shard, started[1])
+
+    def _on_store(self, shard: int, call: Callable[[ShardStore], Any]) -> Any:
+        """``call(store)`` on shard ``shard``'s store; when the store of an added shard (beyond the key
+        count) fails, it is opened again and called once more: the shard may have been removed and
+        added again (``wfctl shards``) since it was opened. A start is idempotent by its id."""
+        try:
+            return call(self.shard_store(shard))
+        except StoreError as exc:
+            if (isinstance(exc, UnreachableError) or shard < self.datadir.settings.key_count
+                    or not self.runtime.reopen_shard(shard)):
+                raise
+            return call(self.shard_store(shard))
 
     # -- schedules -------------------------------------------------------------------------
 
@@ -431,7 +467,7 @@ class Engine:
         Its id is derived from (definition id, key), so this reads one row on one shard.
         """
         body = ids.new_body(definition_id, key)
-        shard = self.datadir.shard_for(definition_id, body)
+        shard = self.datadir.shard_for(definition_id, body, keyed=True)
         run = self.shard_store(shard).get_run(ids.execution_id(shard, body))
         return run if run is not None and run.idempotency_key == key else None
 
@@ -657,6 +693,35 @@ class Engine:
             stop.set()
             thread.join()
         return self.status(execution_id, steps)
+
+    def add_shards(self, count: int, placement: dict[int, str] | None = None) -> dict[str, Any]:
+        """Add ``count`` shards to the live deployment (:meth:`DataDir.add_shards`): ``{before, after,
+        key_shards, route, added: [{shard, location}], moved: [{definition, from, to}]}``; ``moved``:
+        with definition routing, the stored definitions whose new runs now start on another shard
+        (their runs already started stay where their ids say)."""
+        self.runtime.refresh_shards()
+        resized = self.datadir.add_shards(count, placement=placement)
+        return {**self._resized(resized), "added": [{"shard": s, "location": where}
+                                                     for s, where in resized.locations.items()]}
+
+    def remove_shards(self, count: int) -> dict[str, Any]:
+        """Remove the ``count`` highest-numbered shards once they hold no run (:meth:`DataDir.remove_shards`):
+        as :meth:`add_shards`, with ``removed`` (their numbers)."""
+        self.runtime.refresh_shards()
+        resized = self.datadir.remove_shards(count)
+        return {**self._resized(resized), "removed": list(range(resized.after, resized.before))}
+
+    def _resized(self, resized: Resized) -> dict[str, Any]:
+        self.runtime.close_removed_shards()
+        route = self.datadir.settings.route
+        moved = []
+        if route == "definition":
+            for d in self.catalog.list_definitions():
+                before, after = (shard_for(d["id"], n) for n in (resized.before, resized.after))
+                if before != after:
+                    moved.append({"definition": d["id"], "from": before, "to": after})
+        return {"before": resized.before, "after": resized.after, "key_shards": resized.key_shards, "route": route,
+                "moved": moved}
 
     def shards(self, check: bool = False) -> list[dict[str, Any]]:
         """Per-shard statistics (:class:`~wfctl.store.ShardStats` fields, plus ``location``,

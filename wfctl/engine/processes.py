@@ -38,7 +38,7 @@ def _stop_with_parent(stop: threading.Event) -> None:
                          daemon=True, name="wfctl-parent-watch").start()
 
 
-def _worker_main(data_dir: str, shards: list[int], drain: bool, options: dict[str, Any]) -> None:
+def _worker_main(data_dir: str, shards: list[int] | None, drain: bool, options: dict[str, Any]) -> None:
     """A worker process: SIGTERM/SIGINT, or its parent's death, stop it cleanly (in-flight
     steps commit, leases released)."""
     import logging
@@ -92,7 +92,8 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
                 interpreter_factory: Callable[..., Any] | None = None, owner: str | None = None,
                 allow_modules: tuple[str, ...] = (), started: Callable[[list[int]], None] | None = None,
                 **worker_options: Any) -> int:
-    """Run ``processes`` worker processes over ``shards`` (default: all) and wait for them.
+    """Run ``processes`` worker processes over ``shards`` (default: all, and those added while they run:
+    each process serves the shards whose number modulo the process count is its own) and wait for them.
 
     Setting ``stop_event`` (or Ctrl-C, which returns 130) sends them SIGTERM and waits for
     them. ``interpreter_factory`` must be picklable (a module-level function); ``owner``
@@ -104,11 +105,14 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     (128 + signal number for a process killed by a signal).
     """
     datadir, chosen = check_workers(data_dir, shards, allow_modules)
+    groups = split_shards(chosen, processes)
     ctx = multiprocessing.get_context("spawn")
     procs = []
-    for n, group in enumerate(split_shards(chosen, processes)):
+    for n, group in enumerate(groups):
         options = dict(worker_options, interpreter_factory=interpreter_factory,
                        owner=f"{owner}-{n}" if owner else None, allow_modules=tuple(allow_modules))
+        if shards is None:  # every shard: each process follows the count (added shards are served)
+            group, options["share"] = None, (n, len(groups))
         procs.append(ctx.Process(target=_worker_main, args=(str(datadir.path), group, drain, options),
                                  name=f"wfctl-worker-{n}"))
     for proc in procs:

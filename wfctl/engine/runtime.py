@@ -7,6 +7,7 @@ the public operations on top; a :class:`~wfctl.engine.worker.Worker` needs nothi
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -14,9 +15,14 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
-from ..store import CatalogStore, DataDir, ShardStore, resolve_data_dir
+from ..errors import InputError, WfctlError
+from ..store import CatalogStore, DataDir, ShardStore, StoreError, resolve_data_dir
 from .views import shown
+
+_log = logging.getLogger("wfctl.engine")
+
+#: How often a long-lived engine or worker reads the shard count again (``wfctl shards add/remove``).
+SHARD_REFRESH_S = 2.0
 
 if TYPE_CHECKING:  # the definition model (pydantic) is imported on first use: status/list never need it
     from ..definitions import Definition
@@ -45,6 +51,7 @@ class Runtime:
         self._current: dict[str, Definition] = {}  # the current version of each id read or applied
         self._versions: dict[tuple[str, str], Definition] = {}  # (id, content hash) -> that version
         self._lock = threading.RLock()
+        self._next_refresh = time.monotonic() + SHARD_REFRESH_S  # the count was just read
 
     @classmethod
     def open(cls, data_dir: str | Path | DataDir | None = None, *, create: bool = True, **options: Any) -> "Runtime":
@@ -59,6 +66,43 @@ class Runtime:
     def shard_count(self) -> int:
         """How many shards the data directory has."""
         return self.datadir.shard_count
+
+    def refresh_shards(self, every: float | None = None) -> bool:
+        """Adopt the shard count recorded now (``wfctl shards add/remove`` by another process), at most
+        once per ``every`` seconds (None: now); whether it changed. The stores of shards beyond it
+        are closed. When the count cannot be read (its server is down) the one known is kept."""
+        now = time.monotonic()
+        if every is not None and now < self._next_refresh:
+            return False
+        self._next_refresh = now + (SHARD_REFRESH_S if every is None else every)
+        try:
+            changed = self.datadir.refresh_shards(self.catalog)
+        except (StoreError, InputError) as exc:
+            _log.warning("cannot read the shard count, keeping %d: %s", self.shard_count, exc)
+            return False
+        if changed:
+            self.close_removed_shards()
+        return changed
+
+    def reopen_shard(self, shard: int) -> bool:
+        """Open shard ``shard``'s store again, in place of the one opened before (whose shard may have
+        been removed and added again since); whether it opened (if not, the old one stays)."""
+        try:
+            fresh = self.datadir.open_shard(shard)
+        except WfctlError:
+            return False
+        with self._lock:
+            old = self._stores.get(shard)
+            self._stores[shard] = fresh
+        if old is not None:
+            old.close()
+        return True
+
+    def close_removed_shards(self) -> None:
+        """Close the opened stores of shards beyond the shard count (removed)."""
+        with self._lock:
+            for shard in [s for s in self._stores if s >= self.shard_count]:
+                self._stores.pop(shard).close()
 
     @property
     def action_policy(self):

@@ -57,7 +57,7 @@ from ..store.base import RETRYING, STARTED
 from ..store.roles import WORKER, set_session_role
 from ..store.waker import Waker
 from .engine import Engine
-from .runtime import Runtime
+from .runtime import SHARD_REFRESH_S, Runtime
 
 _log = logging.getLogger("wfctl.worker")
 
@@ -120,19 +120,27 @@ class Worker:
     ``only`` worker): then it waits for an announcement, the ready time of a run it re-queued
     (a sleep, a retry), a lease or sweep timer, or at most ``idle_poll`` seconds (announcements
     can be lost), and claims only on the shards announced or due.
+
+    Without ``shards`` the worker serves every shard (or, with ``share=(index, of)``, the shards
+    whose number modulo ``of`` is ``index``: :func:`~wfctl.engine.processes.run_workers` splits them
+    so) and follows the shard count: every :data:`~wfctl.engine.runtime.SHARD_REFRESH_S` seconds it
+    reads it again, takes the leases of added shards and lets go of removed ones. A worker given
+    ``shards`` keeps them.
     """
 
     def __init__(self, source: Runtime | Engine | str | Path | DataDir, shards: list[int] | None = None,
                  owner: str | None = None, max_parallel: int = 8, lease_ttl: float = 5.0, batch: int = 64, *,
                  max_pure_steps: int = 64, poll_interval: float = 0.01, idle_poll: float = 1.0,
                  sweep_interval: float = 1.0,
-                 events: WorkerEvents | None = None, only: Collection[str] | None = None):
+                 events: WorkerEvents | None = None, only: Collection[str] | None = None,
+                 share: tuple[int, int] = (0, 1)):
         if isinstance(source, Engine):
             source = source.runtime
         self._own_runtime = not isinstance(source, Runtime)
         self.runtime = Runtime.open(source) if self._own_runtime else source
         count = self.runtime.shard_count
-        self.shards = list(range(count)) if shards is None else list(dict.fromkeys(shards))
+        self._share = share if shards is None else None
+        self.shards = self._followed() if shards is None else list(dict.fromkeys(shards))
         for shard in self.shards:
             if not (isinstance(shard, int) and 0 <= shard < count):
                 raise InputError(f"shard {shard!r} is out of range 0..{count - 1}")
@@ -165,6 +173,8 @@ class Worker:
         self._next_sweep = 0.0
         self._stop_renewing = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._reopened: set[int] = set()  # shards whose store was opened again after a failure (see _removed)
+        self._reopen_for_renewer: set[int] = set()  # and that the renewer thread must open again too
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -253,6 +263,8 @@ class Worker:
         was done (a commit or a step started)."""
         now = self.clock()
         if now >= self._next_heartbeat:
+            if self._share is not None:
+                self._follow_count()
             held = set(self.leases)
             self.heartbeat(now)
             self._next_heartbeat = now + self.lease_ttl / 3
@@ -273,6 +285,8 @@ class Worker:
             finished.setdefault(item.shard, []).append((item, outcome))
         busy = False
         for shard, generation in list(self.leases.items()):
+            if self.leases.get(shard) != generation:
+                continue  # let go meanwhile (a shard removed, see _removed)
             store = self.runtime.shard_store(shard)
             commits: list[StepCommit] = []
             effects: list[_Run] = []
@@ -292,17 +306,21 @@ class Worker:
                     self._commit(store, generation, commits, self.clock())
                     if self._waker is not self._polling:
                         self._remember(shard, commits, now)
+                self._reopened.discard(shard)
             except FencingError as exc:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
                 continue
             except CorruptShardError as exc:  # a damaged shard: set aside, the other shards go on
-                self._break(shard, exc)
+                if not self._removed(shard):
+                    self._break(shard, exc)
                 continue
             except UnreachableError as exc:  # its server is down: later, with backoff
                 self._unreachable(shard, exc)
                 continue
             except StoreError as exc:
+                if self._removed(shard):
+                    continue
                 # The runs claimed in this pass stay claimed by this generation: take the lease
                 # again (a new generation) so that they are claimed anew.
                 _log.error("shard %d: %s; taking its lease again", shard, exc)
@@ -314,6 +332,50 @@ class Worker:
                 self._pool.submit(self._run_effect, store, item)
             busy = busy or bool(commits or effects)
         return busy
+
+    def _followed(self) -> list[int]:
+        """The shards this worker serves under the shard count known now (its ``share`` of them)."""
+        index, of = self._share
+        return [shard for shard in range(self.runtime.shard_count) if shard % of == index]
+
+    def _follow_count(self) -> None:
+        """Read the shard count again (at most every few seconds): serve added shards, drop removed ones."""
+        self.runtime.refresh_shards(every=SHARD_REFRESH_S)
+        wanted = self._followed()
+        if wanted == self.shards:
+            return
+        for shard in set(self.shards) - set(wanted):  # removed (empty): nothing to hand over
+            self.leases.pop(shard, None)
+            self.broken.pop(shard, None)
+            self.unreachable.pop(shard, None)
+        _log.warning("%s: the deployment has %d shards now; serving %s", self.owner, self.runtime.shard_count,
+                     ",".join(map(str, wanted)))
+        self.shards = wanted
+        if self._waker is not self._polling:  # listen on the new shards' channels too
+            old = self._waker
+            try:
+                self._waker = self.runtime.datadir.backend.waker(self.shards) or self._polling
+            except StoreError as exc:
+                _log.warning("cannot listen for new runs, polling instead: %s", exc)
+                self._waker = self._polling
+            old.close()
+
+    def _removed(self, shard: int) -> bool:
+        """Whether a shard that just failed did so because of ``wfctl shards remove``: removed (it is
+        let go), or removed and added again since its store was opened (the store is opened again
+        and its lease dropped, to be taken anew)."""
+        if self._share is None or shard < self.runtime.datadir.settings.key_count:
+            return False
+        self.runtime.refresh_shards()
+        if shard >= self.runtime.shard_count:
+            self._follow_count()
+            return True
+        if shard in self._reopened or not self.runtime.reopen_shard(shard):
+            return False  # failing again since: damaged
+        self._reopened.add(shard)
+        self._reopen_for_renewer.add(shard)
+        self.leases.pop(shard, None)
+        return True
 
     def heartbeat(self, now: float) -> None:
         """Renew the held leases; try to acquire the others (skipping held ones)."""
@@ -335,11 +397,13 @@ class Worker:
                 _log.warning("lost the lease of shard %d: %s", shard, exc)
                 self.leases.pop(shard, None)
             except (CorruptShardError, InputError) as exc:  # a damaged or missing shard
-                self._break(shard, exc)
+                if not self._removed(shard):
+                    self._break(shard, exc)
             except UnreachableError as exc:
                 self._unreachable(shard, exc)
             except StoreError as exc:
-                _log.error("shard %d: %s", shard, exc)
+                if not self._removed(shard):
+                    _log.error("shard %d: %s", shard, exc)
 
     def _unreachable(self, shard: int, exc: Exception) -> None:
         """Drop the lease of a shard whose server cannot be reached; try it again after a backoff."""
@@ -358,6 +422,12 @@ class Worker:
         try:
             with impatient():
                 while not self._stop_renewing.wait(self.lease_ttl / 3):
+                    for shard in set(stores) - set(self.leases):  # let go of removed shards' files
+                        stores.pop(shard).close()
+                    while self._reopen_for_renewer:  # shards removed and added again (see _removed)
+                        shard = self._reopen_for_renewer.pop()
+                        if shard in stores:
+                            stores.pop(shard).close()
                     for shard, generation in list(self.leases.items()):
                         try:
                             if shard not in stores:

@@ -92,6 +92,49 @@ class Backend(ABC):
         """Where a shard (None: the catalog) lives, for people: a file path, or
         ``host:port/dbname schema wfctl_shard_003`` (never a password)."""
 
+    # -- changing the shard count (``wfctl shards add/remove``; the order is store/resize.py's) ---
+
+    @abstractmethod
+    def create_shards(self, shards: range, *, now: float,
+                      placement: Mapping[int, str] | None = None) -> dict[int, str]:
+        """Create shards ``shards`` (numbered from the count on; completes a creation cut short)
+        before they are published; their placement (shard -> server; {} when the backend places
+        no shard; ``placement`` given for others: InputError)."""
+
+    @abstractmethod
+    def publish_shards(self, expected: int, shards: int, key_shards: int,
+                       placement: Mapping[int, str] | None = None) -> None:
+        """Record ``shards`` (and ``key_shards``, the placement of added shards) as the count, in one
+        atomic write, if the recorded count is still ``expected`` (else InputError: another
+        process changed it); this object uses it from then on."""
+
+    @abstractmethod
+    def drop_shard(self, shard: int) -> bool:
+        """Drop shard ``shard`` (beyond the published count) if it holds no run, in one transaction
+        holding its write lock, so that a start racing it either is found or fails; False (nothing
+        dropped) when it holds runs."""
+
+    def recorded_shards(self, catalog: CatalogStore) -> tuple[int, int | None]:
+        """``(shards, key_shards)`` as recorded now (by default in ``wfctl.json``; ``catalog``: the
+        deployment's open catalog, for backends that record them there)."""
+        from .settings import read_settings
+
+        settings = read_settings(self.project)
+        return settings.shards, settings.key_shards
+
+    def refresh_shards(self, catalog: CatalogStore) -> bool:
+        """Adopt the shard count recorded now (another process may have changed it); whether it changed."""
+        return self.adopt_shards(*self.recorded_shards(catalog))
+
+    def adopt_shards(self, shards: int, key_shards: int | None) -> bool:
+        """Use ``shards`` and ``key_shards`` from now on; whether they differ from the settings'."""
+        from dataclasses import replace
+
+        if (shards, key_shards) == (self.settings.shards, self.settings.key_shards):
+            return False
+        self.settings = replace(self.settings, shards=shards, key_shards=key_shards)
+        return True
+
     def waker(self, shards: Collection[int]) -> Waker | None:
         """A capability: a listening :class:`~wfctl.store.waker.Waker` that the servers wake when
         runs become ready on ``shards`` (close it when done), so that an idle worker waits on it

@@ -21,6 +21,7 @@ from .backend import open_backend
 from .base import SCHEMA_VERSION, CatalogStore, ShardStore
 from .files import exists
 from .payload import DEFAULT_MAX_PAYLOAD_BYTES
+from .resize import Resized, add_shards, remove_shards
 from .routing import shard_for
 from .settings import DEFAULT_BACKEND, SETTINGS_FILE, Settings, read_settings, settings_lock, write_settings
 
@@ -146,9 +147,24 @@ class DataDir:
         """The key a new run is routed by, following the ``route`` setting."""
         return definition_id if self.settings.route == "definition" else execution_id
 
-    def shard_for(self, definition_id: str, execution_id: str) -> int:
-        """The shard a new run goes to, following the ``route`` setting."""
-        return shard_for(self.route_key(definition_id, execution_id), self.settings.shards)
+    def shard_for(self, definition_id: str, execution_id: str, keyed: bool = False) -> int:
+        """The shard a new run goes to, following the ``route`` setting; a ``keyed`` run (started with an
+        idempotency key) over the first :attr:`Settings.key_count` shards only (see :mod:`.resize`)."""
+        settings = self.settings
+        return shard_for(self.route_key(definition_id, execution_id), settings.key_count if keyed else settings.shards)
+
+    def add_shards(self, count: int, *, placement: Mapping[int, str] | None = None) -> Resized:
+        """Add ``count`` shards to this live deployment (see :func:`wfctl.store.resize.add_shards`)."""
+        return add_shards(self, count, now=time.time(), placement=placement)
+
+    def remove_shards(self, count: int) -> Resized:
+        """Remove the ``count`` highest-numbered shards, once empty (see :func:`wfctl.store.resize.remove_shards`)."""
+        return remove_shards(self, count)
+
+    def refresh_shards(self, catalog: CatalogStore) -> bool:
+        """Adopt the shard count recorded now (another process may have added or removed shards);
+        whether it changed. ``catalog``: the deployment's open catalog."""
+        return self.backend.refresh_shards(catalog)
 
     def open_shard(self, shard: int) -> ShardStore:
         """Open one shard's store (CorruptShardError when it is damaged)."""

@@ -47,6 +47,9 @@ class Settings:
     definitions may call as ``module:function`` actions (see docs/actions.md). ``hot_rows``:
     every start and every finish also updates one shared row per shard (the stress harness
     reproduces with it the contention wfctl's design avoids; see docs/engine.md), never for production.
+    ``key_shards``: the shard count keyed starts (idempotency keys, schedule slots) route over,
+    recorded by the first ``wfctl shards add`` (None: ``shards``, never resized); see
+    :mod:`wfctl.store.resize`.
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -60,6 +63,12 @@ class Settings:
     allow_modules: list[str] = field(default_factory=list)  # module prefixes for module:function actions
     secret_key_fingerprint: str | None = None
     hot_rows: bool = False
+    key_shards: int | None = None
+
+    @property
+    def key_count(self) -> int:
+        """The shard count keyed starts route over (``key_shards``, else ``shards``)."""
+        return self.key_shards or self.shards
 
     def validate(self, where: str) -> "Settings":
         """These settings with the backend's default options filled in; InputError naming
@@ -82,6 +91,9 @@ class Settings:
                              f"got {self.options!r}")
         if not (isinstance(self.allow_modules, list) and all(isinstance(m, str) for m in self.allow_modules)):
             raise InputError(f"{where}: allow_modules must be a list of module prefixes, got {self.allow_modules!r}")
+        if self.key_shards is not None and not (positive_int(self.key_shards) and self.key_shards <= self.shards):
+            raise InputError(f"{where}: key_shards must be an integer from 1 to shards ({self.shards}), "
+                             f"got {self.key_shards!r}")
         if not isinstance(self.hot_rows, bool):
             raise InputError(f"{where}: hot_rows must be true or false, got {self.hot_rows!r}")
         if self.secret_key_fingerprint is not None and not isinstance(self.secret_key_fingerprint, str):
@@ -95,7 +107,8 @@ class Settings:
         aside) that differs from ``other``; a backend option as ``backend.name=ours``."""
         ours, theirs = asdict(self), asdict(other)
         out = [f"{k}={v}" for k, v in ours.items()
-               if k not in ("options", "created_at", "allow_modules", "secret_key_fingerprint") and v != theirs[k]]
+               if k not in ("options", "created_at", "allow_modules", "secret_key_fingerprint", "key_shards")
+               and v != theirs[k]]
         if self.backend == other.backend:
             out += [f"{self.backend}.{k}={self.options.get(k)}" for k in sorted({*self.options, *other.options})
                     if self.options.get(k) != other.options.get(k)]
@@ -103,7 +116,8 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         """The ``wfctl.json`` object: the options under the backend's name."""
-        return {(self.backend if k == "options" else k): v for k, v in asdict(self).items()}
+        return {(self.backend if k == "options" else k): v for k, v in asdict(self).items()
+                if not (k == "key_shards" and v is None)}  # written once a deployment was resized
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str) -> "Settings":

@@ -225,10 +225,12 @@ class PostgresBackend(Backend):
                 placement = catalog.placement()
         except CorruptShardError as exc:
             raise InputError(str(exc)) from None
-        shards = self.settings.shards
-        if int(meta.get("shards", -1)) != shards or sorted(placement) != list(range(shards)):
+        recorded = _recorded_counts(meta)
+        if recorded is None or not set(range(recorded[0])) <= set(placement):
             raise InputError(f"{self.location()}: the catalog records {meta.get('shards')} shard(s) placed on "
-                             f"{len(placement)}, but the settings say {shards}")
+                             f"{len(placement)}")
+        self._adopt_everywhere(*recorded)  # `wfctl shards add/remove` on any machine changes the catalog's
+        shards = self.settings.shards
         self._placement = placement
         for dsn, numbers in _by_server(placement).items():
             session = self._admin(dsn, f"shards of {self.prefix}")
@@ -250,9 +252,122 @@ class PostgresBackend(Backend):
                 session.close()
             extra = sorted(n for n in names if n.removeprefix(f"{self.prefix}_shard_").isdigit()
                            and int(n.removeprefix(f"{self.prefix}_shard_")) >= shards)
+            extra = self._not_empty(dsn, extra)  # an empty shard: a `shards add` cut short before it published
             if extra:
                 raise InputError(f"{server_name(dsn)}: schema {extra[0]} is beyond the {shards} shard(s) of "
                                  f"deployment {self.prefix}")
+
+    def _not_empty(self, dsn: str, schemas: list[str]) -> list[str]:
+        """The schemas of ``schemas`` (on server ``dsn``) that are not empty shards: without a runs
+        table (not a shard wfctl created: its DDL is one transaction) or with a run."""
+        def check(conn: psycopg.Connection) -> list[str]:
+            return [schema for schema in schemas
+                    if conn.execute("SELECT to_regclass(%s)", (f"{schema}.runs",)).fetchone()[0] is None
+                    or conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.runs)").format(
+                        sql.Identifier(schema))).fetchone()[0]]
+
+        session = self._admin(dsn, f"shards of {self.prefix}")
+        try:
+            return session.run(check, write=False, pipeline=False)
+        finally:
+            session.close()
+
+    # -- changing the shard count ----------------------------------------------------------
+
+    def create_shards(self, shards: range, *, now: float,
+                      placement: Mapping[int, str] | None = None) -> dict[int, str]:
+        """Create the shard schemas; a shard not in ``placement`` goes to the server of the shard
+        before the new ones."""
+        default = self.placement()[shards.start - 1] if shards.start else self.dsn
+        placed = {shard: (placement or {}).get(shard, default) for shard in shards}
+        for shard, dsn in placed.items():
+            parse_dsn(dsn, f"placement of shard {shard}")
+        for dsn, numbers in _by_server(placed).items():
+            def create(conn: psycopg.Connection) -> None:
+                for shard in numbers:
+                    create_shard(conn, self.prefix, shard, now)
+
+            self._run_locked(dsn, f"shards {numbers[0]}-{numbers[-1]}", create)
+        return placed
+
+    def publish_shards(self, expected: int, shards: int, key_shards: int,
+                       placement: Mapping[int, str] | None = None) -> None:
+        """One catalog transaction: the count and key count in ``meta``, the added shards' placement
+        (a removed shard's row goes when it is dropped)."""
+        schema = sql.Identifier(catalog_schema(self.prefix))
+
+        def publish(conn: psycopg.Connection) -> None:
+            (found,) = conn.execute(sql.SQL("SELECT value FROM {}.meta WHERE key = 'shards'").format(schema)).fetchone()
+            if int(found) != expected:
+                raise InputError(f"{self.deployment()}: the shard count changed meanwhile (now {found}, not "
+                                 f"{expected}); run the command again")
+            for shard, dsn in sorted((placement or {}).items()):
+                conn.execute(sql.SQL("INSERT INTO {}.placement (shard, dsn) VALUES (%s, %s) ON CONFLICT (shard)"
+                                     " DO UPDATE SET dsn = excluded.dsn").format(schema), (shard, dsn))
+            for key, value in (("shards", shards), ("key_shards", key_shards)):
+                conn.execute(sql.SQL("INSERT INTO {}.meta (key, value) VALUES (%s, %s) ON CONFLICT (key)"
+                                     " DO UPDATE SET value = excluded.value").format(schema), (key, str(value)))
+
+        self._run_locked(self.dsn, "catalog", publish)
+        self._placement = None
+        self._adopt_everywhere(shards, key_shards)
+
+    def drop_shard(self, shard: int) -> bool:
+        """Lock the shard's runs table exclusively, find it empty, drop the schema (one transaction:
+        a start waiting on the lock then fails); then its placement row."""
+        dsn = self.placement().get(shard)
+        if dsn is None:
+            return True
+        schema = shard_schema(self.prefix, shard)
+
+        def drop(conn: psycopg.Connection) -> bool:
+            if conn.execute("SELECT to_regclass(%s)", (f"{schema}.runs",)).fetchone()[0] is not None:
+                conn.execute(sql.SQL("LOCK TABLE {}.runs IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(schema)))
+                if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.runs)").format(
+                        sql.Identifier(schema))).fetchone()[0]:
+                    return False
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            return True
+
+        if not self._run_locked(dsn, schema, drop):
+            return False
+        self._run_locked(self.dsn, "catalog", lambda conn: conn.execute(
+            sql.SQL("DELETE FROM {}.placement WHERE shard = %s").format(sql.Identifier(catalog_schema(self.prefix))),
+            (shard,)))
+        self._placement = None
+        return True
+
+    def recorded_shards(self, catalog: Any) -> tuple[int, int | None]:
+        """As the catalog's ``meta`` records them (every machine reads it)."""
+        recorded = _recorded_counts(catalog.meta())
+        if recorded is None:
+            raise CorruptShardError(f"{self.location()}: the catalog records no shard count")
+        return recorded
+
+    def adopt_shards(self, shards: int, key_shards: int | None) -> bool:
+        changed = super().adopt_shards(shards, key_shards)
+        if changed:
+            self._placement = None  # added shards: read where they live
+        return changed
+
+    def _adopt_everywhere(self, shards: int, key_shards: int | None) -> None:
+        """Adopt the catalog's counts, and write them to this machine's ``wfctl.json`` (when it can:
+        the catalog stays the truth)."""
+        if not self.adopt_shards(shards, key_shards):
+            return
+        from dataclasses import replace
+
+        from ..settings import SETTINGS_FILE, read_settings, settings_lock, write_settings
+
+        try:
+            if not (self.project / SETTINGS_FILE).exists():
+                return
+            with settings_lock(self.project):
+                current = read_settings(self.project)
+                if (current.shards, current.key_shards) != (shards, key_shards):
+                    write_settings(self.project, replace(current, shards=shards, key_shards=key_shards))
+        except (OSError, InputError):
+            pass
 
     def describe(self) -> dict[str, Any]:
         """``{"backend": "postgresql", "version": "15.2", "server": "host:port/dbname",
@@ -330,6 +445,15 @@ class PostgresBackend(Backend):
 
             self._run_locked(dsn, f"deployment {self.prefix}", drop)
         self._placement = None
+
+
+def _recorded_counts(meta: Mapping[str, str]) -> tuple[int, int | None] | None:
+    """``(shards, key_shards)`` from the catalog's ``meta`` (None when it records no count)."""
+    try:
+        shards = int(meta["shards"])
+        return shards, int(meta["key_shards"]) if "key_shards" in meta else None
+    except (KeyError, ValueError):
+        return None
 
 
 def _by_server(placement: Mapping[int, str]) -> dict[str, list[int]]:
