@@ -237,3 +237,18 @@ def test_a_host_that_is_not_this_machines_is_one_line(tmp_path):
     assert wfctl(data, "init", "--shards", "1").returncode == 0
     line = refused(wfctl(data, "worker", "--metrics-port", "0", "--metrics-host", "host.invalid", timeout=120))
     assert line.startswith("wfctl: error: --metrics-host: cannot serve metrics on 'host.invalid' port 0: ")
+
+
+def test_the_shard_metrics_follow_shards_added_and_removed_while_the_worker_runs(data):
+    """A worker serving every shard reads the shard count at each scrape: shards that `wfctl shards add`
+    creates appear (and are served), shards `wfctl shards remove` drops disappear."""
+    with served(data, "worker", "--no-scheduler", "--metrics-port", "0") as worker:
+        assert wait_until(lambda: value(worker.scrape(), "wfctl_shard_up", shard="1") == 1, timeout=DEADLINE_S)
+        assert value(worker.scrape(), "wfctl_shard_up", shard="2") is None
+        added = wfctl(data, "shards", "add", "1")
+        assert added.returncode == 0, added.stderr
+        assert wait_until(lambda: value(worker.scrape(), "wfctl_shard_lease_held", shard="2") == 1, timeout=DEADLINE_S)
+        removed = wfctl(data, "shards", "remove", "1")
+        assert removed.returncode == 0, removed.stderr
+        assert wait_until(lambda: value(worker.scrape(), "wfctl_shard_up", shard="2") is None, timeout=DEADLINE_S)
+        assert value(worker.scrape(), "wfctl_shard_up", shard="1") == 1

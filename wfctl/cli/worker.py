@@ -67,8 +67,8 @@ def worker_command(
         from ..engine.metrics import MetricsEndpoint, SchedulerMetrics, WorkerMetrics
         from ..engine.processes import check_workers
 
-        datadir, served = check_workers(path, chosen, tuple(allow_module or ()))
-        endpoint = MetricsEndpoint.start(metrics_host, metrics_port, datadir=datadir, shards=served)
+        datadir, _ = check_workers(path, chosen, tuple(allow_module or ()))
+        endpoint = MetricsEndpoint.start(metrics_host, metrics_port, datadir=datadir, shards=chosen)
     sched_stop = threading.Event()
     thread = None
     try:

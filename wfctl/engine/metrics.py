@@ -29,7 +29,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import InputError, WfctlError
-from ..store import COMPLETED, FAILED, PENDING, DataDir, RunRecord, ShardHealth, ShardStore, StepCommit, impatient
+from ..store import COMPLETED, FAILED, PENDING, CatalogStore, DataDir, RunRecord, ShardHealth, ShardStore, StepCommit, impatient
 from ..store.base import RETRYING
 
 _log = logging.getLogger("wfctl.metrics")
@@ -99,9 +99,10 @@ class ShardCollector:
     one of the worker processes :meth:`workers_started` names, and it has not expired.
     """
 
-    def __init__(self, datadir: DataDir, shards: Sequence[int]):
+    def __init__(self, datadir: DataDir, shards: Sequence[int] | None):
         self.datadir = datadir
-        self.shards = list(shards)
+        self._fixed = None if shards is None else list(shards)
+        self._catalog: CatalogStore | None = None
         self._stores: dict[int, ShardStore] = {}
         self._lock = threading.Lock()  # one scrape at a time reads the stores
         self._host = socket.gethostname()
@@ -110,6 +111,21 @@ class ShardCollector:
     def workers_started(self, pids: Collection[int]) -> None:
         """The worker processes whose leases are this command's (``run_workers(started=...)``)."""
         self._pids = self._pids | set(pids)
+
+    def shards(self) -> list[int]:
+        """The shards read at this scrape: those given, else every shard of the count recorded now
+        (``wfctl shards add/remove`` while the command runs; the known count when it cannot be read)."""
+        if self._fixed is not None:
+            return self._fixed
+        try:
+            if self._catalog is None:
+                self._catalog = self.datadir.open_catalog()
+            self.datadir.refresh_shards(self._catalog)
+        except WfctlError as exc:
+            _log.warning("metrics: cannot read the shard count, keeping %d: %s", self.datadir.shard_count, exc)
+        for shard in [n for n in self._stores if n >= self.datadir.shard_count]:
+            self._stores.pop(shard).close()
+        return list(range(self.datadir.shard_count))
 
     def _health(self, shard: int, now: float) -> ShardHealth | None:
         try:
@@ -134,7 +150,7 @@ class ShardCollector:
 
         now = time.time()
         with self._lock, impatient():
-            readings = [(shard, self._health(shard, now)) for shard in self.shards]
+            readings = [(shard, self._health(shard, now)) for shard in self.shards()]
 
         def gauge(name: str, doc: str) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, labels=["shard"])
@@ -172,6 +188,9 @@ class ShardCollector:
             for store in self._stores.values():
                 store.close()
             self._stores.clear()
+            if self._catalog is not None:
+                self._catalog.close()
+                self._catalog = None
 
 
 class MetricsEndpoint:
@@ -185,10 +204,10 @@ class MetricsEndpoint:
 
     @classmethod
     def start(cls, host: str, port: int, *, datadir: DataDir | None = None,
-              shards: Sequence[int] = ()) -> MetricsEndpoint:
+              shards: Sequence[int] | None = None) -> MetricsEndpoint:
         """Serve on ``host:port`` (0: a free port), print ``metrics on URL`` on stderr, and set up
         the multiprocess directory the worker processes started after this count in; with
-        ``datadir``, also read ``shards`` at each scrape. A port that cannot be bound is an
+        ``datadir``, also read ``shards`` (None: every shard, following the count) at each scrape. A port that cannot be bound is an
         :class:`InputError` (one line), before anything else starts."""
         directory = Path(tempfile.mkdtemp(prefix="wfctl-metrics-"))
         try:
