@@ -29,8 +29,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import InputError, WfctlError
-from ..store import COMPLETED, FAILED, PENDING, CatalogStore, DataDir, RunRecord, ShardHealth, ShardStore, StepCommit, impatient
+from ..store import COMPLETED, FAILED, PENDING, DataDir, RunRecord, ShardHealth, StepCommit, impatient
 from ..store.base import RETRYING
+from .runtime import Runtime
 
 _log = logging.getLogger("wfctl.metrics")
 
@@ -100,10 +101,8 @@ class ShardCollector:
     """
 
     def __init__(self, datadir: DataDir, shards: Sequence[int] | None):
-        self.datadir = datadir
+        self.runtime = Runtime(datadir)  # stores of its own: a scrape never waits for a worker's
         self._fixed = None if shards is None else list(shards)
-        self._catalog: CatalogStore | None = None
-        self._stores: dict[int, ShardStore] = {}
         self._lock = threading.Lock()  # one scrape at a time reads the stores
         self._host = socket.gethostname()
         self._pids = {os.getpid()}
@@ -117,26 +116,15 @@ class ShardCollector:
         (``wfctl shards add/remove`` while the command runs; the known count when it cannot be read)."""
         if self._fixed is not None:
             return self._fixed
-        try:
-            if self._catalog is None:
-                self._catalog = self.datadir.open_catalog()
-            self.datadir.refresh_shards(self._catalog)
-        except WfctlError as exc:
-            _log.warning("metrics: cannot read the shard count, keeping %d: %s", self.datadir.shard_count, exc)
-        for shard in [n for n in self._stores if n >= self.datadir.shard_count]:
-            self._stores.pop(shard).close()
-        return list(range(self.datadir.shard_count))
+        self.runtime.refresh_shards()
+        return list(range(self.runtime.shard_count))
 
     def _health(self, shard: int, now: float) -> ShardHealth | None:
         try:
-            if shard not in self._stores:
-                self._stores[shard] = self.datadir.open_shard(shard)
-            return self._stores[shard].health(now=now)
+            return self.runtime.shard_store(shard).health(now=now)
         except WfctlError as exc:
             _log.warning("metrics: shard %d cannot be read: %s", shard, exc)
-            store = self._stores.pop(shard, None)
-            if store is not None:
-                store.close()
+            self.runtime.reopen_shard(shard)  # a fresh connection at the next scrape (kept if it fails)
             return None
 
     def _ours(self, owner: str | None, expires_at: float | None, now: float) -> bool:
@@ -185,12 +173,7 @@ class ShardCollector:
 
     def close(self) -> None:
         with self._lock:
-            for store in self._stores.values():
-                store.close()
-            self._stores.clear()
-            if self._catalog is not None:
-                self._catalog.close()
-                self._catalog = None
+            self.runtime.close()
 
 
 class MetricsEndpoint:
