@@ -47,6 +47,14 @@ def tracked(folder: Path) -> Path:
     return path
 
 
+
+def _definition_routed_to_shard_3_of_4(tmp_path):
+    """A one-step definition (its id, its file) that routing by definition puts on shard 3 of 4."""
+    name = next(f"d{n}" for n in range(200) if shard_for(f"d{n}", 4) == 3)
+    file = tmp_path / f"{name}.json"
+    file.write_text(json.dumps({"id": name, "name": name, "steps": [step("start", "start")]}))
+    return name, file
+
 def test_add_while_a_worker_runs_every_run_ends_once_on_the_shard_its_id_names(project, tmp_path):
     path = project(shards=2)
     calls = tmp_path / "calls.txt"
@@ -136,9 +144,7 @@ def test_remove_refuses_a_shard_with_runs_and_removes_empty_ones(project, tmp_pa
     assert refused_keys.returncode == 2 and "keyed starts" in refused_keys.stderr
     assert wfctl(path, "shards", "add", "2").returncode == 0
     # a definition whose runs now go to shard 3
-    name = next(f"d{n}" for n in range(200) if shard_for(f"d{n}", 4) == 3)
-    file = tmp_path / f"{name}.json"
-    file.write_text(json.dumps({"id": name, "name": name, "steps": [step("start", "start")]}))
+    name, file = _definition_routed_to_shard_3_of_4(tmp_path)
     with Engine(path) as engine:
         eid = engine.start(str(file)).execution_id
     assert shard_of(eid, 4)[0] == 3
@@ -173,9 +179,7 @@ def test_remove_refuses_a_shard_with_runs_and_removes_empty_ones(project, tmp_pa
 def test_a_start_from_a_process_that_still_routes_to_a_removed_shard_is_not_lost(project, tmp_path):
     path = project(shards=2, route="definition")
     assert wfctl(path, "shards", "add", "2").returncode == 0
-    name = next(f"d{n}" for n in range(200) if shard_for(f"d{n}", 4) == 3)
-    file = tmp_path / f"{name}.json"
-    file.write_text(json.dumps({"id": name, "name": name, "steps": [step("start", "start")]}))
+    name, file = _definition_routed_to_shard_3_of_4(tmp_path)
     with Engine(path) as stale:
         assert stale.start(str(file)).shard == 3  # opens shard 3 and remembers 4 shards
         eid = stale.list()[0]["execution_id"]
@@ -193,9 +197,7 @@ def test_a_run_started_while_a_shard_is_removed_keeps_its_shard(project, tmp_pat
     """The race the order of the removal is for: a start landing after the emptiness check."""
     path = project(shards=2, route="definition")
     assert wfctl(path, "shards", "add", "2").returncode == 0
-    name = next(f"d{n}" for n in range(200) if shard_for(f"d{n}", 4) == 3)
-    file = tmp_path / f"{name}.json"
-    file.write_text(json.dumps({"id": name, "name": name, "steps": [step("start", "start")]}))
+    name, file = _definition_routed_to_shard_3_of_4(tmp_path)
     with Engine(path) as stale:
         stale.start(str(file))
         stale.cleanup([stale.list()[0]["execution_id"]], force=True)
@@ -224,9 +226,7 @@ def test_a_run_started_while_a_shard_is_removed_keeps_its_shard(project, tmp_pat
 def test_shards_removed_and_added_again_under_a_running_worker_and_a_long_lived_engine(project, tmp_path):
     path = project(shards=2, route="definition")
     assert wfctl(path, "shards", "add", "2").returncode == 0
-    name = next(f"d{n}" for n in range(200) if shard_for(f"d{n}", 4) == 3)
-    file = tmp_path / f"{name}.json"
-    file.write_text(json.dumps({"id": name, "name": name, "steps": [step("start", "start")]}))
+    name, file = _definition_routed_to_shard_3_of_4(tmp_path)
     worker = subprocess.Popen(wfctl_argv(path, "worker", "--no-scheduler"), env=wfctl_env(), stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -320,9 +320,7 @@ def test_a_schedule_finds_its_slots_runs_across_a_resize(tmp_path):
 
 def test_a_process_that_has_not_read_the_new_count_finds_runs_on_added_shards_by_id(project, tmp_path):
     path = project(shards=2, route="definition")
-    name = next(f"d{n}" for n in range(200) if shard_for(f"d{n}", 4) == 3)
-    file = tmp_path / f"{name}.json"
-    file.write_text(json.dumps({"id": name, "name": name, "steps": [step("start", "start")]}))
+    name, file = _definition_routed_to_shard_3_of_4(tmp_path)
     with Engine(path) as stale:
         old = stale.start(str(file)).execution_id
         stale.runtime._next_refresh = float("inf")  # it would read the count again only in a while
