@@ -1,6 +1,6 @@
 """The seed's contention on PostgreSQL: ``shard-comparison`` over one server and two, summarized.
 
-    python bench/bench_stress_pg.py [--dsn DSN] [--total 8000] [--repeat 3] [--json out.json]
+    python bench/bench_stress_pg.py [--dsn DSN] [--total 8000] [--repeat 3] [--clients N] [--json out.json]
 
 Starts a second, throwaway PostgreSQL server (bench/pg_server.py), then runs
 ``wfctl stress run shard-comparison --backend postgresql --dsn DSN --dsn SECOND`` (1 and 4
@@ -10,7 +10,8 @@ setting, what 4 shards change against 1 shard on the same run: completions/s, co
 (serialization failures retried), lock waits (per 1,000 starts and sampled seconds) and
 deadlocks per 1,000 starts, the median over repetitions with the spread (min-max) of the
 per-repetition ratios; then each variant's CPU busy and the clients' against the server's
-rolled-back transactions. ``--dsn`` defaults to
+rolled-back transactions. ``--clients`` sets the virtual users (default: the scenario's 8), to see
+how the ratios depend on the offered load. ``--dsn`` defaults to
 ``$WFCTL_DSN``, else the local server.
 """
 
@@ -49,13 +50,14 @@ def main() -> int:
     parser.add_argument("--dsn", default=os.environ.get("WFCTL_DSN", "host=127.0.0.1 user=postgres dbname=test"))
     parser.add_argument("--total", type=int, default=8000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--clients", type=int, help="virtual users (default: the scenario's)")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args()
     out = args.json_path or Path(tempfile.mkdtemp(prefix="wfctl-bench-")) / "shard-comparison-pg.json"
     with throwaway_server() as second:
         command = ["wfctl", "stress", "run", "shard-comparison", "--backend", "postgresql", "--dsn", args.dsn,
                    "--dsn", second, "--total", str(args.total), "--repeat", str(args.repeat), "--no-live",
-                   "--json", str(out)]
+                   "--json", str(out), *(["--clients", str(args.clients)] if args.clients else [])]
         print("$", " ".join(command), flush=True)
         done = subprocess.run(command, stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
