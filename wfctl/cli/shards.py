@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from ..engine.ids import parse_owner
 from .output import console, engine, escape, print_json
 
 app = typer.Typer(help="Show shards and routing; add or remove shards of a live deployment.",
@@ -70,8 +71,8 @@ def _holder(row: dict, now: float) -> str:
     owner = row.get("lease_owner")
     if not owner:
         return "-"
-    parts = owner.split(":")
-    lines = [escape(":".join(parts[:2]) if len(parts) == 3 and parts[1].isdigit() else owner)]
+    holder = parse_owner(owner)
+    lines = [escape(f"{holder[0]}:{holder[1]}" if holder else owner)]
     beat = row.get("heartbeat_at")
     if beat is not None:
         lines.append(f"[dim]beat {max(0.0, now - beat):.0f}s ago[/dim]")

@@ -19,13 +19,18 @@ the shard first (one whose write lock is free, see :meth:`Engine.start`) and dra
 that hashes to it (:func:`new_body_for_shard`): the last two hex digits are chosen among the
 256 values so that ``fnv1a_32(body) % shards`` is that shard, the rest stays random. The
 routing rule holds for every id; only the draw is conditioned (about 8 of the 80 random bits).
+
+Lease owner ids name the worker process holding a shard's lease: ``host:pid:random``
+(:func:`default_owner`, read back by :func:`parse_owner`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
+import uuid
 
 from ..store import fnv1a_32, safe_shard_index
 
@@ -82,3 +87,16 @@ def shard_of(execution_id: str, shard_count: int) -> tuple[int, str | None]:
         return 0, f"execution id {execution_id!r}: shard prefix {prefix!r} is not hexadecimal; using shard 0"
     shard, warning = safe_shard_index(int(prefix, 16), shard_count)
     return shard, warning and f"execution id {execution_id!r}: {warning}"
+
+
+def default_owner() -> str:
+    """A lease owner id unique to this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def parse_owner(owner: str | None) -> tuple[str, int] | None:
+    """The host and pid of a :func:`default_owner` id; None for an owner id of another form."""
+    parts = (owner or "").split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])

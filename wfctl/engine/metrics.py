@@ -31,6 +31,7 @@ from typing import Any
 from ..errors import InputError, WfctlError
 from ..store import COMPLETED, FAILED, PENDING, DataDir, RunRecord, ShardHealth, StepCommit, impatient
 from ..store.base import RETRYING
+from .ids import parse_owner
 from .runtime import Runtime
 
 _log = logging.getLogger("wfctl.metrics")
@@ -128,10 +129,9 @@ class ShardCollector:
             return None
 
     def _ours(self, owner: str | None, expires_at: float | None, now: float) -> bool:
-        parts = (owner or "").split(":")
-        if len(parts) < 2 or parts[0] != self._host or not parts[1].isdigit():
-            return False
-        return int(parts[1]) in self._pids and expires_at is not None and expires_at > now
+        holder = parse_owner(owner)
+        return (holder is not None and holder[0] == self._host and holder[1] in self._pids
+                and expires_at is not None and expires_at > now)
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily

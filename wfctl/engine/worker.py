@@ -34,12 +34,9 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 import queue
-import socket
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from collections.abc import Collection, Sequence
@@ -57,6 +54,7 @@ from ..store.base import RETRYING, STARTED
 from ..store.roles import WORKER, set_session_role
 from ..store.waker import Waker
 from .engine import Engine
+from .ids import default_owner
 from .runtime import SHARD_REFRESH_S, Runtime
 
 _log = logging.getLogger("wfctl.worker")
@@ -72,11 +70,6 @@ MAX_TIMERS = 10_000
 #: How long after a shard's server was found unreachable it is tried again (then doubling).
 UNREACHABLE_RETRY_S = 0.5
 UNREACHABLE_RETRY_CAP_S = 5.0
-
-
-def default_owner() -> str:
-    """A lease owner name unique to this process: ``host:pid:random``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class WorkerEvents(Protocol):
