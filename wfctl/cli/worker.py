@@ -49,7 +49,7 @@ def worker_command(
     import signal
     import threading
 
-    from ..engine.processes import run_workers
+    from ..engine.processes import check_workers, run_workers
     from ..store import resolve_data_dir
 
     root = ctx.find_root()
@@ -62,12 +62,11 @@ def worker_command(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # Ctrl-C is handled by run_workers (exit 130)
     chosen = _shard_list(shards)
+    datadir, _ = check_workers(path, chosen, tuple(allow_module or ()))  # before the scheduler starts
     endpoint = None
     if metrics_port is not None:  # before the scheduler and the workers, which count in its directory
         from ..engine.metrics import MetricsEndpoint, SchedulerMetrics, WorkerMetrics
-        from ..engine.processes import check_workers
 
-        datadir, _ = check_workers(path, chosen, tuple(allow_module or ()))
         endpoint = MetricsEndpoint.start(metrics_host, metrics_port, datadir=datadir, shards=chosen)
     sched_stop = threading.Event()
     thread = None
@@ -77,7 +76,7 @@ def worker_command(
             thread = threading.Thread(target=_run_scheduler, args=(path, sched_stop, events), daemon=True,
                                       name="wfctl-scheduler")
             thread.start()
-        code = run_workers(path, processes=processes, shards=chosen, drain=drain,
+        code = run_workers(datadir, processes=processes, shards=chosen, drain=drain,
                            max_parallel=max_parallel, stop_event=stop, interpreter_factory=factory,
                            allow_modules=tuple(allow_module or ()), events=WorkerMetrics() if endpoint else None,
                            started=endpoint.collector.workers_started if endpoint else None)

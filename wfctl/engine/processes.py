@@ -80,20 +80,26 @@ def check_workers(data_dir: str | Path | None, shards: list[int] | None,
 
     datadir = DataDir.open(resolve_data_dir(None if data_dir is None else str(data_dir)), create=False)
     secret_box(datadir)
-    chosen = list(range(datadir.shard_count)) if shards is None else list(shards)
+    chosen = _chosen(datadir, shards)
     for shard in chosen:
         datadir.check_shard(shard)
     ActionPolicy.resolve(allow_modules, setting=datadir.settings.allow_modules)
     return datadir, chosen
 
 
-def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: list[int] | None = None,
+def _chosen(datadir: DataDir, shards: list[int] | None) -> list[int]:
+    return list(range(datadir.shard_count)) if shards is None else list(shards)
+
+
+def run_workers(data_dir: str | Path | DataDir | None = None, processes: int = 1, shards: list[int] | None = None,
                 drain: bool = False, *, stop_event: threading.Event | None = None,
                 interpreter_factory: Callable[..., Any] | None = None, owner: str | None = None,
                 allow_modules: tuple[str, ...] = (), started: Callable[[list[int]], None] | None = None,
                 **worker_options: Any) -> int:
     """Run ``processes`` worker processes over ``shards`` (default: all, and those added while they run:
     each process serves the shards whose number modulo the process count is its own) and wait for them.
+    ``data_dir`` is a path, checked by :func:`check_workers`, or the :class:`DataDir` that
+    :func:`check_workers` returned (not checked again).
 
     Setting ``stop_event`` (or Ctrl-C, which returns 130) sends them SIGTERM and waits for
     them. ``interpreter_factory`` must be picklable (a module-level function); ``owner``
@@ -104,7 +110,10 @@ def run_workers(data_dir: str | Path | None = None, processes: int = 1, shards: 
     Returns 0 when every process exited with 0, else the first non-zero exit code
     (128 + signal number for a process killed by a signal).
     """
-    datadir, chosen = check_workers(data_dir, shards, allow_modules)
+    if isinstance(data_dir, DataDir):
+        datadir, chosen = data_dir, _chosen(data_dir, shards)
+    else:
+        datadir, chosen = check_workers(data_dir, shards, allow_modules)
     groups = split_shards(chosen, processes)
     ctx = multiprocessing.get_context("spawn")
     procs = []
