@@ -38,6 +38,8 @@ def test_a_started_row_keeps_the_state_before_its_step(store, size):
     _failed_run(store, x="v" * size)
     rows = store.journal("wf-0")
     assert [(r.seq, r.step_slug, r.status) for r in rows] == [(1, "a", COMPLETED), (2, "b", STARTED), (3, "b", FAILED)]
+    assert store.journal_of_step("wf-0", "b") == rows[1:] and store.journal_of_step("wf-0", "a") == rows[:1]
+    assert store.journal_of_step("wf-0", "c") == [] and store.journal_of_step("nope", "a") == []
     assert store.step_state("wf-0", 2) == state("b", x="v" * size)
     assert store.step_state("wf-0", 1) is None and store.step_state("wf-0", 3) is None
     assert store.step_state("wf-0", 9) is None and store.step_state("nope", 1) is None

@@ -118,6 +118,9 @@ def test_list_runs_newest_first_with_filters(store):
     assert ids(store.list_runs(limit=3)) == ["b4", "a4", "b3"]
     assert ids(store.list_runs(definition_id="wf-a")) == ["a4", "a3", "a2", "a1", "a0"]
     assert ids(store.list_runs(statuses=[CANCELED])) == ["b1", "a1"]
+    assert ids(store.list_runs(finished_since=T0 + 10)) == ["b1", "a1"]  # unfinished runs never match
+    assert ids(store.list_runs(definition_id="wf-a", finished_since=T0 + 10)) == ["a1"]
+    assert ids(store.list_runs(statuses=[CANCELED], finished_since=T0 + 10.5)) == []
     assert ids(store.list_runs(statuses=[PENDING], definition_id="wf-b", limit=2)) == ["b4", "b3"]
     assert ids(store.list_runs(statuses=[COMPLETED, FAILED])) == []
     assert ids(store.list_runs(definition_id="nope")) == []

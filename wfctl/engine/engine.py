@@ -28,7 +28,7 @@ from ..store.resize import Resized
 from ..store.shard_rules import checked_statuses
 from . import ids
 from .runtime import SHARD_REFRESH_S, Runtime
-from .retry import RETRYABLE, plan_retry
+from .retry import RETRYABLE, StoredJournal, plan_retry
 from .start_plan import StartPlan
 from .views import MAX_LIST_LIMIT, check_limit, fold_steps, iso, run_dict, shown
 
@@ -627,8 +627,7 @@ class Engine:
         run = self._run(execution_id)
         store = self.shard_store(run.shard)
         definition = self.runtime.definition(run.definition_id, version=run.definition_version)
-        plan = plan_retry(run, store.journal(execution_id), definition, from_step,
-                          lambda seq: store.step_state(execution_id, seq), self.clock())
+        plan = plan_retry(run, StoredJournal(store, execution_id), definition, from_step, self.clock())
         if not store.retry_run(plan.commit, expected=plan.expected, now=self.clock()):
             raise InputError(f"run {execution_id} changed while it was being retried (retried, advanced or "
                              "deleted meanwhile): nothing done")
@@ -645,10 +644,12 @@ class Engine:
             check_limit(limit, "limit")
         cutoff = None if since is None else self.clock() - check_seconds(since, "since")
         found: list[RunRecord] = []
-        for store in self._each_shard():
-            before = None
-            while page := store.list_runs(statuses, definition, MAX_LIST_LIMIT, before):
-                found.extend(r for r in page if cutoff is None or (r.completed_at or 0) >= cutoff)
+        for store in self._each_shard():  # each shard's newest ``limit`` (all without one)
+            before, ours = None, 0
+            while (limit is None or ours < limit) and (
+                    page := store.list_runs(statuses, definition, MAX_LIST_LIMIT, before, finished_since=cutoff)):
+                found.extend(page)
+                ours += len(page)
                 before = (page[-1].created_at, page[-1].execution_id)
         found.sort(key=lambda r: (r.created_at, r.execution_id), reverse=True)
         return [r.execution_id for r in found[:limit]]

@@ -333,6 +333,10 @@ class ShardStore(ABC):
         long journal page by page (the next page starts after the last ``seq`` of this one)."""
         return [r for r in self.journal(execution_id) if r.seq > after_seq][:limit]
 
+    def journal_of_step(self, execution_id: str, step_slug: str) -> list[JournalRecord]:
+        """The rows of one step of the run's journal, oldest first."""
+        return [r for r in self.journal(execution_id) if r.step_slug == step_slug]
+
     def journal_count(self, execution_id: str) -> int:
         """How many rows the run's journal holds (0 for an unknown run)."""
         return len(self.journal(execution_id))
@@ -347,10 +351,12 @@ class ShardStore(ABC):
 
     @abstractmethod
     def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
-                  limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
+                  limit: int = 100, before: tuple[float, str] | None = None,
+                  finished_since: float | None = None) -> list[RunRecord]:
         """Runs newest first (by ``created_at``, then execution id), with ``state`` left None.
 
-        ``before`` is the ``(created_at, execution_id)`` of the last run of the previous page.
+        ``before`` is the ``(created_at, execution_id)`` of the last run of the previous page;
+        ``finished_since``: only runs finished at or after that time.
         """
 
     @abstractmethod

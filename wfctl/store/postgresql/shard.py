@@ -280,6 +280,11 @@ class PostgresShardStore(ShardStore):
                            (execution_id, after_seq, limit))
         return [journal_record(r) for r in rows]
 
+    def journal_of_step(self, execution_id: str, step_slug: str) -> list[JournalRecord]:
+        rows = self._fetch(f"{_JOURNAL_FIELDS} WHERE execution_id = %s AND step_slug = %s ORDER BY seq",
+                           (execution_id, step_slug))
+        return [journal_record(r) for r in rows]
+
     def journal_count(self, execution_id: str) -> int:
         return self._fetch("SELECT COUNT(*) FROM journal WHERE execution_id = %s", (execution_id,))[0][0]
 
@@ -290,21 +295,26 @@ class PostgresShardStore(ShardStore):
             " AND n.step_slug = j.step_slug AND n.attempt = j.attempt))", (execution_id,))[0][0]
 
     def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
-                  limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
+                  limit: int = 100, before: tuple[float, str] | None = None,
+                  finished_since: float | None = None) -> list[RunRecord]:
         wanted = None if statuses is None else checked_statuses(statuses, RUN_STATUSES, "list")
         order = " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT %s"
         after = " AND (r.created_at, r.execution_id) < (%s, %s)" if before is not None else ""
+        bounds: tuple[Any, ...] = tuple(before or ())
+        if finished_since is not None:
+            after += " AND r.completed_at >= %s"
+            bounds += (finished_since,)
         if definition_id is None:  # one range of the status index per status, merged newest first
             parts, params = [], []
             for status in dict.fromkeys(RUN_STATUSES if wanted is None else wanted):
                 parts.append(f"({_SELECT_SUMMARY} WHERE r.status = %s{after}{order})")
-                params.extend((status, *(before or ()), limit))
+                params.extend((status, *bounds, limit))
             query = (f"SELECT * FROM ({' UNION ALL '.join(parts)}) r"
                      " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT %s")
             return [run_record(row, self.shard) for row in self._fetch(query, (*params, limit))]
         clauses, params = _where(wanted, definition_id)
         rows = self._fetch(f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)}{after}{order}",
-                           (*params, *(before or ()), limit))
+                           (*params, *bounds, limit))
         return [run_record(row, self.shard) for row in rows]
 
     def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,

@@ -60,6 +60,8 @@ _MARK_STARTED = (  # the row of a step marked started, keeping the run's stored 
     " WHERE execution_id = :id), :slug, :type, :attempt, :status, :port, :error, :started, :finished, :output,"
     " COALESCE(r.state, b.body)"
     " FROM runs r LEFT JOIN blobs b ON b.id = r.state_blob WHERE r.execution_id = :id")
+_JOURNAL_FIELDS = ("SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
+                   " started_at, finished_at FROM journal")
 
 
 def create_shard_file(path: Path, shard: int, *, durability: str, now: float) -> None:
@@ -285,17 +287,22 @@ class SQLiteShardStore(ShardStore):
     def journal(self, execution_id: str) -> list[JournalRecord]:
         with self._db.read() as conn:
             rows = conn.execute(
-                "SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
-                " started_at, finished_at FROM journal WHERE execution_id = ? ORDER BY seq",
+                f"{_JOURNAL_FIELDS} WHERE execution_id = ? ORDER BY seq",
                 (execution_id,)).fetchall()
         return [journal_record(r) for r in rows]
 
     def journal_page(self, execution_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[JournalRecord]:
         with self._db.read() as conn:
             rows = conn.execute(
-                "SELECT execution_id, seq, step_slug, step_type, attempt, status, port, output, error,"
-                " started_at, finished_at FROM journal WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                f"{_JOURNAL_FIELDS} WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (execution_id, after_seq, limit)).fetchall()
+        return [journal_record(r) for r in rows]
+
+    def journal_of_step(self, execution_id: str, step_slug: str) -> list[JournalRecord]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"{_JOURNAL_FIELDS} WHERE execution_id = ? AND step_slug = ? ORDER BY seq",
+                (execution_id, step_slug)).fetchall()
         return [journal_record(r) for r in rows]
 
     def journal_count(self, execution_id: str) -> int:
@@ -312,22 +319,27 @@ class SQLiteShardStore(ShardStore):
         return count
 
     def list_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
-                  limit: int = 100, before: tuple[float, str] | None = None) -> list[RunRecord]:
+                  limit: int = 100, before: tuple[float, str] | None = None,
+                  finished_since: float | None = None) -> list[RunRecord]:
         wanted = None if statuses is None else checked_statuses(statuses, RUN_STATUSES, "list")
         order = " ORDER BY r.created_at DESC, r.execution_id DESC LIMIT ?"
         after = " AND (r.created_at, r.execution_id) < (?, ?)" if before is not None else ""
+        bounds: tuple[Any, ...] = tuple(before or ())
+        if finished_since is not None:
+            after += " AND r.completed_at >= ?"
+            bounds += (finished_since,)
         if definition_id is None:  # one range of the status index per status, merged newest first
             pages = []
             with self._db.read() as conn:
                 for status in dict.fromkeys(RUN_STATUSES if wanted is None else wanted):
-                    params = (status, *(before or ()), limit)
+                    params = (status, *bounds, limit)
                     pages.append(conn.execute(f"{_SELECT_SUMMARY} WHERE r.status = ?{after}{order}", params).fetchall())
             merged = heapq.merge(*pages, key=_newest_first, reverse=True)
             return [run_record(row, self.shard) for row in itertools.islice(merged, limit)]
         clauses, params = self._where(wanted, definition_id)
         with self._db.read() as conn:
             rows = conn.execute(f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)}{after}{order}",
-                                (*params, *(before or ()), limit)).fetchall()
+                                (*params, *bounds, limit)).fetchall()
         return [run_record(row, self.shard) for row in rows]
 
     def count_runs(self, statuses: Collection[str] | None = None, definition_id: str | None = None,
