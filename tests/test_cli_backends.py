@@ -204,7 +204,7 @@ def test_worker_drain_shards_and_the_lease_holder(project):
         else:
             assert row["location"] == f"{_server(project.dsn)} schema {project.prefix}_shard_{row['shard']:03d}"
             assert row["details"]["server"] == _server(project.dsn) and row["details"]["dead_tuples"] >= 0
-            assert set(row["retries"]) == {"serialization_failure", "deadlock", "lock_timeout", "connection_lost"}
+            assert set(row["retries"]) == {"serialization_failure", "deadlock", "lock_timeout", "connection_lost", "lock_busy"}
     assert sum(sum(r["runs_by_status"].values()) for r in rows) == 4
     table = ok(project.wfctl("shards", "--check")).stdout
     assert ok(project.wfctl("shards", "route", "order-42")).stdout.strip() == str(shard_for("order-42", 2))

@@ -15,7 +15,7 @@ from helpers import busy_definition, canceled_run_problems, report, run_processe
 from pg import pg_project
 from wfctl.engine import Engine, Worker
 from wfctl.store import CANCELED, COMPLETED, UNFINISHED
-from wfctl.store.base import CONNECTION_LOST, DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILURE
+from wfctl.store.base import CONNECTION_LOST, DEADLOCK, LOCK_BUSY, LOCK_TIMEOUT, SERIALIZATION_FAILURE
 
 DEADLINE_S = 300.0
 RUNS = 160
@@ -112,7 +112,7 @@ def test_cancel_and_cleanup_racing_a_busy_worker_reach_no_user(tmp_path, isolati
             shards = engine.shards()
         retries = {cause: sum(row["retries"][cause] for row in shards) for cause in shards[0]["retries"]}
         waited = {cause: sum(row["wait_ms"][cause] for row in shards) for cause in retries}
-        assert set(retries) == {SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST}
+        assert set(retries) == {SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST, LOCK_BUSY}
         assert all(waited[cause] > 0 for cause in retries if retries[cause])
         if isolation == "serializable":  # the conflicts read committed resolves by waiting, retried and counted
             assert retries[SERIALIZATION_FAILURE] > 0

@@ -1,6 +1,7 @@
 """``hot_rows`` on PostgreSQL: the shared row costs a start no statement and a group commit one, its
 row lock queues the shard's writers under read committed, and under serializable concurrent starts
-fail with 40001, are retried and counted, and still make each run once. The contract suite
+fail with 40001, are retried and counted, and still make each run once; a tried start skips a
+shard whose row is held, so the engine starts the run on another. The contract suite
 (tests/contract/test_hot_rows.py) checks the count on every backend."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import threading
 import psycopg
 import pytest
 
-from helpers import report, run_processes, wait_until
-from pg import pg_backend_or_skip, pg_project, traced
+from helpers import EXAMPLES, report, run_processes, wait_until
+from pg import pg_backend_or_skip, pg_dsn, pg_project, traced
 
 from wfctl.store import COMPLETED, RUNNING, DataDir, JournalRow, StepCommit
 
@@ -108,6 +109,42 @@ def test_serializable_hot_starts_from_processes_conflict_are_retried_and_make_ea
             assert store.count_runs() == STARTERS * STARTS == stats.queue_depth
             assert stats.details["hot_row_count"] == STARTERS * STARTS
             assert stats.retries["serialization_failure"] > 0  # persisted by each process when it closed
+
+
+def test_a_tried_start_writes_nothing_while_the_row_is_held_and_starts_once_it_is_free(backend):
+    with backend.open_shard(0) as off, hot(backend).open_shard(0) as on, \
+            psycopg.connect(backend.dsn, autocommit=True) as holder:
+        assert on.can_try_start and not off.can_try_start  # without hot rows no start waits for another
+        holder.execute("BEGIN")
+        holder.execute(f"SELECT 1 FROM {backend.prefix}_shard_000.hot_row WHERE id = 1 FOR UPDATE")
+        assert on.try_start("t1", "d", ('{"n": 1}', 8), STATE, current_step="s1", now=100.0) is None
+        stats = on.stats()
+        assert on.get_run("t1") is None and stats.retries["lock_busy"] == 1 and stats.wait_ms["lock_busy"] > 0
+        holder.execute("COMMIT")
+        assert on.try_start("t1", "d", ('{"n": 1}', 8), STATE, current_step="s1", now=100.0) == ("t1", True)
+        assert on.try_start("t1", "d", ('{"n": 2}', 8), STATE, current_step="s1", now=101.0) == ("t1", False)
+        assert on.get_run("t1").input == {"n": 1} and hot_row_count(on) == 1 and on.stats().queue_depth == 1
+
+
+def test_a_start_goes_to_a_shard_whose_hot_row_is_free(tmp_path):
+    from wfctl.engine import Engine
+
+    with pg_project(tmp_path / "d", shards=4, tag="pghot", route="execution", isolation="serializable",
+                    hot_rows=True) as project, Engine(project) as engine:
+        engine.apply([EXAMPLES / "hello.json"])
+        engine.start("hello")
+        held = (engine._home + 1) % 4
+        schema = engine.shard_store(held).where.split("schema ")[1].rstrip(")")
+        with psycopg.connect(pg_dsn(), autocommit=True) as holder:
+            holder.execute("BEGIN")
+            holder.execute(f"SELECT 1 FROM {schema}.hot_row WHERE id = 1 FOR UPDATE")
+            started = engine.start("hello")
+            assert started.shard == (held + 1) % 4 and started.created
+            assert [engine.start("hello").shard for _ in range(3)] == [started.shard] * 3  # stays there
+            holder.execute("COMMIT")
+        shards = {s["shard"]: s for s in engine.shards()}
+        assert shards[held]["retries"]["lock_busy"] == 1 and shards[held]["retries"]["serialization_failure"] == 0
+        assert engine.count() == 5 == sum(engine.shard_store(n).stats().details["hot_row_count"] for n in range(4))
 
 
 def test_a_shard_schema_made_before_the_hot_row_gets_it_when_opened(backend):

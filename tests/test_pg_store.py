@@ -320,7 +320,7 @@ def test_serialization_failures_are_retried_and_counted_by_cause(backend):
     assert result == [["r1"]] and store.get_run("r1").status == "canceled"
     stats = store.stats()
     assert stats.retries["serialization_failure"] >= 1 and stats.wait_ms["serialization_failure"] >= 0
-    assert stats.retries.keys() == {"serialization_failure", "deadlock", "lock_timeout", "connection_lost"}
+    assert stats.retries.keys() == {"serialization_failure", "deadlock", "lock_timeout", "connection_lost", "lock_busy"}
     store.close()  # persists the counters
     with raw() as conn:
         (count,) = conn.execute(f"SELECT count FROM {backend.prefix}_shard_000.counters"

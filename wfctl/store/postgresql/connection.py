@@ -33,7 +33,7 @@ import psycopg
 from psycopg import conninfo
 
 from ...errors import InputError
-from ..base import CONNECTION_LOST, DEADLOCK, LOCK_TIMEOUT, SERIALIZATION_FAILURE
+from ..base import CONNECTION_LOST, DEADLOCK, LOCK_BUSY, LOCK_TIMEOUT, SERIALIZATION_FAILURE
 from ..errors import CorruptShardError, FencingError, StoreBusyError, StoreError, UnreachableError
 from ..patience import is_impatient
 from ..roles import application_name, session_role
@@ -54,7 +54,7 @@ def _not_pipeline_aborted(record: logging.LogRecord) -> bool:
 logging.getLogger("psycopg").addFilter(_not_pipeline_aborted)
 
 CAUSES = {"40001": SERIALIZATION_FAILURE, "40P01": DEADLOCK, "55P03": LOCK_TIMEOUT}
-RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST)
+RETRY_CAUSES = (SERIALIZATION_FAILURE, DEADLOCK, LOCK_TIMEOUT, CONNECTION_LOST, LOCK_BUSY)
 """The causes a PostgreSQL store counts retries under (reported even when 0)."""
 _LOST = {"57P01", "57P02", "57P03", "25P03"}  # shutdowns, cannot connect now, idle-in-transaction timeout
 _MISSING = {"3F000", "42P01", "42883", "42703"}  # no such schema, table, function, column
@@ -367,6 +367,12 @@ class Session:
     def _count(self, cause: str, wait_ms: float, *, retries: int = 1) -> None:
         self.retries[cause] = self.retries.get(cause, 0) + retries
         self.wait_ms[cause] = self.wait_ms.get(cause, 0.0) + wait_ms
+
+    def count(self, cause: str, wait_ms: float) -> None:
+        """Count a retry the caller made itself (a start tried elsewhere: ``lock_busy``, with the
+        time its attempt took), persisted with the others."""
+        with self._lock:
+            self._count(cause, wait_ms)
 
     def _maybe_flush(self, conn: psycopg.Connection, force: bool = False) -> None:
         """Persist the counters (their own read-committed transaction) when due or ``force``."""

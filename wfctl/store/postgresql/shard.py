@@ -17,13 +17,14 @@ which no server timeout ends, is ended by the next lease takeover (:meth:`Postgr
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import psycopg
 
-from ..base import (FINISHED, RUN_STATUSES, RUNNING, UNFINISHED, JournalRecord, JournalRow, NewRun, RunRecord,
-                    RunTimes, ShardHealth, ShardProgress, ShardStats, ShardStore, StepCommit)
+from ..base import (FINISHED, LOCK_BUSY, RUN_STATUSES, RUNNING, UNFINISHED, JournalRecord, JournalRow, NewRun,
+                    RunRecord, RunTimes, ShardHealth, ShardProgress, ShardStats, ShardStore, StepCommit)
 from ..errors import FencingError
 from ..payload import DEFAULT_MAX_PAYLOAD_BYTES, decode
 from ..shard_rules import (check_start, checked_statuses, chunks, commit_values, created_record, ended_by, first_step,
@@ -64,6 +65,17 @@ _HOT_CTE = (", h AS (UPDATE hot_row SET count = count + (SELECT COUNT(*) FROM in
             " AND EXISTS (SELECT 1 FROM ins))")
 """With ``hot_rows``: a start's (or a batch's) runs created, added to the shard's one ``hot_row`` row."""
 _HOT_ROW = "UPDATE hot_row SET count = count + %s WHERE id = 1"
+_TRY_START = (
+    "WITH lk AS (SELECT id FROM hot_row WHERE id = 1 FOR UPDATE SKIP LOCKED),"
+    " ins AS (INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
+    " timeout_s, created_at, updated_at, input, state, slot_time, definition_version)"
+    " SELECT %(id)s::text, %(definition)s::text, 'pending', %(step)s::text, 1, %(key)s::text, %(timeout)s::float8,"
+    " %(now)s::float8, %(now)s::float8, %(input)s::text, %(state)s::text, %(slot)s::float8, %(version)s::text FROM lk"
+    " ON CONFLICT DO NOTHING RETURNING execution_id),"
+    " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %(now)s FROM ins)" + _HOT_CTE +
+    " SELECT execution_id FROM ins UNION ALL SELECT NULL FROM lk WHERE NOT EXISTS (SELECT 1 FROM ins)")
+"""With ``hot_rows``, a start that writes only when the shard's ``hot_row`` is not locked: no row
+when it is (nothing written), the new run's id, or NULL when the id was taken."""
 _EXISTING = ("SELECT execution_id, idempotency_key FROM runs WHERE execution_id = ANY(%s)"
              " OR idempotency_key = ANY(%s)")
 _CLAIM = (
@@ -170,7 +182,8 @@ class PostgresShardStore(ShardStore):
     then every transaction that creates, finishes or cancels runs also adds their number to the
     schema's one ``hot_row`` row (a start in its one statement, a group commit in one more), so
     concurrent writers of the shard wait for its row lock (read committed) or fail with 40001 and
-    are retried (serializable).
+    are retried (serializable); and :meth:`try_start` lets the engine start a run on another
+    shard instead of waiting for a held row.
     """
 
     def __init__(self, dsn: str, schema: str, shard: int, *, durability: str = "normal",
@@ -179,6 +192,7 @@ class PostgresShardStore(ShardStore):
         self.shard = shard
         self.max_payload_bytes = max_payload_bytes
         self.hot_rows = hot_rows
+        self.can_try_start = hot_rows  # the hot row is the one lock starts wait for
         self._start = _START.format(hot=_HOT_CTE if hot_rows else "")
         self._create = _CREATE.format(hot=_HOT_CTE if hot_rows else "")
         # A start's NOTIFY, sent after its commit (see .waker); None: starts announce nothing.
@@ -266,6 +280,29 @@ class PostgresShardStore(ShardStore):
             found = self._existing([(execution_id, idempotency_key)])
             if execution_id in found:
                 return found[execution_id], False
+
+    def try_start(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+                  state_json: tuple[str | None, int], *, current_step: str | None,
+                  idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
+                  slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool] | None:
+        """With ``hot_rows`` (:attr:`can_try_start`): :meth:`start_run`, or None at once, writing
+        nothing, when another transaction holds the shard's ``hot_row`` (counted as a lock retry),
+        so that the engine starts the run on a shard whose row is free instead of waiting, or
+        failing with 40001 under serializable isolation, behind this one."""
+        check_start(execution_id, input_json, state_json, self.max_payload_bytes)
+        params = {"id": execution_id, "definition": definition_id, "step": current_step, "key": idempotency_key,
+                  "timeout": timeout_s, "now": now, "input": input_json[0], "state": state_json[0],
+                  "slot": slot_time, "version": definition_version}
+        began = time.monotonic()
+        row = self._db.run(lambda conn: conn.execute(_TRY_START, params), after_commit=self._notify).fetchone()
+        if row is None:
+            self._db.count(LOCK_BUSY, (time.monotonic() - began) * 1000.0)
+            return None
+        if row[0] is not None:
+            return row[0], True
+        return self.start_run(execution_id, definition_id, input_json, state_json, current_step=current_step,
+                              idempotency_key=idempotency_key, timeout_s=timeout_s, now=now, slot_time=slot_time,
+                              definition_version=definition_version)  # the id was taken: as start_run answers
 
     def get_run(self, execution_id: str) -> RunRecord | None:
         rows = self._fetch(f"{_SELECT_RUN} WHERE r.execution_id = %s", (execution_id,))
