@@ -77,7 +77,22 @@ def main() -> int:
         rolled = checks.get("rolled-back transactions", {})
         print(f"  {variant['name']:34} {'-' if busy is None else f'{busy:.0%}':>5}   "
               f"{rolled.get('client', '-')} / {rolled.get('server', '-')}")
+    _headroom(scenario["variants"])
     return done.returncode
+
+
+def _headroom(variants: list[dict]) -> None:
+    """Each variant's completions/s over the 1-shard hot-rows serializable baseline's, per repetition:
+    the 4-shard variants without hot rows bound what removing the contention could give."""
+    rates = {v["name"]: [run["metrics"]["completions.rate"] for run in v["repeats"]["runs"]] for v in variants
+             if v.get("repeats")}
+    base = next((name for name, v in ((v["name"], v) for v in variants)
+                 if v["shard_count"] == 1 and v["hot_rows"] and v["isolation"] == "serializable"), None)
+    if base is None or base not in rates:
+        return
+    print(f"\ncompletions/s over {base}'s, per repetition (without hot rows: the most removing the contention gives)")
+    for name, values in rates.items():
+        print(f"  {name:34} " + ", ".join(f"{a / b:.2f}x" for a, b in zip(values, rates[base])))
 
 
 if __name__ == "__main__":
