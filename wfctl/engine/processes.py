@@ -135,12 +135,13 @@ def run_workers(data_dir: str | Path | DataDir | None = None, processes: int = 1
                 proc.join(0.1)
     except KeyboardInterrupt:  # Ctrl-C reached the children too: they stop cleanly
         interrupted = True
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()  # SIGTERM: in-flight steps commit, leases are released
+    stopped = [proc for proc in procs if proc.is_alive()]
+    for proc in stopped:
+        proc.terminate()  # SIGTERM: in-flight steps commit, leases are released
     for proc in procs:
         proc.join()
     if interrupted:
         return 130
-    codes = [proc.exitcode for proc in procs]
+    # A process told to stop before it set its SIGTERM handler (still starting) ends by the signal: a clean stop.
+    codes = [0 if proc in stopped and proc.exitcode == -signal.SIGTERM else proc.exitcode for proc in procs]
     return next((128 - code if code < 0 else code for code in codes if code), 0)
