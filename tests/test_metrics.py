@@ -252,3 +252,20 @@ def test_the_shard_metrics_follow_shards_added_and_removed_while_the_worker_runs
         assert removed.returncode == 0, removed.stderr
         assert wait_until(lambda: value(worker.scrape(), "wfctl_shard_up", shard="2") is None, timeout=DEADLINE_S)
         assert value(worker.scrape(), "wfctl_shard_up", shard="1") == 1
+
+
+def test_the_directory_a_worker_killed_with_kill_9_left_is_removed_by_the_next_one(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    assert wfctl(data, "init", "--shards", "1").returncode == 0
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the served processes' temporary directory
+    killed = Served(data, "worker", "--metrics-port", "0")
+    [left] = temp.glob(f"wfctl-metrics-{killed.proc.pid}-*")
+    killed.proc.kill()  # kill -9: no cleanup
+    killed.proc.wait(60)
+    assert left.is_dir()
+    with served(data, "worker", "--metrics-port", "0") as again:
+        assert not left.exists()
+        assert [p.name.split("-")[2] for p in temp.glob("wfctl-metrics-*")] == [str(again.proc.pid)]
+        assert value(again.scrape(), "wfctl_shard_up", shard="0") == 1

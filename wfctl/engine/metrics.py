@@ -38,6 +38,8 @@ _log = logging.getLogger("wfctl.metrics")
 
 #: prometheus_client's multiprocess directory; the endpoint sets it to a private one for itself and its workers.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DIRECTORY_PREFIX = "wfctl-metrics-"
+"""The multiprocess directory is ``<temp dir>/wfctl-metrics-<pid of the command>-<random>``."""
 #: Step durations: from a millisecond (a pure step) to minutes (an HTTP or LLM call).
 STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 #: Schedule fire lag: a scheduler polling every second fires within one; catching up takes longer.
@@ -176,6 +178,21 @@ class ShardCollector:
             self.runtime.close()
 
 
+def _remove_stale_directories() -> None:
+    """Remove the multiprocess directories of commands that ended without closing their endpoint
+    (killed with kill -9): this user's ``wfctl-metrics-<pid>-*`` whose pid is no running process."""
+    for path in Path(tempfile.gettempdir()).glob(f"{DIRECTORY_PREFIX}*-*"):
+        pid = path.name[len(DIRECTORY_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or path.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # gone meanwhile, or a live process of another user
+            continue
+
+
 class MetricsEndpoint:
     """The HTTP endpoint of one command (see the module docstring); :meth:`start` it, :meth:`close` it."""
 
@@ -192,7 +209,8 @@ class MetricsEndpoint:
         the multiprocess directory the worker processes started after this count in; with
         ``datadir``, also read ``shards`` (None: every shard, following the count) at each scrape. A port that cannot be bound is an
         :class:`InputError` (one line), before anything else starts."""
-        directory = Path(tempfile.mkdtemp(prefix="wfctl-metrics-"))
+        _remove_stale_directories()
+        directory = Path(tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-"))
         try:
             os.environ[MULTIPROC_ENV] = str(directory)
             from prometheus_client import CollectorRegistry, start_http_server, values
