@@ -269,3 +269,25 @@ def test_the_directory_a_worker_killed_with_kill_9_left_is_removed_by_the_next_o
         assert not left.exists()
         assert [p.name.split("-")[2] for p in temp.glob("wfctl-metrics-*")] == [str(again.proc.pid)]
         assert value(again.scrape(), "wfctl_shard_up", shard="0") == 1
+
+
+def test_lease_ages_are_read_on_the_servers_clock_whatever_this_machines_says(tmp_path, monkeypatch):
+    """On PostgreSQL lease times are the server's clock: a scraping machine whose clock is an hour
+    ahead still sees its own live lease and a fresh heartbeat."""
+    import wfctl.engine.metrics as metrics
+    from wfctl.engine.ids import default_owner
+
+    with pg_project(tmp_path / "data", shards=1, tag="metrics") as project:
+        datadir = DataDir.open(project, create=False)
+        with datadir.open_shard(0) as store:
+            assert store.acquire_lease(default_owner(), 60, now=time.time()) is not None
+            collector = metrics.ShardCollector(datadir, None)
+            real = time.time
+            monkeypatch.setattr(metrics.time, "time", lambda: real() + 3600)
+            try:
+                samples = {(s.name, s.labels["shard"]): s.value for family in collector.collect() for s in family.samples}
+            finally:
+                monkeypatch.undo()
+                collector.close()
+        assert samples[("wfctl_shard_lease_held", "0")] == 1
+        assert 0 <= samples[("wfctl_shard_heartbeat_age_seconds", "0")] < 60

@@ -164,10 +164,11 @@ class ShardCollector:
             depth.add_metric(label, health.queue_depth)
             ready.add_metric(label, health.ready)
             oldest.add_metric(label, 0.0 if health.oldest_ready_at is None else max(0.0, now - health.oldest_ready_at))
-            held.add_metric(label, int(self._ours(health.lease_owner, health.lease_expires_at, now)))
+            # Lease times are on the lease's clock (the server's on PostgreSQL), not this machine's.
+            held.add_metric(label, int(self._ours(health.lease_owner, health.lease_expires_at, health.lease_now)))
             generation.add_metric(label, health.generation)
             if health.heartbeat_at is not None:
-                beat.add_metric(label, max(0.0, now - health.heartbeat_at))
+                beat.add_metric(label, max(0.0, health.lease_now - health.heartbeat_at))
             for cause, count in sorted(health.retries.items()):
                 retries.add_metric([*label, cause], count)
                 waited.add_metric([*label, cause], health.wait_ms.get(cause, 0.0) / 1000.0)

@@ -242,6 +242,9 @@ class ShardHealth(_Contention):
     time: sleeps and retries); ``ready`` those ready at ``now`` that the lease holder did not
     claim (a released lease's claims are ready again), the oldest ready since ``oldest_ready_at``
     (None: none ready); the lease and the counters are those of :class:`ShardStats`.
+    ``lease_now`` is the time on the clock of the lease times when they were read (``now`` on
+    SQLite; the server's clock on PostgreSQL), so their ages are right whatever this machine's
+    clock says.
     """
 
     shard: int
@@ -254,6 +257,7 @@ class ShardHealth(_Contention):
     heartbeat_at: float | None
     retries: dict[str, int]
     wait_ms: dict[str, float]
+    lease_now: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -482,13 +482,14 @@ class PostgresShardStore(ShardStore):
         return shard_progress(self.shard, counts[0] + deleted, counts[1], counts[2], retries, wait_ms, transactions)
 
     def health(self, *, now: float) -> ShardHealth:
-        (owner, expires, generation, heartbeat, depth, ready, oldest), = self._fetch(
+        (owner, expires, generation, heartbeat, depth, ready, oldest, lease_now), = self._fetch(
             "SELECT s.lease_owner, s.lease_expires_at, s.generation, s.heartbeat_at, (SELECT COUNT(*) FROM queue),"
-            " q.ready, q.oldest FROM shard_status s, LATERAL (SELECT COUNT(*) AS ready, MIN(ready_at) AS oldest"
+            f" q.ready, q.oldest, {_EPOCH} FROM shard_status s, LATERAL (SELECT COUNT(*) AS ready, MIN(ready_at) AS oldest"
             " FROM queue WHERE ready_at <= %s AND (s.lease_owner IS NULL OR claimed IS DISTINCT FROM s.generation)) q"
             " WHERE s.id = 1", (now,))
         retries, wait_ms, *_ = self._counters()
-        return ShardHealth(self.shard, depth, ready, oldest, owner, expires, generation, heartbeat, retries, wait_ms)
+        return ShardHealth(self.shard, depth, ready, oldest, owner, expires, generation, heartbeat, retries, wait_ms,
+                           lease_now)
 
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
         last = ""

@@ -475,7 +475,7 @@ class SQLiteShardStore(ShardStore):
             ready, oldest = conn.execute("SELECT COUNT(*), MIN(ready_at) FROM queue WHERE ready_at <= ?"
                                          " AND claimed IS NOT ?", (now, -1 if row[2] is None else row[4])).fetchone()
         retries, wait_ms = self._contention(row[0], row[1])
-        return ShardHealth(self.shard, depth, ready, oldest, *row[2:], retries, wait_ms)
+        return ShardHealth(self.shard, depth, ready, oldest, *row[2:], retries, wait_ms, now)
 
     def scan_runs(self, batch: int = 1000) -> Iterator[RunTimes]:
         with self._db.read() as conn:
