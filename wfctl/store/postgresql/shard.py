@@ -43,10 +43,11 @@ _RUN_FIELDS = ("r.execution_id, r.definition_id, r.status, r.input, r.output, r.
 _SELECT_RUN = "SELECT " + _RUN_FIELDS.format(state="r.state") + " FROM runs r"
 _SELECT_SUMMARY = "SELECT " + _RUN_FIELDS.format(state="NULL") + " FROM runs r"
 _START = (
-    "WITH ins AS (INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
+    "WITH {lock}ins AS (INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
     " timeout_s, created_at, updated_at, input, state, slot_time, definition_version)"
-    " VALUES (%(id)s, %(definition)s, 'pending', %(step)s, 1, %(key)s, %(timeout)s, %(now)s, %(now)s, %(input)s,"
-    " %(state)s, %(slot)s, %(version)s) ON CONFLICT DO NOTHING RETURNING execution_id),"
+    " SELECT %(id)s::text, %(definition)s::text, 'pending', %(step)s::text, 1, %(key)s::text, %(timeout)s::float8,"
+    " %(now)s::float8, %(now)s::float8, %(input)s::text, %(state)s::text, %(slot)s::float8, %(version)s::text{source}"
+    " ON CONFLICT DO NOTHING RETURNING execution_id),"
     " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %(now)s FROM ins){hot}"
     " SELECT execution_id, true FROM ins UNION ALL"
     " (SELECT execution_id, false FROM runs WHERE NOT EXISTS (SELECT 1 FROM ins)"
@@ -65,17 +66,10 @@ _HOT_CTE = (", h AS (UPDATE hot_row SET count = count + (SELECT COUNT(*) FROM in
             " AND EXISTS (SELECT 1 FROM ins))")
 """With ``hot_rows``: a start's (or a batch's) runs created, added to the shard's one ``hot_row`` row."""
 _HOT_ROW = "UPDATE hot_row SET count = count + %s WHERE id = 1"
-_TRY_START = (
-    "WITH lk AS (SELECT id FROM hot_row WHERE id = 1 FOR UPDATE SKIP LOCKED),"
-    " ins AS (INSERT INTO runs (execution_id, definition_id, status, current_step, attempt, idempotency_key,"
-    " timeout_s, created_at, updated_at, input, state, slot_time, definition_version)"
-    " SELECT %(id)s::text, %(definition)s::text, 'pending', %(step)s::text, 1, %(key)s::text, %(timeout)s::float8,"
-    " %(now)s::float8, %(now)s::float8, %(input)s::text, %(state)s::text, %(slot)s::float8, %(version)s::text FROM lk"
-    " ON CONFLICT DO NOTHING RETURNING execution_id),"
-    " q AS (INSERT INTO queue (execution_id, ready_at) SELECT execution_id, %(now)s FROM ins)" + _HOT_CTE +
-    " SELECT execution_id FROM ins UNION ALL SELECT NULL FROM lk WHERE NOT EXISTS (SELECT 1 FROM ins)")
-"""With ``hot_rows``, a start that writes only when the shard's ``hot_row`` is not locked: no row
-when it is (nothing written), the new run's id, or NULL when the id was taken."""
+_TRY_START = _START.format(lock="lk AS (SELECT id FROM hot_row WHERE id = 1 FOR UPDATE SKIP LOCKED), ",
+                           source=" FROM lk", hot=_HOT_CTE)
+"""With ``hot_rows``, :data:`_START` writing only when the shard's ``hot_row`` is not locked (no row
+back when it is, unless the id or key was taken)."""
 _EXISTING = ("SELECT execution_id, idempotency_key FROM runs WHERE execution_id = ANY(%s)"
              " OR idempotency_key = ANY(%s)")
 _CLAIM = (
@@ -193,7 +187,7 @@ class PostgresShardStore(ShardStore):
         self.max_payload_bytes = max_payload_bytes
         self.hot_rows = hot_rows
         self.can_try_start = hot_rows  # the hot row is the one lock starts wait for
-        self._start = _START.format(hot=_HOT_CTE if hot_rows else "")
+        self._start = _START.format(lock="", source="", hot=_HOT_CTE if hot_rows else "")
         self._create = _CREATE.format(hot=_HOT_CTE if hot_rows else "")
         # A start's NOTIFY, sent after its commit (see .waker); None: starts announce nothing.
         self._notify = None if ready_channel is None else ("SELECT pg_notify(%s, '')", (ready_channel,))
@@ -266,10 +260,8 @@ class PostgresShardStore(ShardStore):
                   state_json: tuple[str | None, int], *, current_step: str | None,
                   idempotency_key: str | None = None, timeout_s: float | None = None, now: float,
                   slot_time: float | None = None, definition_version: str | None = None) -> tuple[str, bool]:
-        check_start(execution_id, input_json, state_json, self.max_payload_bytes)
-        params = {"id": execution_id, "definition": definition_id, "step": current_step, "key": idempotency_key,
-                  "timeout": timeout_s, "now": now, "input": input_json[0], "state": state_json[0],
-                  "slot": slot_time, "version": definition_version}
+        params = self._start_params(execution_id, definition_id, input_json, state_json, current_step, idempotency_key,
+                                    timeout_s, now, slot_time, definition_version)
         while True:
             row = self._db.run(lambda conn: conn.execute(self._start, params), after_commit=self._notify).fetchone()
             if row is not None and row[0] == execution_id and self._db.lost_and_retried:
@@ -289,20 +281,26 @@ class PostgresShardStore(ShardStore):
         nothing, when another transaction holds the shard's ``hot_row`` (counted as a lock retry),
         so that the engine starts the run on a shard whose row is free instead of waiting, or
         failing with 40001 under serializable isolation, behind this one."""
-        check_start(execution_id, input_json, state_json, self.max_payload_bytes)
-        params = {"id": execution_id, "definition": definition_id, "step": current_step, "key": idempotency_key,
-                  "timeout": timeout_s, "now": now, "input": input_json[0], "state": state_json[0],
-                  "slot": slot_time, "version": definition_version}
+        params = self._start_params(execution_id, definition_id, input_json, state_json, current_step, idempotency_key,
+                                    timeout_s, now, slot_time, definition_version)
         began = time.monotonic()
         row = self._db.run(lambda conn: conn.execute(_TRY_START, params), after_commit=self._notify).fetchone()
-        if row is None:
+        if row is None:  # busy (or the id's holder committed after the snapshot: the engine draws another id)
             self._db.count(LOCK_BUSY, (time.monotonic() - began) * 1000.0)
             return None
-        if row[0] is not None:
-            return row[0], True
-        return self.start_run(execution_id, definition_id, input_json, state_json, current_step=current_step,
-                              idempotency_key=idempotency_key, timeout_s=timeout_s, now=now, slot_time=slot_time,
-                              definition_version=definition_version)  # the id was taken: as start_run answers
+        if row[0] == execution_id and self._db.lost_and_retried:
+            return execution_id, True  # the first attempt committed before the connection broke
+        return row[0], row[1]
+
+    def _start_params(self, execution_id: str, definition_id: str, input_json: tuple[str | None, int],
+                      state_json: tuple[str | None, int], current_step: str | None, idempotency_key: str | None,
+                      timeout_s: float | None, now: float, slot_time: float | None,
+                      definition_version: str | None) -> dict[str, Any]:
+        """The parameters of :data:`_START`, once the size limit is checked."""
+        check_start(execution_id, input_json, state_json, self.max_payload_bytes)
+        return {"id": execution_id, "definition": definition_id, "step": current_step, "key": idempotency_key,
+                "timeout": timeout_s, "now": now, "input": input_json[0], "state": state_json[0],
+                "slot": slot_time, "version": definition_version}
 
     def get_run(self, execution_id: str) -> RunRecord | None:
         rows = self._fetch(f"{_SELECT_RUN} WHERE r.execution_id = %s", (execution_id,))
